@@ -1,0 +1,41 @@
+-- +goose Up
+-- A refresh family is one login: every refresh token rotated from the first
+-- one belongs to it, and revoking it ends them all.
+CREATE TABLE refresh_families (
+    id            TEXT PRIMARY KEY,
+    client_id     TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    scope         TEXT NOT NULL DEFAULT '',
+    audience      TEXT NOT NULL DEFAULT '',
+    auth_time     BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    revoked_at    BIGINT NOT NULL DEFAULT 0,
+    revoke_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX refresh_families_user ON refresh_families (user_id);
+CREATE INDEX refresh_families_client ON refresh_families (client_id);
+
+-- Refresh tokens are stored only as SHA-256 hashes.
+CREATE TABLE refresh_tokens (
+    hash            BYTEA PRIMARY KEY,
+    family_id       TEXT NOT NULL REFERENCES refresh_families(id) ON DELETE CASCADE,
+    scope           TEXT NOT NULL DEFAULT '',
+    created_at      BIGINT NOT NULL,
+    idle_expires_at BIGINT NOT NULL,
+    used_at         BIGINT NOT NULL DEFAULT 0,
+    successor_hash  BYTEA,
+    successor_salt  BYTEA
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+
+-- Revoked access tokens, by jti, until they would have expired anyway.
+CREATE TABLE revoked_access_tokens (
+    jti        TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+
+-- +goose Down
+DROP TABLE revoked_access_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE refresh_families;
