@@ -1,0 +1,204 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // PostgreSQL driver
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // SQLite driver
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a record would break a uniqueness rule
+// (a username or client id that is taken).
+var ErrConflict = errors.New("already exists")
+
+// Dialects Open understands.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// DB is Keyward's database. It is safe for concurrent use.
+type DB struct {
+	x       *sqlx.DB
+	dialect string
+}
+
+// ParseDSN splits a Keyward database address into the dialect and the driver's
+// data source: "sqlite:PATH" or "postgres://..." (also "postgresql://...").
+func ParseDSN(dsn string) (dialect, source string, err error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return "", "", errors.New("sqlite database needs a path, as in sqlite:keyward.db")
+		}
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+		return SQLite, "file:" + path + "?" + q.Encode(), nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		u, err := url.Parse(dsn)
+		if err != nil || u.Host == "" {
+			return "", "", errors.New("postgres database address must look like postgres://user@host:5432/dbname")
+		}
+		return Postgres, dsn, nil
+	default:
+		return "", "", errors.New("database must be sqlite:PATH or postgres://user@host:5432/dbname")
+	}
+}
+
+// Open connects to the database named by dsn (see ParseDSN) and checks that it
+// answers. It does not migrate; call Migrate.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	dialect, source, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	x, err := sqlx.Open(driverName(dialect), source)
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	if dialect == SQLite {
+		// One writer at a time is all SQLite has; a few connections serve
+		// concurrent readers in WAL mode.
+		x.SetMaxOpenConns(8)
+		x.SetMaxIdleConns(8)
+	} else {
+		x.SetMaxOpenConns(32)
+		x.SetMaxIdleConns(16)
+		x.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	db := &DB{x: x, dialect: dialect}
+	if err := db.Ping(ctx); err != nil {
+		x.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func driverName(dialect string) string {
+	if dialect == SQLite {
+		return "sqlite"
+	}
+	return "postgres"
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.x.Close() }
+
+// Dialect is Postgres or SQLite.
+func (db *DB) Dialect() string { return db.dialect }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.x.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s database: %w", db.dialect, err)
+	}
+	return nil
+}
+
+// SQL exposes the underlying handle for tests and tools that inspect rows.
+func (db *DB) SQL() *sqlx.DB { return db.x }
+
+func (db *DB) provider() (*goose.Provider, error) {
+	sub, err := fs.Sub(migrations, "migrations/"+db.dialect)
+	if err != nil {
+		return nil, err
+	}
+	d := goose.DialectPostgres
+	if db.dialect == SQLite {
+		d = goose.DialectSQLite3
+	}
+	return goose.NewProvider(d, db.x.DB, sub)
+}
+
+// Migrate applies every migration not yet applied.
+func (db *DB) Migrate(ctx context.Context) error {
+	p, err := db.provider()
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	if db.dialect == Postgres {
+		// Replicas starting together must not race each other's migrations.
+		conn, err := db.x.Connx(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockMigrate); err != nil {
+			return fmt.Errorf("migrate: take lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockMigrate)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// MigrationVersion reports the newest applied migration and the newest known.
+func (db *DB) MigrationVersion(ctx context.Context) (current, latest int64, err error) {
+	p, err := db.provider()
+	if err != nil {
+		return 0, 0, err
+	}
+	current, err = p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read migration version: %w", err)
+	}
+	srcs := p.ListSources()
+	if len(srcs) > 0 {
+		latest = srcs[len(srcs)-1].Version
+	}
+	return current, latest, nil
+}
+
+// Advisory lock ids used on PostgreSQL.
+const (
+	lockMigrate int64 = 0x6b657977_0001
+	lockKeySet  int64 = 0x6b657977_0002
+)
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", classify(err))
+	}
+	return nil
+}
+
+// notFound turns sql.ErrNoRows into ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}

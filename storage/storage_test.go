@@ -1,0 +1,42 @@
+package storage_test
+
+import (
+	"testing"
+
+	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+func TestSQLite(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) *storage.DB { return storagetest.OpenSQLite(t) })
+}
+
+func TestPostgres(t *testing.T) {
+	storagetest.PostgresServer(t) // skip (or fail when required) before any subtest
+	storagetest.Run(t, func(t *testing.T) *storage.DB { return storagetest.OpenPostgres(t) })
+}
+
+func TestParseDSN(t *testing.T) {
+	tests := []struct {
+		name, dsn, wantDialect string
+		wantErr                bool
+	}{
+		{"sqlite path", "sqlite:keyward.db", storage.SQLite, false},
+		{"sqlite absolute", "sqlite:/var/lib/keyward.db", storage.SQLite, false},
+		{"sqlite empty", "sqlite:", "", true},
+		{"postgres", "postgres://u@127.0.0.1:5432/kw?sslmode=disable", storage.Postgres, false},
+		{"postgresql", "postgresql://u@db/kw", storage.Postgres, false},
+		{"postgres no host", "postgres:///kw", "", true},
+		{"mysql", "mysql://u@h/db", "", true},
+		{"bare path", "keyward.db", "", true},
+		{"empty", "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, _, err := storage.ParseDSN(tt.dsn)
+			if (err != nil) != tt.wantErr || d != tt.wantDialect {
+				t.Fatalf("ParseDSN(%q) = %q, %v", tt.dsn, d, err)
+			}
+		})
+	}
+}
