@@ -1,0 +1,166 @@
+package idp
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// Grant types Keyward implements (RFC 6749 §4.3, §4.4, §6).
+const (
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// Grants lists the grant types a client may be registered for.
+var Grants = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials}
+
+// Token prefixes let secret scanners recognise leaked credentials.
+const (
+	ClientSecretPrefix = "kwcs_"
+	RefreshTokenPrefix = "kwrt_"
+)
+
+// ClientSpec is a client registration as an operator writes it.
+type ClientSpec struct {
+	ID         string
+	Name       string
+	Public     bool
+	AuthMethod string // default client_secret_basic (none for public clients)
+	Grants     []string
+	Scopes     []string
+	Audiences  []string
+}
+
+// NewClient checks spec and returns the client record and, for a
+// confidential client, its generated secret: shown once, stored only hashed.
+func NewClient(spec ClientSpec) (storage.Client, string, error) {
+	if err := checkClientID(spec.ID); err != nil {
+		return storage.Client{}, "", err
+	}
+	c := storage.Client{
+		ID: spec.ID, Name: spec.Name, Public: spec.Public, AuthMethod: spec.AuthMethod,
+		GrantTypes: dedupe(spec.Grants), Scopes: dedupe(spec.Scopes), Audiences: dedupe(spec.Audiences),
+	}
+	if err := CheckClient(&c); err != nil {
+		return storage.Client{}, "", err
+	}
+	if c.Public {
+		return c, "", nil
+	}
+	secret, hash := NewClientSecret()
+	c.SecretHash = hash
+	return c, secret, nil
+}
+
+// CheckClient validates a client record and fills in its default
+// authentication method. It is used on creation and on every change.
+func CheckClient(c *storage.Client) error {
+	if len(c.Name) > 200 {
+		return fmt.Errorf("client name is longer than 200 bytes")
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = storage.AuthSecretBasic
+		if c.Public {
+			c.AuthMethod = storage.AuthNone
+		}
+	}
+	switch {
+	case c.Public && c.AuthMethod != storage.AuthNone:
+		return fmt.Errorf("a public client authenticates with method none, not %q", c.AuthMethod)
+	case !c.Public && c.AuthMethod != storage.AuthSecretBasic && c.AuthMethod != storage.AuthSecretPost:
+		return fmt.Errorf("auth method %q is not one of client_secret_basic, client_secret_post", c.AuthMethod)
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(Grants, g) {
+			return fmt.Errorf("unknown grant %q: use one of %s", g, strings.Join(Grants, ", "))
+		}
+		if c.Public && (g == GrantPassword || g == GrantClientCredentials) {
+			return fmt.Errorf("grant %q is for confidential clients only (RFC 6749 §4.4, RFC 9700 §2.4)", g)
+		}
+	}
+	for _, s := range c.Scopes {
+		if !ValidScopeToken(s) {
+			return fmt.Errorf("scope %q is not a valid scope token (RFC 6749 §3.3)", s)
+		}
+	}
+	for _, a := range c.Audiences {
+		if !ValidScopeToken(a) {
+			return fmt.Errorf("audience %q must be visible ASCII without spaces or quotes", a)
+		}
+	}
+	return nil
+}
+
+func checkClientID(id string) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("client id must be 1 to 128 characters")
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return fmt.Errorf("client id must be visible ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// ValidScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func ValidScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func dedupe(xs []string) storage.List {
+	var out storage.List
+	for _, x := range xs {
+		for _, f := range strings.Fields(x) {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// NewClientSecret returns a fresh client secret (256 random bits with the
+// kwcs_ prefix) and its SHA-256 hash, the only form that is stored.
+func NewClientSecret() (secret string, hash []byte) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	secret = ClientSecretPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return secret, HashClientSecret(secret)
+}
+
+// HashClientSecret is the stored form of a client secret. A 256-bit random
+// secret needs no slow hash (DESIGN "Tokens").
+func HashClientSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// ClientSecretMatches compares a presented secret with the stored hash in
+// constant time.
+func ClientSecretMatches(c storage.Client, secret string) bool {
+	if len(c.SecretHash) != sha256.Size {
+		return false
+	}
+	return subtle.ConstantTimeCompare(HashClientSecret(secret), c.SecretHash) == 1
+}

@@ -1,0 +1,106 @@
+package idp
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error is an OAuth 2.0 error response (RFC 6749 §5.2).
+type Error struct {
+	Code, Description string        // Description is for the client, never err.Error()
+	Status            int           // 400 unless the RFC says otherwise
+	RetryAfter        time.Duration // sets Retry-After when positive (429, 503)
+	Err               error         // the cause: logged, never sent
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Err.Error()
+	}
+	return e.Code
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// OAuth error codes (RFC 6749 §5.2, RFC 6750 §3.1, RFC 8707 §2).
+const (
+	ErrInvalidRequest       = "invalid_request"
+	ErrInvalidClient        = "invalid_client"
+	ErrInvalidGrant         = "invalid_grant"
+	ErrUnauthorizedClient   = "unauthorized_client"
+	ErrUnsupportedGrantType = "unsupported_grant_type"
+	ErrInvalidScope         = "invalid_scope"
+	ErrInvalidTarget        = "invalid_target"
+	ErrInvalidToken         = "invalid_token"
+	ErrServerError          = "server_error"
+	ErrTemporarilyUnavail   = "temporarily_unavailable"
+	ErrSlowDown             = "slow_down"
+)
+
+// badRequest is the common 400 invalid_request.
+func badRequest(description string) *Error {
+	return &Error{Code: ErrInvalidRequest, Description: description, Status: http.StatusBadRequest}
+}
+
+type wireError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// writeError is the only writer of RFC 6749 §5.2 error bodies.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var oe *Error
+	if !errors.As(err, &oe) {
+		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+		oe = &Error{Code: ErrServerError, Status: http.StatusInternalServerError}
+	} else if oe.Err != nil && oe.Status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
+	}
+	if oe.Status == 0 {
+		oe.Status = http.StatusBadRequest
+	}
+	if oe.Code == ErrInvalidClient {
+		oe.Status = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", `Basic realm="keyward"`)
+	}
+	if oe.RetryAfter > 0 {
+		secs := int((oe.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	noStore(w)
+	writeJSON(w, oe.Status, wireError{Error: oe.Code, Description: oe.Description})
+}
+
+// noStore marks a response as never cacheable (RFC 6749 §5.1).
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// writeJSON writes v as a JSON body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// handlerFunc is a handler that returns its error instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle adapts a handlerFunc, sending any error through writeError.
+func (s *Server) handle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}

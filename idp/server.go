@@ -1,0 +1,110 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// Store is the part of storage the server needs. Each flow adds the small
+// interface it uses; cmd/keyward asserts that *storage.DB satisfies it.
+type Store interface {
+	Ping(ctx context.Context) error
+}
+
+// KeySource is what the server needs of the signing keys (package keys).
+type KeySource interface {
+	// Sign returns a compact RS256 JWS of payload signed with the active key,
+	// with typ in its header.
+	Sign(typ string, payload []byte) (string, error)
+	// JWKS returns the public key set document and its strong ETag.
+	JWKS() (doc []byte, etag string)
+	// Ready reports whether an active signing key is loaded.
+	Ready() error
+}
+
+// Config configures a Server. Zero durations take the defaults documented
+// on each field.
+type Config struct {
+	Issuer string // absolute URL, no trailing slash, no query or fragment
+	Store  Store
+	Keys   KeySource
+	Log    *slog.Logger
+	Now    func() time.Time // default time.Now
+
+	JWKSMaxAge time.Duration // Cache-Control max-age of the JWKS; default 5m
+
+	// TrustedProxies lists the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+}
+
+// Server is the authorization server. Create it with New.
+type Server struct {
+	cfg    Config
+	issuer *url.URL
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	u, err := ParseIssuer(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("idp: Store and Keys are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.JWKSMaxAge <= 0 {
+		cfg.JWKSMaxAge = 5 * time.Minute
+	}
+	return &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}, nil
+}
+
+// ParseIssuer checks that issuer is an absolute http(s) URL without query,
+// fragment or trailing slash (OIDC Discovery §3, RFC 8414 §2).
+func ParseIssuer(issuer string) (*url.URL, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(issuer, "/") {
+		return nil, errors.New("issuer must be an absolute http(s) URL without query, fragment or trailing slash, as in https://id.example.com")
+	}
+	return u, nil
+}
+
+// Handler returns the server's routes wrapped in its middleware.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+		return &Error{Code: "not_found", Status: http.StatusNotFound}
+	})
+	r.MethodNotAllowedHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+		return &Error{Code: ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
+	})
+	s.Routes(r)
+	return s.middleware(r)
+}
+
+// Routes binds every endpoint; this is the one place routes are listed.
+func (s *Server) Routes(r *mux.Router) {
+	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet)
+	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet)
+}
+
+// url returns the absolute URL of an issuer-relative path.
+func (s *Server) url(path string) string {
+	return strings.TrimSuffix(s.cfg.Issuer, "/") + path
+}
