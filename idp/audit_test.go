@@ -25,8 +25,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func jsonLogger(w *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -110,7 +114,7 @@ func TestAuditWriteFailureDoesNotFailRequest(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
 	var logs syncBuffer
 	a := NewAuditor(db, jsonLogger(&logs), nil, 0)
-	db.Close() // a real fault: the database is gone
+	db.Close()                                                             // a real fault: the database is gone
 	a.Record(t.Context(), Event{Type: EventLoginSucceeded, Subject: "u1"}) // returns, does not panic
 	if !strings.Contains(logs.String(), `"msg":"login_succeeded"`) || !strings.Contains(logs.String(), `"msg":"audit write failed"`) {
 		t.Fatalf("log after a failed write:\n%s", logs.String())
