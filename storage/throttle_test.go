@@ -18,3 +18,13 @@ func TestThrottleReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestProtection runs the throttle and audit conformance cases alone on
+// each backend (Run includes them too).
+func TestProtection(t *testing.T) {
+	for _, b := range storagetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			storagetest.RunProtection(t, func(t *testing.T) *storage.DB { return storagetest.Open(t, b.DSN(t)) })
+		})
+	}
+}

@@ -11,6 +11,10 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
+// RunProtection runs only the throttle and audit cases of the suite (Run
+// includes them), for a quick check of the protection tables.
+func RunProtection(t *testing.T, open func(t *testing.T) *storage.DB) { runProtection(t, open) }
+
 // runProtection runs the throttle and audit cases.
 func runProtection(t *testing.T, open func(t *testing.T) *storage.DB) {
 	t.Run("ThrottleRecordFailure", func(t *testing.T) { testThrottleRecordFailure(t, open(t)) })
