@@ -17,6 +17,8 @@ import (
 // interface it uses; cmd/keyward asserts that *storage.DB satisfies it.
 type Store interface {
 	Ping(ctx context.Context) error
+	ThrottleStore
+	AuditStore
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -43,6 +45,11 @@ type Config struct {
 
 	// TrustedProxies lists the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+
+	Throttle       ThrottlePolicy  // brute-force limits; zero fields take defaults
+	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
+	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
+	HideMetrics    bool            // leave /metrics off Routes (served on its own listener, AD-09)
 }
 
 // Server is the authorization server. Create it with New.
@@ -52,6 +59,10 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	discoveryState
+
+	throttle *Throttler
+	audit    *Auditor
+	metrics  *Metrics
 }
 
 // New checks cfg and returns a Server.
@@ -72,7 +83,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.JWKSMaxAge <= 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
-	return &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}, nil
+	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}
+	s.metrics = NewMetrics(cfg.KeyAges)
+	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
+	s.audit = NewAuditor(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
+	return s, nil
 }
 
 // ParseIssuer checks that issuer is an absolute http(s) URL without query,
@@ -89,12 +104,13 @@ func ParseIssuer(issuer string) (*url.URL, error) {
 // Handler returns the server's routes wrapped in its middleware.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+	r.NotFoundHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &Error{Code: "not_found", Status: http.StatusNotFound}
-	})
-	r.MethodNotAllowedHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+	}))
+	r.MethodNotAllowedHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &Error{Code: ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
-	})
+	}))
+	r.Use(s.metrics.Middleware)
 	s.Routes(r)
 	return s.middleware(r)
 }
@@ -106,6 +122,9 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/.well-known/openid-configuration", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/oauth-authorization-server", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/jwks.json", s.handle(s.jwks)).Methods(http.MethodGet, http.MethodHead)
+	if !s.cfg.HideMetrics {
+		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
+	}
 }
 
 // url returns the absolute URL of an issuer-relative path.
