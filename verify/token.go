@@ -1,8 +1,10 @@
 package verify
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"math/big"
@@ -127,9 +129,15 @@ func verifySignature(k *key, alg, signingInput string, sig []byte) error {
 		return fmt.Errorf("verify token: %w: key is bound to another algorithm", ErrAlgorithm)
 	}
 	a := algorithms[alg]
-	h := a.hash.New()
-	h.Write([]byte(signingInput))
-	digest := h.Sum(make([]byte, 0, 64))
+	var digest []byte
+	if a.hash == crypto.SHA256 { // the common case, without a hash.Hash allocation
+		d := sha256.Sum256([]byte(signingInput))
+		digest = d[:]
+	} else {
+		h := a.hash.New()
+		h.Write([]byte(signingInput))
+		digest = h.Sum(nil)
+	}
 	var ok bool
 	switch {
 	case k.rsa != nil && a.pss:
