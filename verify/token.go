@@ -17,6 +17,15 @@ import (
 // encoding/base64 would skip, are refused earlier by splitCompact.
 var b64 = base64.RawURLEncoding.Strict()
 
+// tokenChars classifies token bytes: 1 for the base64url alphabet, 2 for '.', 0 else.
+var tokenChars = func() (t [256]byte) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = 1
+	}
+	t['.'] = 2
+	return t
+}()
+
 // compact is a compact-serialization JWS split into its parts (RFC 7515 §7.1).
 type compact struct {
 	signingInput string // header "." payload, as sent
@@ -34,10 +43,9 @@ func splitCompact(token string, maxSize int) (compact, error) {
 	}
 	dots := 0
 	for i := 0; i < len(token); i++ {
-		c := token[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		case c == '.':
+		switch tokenChars[token[i]] {
+		case 1:
+		case 2:
 			dots++
 		default:
 			return compact{}, fmt.Errorf("verify token: %w: character outside base64url", ErrMalformed)
