@@ -139,7 +139,9 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	is := newTestIssuer(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"}) }()
+	go func() {
+		done <- run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"})
+	}()
 	time.Sleep(200 * time.Millisecond)
 	cancel()
 	select {
