@@ -29,6 +29,7 @@ type Manager struct {
 	p     Policy
 	log   *slog.Logger
 	now   func() time.Time
+	poll  time.Duration // how often Run checks; Policy.pollInterval
 
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex // one reload at a time, so an older read never replaces a newer one
@@ -47,7 +48,7 @@ func NewManager(ctx context.Context, store Store, kek []byte, p Policy, log *slo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{rot: rot, store: store, kek: kek, p: rot.p, log: log, now: rot.now}
+	m := &Manager{rot: rot, store: store, kek: kek, p: rot.p, log: log, now: rot.now, poll: rot.p.pollInterval()}
 	set, err := store.KeySet(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
@@ -72,7 +73,7 @@ func NewManager(ctx context.Context, store Store, kek []byte, p Policy, log *slo
 // applies the rotation schedule when a transition is due. Errors are logged
 // and retried on the next round. It returns nil when ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
-	t := time.NewTicker(m.p.pollInterval())
+	t := time.NewTicker(m.poll)
 	defer t.Stop()
 	for {
 		select {
@@ -117,6 +118,9 @@ func (m *Manager) advance(ctx context.Context, set storage.KeySet) error {
 	if changed {
 		active, next := kidsOf(out.Keys)
 		m.log.InfoContext(ctx, "signing keys advanced", "kid", active, "next_kid", next, "keys", len(out.Keys))
+	}
+	if s := m.snap.Load(); changed || s == nil || out.Version != s.version {
+		// Changed here, or another replica got there first.
 		return m.Reload(ctx)
 	}
 	return nil
