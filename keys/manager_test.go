@@ -115,7 +115,8 @@ func activeKID(m *Manager) string {
 	return ""
 }
 
-const accessToken = `{"iss":"https://id.example.com","sub":"8d3f0c1e6a2b4c9d8e7f6a5b4c3d2e1f","aud":"https://api.example.com","exp":1772369100,"iat":1772368200,"jti":"0f8e7d6c5b4a39281706f5e4d3c2b1a0","client_id":"my-app","scope":"openid profile api:read api:write","auth_time":1772368190}`
+// accessToken is a typical RFC 9068 access-token payload, about 300 bytes.
+const accessToken = `{"iss":"https://id.example.com","sub":"8d3f0c1e6a2b4c9d8e7f6a5b4c3d2e1f","aud":"https://api.example.com","exp":1772369100,"iat":1772368200,"jti":"0f8e7d6c5b4a39281706f5e4d3c2b1a0","client_id":"my-app","scope":"openid profile api:read api:write","auth_time":1772368190,"sid":"2b7c9e41a0d35f68"}`
 
 func TestManagerFirstStart(t *testing.T) {
 	backends(t, func(t *testing.T, dsn string) {
