@@ -33,7 +33,13 @@ type Manager struct {
 
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex // one reload at a time, so an older read never replaces a newer one
+
+	onRotate func(ctx context.Context, r Rotation) // set before Run; see OnRotate
 }
+
+// OnRotate registers f to hear of every scheduled rotation this replica
+// performs (for the audit trail). Call it before Run.
+func (m *Manager) OnRotate(f func(ctx context.Context, r Rotation)) { m.onRotate = f }
 
 // NewManager loads the stored key set, creating one (an active and a next
 // key) if there is none, and applies any transition that is due. Replicas
@@ -111,6 +117,7 @@ func (m *Manager) advance(ctx context.Context, set storage.KeySet) error {
 	if _, due := dryRun(set, m.now(), decide); !due {
 		return nil
 	}
+	before, _ := kidsOf(set.Keys)
 	out, changed, err := m.rot.update(ctx, decide)
 	if err != nil {
 		return err
@@ -118,6 +125,9 @@ func (m *Manager) advance(ctx context.Context, set storage.KeySet) error {
 	if changed {
 		active, next := kidsOf(out.Keys)
 		m.log.InfoContext(ctx, "signing keys advanced", "kid", active, "next_kid", next, "keys", len(out.Keys))
+		if m.onRotate != nil && before != "" && active != before {
+			m.onRotate(ctx, Rotation{Retired: before, Activated: active, Next: next})
+		}
 	}
 	if s := m.snap.Load(); changed || s == nil || out.Version != s.version {
 		// Changed here, or another replica got there first.

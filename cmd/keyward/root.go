@@ -65,7 +65,7 @@ func newRootCmd() *cobra.Command {
 	pf.Uint32Var(&a.argon.Time, "argon2-time", a.argon.Time, "argon2id passes")
 	pf.Uint8Var(&a.argon.Threads, "argon2-threads", a.argon.Threads, "argon2id lanes")
 
-	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a))
+	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a), newKeysCmd(a))
 	return root
 }
 
