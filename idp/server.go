@@ -51,6 +51,7 @@ type Server struct {
 	issuer *url.URL
 	log    *slog.Logger
 	now    func() time.Time
+	discoveryState
 }
 
 // New checks cfg and returns a Server.
@@ -102,6 +103,9 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet)
+	r.Handle("/.well-known/openid-configuration", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/oauth-authorization-server", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/jwks.json", s.handle(s.jwks)).Methods(http.MethodGet, http.MethodHead)
 }
 
 // url returns the absolute URL of an issuer-relative path.

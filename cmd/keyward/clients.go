@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/storage"
+)
+
+// clientView is what the CLI shows of a client; the secret only once, on
+// creation or rotation.
+type clientView struct {
+	ClientID     string    `json:"client_id"`
+	ClientSecret string    `json:"client_secret,omitempty"`
+	Name         string    `json:"name,omitempty"`
+	Public       bool      `json:"public"`
+	AuthMethod   string    `json:"token_endpoint_auth_method"`
+	GrantTypes   []string  `json:"grant_types"`
+	Scopes       []string  `json:"scopes"`
+	Audiences    []string  `json:"audiences"`
+	Disabled     bool      `json:"disabled"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func viewClient(c storage.Client, secret string) clientView {
+	nonNil := func(l storage.List) []string {
+		if l == nil {
+			return []string{}
+		}
+		return l
+	}
+	return clientView{c.ID, secret, c.Name, c.Public, c.AuthMethod, nonNil(c.GrantTypes), nonNil(c.Scopes),
+		nonNil(c.Audiences), c.Disabled, c.CreatedAt.Time, c.UpdatedAt.Time}
+}
+
+func newClientsCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "clients", Short: "Manage OAuth clients"}
+	cmd.AddCommand(newClientsCreateCmd(a), newClientsListCmd(a), newClientsGetCmd(a), newClientsDeleteCmd(a),
+		newClientsRotateSecretCmd(a), newClientsSetDisabledCmd(a, "disable", true), newClientsSetDisabledCmd(a, "enable", false))
+	return cmd
+}
+
+func (a *app) printClients(cmd *cobra.Command, v any, cs []storage.Client, secret string) error {
+	return a.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "CLIENT ID\tNAME\tTYPE\tGRANTS\tSCOPES\tAUDIENCES\tDISABLED")
+		for _, c := range cs {
+			typ := "confidential"
+			if c.Public {
+				typ = "public"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ID, c.Name, typ, strings.Join(c.GrantTypes, ","),
+				strings.Join(c.Scopes, " "), strings.Join(c.Audiences, ","), c.Disabled)
+		}
+		if secret != "" {
+			fmt.Fprintf(tw, "\nclient secret (shown only now): %s\n", secret)
+		}
+	})
+}
+
+func newClientsCreateCmd(a *app) *cobra.Command {
+	var spec idp.ClientSpec
+	cmd := &cobra.Command{
+		Use:   "create --id ID --grant GRANT [--scope SCOPES] [--audience AUD]",
+		Short: "Register a client; a confidential client's secret is printed once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, secret, err := idp.NewClient(spec)
+			if err != nil {
+				return err
+			}
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := db.CreateClient(ctx, &c); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					return fmt.Errorf("client id %q is taken", c.ID)
+				}
+				return err
+			}
+			return a.printClients(cmd, viewClient(c, secret), []storage.Client{c}, secret)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.ID, "id", "", "client id")
+	f.StringVar(&spec.Name, "name", "", "display name")
+	f.BoolVar(&spec.Public, "public", false, "a public client (no secret; refresh_token grant only)")
+	f.StringVar(&spec.AuthMethod, "auth-method", "", "client_secret_basic (default) or client_secret_post")
+	f.StringArrayVar(&spec.Grants, "grant", nil, "allowed grant, repeatable: "+strings.Join(idp.Grants, ", "))
+	f.StringArrayVar(&spec.Scopes, "scope", nil, "allowed scopes, space-separated, repeatable")
+	f.StringArrayVar(&spec.Audiences, "audience", nil, "allowed audience (resource server), repeatable; the first is the default")
+	cmd.MarkFlagRequired("id")
+	return cmd
+}
+
+func newClientsListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List clients",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			cs, err := db.Clients(ctx)
+			if err != nil {
+				return err
+			}
+			views := make([]clientView, len(cs))
+			for i, c := range cs {
+				views[i] = viewClient(c, "")
+			}
+			return a.printClients(cmd, views, cs, "")
+		},
+	}
+}
+
+// clientCmd is a command on one client named by id.
+func clientCmd(a *app, use, short string, run func(cmd *cobra.Command, db *storage.DB, c storage.Client) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " ID",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			c, err := findClient(ctx, db, args[0])
+			if err != nil {
+				return err
+			}
+			return run(cmd, db, c)
+		},
+	}
+}
+
+func findClient(ctx context.Context, db *storage.DB, id string) (storage.Client, error) {
+	c, err := db.Client(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return c, fmt.Errorf("no client %q", id)
+	}
+	return c, err
+}
+
+func newClientsGetCmd(a *app) *cobra.Command {
+	return clientCmd(a, "get", "Show a client (never its secret)", func(cmd *cobra.Command, _ *storage.DB, c storage.Client) error {
+		return a.printClients(cmd, viewClient(c, ""), []storage.Client{c}, "")
+	})
+}
+
+func newClientsDeleteCmd(a *app) *cobra.Command {
+	return clientCmd(a, "delete", "Delete a client and its refresh tokens", func(cmd *cobra.Command, db *storage.DB, c storage.Client) error {
+		if err := db.DeleteClient(cmd.Context(), c.ID); err != nil {
+			return err
+		}
+		return a.print(cmd.OutOrStdout(), map[string]any{"client_id": c.ID, "deleted": true}, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "deleted client %s\n", c.ID)
+		})
+	})
+}
+
+func newClientsRotateSecretCmd(a *app) *cobra.Command {
+	return clientCmd(a, "rotate-secret", "Replace a confidential client's secret; the old one stops working at once",
+		func(cmd *cobra.Command, db *storage.DB, c storage.Client) error {
+			if c.Public {
+				return fmt.Errorf("client %q is public and has no secret", c.ID)
+			}
+			secret, hash := idp.NewClientSecret()
+			c, err := db.UpdateClient(cmd.Context(), c.ID, func(c *storage.Client) error { c.SecretHash = hash; return nil })
+			if err != nil {
+				return err
+			}
+			return a.printClients(cmd, viewClient(c, secret), []storage.Client{c}, secret)
+		})
+}
+
+func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
+	short := "Enable a client"
+	if disabled {
+		short = "Disable a client: it can no longer authenticate or use its refresh tokens"
+	}
+	return clientCmd(a, verb, short, func(cmd *cobra.Command, db *storage.DB, c storage.Client) error {
+		c, err := db.UpdateClient(cmd.Context(), c.ID, func(c *storage.Client) error { c.Disabled = disabled; return nil })
+		if err != nil {
+			return err
+		}
+		return a.printClients(cmd, viewClient(c, ""), []storage.Client{c}, "")
+	})
+}

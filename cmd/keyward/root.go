@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/storage"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// app holds the flags every command shares and the helpers built on them.
+type app struct {
+	database     string
+	databaseWait time.Duration
+	output       string
+	logFormat    string
+	logLevel     string
+	minLength    int
+	blocklist    string
+	argon        password.Params
+}
+
+func newRootCmd() *cobra.Command {
+	a := &app{argon: password.DefaultParams()}
+	root := &cobra.Command{
+		Use:           "keyward",
+		Short:         "Keyward: an OAuth 2.0 / OpenID Connect identity provider",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			return a.check()
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.database, "database", "sqlite:keyward.db", "database: sqlite:PATH or postgres://user@host:5432/dbname")
+	pf.DurationVar(&a.databaseWait, "database-wait", 30*time.Second, "how long to retry an unreachable database before giving up")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&a.logFormat, "log-format", "json", "log format: json or text")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.IntVar(&a.minLength, "password-min-length", password.DefaultMinLength, "shortest password accepted, in characters (8 or more)")
+	pf.StringVar(&a.blocklist, "password-blocklist", "", "file of extra blocked passwords, one a line")
+	pf.Uint32Var(&a.argon.Memory, "argon2-memory", a.argon.Memory, "argon2id memory per hash, KiB")
+	pf.Uint32Var(&a.argon.Time, "argon2-time", a.argon.Time, "argon2id passes")
+	pf.Uint8Var(&a.argon.Threads, "argon2-threads", a.argon.Threads, "argon2id lanes")
+
+	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a))
+	return root
+}
+
+func (a *app) check() error {
+	if a.output != "table" && a.output != "json" {
+		return fmt.Errorf("--output must be table or json, not %q", a.output)
+	}
+	if a.logFormat != "json" && a.logFormat != "text" {
+		return fmt.Errorf("--log-format must be json or text, not %q", a.logFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", a.logLevel)
+	}
+	if a.minLength < password.LowestMinLength {
+		return fmt.Errorf("--password-min-length must be at least %d", password.LowestMinLength)
+	}
+	if _, _, err := storage.ParseDSN(a.database); err != nil {
+		return fmt.Errorf("--database: %w", err)
+	}
+	return nil
+}
+
+// bindEnv sets every flag the user did not give from KEYWARD_<FLAG>, with
+// dashes as underscores: --issuer from KEYWARD_ISSUER.
+func bindEnv(cmd *cobra.Command) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		env := "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(env)
+		if !ok || f.Changed {
+			return
+		}
+		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
+			if err := sv.Replace(splitList(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q is not a valid --%s: %w", env, v, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' })
+}
+
+// logger builds the process logger; records carry request ids from ctx.
+func (a *app) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(a.logLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if a.logFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(idp.LogHandler(h))
+}
+
+// openDB opens the database, retrying an unreachable one with backoff for
+// --database-wait.
+func (a *app) openDB(ctx context.Context) (*storage.DB, error) {
+	deadline := time.Now().Add(a.databaseWait)
+	delay := 250 * time.Millisecond
+	for {
+		db, err := storage.Open(ctx, a.database)
+		if err == nil {
+			return db, nil
+		}
+		if _, _, perr := storage.ParseDSN(a.database); perr != nil || time.Now().Add(delay).After(deadline) {
+			return nil, fmt.Errorf("database unreachable after %s (--database-wait): %w", a.databaseWait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// openMigrated opens the database and brings its schema up to date; the
+// operator commands use it so they work on a fresh database.
+func (a *app) openMigrated(ctx context.Context) (*storage.DB, error) {
+	db, err := a.openDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (a *app) hasher() (*password.Hasher, error) {
+	h, err := password.NewHasher(a.argon)
+	if err != nil {
+		return nil, fmt.Errorf("--argon2-*: %w", err)
+	}
+	return h, nil
+}
+
+func (a *app) policy() (*password.Policy, error) {
+	lists := []*password.Blocklist{password.Common()}
+	if a.blocklist != "" {
+		f, err := os.Open(a.blocklist)
+		if err != nil {
+			return nil, fmt.Errorf("--password-blocklist: %w", err)
+		}
+		defer f.Close()
+		b, err := password.LoadBlocklist(f)
+		if err != nil {
+			return nil, fmt.Errorf("--password-blocklist: %w", err)
+		}
+		lists = append(lists, b)
+	}
+	p, err := password.NewPolicy(a.minLength, lists...)
+	if err != nil {
+		return nil, fmt.Errorf("--password-min-length: %w", err)
+	}
+	return p, nil
+}
+
+// print writes v as indented JSON, or calls table with a tab writer.
+func (a *app) print(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
+	if a.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "keyward", version)
+			return nil
+		},
+	}
+}
+
+func newMigrateCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Bring the database schema up to date",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			cur, _, err := db.MigrationVersion(ctx)
+			if err != nil {
+				return err
+			}
+			return a.print(cmd.OutOrStdout(), map[string]any{"dialect": db.Dialect(), "version": cur}, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "schema up to date (%s, version %d)\n", db.Dialect(), cur)
+			})
+		},
+	}
+}
+
+// readSecret reads a password from r: everything up to a final newline.
+func readSecret(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", errors.New("no password on stdin")
+	}
+	return s, nil
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/storage"
+)
+
+// userView is what the CLI shows of a user: never the password hash.
+type userView struct {
+	ID                string    `json:"id"`
+	Username          string    `json:"username"`
+	Email             string    `json:"email,omitempty"`
+	EmailVerified     bool      `json:"email_verified"`
+	Disabled          bool      `json:"disabled"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	PasswordChangedAt time.Time `json:"password_changed_at"`
+}
+
+func viewUser(u storage.User) userView {
+	return userView{u.ID, u.Username, u.Email, u.EmailVerified, u.Disabled, u.CreatedAt.Time, u.UpdatedAt.Time, u.PasswordChangedAt.Time}
+}
+
+func newUsersCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "Manage user accounts"}
+	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersGetCmd(a), newUsersSetPasswordCmd(a),
+		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a))
+	return cmd
+}
+
+func newUsersCreateCmd(a *app) *cobra.Command {
+	var username, email string
+	var stdin, verified bool
+	cmd := &cobra.Command{
+		Use:   "create --username NAME [--email ADDR] --password-stdin",
+		Short: "Create a user; the password is read from standard input",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if !stdin {
+				return errors.New("give the password on standard input with --password-stdin (never on the command line)")
+			}
+			name, err := idp.NormalizeUsername(username)
+			if err != nil {
+				return fmt.Errorf("--username: %w", err)
+			}
+			addr, err := idp.NormalizeEmail(email)
+			if err != nil {
+				return fmt.Errorf("--email: %w", err)
+			}
+			pw, err := readSecret(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			hash, err := a.checkAndHash(ctx, pw, name, addr)
+			if err != nil {
+				return err
+			}
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			u := storage.User{Username: name, Email: addr, EmailVerified: verified, PasswordHash: hash}
+			if err := db.CreateUser(ctx, &u); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					return fmt.Errorf("username %q is taken", name)
+				}
+				return err
+			}
+			return a.printUsers(cmd, viewUser(u), []storage.User{u})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&username, "username", "", "username (1 to 64 characters, unique regardless of case)")
+	f.StringVar(&email, "email", "", "email address")
+	f.BoolVar(&verified, "email-verified", false, "mark the email address as verified")
+	f.BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
+	cmd.MarkFlagRequired("username")
+	return cmd
+}
+
+// checkAndHash applies the password policy and hashes the password.
+func (a *app) checkAndHash(ctx context.Context, pw, username, email string) (string, error) {
+	pol, err := a.policy()
+	if err != nil {
+		return "", err
+	}
+	if err := pol.Check(pw, username, email); err != nil {
+		return "", err
+	}
+	h, err := a.hasher()
+	if err != nil {
+		return "", err
+	}
+	return h.Hash(ctx, pw)
+}
+
+func (a *app) printUsers(cmd *cobra.Command, v any, us []storage.User) error {
+	return a.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tVERIFIED\tDISABLED\tCREATED")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", u.ID, u.Username, u.Email, u.EmailVerified, u.Disabled, u.CreatedAt.Format(time.RFC3339))
+		}
+	})
+}
+
+func newUsersListCmd(a *app) *cobra.Command {
+	var limit, offset int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			us, err := db.Users(ctx, offset, limit)
+			if err != nil {
+				return err
+			}
+			views := make([]userView, len(us))
+			for i, u := range us {
+				views[i] = viewUser(u)
+			}
+			return a.printUsers(cmd, views, us)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 0, "show at most this many (0: all)")
+	cmd.Flags().IntVar(&offset, "offset", 0, "skip this many")
+	return cmd
+}
+
+// findUser looks a user up by id, then by username.
+func findUser(ctx context.Context, db *storage.DB, ref string) (storage.User, error) {
+	u, err := db.User(ctx, ref)
+	if errors.Is(err, storage.ErrNotFound) {
+		u, err = db.UserByUsername(ctx, ref)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return u, fmt.Errorf("no user %q", ref)
+	}
+	return u, err
+}
+
+// userCmd is a command on one user named by id or username.
+func userCmd(a *app, use, short string, run func(cmd *cobra.Command, db *storage.DB, u storage.User) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " ID|USERNAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			u, err := findUser(ctx, db, args[0])
+			if err != nil {
+				return err
+			}
+			return run(cmd, db, u)
+		},
+	}
+}
+
+func newUsersGetCmd(a *app) *cobra.Command {
+	return userCmd(a, "get", "Show a user", func(cmd *cobra.Command, _ *storage.DB, u storage.User) error {
+		return a.printUsers(cmd, viewUser(u), []storage.User{u})
+	})
+}
+
+func newUsersSetPasswordCmd(a *app) *cobra.Command {
+	var stdin bool
+	cmd := userCmd(a, "set-password", "Set a user's password from standard input (revokes their sessions)",
+		func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
+			if !stdin {
+				return errors.New("give the password on standard input with --password-stdin (never on the command line)")
+			}
+			pw, err := readSecret(cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			hash, err := a.checkAndHash(cmd.Context(), pw, u.Username, u.Email)
+			if err != nil {
+				return err
+			}
+			u, err = db.UpdateUser(cmd.Context(), u.ID, func(u *storage.User) error {
+				u.PasswordHash = hash
+				u.PasswordChangedAt = storage.At(time.Now())
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return a.printUsers(cmd, viewUser(u), []storage.User{u})
+		})
+	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}
+
+func newUsersSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
+	short := "Enable a user"
+	if disabled {
+		short = "Disable a user: they can no longer sign in or refresh"
+	}
+	return userCmd(a, verb, short, func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
+		u, err := db.UpdateUser(cmd.Context(), u.ID, func(u *storage.User) error { u.Disabled = disabled; return nil })
+		if err != nil {
+			return err
+		}
+		return a.printUsers(cmd, viewUser(u), []storage.User{u})
+	})
+}
+
+func newUsersDeleteCmd(a *app) *cobra.Command {
+	return userCmd(a, "delete", "Delete a user and their sessions", func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
+		if err := db.DeleteUser(cmd.Context(), u.ID); err != nil {
+			return err
+		}
+		return a.print(cmd.OutOrStdout(), map[string]any{"id": u.ID, "deleted": true}, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "deleted user %s (%s)\n", u.Username, u.ID)
+		})
+	})
+}

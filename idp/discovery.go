@@ -1,0 +1,86 @@
+package idp
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// discoveryMaxAge is how long clients may cache the metadata documents.
+const discoveryMaxAge = 300
+
+// metadata is the authorization server metadata (RFC 8414 §2) and the OIDC
+// provider metadata (OIDC Discovery §3) in one document. Keyward has no
+// authorization endpoint yet, so RFC 8414 is authoritative; the OIDC
+// document is served for clients that need it (docs/security.md).
+type metadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	TokenEndpointAuthMethods          []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethods  []string `json:"introspection_endpoint_auth_methods_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	AccessTokenSigningAlgValues       []string `json:"access_token_signing_alg_values_supported,omitempty"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	ServiceDocumentation              string   `json:"service_documentation,omitempty"`
+	UserinfoSigningAlgValuesSupported []string `json:"userinfo_signing_alg_values_supported,omitempty"`
+}
+
+// discoveryDoc builds the metadata once; it depends only on configuration.
+func (s *Server) discoveryDoc() []byte {
+	s.discoveryOnce.Do(func() {
+		authMethods := []string{"client_secret_basic", "client_secret_post"}
+		m := metadata{
+			Issuer:                           s.cfg.Issuer,
+			TokenEndpoint:                    s.url("/oauth2/token"),
+			JWKSURI:                          s.url("/.well-known/jwks.json"),
+			RevocationEndpoint:               s.url("/oauth2/revoke"),
+			IntrospectionEndpoint:            s.url("/oauth2/introspect"),
+			UserinfoEndpoint:                 s.url("/userinfo"),
+			GrantTypesSupported:              Grants,
+			ResponseTypesSupported:           []string{"token"},
+			ScopesSupported:                  []string{"openid", "profile", "email"},
+			TokenEndpointAuthMethods:         append(authMethods, "none"),
+			RevocationEndpointAuthMethods:    authMethods,
+			IntrospectionEndpointAuthMethods: authMethods,
+			SubjectTypesSupported:            []string{"public"},
+			IDTokenSigningAlgValuesSupported: []string{"RS256"},
+			AccessTokenSigningAlgValues:      []string{"RS256"},
+			ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash",
+				"name", "preferred_username", "email", "email_verified"},
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			panic(err) // a fixed struct of strings always marshals
+		}
+		s.discovery = b
+	})
+	return s.discovery
+}
+
+// discoveryState caches the metadata document.
+type discoveryState struct {
+	discoveryOnce sync.Once
+	discovery     []byte
+}
+
+// wellKnown serves /.well-known/openid-configuration and
+// /.well-known/oauth-authorization-server.
+func (s *Server) wellKnown(w http.ResponseWriter, r *http.Request) error {
+	b := s.discoveryDoc()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(discoveryMaxAge))
+	h.Set("Access-Control-Allow-Origin", "*")
+	w.Write(b)
+	return nil
+}

@@ -1,0 +1,285 @@
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
+)
+
+// MaxBytes is the longest password accepted, in UTF-8 bytes, both as received and after
+// NFKC normalisation. Longer passwords get an explicit error and are never truncated
+// (PW-06); 64 characters of up to 4 bytes each always fit.
+const MaxBytes = 256
+
+// ErrTooLong reports a password over MaxBytes. Hash and Verify return it before spending
+// any hashing time (AV-02).
+var ErrTooLong = fmt.Errorf("password longer than %d bytes", MaxBytes)
+
+// Params are the argon2id parameters for new hashes (RFC 9106 §3.1).
+type Params struct {
+	Memory  uint32 // KiB
+	Time    uint32 // passes over memory
+	Threads uint8  // lanes; 1 keeps one login on one core
+	SaltLen uint32 // bytes
+	KeyLen  uint32 // bytes
+}
+
+// DefaultParams returns the OWASP row Keyward uses by default (PW-01): 19 MiB, two
+// passes, one lane, a 16-byte salt and a 32-byte key.
+func DefaultParams() Params {
+	return Params{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+}
+
+// validate checks p against the bounds a stored hash must meet, and salt and key
+// lengths against what a new hash should have (PW-02).
+func (p Params) validate() error {
+	switch {
+	case p.Threads < 1 || p.Threads > maxThreads:
+		return fmt.Errorf("threads %d not in 1..%d", p.Threads, maxThreads)
+	case p.Time < 1 || p.Time > maxTime:
+		return fmt.Errorf("time %d not in 1..%d", p.Time, maxTime)
+	case p.Memory < 8*uint32(p.Threads) || p.Memory > maxMemoryKiB:
+		return fmt.Errorf("memory %d KiB not in %d..%d", p.Memory, 8*uint32(p.Threads), maxMemoryKiB)
+	case p.SaltLen < 16 || p.SaltLen > maxSaltLen:
+		return fmt.Errorf("salt length %d not in 16..%d", p.SaltLen, maxSaltLen)
+	case p.KeyLen < minKeyLen || p.KeyLen > maxKeyLen:
+		return fmt.Errorf("key length %d not in %d..%d", p.KeyLen, minKeyLen, maxKeyLen)
+	}
+	return nil
+}
+
+// DefaultMemoryBudget is the argon2 memory all concurrent hashes may hold together.
+const DefaultMemoryBudget = 256 << 20
+
+// Defaults for the wait queue in front of the hashing slots.
+const (
+	DefaultMaxQueue = 64
+	DefaultMaxWait  = 2 * time.Second
+)
+
+// bcryptWeight is the memory booked for a bcrypt check, in KiB (bcrypt needs about 4 KiB).
+const bcryptWeight = 4
+
+// Option configures a Hasher's limits.
+type Option func(*Hasher)
+
+// WithMaxConcurrent sets how many hashes may run at once. The default is
+// max(1, min(2×GOMAXPROCS, budget/memory)).
+func WithMaxConcurrent(n int) Option { return func(h *Hasher) { h.lim.maxConc = n } }
+
+// WithMemoryBudget sets the bytes of argon2 memory concurrent hashes may hold together;
+// the default is DefaultMemoryBudget.
+func WithMemoryBudget(bytes int64) Option {
+	return func(h *Hasher) { h.lim.budget = uint64(max(bytes, 0)) >> 10 }
+}
+
+// WithMaxQueue sets how many requests may wait for a slot; 0 refuses any request that
+// cannot start at once. The default is DefaultMaxQueue.
+func WithMaxQueue(n int) Option { return func(h *Hasher) { h.lim.maxQueue = n } }
+
+// WithMaxWait sets how long a request waits for a slot before ErrOverloaded; the default
+// is DefaultMaxWait.
+func WithMaxWait(d time.Duration) Option { return func(h *Hasher) { h.lim.maxWait = d } }
+
+// WithObserver registers f to be called once per request for a slot, for metrics. f runs
+// on the caller's goroutine and must not block.
+func WithObserver(f func(Observation)) Option { return func(h *Hasher) { h.lim.observe = f } }
+
+// Hasher hashes and verifies passwords under a concurrency and memory limit. It is safe
+// for concurrent use.
+type Hasher struct {
+	params Params
+	lim    *limiter
+	dummy  phc // a hash no password matches, at params, for VerifyDummy
+}
+
+// NewHasher returns a Hasher making argon2id hashes with p. It fails when p is out of
+// bounds or one hash at p does not fit the memory budget.
+func NewHasher(p Params, opts ...Option) (*Hasher, error) {
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("new password hasher: %w", err)
+	}
+	h := &Hasher{params: p, lim: &limiter{
+		maxConc: -1, budget: DefaultMemoryBudget >> 10,
+		maxQueue: DefaultMaxQueue, maxWait: DefaultMaxWait,
+	}}
+	for _, opt := range opts {
+		opt(h)
+	}
+	l := h.lim
+	switch {
+	case uint64(p.Memory) > l.budget:
+		return nil, fmt.Errorf("new password hasher: memory budget %d KiB below one hash (%d KiB)", l.budget, p.Memory)
+	case l.maxConc == 0 || l.maxConc < -1:
+		return nil, fmt.Errorf("new password hasher: max concurrent %d below 1", l.maxConc)
+	case l.maxQueue < 0:
+		return nil, fmt.Errorf("new password hasher: max queue %d below 0", l.maxQueue)
+	case l.maxWait <= 0:
+		return nil, fmt.Errorf("new password hasher: max wait %v not positive", l.maxWait)
+	}
+	if l.maxConc == -1 {
+		l.maxConc = max(1, min(2*runtime.GOMAXPROCS(0), int(l.budget/uint64(p.Memory))))
+	}
+	h.dummy = phc{memory: p.Memory, time: p.Time, threads: p.Threads,
+		salt: randomBytes(p.SaltLen), key: randomBytes(p.KeyLen)}
+	return h, nil
+}
+
+// Params returns the parameters new hashes are made with.
+func (h *Hasher) Params() Params { return h.params }
+
+// Stats returns a snapshot of the limiter, for gauges (queue depth, in-flight, memory).
+func (h *Hasher) Stats() Stats { return h.lim.snapshot() }
+
+// Hash returns the argon2id PHC string for pw after NFKC normalisation, with a fresh
+// random salt (PW-02). It fails with ErrTooLong, ErrOverloaded or ctx's error.
+func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
+	n, err := prepare(pw)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	p := h.params
+	release, err := h.lim.acquire(ctx, uint64(p.Memory))
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	defer release()
+	enc := phc{memory: p.Memory, time: p.Time, threads: p.Threads, salt: randomBytes(p.SaltLen)}
+	enc.key = argon2.IDKey([]byte(n), enc.salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	return enc.encode(), nil
+}
+
+// Verify reports whether pw matches encoded, an argon2id PHC string or an imported
+// bcrypt hash, comparing in constant time. rehash is true when pw matched and encoded
+// should be replaced by Hash(pw): it is bcrypt or has other parameters (PW-03).
+// A wrong password is (false, false, nil); a hash that cannot be checked is an error
+// wrapping ErrMalformedHash or ErrUnsupportedHash.
+func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
+	ok, rehash, err = h.verify(ctx, pw, encoded)
+	if err != nil {
+		return false, false, fmt.Errorf("verify password: %w", err)
+	}
+	return ok, rehash, nil
+}
+
+// VerifyDummy costs what Verify costs for a hash with the current parameters, and never
+// matches. Call it for an unknown user so the answer takes as long as for a known one
+// (TE-21). It returns the errors Verify would: ErrTooLong, ErrOverloaded, ctx's error.
+func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
+	n, err := prepare(pw)
+	if err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	if _, err := h.verifyArgon2(ctx, n, h.dummy); err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	return nil
+}
+
+// NeedsRehash reports whether encoded should be replaced at the next login: it is
+// bcrypt, has other parameters than the Hasher's, or cannot be parsed.
+func (h *Hasher) NeedsRehash(encoded string) bool {
+	s, err := classify(encoded)
+	if err != nil || s != schemeArgon2id {
+		return true
+	}
+	parsed, err := parsePHC(encoded)
+	return err != nil || parsed.params() != h.params
+}
+
+func (h *Hasher) verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
+	n, err := prepare(pw)
+	if err != nil {
+		return false, false, err
+	}
+	s, err := classify(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	if s == schemeBcrypt {
+		ok, err := h.verifyBcrypt(ctx, pw, n, encoded)
+		return ok, ok, err
+	}
+	parsed, err := parsePHC(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	if uint64(parsed.memory) > h.lim.budget {
+		return false, false, fmt.Errorf("%w: needs %d KiB, budget is %d KiB",
+			ErrUnsupportedHash, parsed.memory, h.lim.budget)
+	}
+	ok, err = h.verifyArgon2(ctx, n, parsed)
+	return ok, ok && parsed.params() != h.params, err
+}
+
+// verifyArgon2 recomputes the key for normalised password n under want's parameters.
+func (h *Hasher) verifyArgon2(ctx context.Context, n string, want phc) (bool, error) {
+	release, err := h.lim.acquire(ctx, uint64(want.memory))
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	got := argon2.IDKey([]byte(n), want.salt, want.time, want.memory, want.threads, uint32(len(want.key)))
+	return subtle.ConstantTimeCompare(got, want.key) == 1, nil
+}
+
+// verifyBcrypt checks an imported bcrypt hash. It tries the normalised password, then,
+// if different, the password as received, since the system that made the hash may not
+// have normalised. bcrypt reads only the first 72 bytes; the hash is replaced by argon2id
+// of the whole password at this login.
+func (h *Hasher) verifyBcrypt(ctx context.Context, raw, n, encoded string) (bool, error) {
+	if _, err := checkBcrypt(encoded); err != nil {
+		return false, err
+	}
+	release, err := h.lim.acquire(ctx, bcryptWeight)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	for i, candidate := range []string{n, raw} {
+		if i == 1 && raw == n {
+			break
+		}
+		err := bcrypt.CompareHashAndPassword([]byte(encoded), []byte(candidate))
+		switch {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+			return false, fmt.Errorf("%w: bcrypt: %v", ErrMalformedHash, err)
+		}
+	}
+	return false, nil
+}
+
+// prepare enforces MaxBytes on pw as received and after NFKC, and returns the
+// normalised form. The first check keeps a megabyte password from costing anything.
+func prepare(pw string) (string, error) {
+	if len(pw) > MaxBytes {
+		return "", ErrTooLong
+	}
+	n := Normalize(pw)
+	if len(n) > MaxBytes {
+		return "", ErrTooLong
+	}
+	return n, nil
+}
+
+// Normalize returns pw in Unicode NFKC, the form Keyward hashes and checks (PW-09), so
+// the same password typed as composed or decomposed, ligature or letters, full-width or
+// ASCII, matches.
+func Normalize(pw string) string { return norm.NFKC.String(pw) }
+
+// randomBytes returns n bytes from crypto/rand, which does not fail.
+func randomBytes(n uint32) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
