@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/gorilla/mux"
 )
 
@@ -17,6 +18,7 @@ import (
 // interface it uses; cmd/keyward asserts that *storage.DB satisfies it.
 type Store interface {
 	Ping(ctx context.Context) error
+	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -28,6 +30,9 @@ type KeySource interface {
 	JWKS() (doc []byte, etag string)
 	// Ready reports whether an active signing key is loaded.
 	Ready() error
+	// PublicKeys returns the published public keys, for checking access
+	// tokens at /userinfo and /oauth2/introspect.
+	PublicKeys() jose.JSONWebKeySet
 }
 
 // Config configures a Server. Zero durations take the defaults documented
@@ -43,6 +48,13 @@ type Config struct {
 
 	// TrustedProxies lists the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+
+	// Token endpoint (token.go).
+	Passwords           PasswordHasher // checks passwords for the password grant; nil turns the grant off
+	AccessTokenTTL      time.Duration  // access and ID token lifetime; default 15m
+	RefreshTokenTTL     time.Duration  // absolute lifetime of a refresh family; default 30 days
+	RefreshTokenIdleTTL time.Duration  // lifetime of an unused refresh token; default 7 days
+	RefreshReuseWindow  time.Duration  // retry window for a just-used refresh token; default 10s, negative turns it off
 }
 
 // Server is the authorization server. Create it with New.
@@ -72,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.JWKSMaxAge <= 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
+	cfg.tokenDefaults()
 	return &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}, nil
 }
 
@@ -106,6 +119,10 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/.well-known/openid-configuration", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/oauth-authorization-server", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/jwks.json", s.handle(s.jwks)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/oauth2/token", s.handle(s.token)).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
+	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
 }
 
 // url returns the absolute URL of an issuer-relative path.

@@ -1,0 +1,134 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/storage"
+)
+
+// passwordGrant is the resource owner password credentials grant (RFC 6749
+// §4.3), a legacy grant Keyward keeps for clients registered for it
+// explicitly (SECURITY-REQUIREMENTS decision 1).
+type passwordGrant struct{ s *Server }
+
+// errBadCredentials is the one answer to a wrong password, an unknown user
+// and a disabled or locked account: byte-identical bodies (TE-11).
+func errBadCredentials() *Error {
+	return &Error{Code: ErrInvalidGrant, Description: "the username or password is incorrect"}
+}
+
+// errHashing maps a hasher error: a full hashing queue is 503 with
+// Retry-After (AV-01); anything else is a server error.
+func errHashing(err error) error {
+	if errors.Is(err, password.ErrOverloaded) {
+		return &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
+			Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Err: err}
+	}
+	if errors.Is(err, password.ErrTooLong) {
+		return badRequest("password is too long")
+	}
+	return err
+}
+
+func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
+	s := g.s
+	if c.Public {
+		return issuance{}, &Error{Code: ErrUnauthorizedClient, Description: "the password grant is for confidential clients only"}
+	}
+	username, pw := f["username"], f["password"]
+	if username == "" || pw == "" {
+		return issuance{}, badRequest("username and password are required")
+	}
+	if len(pw) > password.MaxBytes {
+		return issuance{}, badRequest("password is too long")
+	}
+	requested, err := parseScope(f["scope"])
+	if err != nil {
+		return issuance{}, err
+	}
+	scope, err := grantScope(requested, c, GrantPassword)
+	if err != nil {
+		return issuance{}, err
+	}
+	aud, err := resolveAudience(f, c, "", s.cfg.Issuer)
+	if err != nil {
+		return issuance{}, err
+	}
+
+	// Every failure below costs one password verification and gets the same
+	// answer, so neither timing nor body tells an unknown user (TE-21). A
+	// name no account can have is not looked up.
+	var u storage.User
+	known := false
+	if _, nerr := NormalizeUsername(username); nerr == nil {
+		u, err = s.cfg.Store.UserByUsername(ctx, username)
+		switch {
+		case err == nil:
+			known = true
+		case !errors.Is(err, storage.ErrNotFound):
+			return issuance{}, err
+		}
+	}
+	if !known {
+		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
+			return issuance{}, errHashing(err)
+		}
+		s.log.InfoContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "reason", "unknown_user")
+		return issuance{}, errBadCredentials()
+	}
+	ok, rehash, err := s.cfg.Passwords.Verify(ctx, pw, u.PasswordHash)
+	if err != nil {
+		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
+			return issuance{}, errHashing(err)
+		}
+		// A stored hash that cannot be checked: the operator must fix it;
+		// the client sees an ordinary failure.
+		s.log.ErrorContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID, "reason", "bad_hash", "err", err)
+		return issuance{}, errBadCredentials()
+	}
+	switch {
+	case !ok:
+		s.log.InfoContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID, "reason", "wrong_password")
+		return issuance{}, errBadCredentials()
+	case u.Disabled:
+		s.log.InfoContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID, "reason", "user_disabled")
+		return issuance{}, errBadCredentials()
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	s.log.InfoContext(ctx, "login succeeded", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID)
+	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now()}
+	if err := s.startFamily(ctx, c, &is); err != nil {
+		return issuance{}, err
+	}
+	return is, nil
+}
+
+// rehash replaces u's stored hash with one at the current parameters (PW-03;
+// imported bcrypt hashes become argon2id). It is not a password change:
+// PasswordChangedAt stays, so refresh families live on. A failure is logged
+// and the login goes ahead.
+func (s *Server) rehash(ctx context.Context, u storage.User, pw string) {
+	h, err := s.cfg.Passwords.Hash(ctx, pw)
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
+		return
+	}
+	old := u.PasswordHash
+	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
+		if cur.PasswordHash == old { // not changed meanwhile
+			cur.PasswordHash = h
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
+		return
+	}
+	s.log.InfoContext(ctx, "password rehashed", "sub", u.ID)
+}
