@@ -143,6 +143,7 @@ type env struct {
 	secrets map[string]string
 	users   map[string]*storage.User
 	logs    *syncBuffer
+	rt      string // the current refresh token of a test
 }
 
 const alicePassword = "correct horse battery staple"
