@@ -20,6 +20,10 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
+// minArgonMemory is the least argon2id memory accepted, in KiB (OWASP's
+// m=19 MiB, t=2, p=1 row).
+const minArgonMemory = 19456
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -78,6 +82,9 @@ func (a *app) check() error {
 	}
 	if a.minLength < password.LowestMinLength {
 		return fmt.Errorf("--password-min-length must be at least %d", password.LowestMinLength)
+	}
+	if a.argon.Memory < minArgonMemory || a.argon.Time < 2 || a.argon.Threads != 1 {
+		return fmt.Errorf("--argon2-memory must be at least %d KiB, --argon2-time at least 2 and --argon2-threads 1 (OWASP, PW-01)", minArgonMemory)
 	}
 	if _, _, err := storage.ParseDSN(a.database); err != nil {
 		return fmt.Errorf("--database: %w", err)

@@ -1,7 +1,260 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/keys"
+	"github.com/keyward/keyward/storage"
+)
+
+// Compile-time checks that the concrete pieces fit the interfaces idp and
+// keys declare.
+var (
+	_ idp.Store     = (*storage.DB)(nil)
+	_ keys.Store    = (*storage.DB)(nil)
+	_ idp.KeySource = (*keys.Manager)(nil)
+)
+
+type serveFlags struct {
+	addr, issuer    string
+	insecureHTTP    bool
+	tlsCert, tlsKey string
+	noMigrate, demo bool
+	kek, kekFile    string
+	rotationPeriod  time.Duration
+	jwksMaxAge      time.Duration
+	keySize         int
+	trustedProxies  []string
+	shutdownTimeout time.Duration
+}
 
 func newServeCmd(a *app) *cobra.Command {
-	return &cobra.Command{Use: "serve", Short: "Run the server"}
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context(), cmd.ErrOrStderr(), cmd.OutOrStdout(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fl.StringVar(&f.issuer, "issuer", "http://localhost:8080", "issuer URL: https, unless the host is localhost or 127.0.0.1 or --insecure-http is given")
+	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow an http issuer on a non-loopback host (never in production)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "serve TLS with this private key (PEM)")
+	fl.BoolVar(&f.noMigrate, "no-migrate", false, "do not migrate the database at start")
+	fl.BoolVar(&f.demo, "demo", false, "on an empty database, create a demo client and user and print their credentials")
+	fl.StringVar(&f.kek, "key-encryption-key", "", "base64 of the 32-byte key that encrypts signing keys at rest")
+	fl.StringVar(&f.kekFile, "key-encryption-key-file", "", "file holding the 32-byte key-encryption key (raw or base64)")
+	fl.DurationVar(&f.rotationPeriod, "key-rotation-period", 24*time.Hour, "how long a signing key stays active (1m or more)")
+	fl.DurationVar(&f.jwksMaxAge, "jwks-max-age", 5*time.Minute, "Cache-Control max-age of the JWKS")
+	fl.IntVar(&f.keySize, "key-size", 2048, "RSA signing key size: 2048, 3072 or 4096")
+	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
+	return cmd
+}
+
+// checkIssuer requires https unless the host is loopback or --insecure-http.
+func (f *serveFlags) checkIssuer() error {
+	u, err := idp.ParseIssuer(f.issuer)
+	if err != nil {
+		return fmt.Errorf("--issuer: %w", err)
+	}
+	if u.Scheme == "https" || f.insecureHTTP {
+		return nil
+	}
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+		return nil
+	}
+	return fmt.Errorf("--issuer %s must be https (or pass --insecure-http for a test setup)", f.issuer)
+}
+
+func (f *serveFlags) proxies() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, s := range f.trustedProxies {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(s))
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
+}
+
+func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) error {
+	if err := f.checkIssuer(); err != nil {
+		return err
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	proxies, err := f.proxies()
+	if err != nil {
+		return err
+	}
+	log := a.logger(logw)
+
+	db, err := a.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if !f.noMigrate {
+		if err := db.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+
+	kek, generated, err := keys.LoadKEK(f.kek, f.kekFile, a.kekGeneratePath(f))
+	if err != nil {
+		return err
+	}
+	if generated != "" {
+		log.Warn("generated a key-encryption key into a local file; production must supply its own with --key-encryption-key-file or --key-encryption-key", "file", generated)
+	}
+	policy := keys.Policy{RotationPeriod: f.rotationPeriod, JWKSMaxAge: f.jwksMaxAge, KeySize: f.keySize}
+	km, err := keys.NewManager(ctx, db, kek, policy, log, time.Now)
+	if err != nil {
+		return err
+	}
+	go km.Run(ctx)
+
+	srv, err := idp.New(idp.Config{
+		Issuer: f.issuer, Store: db, Keys: km, Log: log,
+		JWKSMaxAge: f.jwksMaxAge, TrustedProxies: proxies,
+	})
+	if err != nil {
+		return err
+	}
+
+	if f.demo {
+		if err := a.createDemo(ctx, db, out, f.issuer); err != nil {
+			return err
+		}
+	}
+
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if f.tlsCert != "" {
+			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			errc <- hs.ServeTLS(ln, f.tlsCert, f.tlsKey)
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	log.Info("keyward serving", "addr", ln.Addr().String(), "issuer", f.issuer, "database", db.Dialect(), "version", version)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+// kekGeneratePath is where a missing key-encryption key may be generated:
+// only for a SQLite database, next to it.
+func (a *app) kekGeneratePath(f serveFlags) string {
+	if f.kek != "" || f.kekFile != "" || !strings.HasPrefix(a.database, "sqlite:") {
+		return ""
+	}
+	return "keyward.kek"
+}
+
+// Demo registration, created only on an empty database.
+const (
+	demoClientID = "demo-app"
+	demoUsername = "demo"
+)
+
+func (a *app) createDemo(ctx context.Context, db *storage.DB, out io.Writer, issuer string) error {
+	n, err := db.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	cs, err := db.Clients(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 || len(cs) > 0 {
+		fmt.Fprintln(out, "--demo: the database is not empty; no demo client or user created")
+		return nil
+	}
+	c, secret, err := idp.NewClient(idp.ClientSpec{
+		ID: demoClientID, Name: "Keyward demo",
+		Grants:    []string{idp.GrantPassword, idp.GrantRefreshToken, idp.GrantClientCredentials},
+		Scopes:    []string{"openid", "profile", "email", "api:read"},
+		Audiences: []string{"api"},
+	})
+	if err != nil {
+		return err
+	}
+	var b [15]byte
+	rand.Read(b[:])
+	pw := strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+	h, err := a.hasher()
+	if err != nil {
+		return err
+	}
+	hash, err := h.Hash(ctx, pw)
+	if err != nil {
+		return err
+	}
+	if err := db.CreateClient(ctx, &c); err != nil {
+		return err
+	}
+	u := storage.User{Username: demoUsername, Email: "demo@example.com", EmailVerified: true, PasswordHash: hash}
+	if err := db.CreateUser(ctx, &u); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, `Keyward demo credentials (shown once):
+  client_id:     %s
+  client_secret: %s
+  username:      %s
+  password:      %s
+
+Get a token:
+  curl -s -u '%s:%s' -d grant_type=password -d username=%s -d 'password=%s' -d 'scope=openid api:read' %s/oauth2/token
+
+`, demoClientID, secret, demoUsername, pw, demoClientID, secret, demoUsername, pw, issuer)
+	return nil
 }

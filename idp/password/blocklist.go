@@ -131,9 +131,10 @@ func reverse(s string) string {
 	return string(r)
 }
 
-// trivial reports whether key (a blockKey) is a keyboard or alphabet run, or one short
-// unit or blocklisted word repeated ("aaaaaaaa", "abcabcabc", "passwordpassword").
-func trivial(key string, lists []*Blocklist) bool {
+// trivial reports whether key (a blockKey) is a keyboard or alphabet run, or a
+// blocklisted word repeated ("passwordpassword"), or, with shortUnits, one to four
+// characters repeated ("aaaaaaaa", "abcabcabc").
+func trivial(key string, lists []*Blocklist, shortUnits bool) bool {
 	for _, s := range sequences {
 		if strings.Contains(s, key) {
 			return true
@@ -148,7 +149,7 @@ func trivial(key string, lists []*Blocklist) bool {
 		if strings.Repeat(unit, len(r)/size) != key {
 			continue
 		}
-		if size <= 4 {
+		if shortUnits && size <= 4 {
 			return true
 		}
 		for _, b := range lists {

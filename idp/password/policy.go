@@ -51,6 +51,10 @@ type Policy struct {
 	// Blocklists are checked in addition to Common(), for example one loaded from the
 	// file named by --password-blocklist.
 	Blocklists []*Blocklist
+	// RejectShortRepeats also rejects one to four characters repeated ("aaaaaaaaaaaaaaa",
+	// "abcabcabcabcabc"). It is off by default: NIST SP 800-63B-4 no longer asks for it,
+	// and PW-05 expects "é" repeated 15 times to be accepted.
+	RejectShortRepeats bool
 }
 
 // NewPolicy returns a Policy with the given minimum length (0 for the default) and extra
@@ -122,7 +126,7 @@ func (p *Policy) Check(pw, username, email string) error {
 			return reject(RuleBlocklisted, "password is on a list of common or breached passwords")
 		}
 	}
-	if trivial(key, lists) {
+	if trivial(key, lists, p.RejectShortRepeats) {
 		return reject(RuleBlocklisted, "password is a keyboard run, a sequence or a repetition")
 	}
 	return nil
