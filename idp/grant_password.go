@@ -25,8 +25,13 @@ func errBadCredentials() *Error {
 // Retry-After (AV-01); anything else is a server error.
 func errHashing(err error) error {
 	if errors.Is(err, password.ErrOverloaded) {
+		retry := time.Second
+		var oe *password.OverloadError
+		if errors.As(err, &oe) && oe.RetryAfter > retry {
+			retry = oe.RetryAfter
+		}
 		return &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
-			Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Err: err}
+			Status: http.StatusServiceUnavailable, RetryAfter: retry, Err: err}
 	}
 	if errors.Is(err, password.ErrTooLong) {
 		return badRequest("password is too long")
