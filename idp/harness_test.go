@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -431,3 +432,5 @@ func backends(t *testing.T, f func(t *testing.T, b storagetest.Backend)) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -40,8 +40,8 @@ func TestIntrospect(t *testing.T) {
 
 		tests := []struct {
 			name, caller, token string
-			wantActive         bool
-			want               map[string]any
+			wantActive          bool
+			want                map[string]any
 		}{
 			{"own access token", "C1", at, true, map[string]any{"sub": alice.ID, "client_id": "C1", "scope": "openid read",
 				"aud": "https://rs1.test", "iss": e.url, "token_type": "Bearer"}},
