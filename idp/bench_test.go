@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -156,31 +157,43 @@ func BenchmarkRefresh(b *testing.B) {
 }
 
 // BenchmarkPasswordGrant: the password grant at the default argon2id
-// parameters, with a refresh family per login, on SQLite.
+// parameters, with an ID token and a refresh family per login, on SQLite.
+// "DefaultLimit" is the hasher's default concurrency (2 × GOMAXPROCS
+// hashes at once); "OnePerCore" limits it to GOMAXPROCS.
 func BenchmarkPasswordGrant(b *testing.B) {
-	h, err := password.NewHasher(password.DefaultParams())
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name string
+		opts []password.Option
+	}{
+		{"DefaultLimit", nil},
+		{"OnePerCore", []password.Option{password.WithMaxConcurrent(runtime.GOMAXPROCS(0))}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h, err := password.NewHasher(password.DefaultParams(), bc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := benchEnv(b, storagetest.Backends[0], func(c *Config) { c.Passwords = h })
+			enc, err := h.Hash(context.Background(), alicePassword)
+			if err != nil {
+				b.Fatal(err)
+			}
+			u := &storage.User{Username: "carol", PasswordHash: enc}
+			if err := e.db.CreateUser(context.Background(), u); err != nil {
+				b.Fatal(err)
+			}
+			p := newPoster(e, "C1")
+			form := passwordForm("carol", alicePassword, "scope", "openid read").Encode()
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p.post(b, form)
+				}
+			})
+			reportRate(b, "req/s")
+		})
 	}
-	e := benchEnv(b, storagetest.Backends[0], func(c *Config) { c.Passwords = h })
-	enc, err := h.Hash(context.Background(), alicePassword)
-	if err != nil {
-		b.Fatal(err)
-	}
-	u := &storage.User{Username: "carol", PasswordHash: enc}
-	if err := e.db.CreateUser(context.Background(), u); err != nil {
-		b.Fatal(err)
-	}
-	p := newPoster(e, "C1")
-	form := passwordForm("carol", alicePassword, "scope", "openid read").Encode()
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			p.post(b, form)
-		}
-	})
-	reportRate(b, "req/s")
 }
 
 // BenchmarkArgon2VerifyParallel is the same verification on all cores at
