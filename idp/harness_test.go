@@ -111,25 +111,14 @@ func (h *countingHasher) VerifyDummy(ctx context.Context, pw string) error {
 // testParams keep argon2id cheap in tests; benchmarks use the defaults.
 var testParams = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
-// clock is an adjustable offset from the real time, so real clients
+// offsetClock is an adjustable offset from the real time, so real clients
 // (go-oidc checks exp against time.Now) and fake time agree.
-type clock struct{ offset atomic.Int64 }
+type offsetClock struct{ offset atomic.Int64 }
 
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *offsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+// Log output goes to syncBuffer (audit_test.go), safe for concurrent requests.
 
 // env is a real server on a loopback port over a fresh database.
 type env struct {
@@ -138,7 +127,7 @@ type env struct {
 	store   *countingStore
 	hasher  *countingHasher
 	keys    *testKeys
-	clock   *clock
+	clock   *offsetClock
 	srv     *Server
 	url     string
 	secrets map[string]string
@@ -159,7 +148,7 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, store: &countingStore{DB: db}, hasher: &countingHasher{PasswordHasher: h},
-		keys: sharedTestKeys(), clock: &clock{}, secrets: map[string]string{}, users: map[string]*storage.User{},
+		keys: sharedTestKeys(), clock: &offsetClock{}, secrets: map[string]string{}, users: map[string]*storage.User{},
 		logs: &syncBuffer{}}
 	ts := httptest.NewUnstartedServer(nil)
 	e.url = "http://" + ts.Listener.Addr().String()

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/gorilla/mux"
 )
 
@@ -19,6 +18,8 @@ import (
 type Store interface {
 	Ping(ctx context.Context) error
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
+	ThrottleStore
+	AuditStore
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -30,9 +31,6 @@ type KeySource interface {
 	JWKS() (doc []byte, etag string)
 	// Ready reports whether an active signing key is loaded.
 	Ready() error
-	// PublicKeys returns the published public keys, for checking access
-	// tokens at /userinfo and /oauth2/introspect.
-	PublicKeys() jose.JSONWebKeySet
 }
 
 // Config configures a Server. Zero durations take the defaults documented
@@ -55,6 +53,11 @@ type Config struct {
 	RefreshTokenTTL     time.Duration  // absolute lifetime of a refresh family; default 30 days
 	RefreshTokenIdleTTL time.Duration  // lifetime of an unused refresh token; default 7 days
 	RefreshReuseWindow  time.Duration  // retry window for a just-used refresh token; default 10s, negative turns it off
+
+	Throttle       ThrottlePolicy  // brute-force limits; zero fields take defaults
+	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
+	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
+	HideMetrics    bool            // leave /metrics off Routes (served on its own listener, AD-09)
 }
 
 // Server is the authorization server. Create it with New.
@@ -64,6 +67,11 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	discoveryState
+	tokenState // tokens_jwt.go
+
+	throttle *Throttler
+	audit    *Auditor
+	metrics  *Metrics
 }
 
 // New checks cfg and returns a Server.
@@ -85,7 +93,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
 	cfg.tokenDefaults()
-	return &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}, nil
+	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}
+	s.metrics = NewMetrics(cfg.KeyAges)
+	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
+	s.audit = NewAuditor(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
+	return s, nil
 }
 
 // ParseIssuer checks that issuer is an absolute http(s) URL without query,
@@ -102,12 +114,13 @@ func ParseIssuer(issuer string) (*url.URL, error) {
 // Handler returns the server's routes wrapped in its middleware.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+	r.NotFoundHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &Error{Code: "not_found", Status: http.StatusNotFound}
-	})
-	r.MethodNotAllowedHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+	}))
+	r.MethodNotAllowedHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &Error{Code: ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
-	})
+	}))
+	r.Use(s.metrics.Middleware)
 	s.Routes(r)
 	return s.middleware(r)
 }
@@ -123,6 +136,9 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
 	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+	if !s.cfg.HideMetrics {
+		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
+	}
 }
 
 // url returns the absolute URL of an issuer-relative path.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keyward/keyward/storage"
@@ -161,7 +162,7 @@ func (s *Server) validateAccessToken(ctx context.Context, raw string) (accessCla
 	if !strings.EqualFold(typ, typAccessToken) && !strings.EqualFold(typ, "application/"+typAccessToken) {
 		return accessClaims{}, errInvalidToken
 	}
-	set := s.cfg.Keys.PublicKeys()
+	set := s.publicKeys()
 	keys := set.Key(h.KeyID)
 	if h.KeyID == "" || len(keys) != 1 || (keys[0].Algorithm != "" && keys[0].Algorithm != string(jose.RS256)) ||
 		(keys[0].Use != "" && keys[0].Use != "sig") || !keys[0].IsPublic() {
@@ -199,4 +200,41 @@ func (s *Server) validateAccessToken(ctx context.Context, raw string) (accessCla
 		}
 	}
 	return c, nil
+}
+
+// publicKeySource is the optional KeySource method that hands out the
+// published keys directly (keys.Manager has it).
+type publicKeySource interface {
+	PublicKeys() jose.JSONWebKeySet
+}
+
+// tokenState is the token code's part of Server.
+type tokenState struct {
+	jwksCache atomic.Pointer[parsedJWKS]
+}
+
+// parsedJWKS caches the JWKS document parsed, by ETag.
+type parsedJWKS struct {
+	etag string
+	set  *jose.JSONWebKeySet
+}
+
+// publicKeys returns the published key set: from PublicKeys when the
+// KeySource has it, else parsed from its JWKS document (cached by ETag), so
+// access tokens are checked against exactly what resource servers see.
+func (s *Server) publicKeys() *jose.JSONWebKeySet {
+	if pk, ok := s.cfg.Keys.(publicKeySource); ok {
+		set := pk.PublicKeys()
+		return &set
+	}
+	doc, etag := s.cfg.Keys.JWKS()
+	if c := s.jwksCache.Load(); c != nil && c.etag == etag && etag != "" {
+		return c.set
+	}
+	set := new(jose.JSONWebKeySet)
+	if err := json.Unmarshal(doc, set); err != nil {
+		return new(jose.JSONWebKeySet)
+	}
+	s.jwksCache.Store(&parsedJWKS{etag: etag, set: set})
+	return set
 }

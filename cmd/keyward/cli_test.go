@@ -15,9 +15,9 @@ import (
 func run(t *testing.T, dsn, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := newRootCmd()
-	var out bytes.Buffer
+	var out, logs bytes.Buffer
 	cmd.SetOut(&out)
-	cmd.SetErr(&out)
+	cmd.SetErr(&logs)
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetArgs(append([]string{"--database", dsn}, args...))
 	err := cmd.ExecuteContext(t.Context())
@@ -120,6 +120,25 @@ func TestUsersCLI(t *testing.T) {
 		if !strings.Contains(table, "USERNAME") || !strings.Contains(table, "alice") {
 			t.Fatalf("table output: %s", table)
 		}
+		// The operator's actions are in the audit trail.
+		evs := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--user", "alice", "--output", "json"))
+		var types []string
+		for _, e := range evs {
+			types = append(types, e["type"].(string))
+			if e["actor"] != "cli" || e["subject"] != id {
+				t.Fatalf("audit event %v", e)
+			}
+		}
+		if got := strings.Join(types, ","); got != "password_changed,user_updated,user_updated,user_created" {
+			t.Fatalf("audit types newest first: %s", got)
+		}
+		if evs := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "user_created", "--since", "1h", "--output", "json")); len(evs) != 1 {
+			t.Fatalf("audit --type --since: %v", evs)
+		}
+		if _, err := run(t, dsn, "", "audit", "list", "--type", "made_up"); err == nil {
+			t.Fatal("audit list accepted an unknown type")
+		}
+		mustRun(t, dsn, "", "users", "unlock", "alice")
 		mustRun(t, dsn, "", "users", "delete", "alice")
 		if _, err := run(t, dsn, "", "users", "get", id); err == nil {
 			t.Fatal("user still there after delete")

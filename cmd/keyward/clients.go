@@ -88,6 +88,7 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 				}
 				return err
 			}
+			a.audit(cmd, db, idp.EventClientCreated, c.ID, "")
 			return a.printClients(cmd, viewClient(c, secret), []storage.Client{c}, secret)
 		},
 	}
@@ -169,6 +170,7 @@ func newClientsDeleteCmd(a *app) *cobra.Command {
 		if err := db.DeleteClient(cmd.Context(), c.ID); err != nil {
 			return err
 		}
+		a.audit(cmd, db, idp.EventClientDeleted, c.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"client_id": c.ID, "deleted": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "deleted client %s\n", c.ID)
 		})
@@ -186,6 +188,7 @@ func newClientsRotateSecretCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.audit(cmd, db, idp.EventClientUpdated, c.ID, "secret_rotated")
 			return a.printClients(cmd, viewClient(c, secret), []storage.Client{c}, secret)
 		})
 }
@@ -200,6 +203,7 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 		if err != nil {
 			return err
 		}
+		a.audit(cmd, db, idp.EventClientUpdated, c.ID, verb+"d")
 		return a.printClients(cmd, viewClient(c, ""), []storage.Client{c}, "")
 	})
 }

@@ -65,7 +65,7 @@ func newRootCmd() *cobra.Command {
 	pf.Uint32Var(&a.argon.Time, "argon2-time", a.argon.Time, "argon2id passes")
 	pf.Uint8Var(&a.argon.Threads, "argon2-threads", a.argon.Threads, "argon2id lanes")
 
-	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a))
+	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a), newKeysCmd(a))
 	return root
 }
 
@@ -254,4 +254,11 @@ func readSecret(r io.Reader) (string, error) {
 		return "", errors.New("no password on stdin")
 	}
 	return s, nil
+}
+
+// audit records an operator's action from the CLI in the audit trail.
+func (a *app) audit(cmd *cobra.Command, db *storage.DB, typ idp.EventType, subject, reason string) {
+	idp.NewAuditor(db, a.logger(cmd.ErrOrStderr()), time.Now, 0).Record(cmd.Context(), idp.Event{
+		Type: typ, Outcome: idp.OutcomeSuccess, Actor: "cli", Subject: subject, Reason: reason,
+	})
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -36,10 +35,8 @@ type serveFlags struct {
 	insecureHTTP    bool
 	tlsCert, tlsKey string
 	noMigrate, demo bool
-	kek, kekFile    string
-	rotationPeriod  time.Duration
-	jwksMaxAge      time.Duration
-	keySize         int
+	kekFlags
+	keyPolicyFlags
 	trustedProxies  []string
 	shutdownTimeout time.Duration
 }
@@ -62,11 +59,8 @@ func newServeCmd(a *app) *cobra.Command {
 	fl.StringVar(&f.tlsKey, "tls-key", "", "serve TLS with this private key (PEM)")
 	fl.BoolVar(&f.noMigrate, "no-migrate", false, "do not migrate the database at start")
 	fl.BoolVar(&f.demo, "demo", false, "on an empty database, create a demo client and user and print their credentials")
-	fl.StringVar(&f.kek, "key-encryption-key", "", "base64 of the 32-byte key that encrypts signing keys at rest")
-	fl.StringVar(&f.kekFile, "key-encryption-key-file", "", "file holding the 32-byte key-encryption key (raw or base64)")
-	fl.DurationVar(&f.rotationPeriod, "key-rotation-period", 24*time.Hour, "how long a signing key stays active (1m or more)")
-	fl.DurationVar(&f.jwksMaxAge, "jwks-max-age", 5*time.Minute, "Cache-Control max-age of the JWKS")
-	fl.IntVar(&f.keySize, "key-size", 2048, "RSA signing key size: 2048, 3072 or 4096")
+	f.kekFlags.register(fl)
+	f.keyPolicyFlags.register(fl)
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
 	return cmd
@@ -115,6 +109,10 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	if err != nil {
 		return err
 	}
+	policy, err := f.keyPolicy()
+	if err != nil {
+		return err
+	}
 	log := a.logger(logw)
 
 	db, err := a.openDB(ctx)
@@ -128,27 +126,29 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		}
 	}
 
-	kek, generated, err := keys.LoadKEK(f.kek, f.kekFile, a.kekGeneratePath(f))
+	kek, err := f.kekFlags.load(a, log)
 	if err != nil {
 		return err
 	}
-	if generated != "" {
-		log.Warn("generated a key-encryption key into a local file; production must supply its own with --key-encryption-key-file or --key-encryption-key", "file", generated)
-	}
-	policy := keys.Policy{RotationPeriod: f.rotationPeriod, JWKSMaxAge: f.jwksMaxAge, KeySize: f.keySize}
 	km, err := keys.NewManager(ctx, db, kek, policy, log, time.Now)
 	if err != nil {
 		return err
 	}
-	go km.Run(ctx)
 
 	srv, err := idp.New(idp.Config{
 		Issuer: f.issuer, Store: db, Keys: km, Log: log,
-		JWKSMaxAge: f.jwksMaxAge, TrustedProxies: proxies,
+		JWKSMaxAge: policy.JWKSMaxAge, TrustedProxies: proxies,
+		KeyAges: keyAges(km),
 	})
 	if err != nil {
 		return err
 	}
+	km.OnRotate(func(ctx context.Context, r keys.Rotation) {
+		srv.Auditor().Record(ctx, idp.Event{Type: idp.EventKeyRotated, Actor: "schedule", Subject: r.Activated, Reason: "retired " + r.Retired})
+	})
+	go km.Run(ctx)
+	go srv.Throttler().Run(ctx)
+	go srv.Auditor().Run(ctx)
 
 	if f.demo {
 		if err := a.createDemo(ctx, db, out, f.issuer); err != nil {
@@ -189,15 +189,6 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
 	return hs.Shutdown(sctx)
-}
-
-// kekGeneratePath is where a missing key-encryption key may be generated:
-// only for a SQLite database, next to it.
-func (a *app) kekGeneratePath(f serveFlags) string {
-	if f.kek != "" || f.kekFile != "" || !strings.HasPrefix(a.database, "sqlite:") {
-		return ""
-	}
-	return "keyward.kek"
 }
 
 // Demo registration, created only on an empty database.

@@ -32,7 +32,7 @@ func viewUser(u storage.User) userView {
 func newUsersCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage user accounts"}
 	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersGetCmd(a), newUsersSetPasswordCmd(a),
-		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a))
+		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a), newUsersUnlockCmd(a))
 	return cmd
 }
 
@@ -76,6 +76,7 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 				}
 				return err
 			}
+			a.audit(cmd, db, idp.EventUserCreated, u.ID, "")
 			return a.printUsers(cmd, viewUser(u), []storage.User{u})
 		},
 	}
@@ -205,6 +206,7 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.audit(cmd, db, idp.EventPasswordChanged, u.ID, "set_by_operator")
 			return a.printUsers(cmd, viewUser(u), []storage.User{u})
 		})
 	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
@@ -221,6 +223,7 @@ func newUsersSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		a.audit(cmd, db, idp.EventUserUpdated, u.ID, verb+"d")
 		return a.printUsers(cmd, viewUser(u), []storage.User{u})
 	})
 }
@@ -230,8 +233,23 @@ func newUsersDeleteCmd(a *app) *cobra.Command {
 		if err := db.DeleteUser(cmd.Context(), u.ID); err != nil {
 			return err
 		}
+		a.audit(cmd, db, idp.EventUserDeleted, u.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"id": u.ID, "deleted": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "deleted user %s (%s)\n", u.Username, u.ID)
+		})
+	})
+}
+
+func newUsersUnlockCmd(a *app) *cobra.Command {
+	return userCmd(a, "unlock", "Clear a user's failed-login counts from every address", func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
+		ctx := cmd.Context()
+		t := idp.NewThrottler(db, idp.ThrottlePolicy{}, time.Now, a.logger(cmd.ErrOrStderr()), nil)
+		if err := t.Unlock(ctx, u.Username); err != nil {
+			return err
+		}
+		a.audit(cmd, db, idp.EventUserUnlocked, u.ID, "")
+		return a.print(cmd.OutOrStdout(), map[string]any{"id": u.ID, "unlocked": true}, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "unlocked user %s (%s)\n", u.Username, u.ID)
 		})
 	})
 }

@@ -10,6 +10,8 @@ CREATE TABLE throttle_counters (
 );
 CREATE INDEX throttle_counters_expires ON throttle_counters (expires_at);
 
+-- Security events (login, tokens, admin actions), kept for the audit
+-- retention period. No column holds a password, token, secret or code.
 CREATE TABLE audit_events (
     id         BIGSERIAL PRIMARY KEY,
     at         BIGINT NOT NULL,
@@ -25,6 +27,7 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_at ON audit_events (at);
 CREATE INDEX audit_events_subject ON audit_events (subject, at);
+CREATE INDEX audit_events_type ON audit_events (type, at);
 
 -- +goose Down
 DROP TABLE audit_events;

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/keys"
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+func TestKeysCLI(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		kek := keys.NewKEK()
+		kekArg := "--key-encryption-key=" + keys.EncodeKEK(kek)
+		db := storagetest.Open(t, dsn)
+		if _, err := keys.NewManager(t.Context(), db, kek, keys.Policy{}, nil, time.Now); err != nil {
+			t.Fatal(err)
+		}
+		list := func() map[string]string {
+			byState := map[string]string{}
+			for _, k := range decode[[]map[string]any](t, mustRun(t, dsn, "", "keys", "list", "--output", "json")) {
+				byState[k["state"].(string)] = k["kid"].(string)
+				for _, field := range []string{"created", "activates", "retires", "expires"} {
+					if _, ok := k[field]; !ok {
+						t.Fatalf("keys list lacks %s: %v", field, k)
+					}
+				}
+			}
+			return byState
+		}
+		before := list()
+		if before["active"] == "" || before["next"] == "" || len(before) != 2 {
+			t.Fatalf("fresh key set %v", before)
+		}
+
+		if _, err := run(t, dsn, "", "keys", "rotate", kekArg); err == nil || !strings.Contains(err.Error(), "--force") {
+			t.Fatalf("rotate before the next key was published long enough: %v", err)
+		}
+		rot := decode[map[string]any](t, mustRun(t, dsn, "", "keys", "rotate", "--force", kekArg, "--output", "json"))
+		if rot["active"] != before["next"] || rot["retired"] != before["active"] {
+			t.Fatalf("rotate: %v (before %v)", rot, before)
+		}
+		after := list()
+		if after["retired"] != before["active"] || after["active"] != before["next"] || after["next"] == "" {
+			t.Fatalf("after rotate %v", after)
+		}
+
+		rev := decode[map[string]any](t, mustRun(t, dsn, "", "keys", "revoke", after["active"], kekArg, "--output", "json"))
+		if rev["revoked"] != after["active"] {
+			t.Fatalf("revoke: %v", rev)
+		}
+		final := list()
+		for _, kid := range final {
+			if kid == after["active"] {
+				t.Fatalf("revoked key %s still listed: %v", kid, final)
+			}
+		}
+		if final["active"] == "" || final["next"] == "" {
+			t.Fatalf("after revoke %v", final)
+		}
+		if _, err := run(t, dsn, "", "keys", "revoke", "no-such-kid", kekArg); err == nil {
+			t.Fatal("revoking an unknown kid succeeded")
+		}
+
+		evs := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--output", "json"))
+		if len(evs) < 2 || evs[0]["type"] != "key_revoked" || evs[1]["type"] != "key_rotated" || evs[0]["subject"] != after["active"] {
+			t.Fatalf("key audit events %v", evs)
+		}
+
+		newKEK := keys.NewKEK()
+		file := filepath.Join(t.TempDir(), "new.kek")
+		if err := os.WriteFile(file, []byte(keys.EncodeKEK(newKEK)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run(t, dsn, "", "keys", "rewrap", "--key-encryption-key="+keys.EncodeKEK(keys.NewKEK()), "--new-key-encryption-key-file", file); err == nil {
+			t.Fatal("rewrap with a wrong current key-encryption key succeeded")
+		}
+		mustRun(t, dsn, "", "keys", "rewrap", kekArg, "--new-key-encryption-key-file", file)
+		if _, err := keys.NewManager(t.Context(), db, kek, keys.Policy{}, nil, time.Now); !errors.Is(err, keys.ErrWrongKEK) {
+			t.Fatalf("old key-encryption key after rewrap: %v", err)
+		}
+		if _, err := keys.NewManager(t.Context(), db, newKEK, keys.Policy{}, nil, time.Now); err != nil {
+			t.Fatalf("new key-encryption key after rewrap: %v", err)
+		}
+	})
+}
+
+func TestPostgresNeedsKeyEncryptionKey(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	_, err := run(t, dsn, "", "serve", "--addr", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "--key-encryption-key") {
+		t.Fatalf("serve on PostgreSQL without a key-encryption key: %v", err)
+	}
+}

@@ -1,0 +1,199 @@
+package idp
+
+import (
+	"context"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// AuditStore is the part of storage the audit trail needs.
+type AuditStore interface {
+	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
+	AuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
+	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
+}
+
+// EventType names a security event; it is the log message, the event
+// attribute and the audit row's type.
+type EventType string
+
+// Event types (LG-01, LG-03).
+const (
+	EventLoginSucceeded       EventType = "login_succeeded"
+	EventLoginFailed          EventType = "login_failed"
+	EventLoginThrottled       EventType = "login_throttled"
+	EventTokenIssued          EventType = "token_issued"
+	EventTokenRefreshed       EventType = "token_refreshed"
+	EventTokenRevoked         EventType = "token_revoked"
+	EventRefreshReuseDetected EventType = "refresh_reuse_detected"
+	EventUserCreated          EventType = "user_created"
+	EventUserUpdated          EventType = "user_updated"
+	EventUserLocked           EventType = "user_locked"
+	EventUserUnlocked         EventType = "user_unlocked"
+	EventUserDeleted          EventType = "user_deleted"
+	EventPasswordChanged      EventType = "password_changed"
+	EventPasswordReset        EventType = "password_reset"
+	EventClientCreated        EventType = "client_created"
+	EventClientUpdated        EventType = "client_updated"
+	EventClientDeleted        EventType = "client_deleted"
+	EventKeyRotated           EventType = "key_rotated"
+	EventKeyRevoked           EventType = "key_revoked"
+)
+
+// EventTypes lists every event type, for the admin API's filter checks.
+var EventTypes = []EventType{
+	EventLoginSucceeded, EventLoginFailed, EventLoginThrottled, EventTokenIssued, EventTokenRefreshed,
+	EventTokenRevoked, EventRefreshReuseDetected, EventUserCreated, EventUserUpdated, EventUserLocked,
+	EventUserUnlocked, EventUserDeleted, EventPasswordChanged, EventPasswordReset, EventClientCreated,
+	EventClientUpdated, EventClientDeleted, EventKeyRotated, EventKeyRevoked,
+}
+
+// Outcomes of an event.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// Event is a security event as the code that saw it reports it. It has no
+// field for a password, token, secret or code, so none can reach the log or
+// the audit table; identify a token by its jti or family id in Subject.
+// The request id and client IP come from the request's context.
+type Event struct {
+	Type      EventType
+	Outcome   string // OutcomeSuccess or OutcomeFailure; default by Type
+	Reason    string // a short snake_case code: bad_password, unknown_user, locked, ...
+	Actor     string // who acted: the user id, client id or admin subject
+	Subject   string // whom it concerns: a user id, client id, kid or token jti
+	ClientID  string
+	UserAgent string // r.UserAgent(); cut to 256 bytes
+}
+
+// warnEvents are logged at Warn: an attack or a lockout may be under way.
+var warnEvents = map[EventType]bool{
+	EventLoginFailed: true, EventLoginThrottled: true, EventRefreshReuseDetected: true,
+	EventUserLocked: true, EventKeyRevoked: true,
+}
+
+// failureEvents default to OutcomeFailure.
+var failureEvents = map[EventType]bool{
+	EventLoginFailed: true, EventLoginThrottled: true, EventRefreshReuseDetected: true,
+}
+
+// Auditor writes each security event both as a structured log record and
+// as an audit row. Writing the row never fails the request: an error is
+// logged and the request goes on.
+type Auditor struct {
+	store     AuditStore
+	log       *slog.Logger
+	now       func() time.Time
+	retention time.Duration
+}
+
+// DefaultAuditRetention is how long audit rows are kept by default.
+const DefaultAuditRetention = 90 * 24 * time.Hour
+
+// NewAuditor returns an Auditor keeping rows for retention (default
+// DefaultAuditRetention). now and log may be nil. Records carry the
+// request_id and client_ip of their context whether or not log was built
+// with LogHandler.
+func NewAuditor(store AuditStore, log *slog.Logger, now func() time.Time, retention time.Duration) *Auditor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if _, ok := log.Handler().(ctxHandler); !ok {
+		log = slog.New(LogHandler(log.Handler()))
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if retention <= 0 {
+		retention = DefaultAuditRetention
+	}
+	return &Auditor{store: store, log: log, now: now, retention: retention}
+}
+
+// auditWriteTimeout bounds the row write; it outlives a client that hung up.
+const auditWriteTimeout = 2 * time.Second
+
+// Record logs e and stores it as an audit row.
+func (a *Auditor) Record(ctx context.Context, e Event) {
+	if e.Outcome == "" {
+		e.Outcome = OutcomeSuccess
+		if failureEvents[e.Type] {
+			e.Outcome = OutcomeFailure
+		}
+	}
+	row := storage.AuditEvent{
+		At:        storage.At(a.now()),
+		Type:      truncate(string(e.Type), 64),
+		Actor:     truncate(e.Actor, 256),
+		Subject:   truncate(e.Subject, 256),
+		ClientID:  truncate(e.ClientID, 128),
+		IP:        ClientIP(ctx),
+		UserAgent: truncate(e.UserAgent, 256),
+		RequestID: RequestID(ctx),
+		Outcome:   truncate(e.Outcome, 32),
+		Reason:    truncate(e.Reason, 64),
+	}
+	level := slog.LevelInfo
+	if warnEvents[e.Type] {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{slog.String("event", row.Type), slog.String("outcome", row.Outcome)}
+	for _, kv := range []struct{ k, v string }{
+		{"reason", row.Reason}, {"actor", row.Actor}, {"subject", row.Subject},
+		{"client_id", row.ClientID}, {"user_agent", row.UserAgent},
+	} {
+		if kv.v != "" {
+			attrs = append(attrs, slog.String(kv.k, kv.v))
+		}
+	}
+	a.log.LogAttrs(ctx, level, row.Type, attrs...)
+
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+	defer cancel()
+	if err := a.store.AppendAudit(wctx, &row); err != nil {
+		a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
+	}
+}
+
+// Run deletes audit rows older than the retention period, now and then
+// hourly, until ctx ends.
+func (a *Auditor) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if _, err := a.Prune(ctx); err != nil && ctx.Err() == nil {
+			a.log.ErrorContext(ctx, "delete old audit events", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Prune deletes audit rows older than the retention period once and
+// returns how many it deleted.
+func (a *Auditor) Prune(ctx context.Context) (int64, error) {
+	return a.store.DeleteAuditBefore(ctx, a.now().Add(-a.retention))
+}
+
+// Auditor returns the server's audit trail, for the flows that record
+// events and for cmd/keyward to Run.
+func (s *Server) Auditor() *Auditor { return s.audit }
+
+// truncate cuts s to at most n bytes at a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

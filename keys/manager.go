@@ -1,0 +1,265 @@
+package keys
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/keyward/keyward/storage"
+)
+
+// ErrNotReady is returned by Sign and wrapped by Ready while no active key is
+// loaded.
+var ErrNotReady = errors.New("no active signing key loaded")
+
+// Manager keeps one replica's view of the key set: it signs with the active
+// key, serves the JWKS, follows changes other replicas make, and applies the
+// rotation schedule. Its methods are safe for concurrent use; readers see an
+// immutable snapshot swapped in whole on each change.
+type Manager struct {
+	rot   *Rotator
+	store Store
+	kek   []byte
+	p     Policy
+	log   *slog.Logger
+	now   func() time.Time
+	poll  time.Duration // how often Run checks; Policy.pollInterval
+
+	snap     atomic.Pointer[snapshot]
+	reloadMu sync.Mutex // one reload at a time, so an older read never replaces a newer one
+
+	onRotate func(ctx context.Context, r Rotation) // set before Run; see OnRotate
+}
+
+// OnRotate registers f to hear of every scheduled rotation this replica
+// performs (for the audit trail). Call it before Run.
+func (m *Manager) OnRotate(f func(ctx context.Context, r Rotation)) { m.onRotate = f }
+
+// NewManager loads the stored key set, creating one (an active and a next
+// key) if there is none, and applies any transition that is due. Replicas
+// starting together create exactly one set. It fails with ErrWrongKEK when
+// kek does not decrypt the stored keys, and never replaces them. A nil log
+// discards; a nil now means time.Now.
+func NewManager(ctx context.Context, store Store, kek []byte, p Policy, log *slog.Logger, now func() time.Time) (*Manager, error) {
+	rot, err := NewRotator(store, kek, p, now)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{rot: rot, store: store, kek: kek, p: rot.p, log: log, now: rot.now, poll: rot.p.pollInterval()}
+	set, err := store.KeySet(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	if err := checkKEK(set, kek); err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	if err := m.advance(ctx, set); err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	if err := m.Reload(ctx); err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	if err := m.Ready(); err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	return m, nil
+}
+
+// Run follows the key set until ctx ends: every min(RotationPeriod/10, 5s) it
+// reads the key set's version, reloads when another replica changed it, and
+// applies the rotation schedule when a transition is due. Errors are logged
+// and retried on the next round. It returns nil when ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(m.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := m.tick(ctx); err != nil && ctx.Err() == nil {
+				m.log.ErrorContext(ctx, "signing keys: check failed", "err", err)
+			}
+		}
+	}
+}
+
+// tick is one round of Run.
+func (m *Manager) tick(ctx context.Context) error {
+	v, err := m.store.KeySetVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v != m.snap.Load().version {
+		if err := m.Reload(ctx); err != nil {
+			return err
+		}
+	}
+	return m.advance(ctx, m.snap.Load().set)
+}
+
+// advance applies the schedule when, judged on set, a transition is due; the
+// transaction decides again on fresh data, so of several replicas due at
+// once exactly one changes the set.
+func (m *Manager) advance(ctx context.Context, set storage.KeySet) error {
+	decide := func(set storage.KeySet, now time.Time, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {
+		return advance(set, now, m.p, newKey)
+	}
+	if _, due := dryRun(set, m.now(), decide); !due {
+		return nil
+	}
+	before, _ := kidsOf(set.Keys)
+	out, changed, err := m.rot.update(ctx, decide)
+	if err != nil {
+		return err
+	}
+	if changed {
+		active, next := kidsOf(out.Keys)
+		m.log.InfoContext(ctx, "signing keys advanced", "kid", active, "next_kid", next, "keys", len(out.Keys))
+		if m.onRotate != nil && before != "" && active != before {
+			m.onRotate(ctx, Rotation{Retired: before, Activated: active, Next: next})
+		}
+	}
+	if s := m.snap.Load(); changed || s == nil || out.Version != s.version {
+		// Changed here, or another replica got there first.
+		return m.Reload(ctx)
+	}
+	return nil
+}
+
+// Reload reads the key set and, if its version changed, swaps in a new
+// snapshot. A key that fails to load is left out and logged; if it is the
+// active key, Sign and Ready fail until a good one is loaded.
+func (m *Manager) Reload(ctx context.Context) error {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	set, err := m.store.KeySet(ctx)
+	if err != nil {
+		return err
+	}
+	prev := m.snap.Load()
+	if prev != nil && prev.version == set.Version {
+		return nil
+	}
+	s, problems := build(set, prev, m.kek)
+	for _, err := range problems {
+		m.log.ErrorContext(ctx, "signing keys: key not loaded", "err", err)
+	}
+	m.snap.Store(s)
+	kid := ""
+	if s.active != nil {
+		kid = s.active.kid
+	}
+	m.log.InfoContext(ctx, "signing keys loaded", "kid", kid, "version", s.version, "keys", len(set.Keys))
+	return nil
+}
+
+// Rotate rotates the stored key set (see Rotator.Rotate) and reloads.
+func (m *Manager) Rotate(ctx context.Context, force bool) (Rotation, error) {
+	r, err := m.rot.Rotate(ctx, force)
+	if err != nil {
+		return r, err
+	}
+	m.log.InfoContext(ctx, "signing key rotated", "kid", r.Activated, "retired_kid", r.Retired, "next_kid", r.Next, "forced", r.Forced)
+	return r, m.Reload(ctx)
+}
+
+// Revoke revokes kid (see Rotator.Revoke) and reloads, so this replica's
+// JWKS drops it and it stops signing with it at once.
+func (m *Manager) Revoke(ctx context.Context, kid string) (Revocation, error) {
+	r, err := m.rot.Revoke(ctx, kid)
+	if err != nil {
+		return r, err
+	}
+	m.log.WarnContext(ctx, "signing key revoked", "kid", kid, "state", r.State, "activated_kid", r.Activated, "next_kid", r.Next)
+	return r, m.Reload(ctx)
+}
+
+// Sign returns payload as a JWS compact serialization (RFC 7515 §7.1) signed
+// with the active key using RS256, with protected header
+// {"alg":"RS256","kid":...,"typ":typ}: typ "at+jwt" for access tokens (RFC
+// 9068 §2.1), "JWT" for ID tokens.
+func (m *Manager) Sign(typ string, payload []byte) (string, error) {
+	s := m.snap.Load()
+	if s == nil || s.active == nil {
+		return "", ErrNotReady
+	}
+	signer, err := s.active.signer(typ)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign with key %s: %w", s.active.kid, err)
+	}
+	return jws.CompactSerialize()
+}
+
+// JWKS returns the public JWK Set document (RFC 7517 §5) of the next, active
+// and retired keys, with only the members kty, use, alg, kid, n and e, and
+// its strong ETag (a quoted hash of the document). Both are built once per
+// key-set change; callers must not modify doc.
+func (m *Manager) JWKS() (doc []byte, etag string) {
+	s := m.snap.Load()
+	return s.jwks, s.etag
+}
+
+// PublicKeys returns the published keys for verifying tokens in process.
+func (m *Manager) PublicKeys() jose.JSONWebKeySet {
+	s := m.snap.Load()
+	return jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey(nil), s.public.Keys...)}
+}
+
+// Ready returns nil once an active key is loaded, else why not.
+func (m *Manager) Ready() error {
+	s := m.snap.Load()
+	if s == nil {
+		return ErrNotReady
+	}
+	if s.active == nil {
+		if s.err != nil {
+			return fmt.Errorf("%w: %w", ErrNotReady, s.err)
+		}
+		return ErrNotReady
+	}
+	return nil
+}
+
+// Keys describes the loaded keys, oldest first, for metrics and the admin
+// API (a key's age is now minus CreatedAt). It does no I/O.
+func (m *Manager) Keys() []KeyInfo {
+	return infos(m.snap.Load().set)
+}
+
+// signingKey is the loaded active key and its signers, one per typ.
+type signingKey struct {
+	kid     string
+	priv    *rsa.PrivateKey
+	signers sync.Map // typ -> jose.Signer
+}
+
+func (k *signingKey) signer(typ string) (jose.Signer, error) {
+	if s, ok := k.signers.Load(typ); ok {
+		return s.(jose.Signer), nil
+	}
+	if typ == "" {
+		return nil, errors.New("sign: typ is required")
+	}
+	s, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: algRS256}},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	if err != nil {
+		return nil, fmt.Errorf("signer for key %s: %w", k.kid, err)
+	}
+	got, _ := k.signers.LoadOrStore(typ, s)
+	return got.(jose.Signer), nil
+}

@@ -1,0 +1,163 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+// TestReplicasFirstStart starts four replicas, each with its own handle, on
+// one empty database at once: they create one key set and all sign with it.
+func TestReplicasFirstStart(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		const n = 4
+		kek, c := NewKEK(), newClock()
+		dbs := make([]*storage.DB, n)
+		for i := range dbs {
+			dbs[i] = storagetest.Open(t, dsn)
+		}
+		ms := make([]*Manager, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { ms[i], errs[i] = NewManager(t.Context(), dbs[i], kek, managerPolicy, nil, c.Now) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := dbs[0].KeySetVersion(t.Context()); v != 1 {
+			t.Fatalf("version %d, want 1: the set was created more than once", v)
+		}
+		for i, m := range ms {
+			if activeKID(m) != activeKID(ms[0]) || len(m.Keys()) != 2 {
+				t.Fatalf("replica %d sees %+v, replica 0 %+v", i, m.Keys(), ms[0].Keys())
+			}
+		}
+	})
+}
+
+// TestReplicasRotateOnce runs two Managers on separate handles to one
+// database, ticking concurrently through three rotation periods: one key set,
+// one write per transition, and both sign with the same key once each has
+// reloaded.
+func TestReplicasRotateOnce(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		kek, c := NewKEK(), newClock()
+		a := newManager(t, storagetest.Open(t, dsn), kek, c)
+		b := newManager(t, storagetest.Open(t, dsn), kek, c)
+		rotations := 0
+		prev := activeKID(a)
+		for end := t0.Add(3*time.Hour + 30*time.Minute); c.Now().Before(end); c.Add(time.Minute) {
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, m := range []*Manager{a, b} {
+				wg.Go(func() { errs[i] = m.tick(t.Context()) })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			tick(t, a) // the replica that lost the race reloads on its next round
+			tick(t, b)
+			ta, err := a.Sign("at+jwt", []byte(accessToken))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb, _ := b.Sign("at+jwt", []byte(accessToken))
+			docA, _ := a.JWKS()
+			kidA, _, errA := verifyToken(ta, docA)
+			kidB, _, errB := verifyToken(tb, docA)
+			if errA != nil || errB != nil || kidA != kidB {
+				t.Fatalf("at %v replicas sign with %s and %s (%v, %v)", c.Now().Sub(t0), kidA, kidB, errA, errB)
+			}
+			if kidA != prev {
+				rotations++
+				prev = kidA
+			}
+			if _, etagB := b.JWKS(); func() string { _, e := a.JWKS(); return e }() != etagB {
+				t.Fatalf("at %v replicas publish different JWKS", c.Now().Sub(t0))
+			}
+		}
+		if rotations != 3 {
+			t.Fatalf("%d rotations in 3h30m with a 1h period, want 3", rotations)
+		}
+		// 1 (creation) + 3 rotations + 3 removals of retired keys; a
+		// transition done twice would show as extra versions.
+		if v, _ := storagetest.Open(t, dsn).KeySetVersion(t.Context()); v != 7 {
+			t.Fatalf("version %d, want 7: some transition was written twice", v)
+		}
+	})
+}
+
+func TestRevokeReachesReplicas(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		kek, c := NewKEK(), newClock()
+		a := newManager(t, storagetest.Open(t, dsn), kek, c)
+		b := newManager(t, storagetest.Open(t, dsn), kek, c)
+		old := activeKID(a)
+		oldTok, _ := b.Sign("at+jwt", []byte(accessToken))
+		rev, err := a.Revoke(t.Context(), old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rev.KID != old || rev.State != storage.KeyActive || rev.Activated == "" || rev.Activated == old || rev.Next == "" {
+			t.Fatalf("revocation %+v", rev)
+		}
+		doc, _ := a.JWKS()
+		if slices.Contains(jwksKIDs(doc), old) {
+			t.Fatal("the revoking replica still publishes the revoked key")
+		}
+		if _, _, err := verifyToken(oldTok, doc); err == nil {
+			t.Fatal("a token of the revoked key still verifies")
+		}
+		if tok, _ := a.Sign("at+jwt", []byte(accessToken)); mustKID(t, tok) != rev.Activated {
+			t.Fatal("the revoking replica does not sign with the activated key")
+		}
+		tick(t, b)
+		docB, _ := b.JWKS()
+		if slices.Contains(jwksKIDs(docB), old) {
+			t.Fatal("the other replica still publishes the revoked key after reloading")
+		}
+		if tok, _ := b.Sign("at+jwt", []byte(accessToken)); mustKID(t, tok) != rev.Activated {
+			t.Fatal("the other replica still signs with the revoked key after reloading")
+		}
+		if _, err := a.Revoke(t.Context(), old); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("revoking twice: %v", err)
+		}
+	})
+}
+
+// TestRunFollowsOtherReplica runs the real loop (with a short interval) and
+// has another replica revoke the active key.
+func TestRunFollowsOtherReplica(t *testing.T) {
+	dsn := storagetest.SQLiteDSN(t)
+	kek, c := NewKEK(), newClock()
+	a := newManager(t, storagetest.Open(t, dsn), kek, c)
+	b := newManager(t, storagetest.Open(t, dsn), kek, c)
+	a.poll = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	rev, err := b.Revoke(t.Context(), activeKID(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for activeKID(a) != rev.Activated {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not pick up the other replica's revocation")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+}

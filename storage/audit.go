@@ -1,0 +1,142 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// AuditEvent is one stored security event: who did what to whom, from where,
+// and how it ended. It has no field for a password, token, secret or code.
+type AuditEvent struct {
+	ID        int64  `db:"id"`
+	At        Time   `db:"at"`
+	Type      string `db:"type"`    // login_failed, token_issued, ...
+	Actor     string `db:"actor"`   // who acted: a user id, a client id, an admin
+	Subject   string `db:"subject"` // whom it concerns: a user id, a client id, a kid
+	ClientID  string `db:"client_id"`
+	IP        string `db:"ip"`
+	UserAgent string `db:"user_agent"`
+	RequestID string `db:"request_id"`
+	Outcome   string `db:"outcome"` // success, failure, ...
+	Reason    string `db:"reason"`  // a short code, as bad_password
+}
+
+// maxAuditField caps each text field of an audit row, in bytes.
+const maxAuditField = 1024
+
+// cleanText makes s storable in both dialects: valid UTF-8 without NUL
+// (PostgreSQL text refuses both) and at most max bytes, cut at a rune.
+func cleanText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// AppendAudit stores e, filling in ID and, when zero, At.
+func (db *DB) AppendAudit(ctx context.Context, e *AuditEvent) error {
+	if e.At.IsZero() {
+		e.At = At(time.Now())
+	}
+	for _, f := range []*string{&e.Type, &e.Actor, &e.Subject, &e.ClientID, &e.IP, &e.UserAgent, &e.RequestID, &e.Outcome, &e.Reason} {
+		*f = cleanText(*f, maxAuditField)
+	}
+	err := db.x.GetContext(ctx, &e.ID, db.q(`INSERT INTO audit_events
+		(at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		e.At, e.Type, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID, e.Outcome, e.Reason)
+	if err != nil {
+		return fmt.Errorf("append audit event %q: %w", e.Type, err)
+	}
+	return nil
+}
+
+// AuditFilter selects audit events. Zero fields select everything.
+type AuditFilter struct {
+	Subject  string
+	Type     string
+	ClientID string
+	Since    time.Time // inclusive
+	Until    time.Time // exclusive
+	BeforeID int64     // only events older than this id: the next page
+	Limit    int       // default 100, at most 1000
+}
+
+// Audit page sizes.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 1000
+)
+
+// AuditEvents returns the events f selects, newest first (by id, so pages
+// follow with BeforeID set to the last id returned).
+func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.Subject != "" {
+		add("subject = ?", f.Subject)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.ClientID != "" {
+		add("client_id = ?", f.ClientID)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", At(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", At(f.Until))
+	}
+	if f.BeforeID > 0 {
+		add("id < ?", f.BeforeID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultAuditLimit
+	}
+	limit = min(limit, MaxAuditLimit)
+	query := `SELECT id, at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason FROM audit_events`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit)
+	es := []AuditEvent{}
+	if err := db.x.SelectContext(ctx, &es, db.q(query), args...); err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	return es, nil
+}
+
+// DeleteAuditBefore deletes events older than t (retention), in batches so
+// neither dialect holds its write lock long, and returns how many it deleted.
+func (db *DB) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
+	const batch = 5000
+	var total int64
+	for {
+		res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM audit_events WHERE id IN
+			(SELECT id FROM audit_events WHERE at < ? ORDER BY id LIMIT ?)`), At(t), batch)
+		if err != nil {
+			return total, fmt.Errorf("delete audit events before %s: %w", t.UTC().Format(time.RFC3339), err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < batch {
+			return total, nil
+		}
+	}
+}
