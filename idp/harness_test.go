@@ -24,12 +24,15 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
-// testKeys is a KeySource over one RSA-2048 key, kid = its thumbprint,
-// until the harness can use a keys.Manager.
+// testKeys is a minimal KeySource over one RSA-2048 key, kid = its
+// thumbprint, without the optional PublicKeys method: it shows that access
+// tokens are also checked against the parsed JWKS document. The harness
+// otherwise uses a real keys.Manager.
 type testKeys struct {
 	key     *rsa.PrivateKey
 	kid     string
@@ -76,9 +79,8 @@ func (k *testKeys) Sign(typ string, payload []byte) (string, error) {
 	return obj.CompactSerialize()
 }
 
-func (k *testKeys) JWKS() ([]byte, string)         { return k.doc, `"test"` }
-func (k *testKeys) Ready() error                   { return nil }
-func (k *testKeys) PublicKeys() jose.JSONWebKeySet { return k.set }
+func (k *testKeys) JWKS() ([]byte, string) { return k.doc, `"test"` }
+func (k *testKeys) Ready() error           { return nil }
 
 // countingStore counts user lookups by name, to show that some requests
 // never reach one (TE-06).
@@ -126,7 +128,8 @@ type env struct {
 	db      *storage.DB
 	store   *countingStore
 	hasher  *countingHasher
-	keys    *testKeys
+	keys    KeySource
+	kid     string // the active signing key
 	clock   *offsetClock
 	srv     *Server
 	url     string
@@ -148,8 +151,13 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, db: db, store: &countingStore{DB: db}, hasher: &countingHasher{PasswordHasher: h},
-		keys: sharedTestKeys(), clock: &offsetClock{}, secrets: map[string]string{}, users: map[string]*storage.User{},
+		clock: &offsetClock{}, secrets: map[string]string{}, users: map[string]*storage.User{},
 		logs: &syncBuffer{}}
+	km, err := keys.NewManager(context.Background(), db, keys.NewKEK(), keys.Policy{}, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.keys = km
 	ts := httptest.NewUnstartedServer(nil)
 	e.url = "http://" + ts.Listener.Addr().String()
 	cfg := Config{
@@ -159,6 +167,8 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 	for _, c := range change {
 		c(&cfg)
 	}
+	e.keys = cfg.Keys
+	e.kid = activeKid(t, cfg.Keys)
 	if e.srv, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -423,3 +433,27 @@ func backends(t *testing.T, f func(t *testing.T, b storagetest.Backend)) {
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// activeKid is the kid the KeySource signs with now.
+func activeKid(t testing.TB, k KeySource) string {
+	t.Helper()
+	tok, err := k.Sign("JWT", []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := jwtParts(t, tok)
+	kid, _ := h["kid"].(string)
+	return kid
+}
+
+// signClaims signs claims with the server's own key: for tokens that are
+// genuinely ours but must still be refused (expired, wrong typ, wrong iss).
+func (e *env) signClaims(typ string, claims map[string]any) string {
+	e.t.Helper()
+	b, _ := json.Marshal(claims)
+	tok, err := e.keys.Sign(typ, b)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}

@@ -28,15 +28,15 @@ func TestIntrospect(t *testing.T) {
 		// wrong-typ token, all re-signed in the test.
 		attacker, _ := rsa.GenerateKey(rand.Reader, 2048)
 		_, p := jwtParts(t, at)
-		forged := signWith(t, attacker, e.keys.kid, "at+jwt", p)
+		forged := signWith(t, attacker, e.kid, "at+jwt", p)
 		idToken := login.str("id_token")
 		p2 := clone(p)
 		p2["exp"] = time.Now().Add(-time.Minute).Unix()
-		expired := signWith(t, e.keys.key, e.keys.kid, "at+jwt", p2)
-		wrongTyp := signWith(t, e.keys.key, e.keys.kid, "JWT", p)
+		expired := e.signClaims("at+jwt", p2)
+		wrongTyp := e.signClaims("JWT", p)
 		p3 := clone(p)
 		p3["iss"] = e.url + "/"
-		wrongIss := signWith(t, e.keys.key, e.keys.kid, "at+jwt", p3)
+		wrongIss := e.signClaims("at+jwt", p3)
 
 		tests := []struct {
 			name, caller, token string

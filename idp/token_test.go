@@ -255,8 +255,16 @@ func TestTokenSuccess(t *testing.T) {
 		}
 		at := r.str("access_token")
 		h, p := jwtParts(t, at)
-		if h["alg"] != "RS256" || h["typ"] != "at+jwt" || h["kid"] != e.keys.kid {
+		if h["alg"] != "RS256" || h["typ"] != "at+jwt" || h["kid"] != e.kid {
 			t.Errorf("access token header %v", h)
+		}
+		// AT-01/KM-04: the kid is published; AT-04: iss is the metadata issuer.
+		doc, _ := e.keys.JWKS()
+		if !bytes.Contains(doc, []byte(`"kid":"`+e.kid+`"`)) {
+			t.Errorf("kid %q not in the JWKS", e.kid)
+		}
+		if md := e.do(request{method: "GET", path: "/.well-known/oauth-authorization-server", contentType: "-"}); md.str("issuer") != p["iss"] {
+			t.Errorf("metadata issuer %q, token iss %v", md.str("issuer"), p["iss"])
 		}
 		alice := e.users["alice"]
 		for k, want := range map[string]string{"iss": e.url, "sub": alice.ID, "aud": "https://rs2.test", "client_id": "C1", "scope": "openid profile email read"} {
@@ -283,7 +291,7 @@ func TestTokenSuccess(t *testing.T) {
 		}
 		// AT-08: the ID token.
 		ih, ip := jwtParts(t, r.str("id_token"))
-		if ih["typ"] != "JWT" || ih["alg"] != "RS256" || ih["kid"] != e.keys.kid {
+		if ih["typ"] != "JWT" || ih["alg"] != "RS256" || ih["kid"] != e.kid {
 			t.Errorf("ID token header %v", ih)
 		}
 		if ip["aud"] != "C1" || ip["sub"] != alice.ID || ip["iss"] != e.url || ip["at_hash"] != atHash(at) ||

@@ -87,3 +87,16 @@ func TestUserinfo(t *testing.T) {
 		}
 	})
 }
+
+// TestValidateWithJWKSDocument: a KeySource without PublicKeys still works;
+// access tokens are checked against its parsed JWKS document.
+func TestValidateWithJWKSDocument(t *testing.T) {
+	e := newEnv(t, storagetest.Backends[0], func(c *Config) { c.Keys = sharedTestKeys() })
+	at := e.login("scope", "openid").str("access_token")
+	if r := e.do(request{method: "GET", path: "/userinfo", auth: "Bearer " + at}); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if _, ok := e.keys.(publicKeySource); ok {
+		t.Fatal("the test KeySource has PublicKeys")
+	}
+}
