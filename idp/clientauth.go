@@ -55,13 +55,24 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	default:
 		return storage.Client{}, errClientAuth()
 	}
+	// Brute force on client secrets (RFC 6749 §2.3.1, CA-08): a (client, IP)
+	// pair that failed too often is answered 429 before any check.
+	ip := ClientIP(ctx)
+	dec, err := s.throttle.CheckClient(ctx, id, ip)
+	if err != nil {
+		return storage.Client{}, err
+	}
+	if dec.Verdict == Throttle {
+		return storage.Client{}, dec.Err()
+	}
 	var c storage.Client
-	err := storage.ErrNotFound
+	err = storage.ErrNotFound
 	if checkClientID(id) == nil { // a malformed id names no client
 		c, err = s.cfg.Store.Client(ctx, id)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		ClientSecretMatches(dummyClient, secret)
+		s.clientAuthFailed(ctx, id, method, "unknown_client")
 		return storage.Client{}, errClientAuth()
 	}
 	if err != nil {
@@ -76,11 +87,28 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	case storage.AuthNone:
 		ok = c.Public
 	}
-	if !ok || c.Disabled {
-		s.log.InfoContext(ctx, "client authentication failed", "client_id", c.ID, "method", method, "disabled", c.Disabled)
+	switch {
+	case !ok:
+		s.clientAuthFailed(ctx, id, method, "bad_credentials")
+		return storage.Client{}, errClientAuth()
+	case c.Disabled:
+		s.log.InfoContext(ctx, "client authentication failed", "client_id", c.ID, "method", method, "reason", "client_disabled")
 		return storage.Client{}, errClientAuth()
 	}
 	return c, nil
+}
+
+// clientAuthFailed logs a failed client authentication and counts it for
+// the (client, IP) throttle. A failure to count is logged; the answer is
+// invalid_client either way.
+func (s *Server) clientAuthFailed(ctx context.Context, id, method, reason string) {
+	if len(id) > 128 {
+		id = id[:128]
+	}
+	s.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", method, "reason", reason)
+	if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
+		s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
+	}
 }
 
 // parseBasic decodes HTTP Basic client credentials, which RFC 6749 §2.3.1

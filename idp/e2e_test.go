@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -128,10 +129,16 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("the %s is in the logs", name)
 			}
 		}
-		for _, event := range []string{"token issued", "refresh token rotated", "token revoked", "login failed"} {
+		for _, event := range []string{"token issued", "refresh token rotated", "token revoked",
+			"login_failed", "login_succeeded", "token_issued", "token_refreshed", "token_revoked"} {
 			if !strings.Contains(logs, `"msg":"`+event+`"`) {
 				t.Errorf("no %q log", event)
 			}
+		}
+		// The same events are audit rows (DESIGN "Observability").
+		evs, err := e.db.AuditEvents(ctx, storage.AuditFilter{})
+		if err != nil || len(evs) < 5 {
+			t.Errorf("%d audit rows (%v)", len(evs), err)
 		}
 		if !strings.Contains(logs, `"request_id"`) || !strings.Contains(logs, `"client_ip":"127.0.0.1"`) {
 			t.Error("logs lack request id or client IP")

@@ -64,9 +64,30 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, err
 	}
 
-	// Every failure below costs one password verification and gets the same
-	// answer, so neither timing nor body tells an unknown user (TE-21). A
-	// name no account can have is not looked up.
+	// Brute force (DESIGN "Accounts and protection"): a throttled attempt is
+	// 429 before any hashing; a denied one is answered as a wrong password
+	// after a dummy verification, and guesses nothing.
+	ip := ClientIP(ctx)
+	dec, err := s.throttle.CheckLogin(ctx, username, ip)
+	if err != nil {
+		return issuance{}, err
+	}
+	switch dec.Verdict {
+	case Throttle:
+		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: c.ID})
+		return issuance{}, dec.Err()
+	case Deny:
+		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
+			return issuance{}, errHashing(err)
+		}
+		g.failed(ctx, c, "", "throttled", "", "")
+		return issuance{}, errBadCredentials()
+	}
+
+	// Every failure below costs one password verification and one failure
+	// count, and gets the same answer, so neither timing nor body tells an
+	// unknown user (TE-11, TE-21). A name no account can have is not looked
+	// up.
 	var u storage.User
 	known := false
 	if _, nerr := NormalizeUsername(username); nerr == nil {
@@ -82,8 +103,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
 			return issuance{}, errHashing(err)
 		}
-		s.log.InfoContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "reason", "unknown_user")
-		return issuance{}, errBadCredentials()
+		return issuance{}, g.failed(ctx, c, "", "unknown_user", username, ip)
 	}
 	ok, rehash, err := s.cfg.Passwords.Verify(ctx, pw, u.PasswordHash)
 	if err != nil {
@@ -92,26 +112,41 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		}
 		// A stored hash that cannot be checked: the operator must fix it;
 		// the client sees an ordinary failure.
-		s.log.ErrorContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID, "reason", "bad_hash", "err", err)
-		return issuance{}, errBadCredentials()
+		s.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
+		return issuance{}, g.failed(ctx, c, u.ID, "bad_hash", username, ip)
 	}
 	switch {
 	case !ok:
-		s.log.InfoContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID, "reason", "wrong_password")
-		return issuance{}, errBadCredentials()
+		return issuance{}, g.failed(ctx, c, u.ID, "bad_password", username, ip)
 	case u.Disabled:
-		s.log.InfoContext(ctx, "login failed", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID, "reason", "user_disabled")
-		return issuance{}, errBadCredentials()
+		return issuance{}, g.failed(ctx, c, u.ID, "disabled", username, ip)
 	}
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
-	s.log.InfoContext(ctx, "login succeeded", "grant_type", GrantPassword, "client_id", c.ID, "sub", u.ID)
+	if err := s.throttle.LoginSucceeded(ctx, username, ip); err != nil {
+		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
+	}
+	s.audit.Record(ctx, Event{Type: EventLoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
 	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now()}
 	if err := s.startFamily(ctx, c, &is); err != nil {
 		return issuance{}, err
 	}
 	return is, nil
+}
+
+// failed records a failed login (audit event with the reason, and, when
+// account is set, a count for the throttle) and returns the one answer
+// every failure gets.
+func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason, account, ip string) error {
+	s := g.s
+	if account != "" {
+		if err := s.throttle.LoginFailed(ctx, account, ip); err != nil {
+			s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
+		}
+	}
+	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
+	return errBadCredentials()
 }
 
 // rehash replaces u's stored hash with one at the current parameters (PW-03;

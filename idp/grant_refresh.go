@@ -62,6 +62,7 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 	case storage.Rotated, storage.Replayed:
 	case storage.RefreshReuse:
 		s.log.WarnContext(ctx, "refresh token reuse detected", "family_id", fam.ID, "client_id", c.ID, "sub", fam.UserID)
+		s.audit.Record(ctx, Event{Type: EventRefreshReuseDetected, Reason: "family_revoked", Actor: fam.UserID, Subject: fam.ID, ClientID: c.ID})
 		return issuance{}, errBadRefresh()
 	default:
 		s.log.InfoContext(ctx, "refresh rejected", "client_id", c.ID, "family_id", fam.ID, "reason", res.Outcome.String())

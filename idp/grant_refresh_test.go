@@ -35,7 +35,7 @@ func TestRefreshRotation(t *testing.T) {
 		checkE1(t, reuse, 400, ErrInvalidGrant)
 		checkE1(t, e.token("C1", refreshForm(rt2)), 400, ErrInvalidGrant)
 		logs := e.logs.String()
-		if !strings.Contains(logs, `"msg":"refresh token reuse detected"`) || strings.Contains(logs, rt1[5:]) || strings.Contains(logs, rt2[5:]) {
+		if !strings.Contains(logs, `"msg":"refresh token reuse detected"`) || !strings.Contains(logs, `"msg":"refresh_reuse_detected"`) || strings.Contains(logs, rt1[5:]) || strings.Contains(logs, rt2[5:]) {
 			t.Errorf("reuse log missing, or a token in the logs")
 		}
 		// Access tokens of the family stop at introspection (sid).

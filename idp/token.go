@@ -231,6 +231,11 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 	}
 	s.log.InfoContext(ctx, "token issued", "grant_type", is.grantType, "client_id", c.ID, "sub", is.subject,
 		"jti", at.ID, "scope", scope, "aud", is.audience, "family_id", is.familyID, "refresh_token_issued", is.refresh != "")
+	ev := EventTokenIssued
+	if is.grantType == GrantRefreshToken {
+		ev = EventTokenRefreshed
+	}
+	s.audit.Record(ctx, Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
 	return resp, nil
 }
 

@@ -479,3 +479,42 @@ func TestNoFormValue(t *testing.T) {
 		}
 	}
 }
+
+// TestBruteForceAtTokenEndpoint is CA-08 and the password grant's share of
+// the brute-force protection: the token endpoint consults the throttle
+// before any secret or password check.
+func TestBruteForceAtTokenEndpoint(t *testing.T) {
+	e := newEnv(t, storagetest.Backends[0], func(c *Config) {
+		c.Throttle = ThrottlePolicy{ClientFailures: 3, FreeFailures: 2, IPFailures: 1000}
+	})
+	for range 3 {
+		checkE1(t, e.token("", nil), 401, ErrInvalidClient) // no credentials: not counted
+		checkE1(t, e.do(request{auth: basicHeader("CC", "wrong"), body: "grant_type=client_credentials"}), 401, ErrInvalidClient)
+	}
+	r := e.token("CC", ccForm())
+	checkE1(t, r, http.StatusTooManyRequests, ErrTemporarilyUnavail)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if r := e.token("C1", passwordForm("alice", alicePassword)); r.status != 200 {
+		t.Errorf("another client is affected: %d %s", r.status, r.body)
+	}
+	// Password guessing: after the free failures the right password gets no token.
+	for range 3 {
+		r := e.token("C1", passwordForm("alice", "wrong"))
+		if r.status != 429 {
+			checkE1(t, r, 400, ErrInvalidGrant)
+		}
+	}
+	r = e.token("C1", passwordForm("alice", alicePassword))
+	if r.status == 200 {
+		t.Fatal("a token during the backoff")
+	}
+	if r.status != 429 {
+		checkE1(t, r, 400, ErrInvalidGrant)
+	}
+	evs, _ := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginFailed)})
+	if len(evs) < 2 {
+		t.Errorf("%d login_failed audit rows", len(evs))
+	}
+}
