@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 	"golang.org/x/crypto/bcrypt"
@@ -121,6 +124,8 @@ func TestTokenErrors(t *testing.T) {
 			// AC-F6: refresh tokens that are not ours.
 			{"random refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 43)).Encode()}, 400, ErrInvalidGrant},
 			{"10 KiB refresh token", request{auth: e.basic("C1"), body: refreshForm(strings.Repeat("k", 10<<10)).Encode()}, 400, ErrInvalidGrant},
+			{"refresh token with spaces", request{auth: e.basic("C1"), body: refreshForm(" " + RefreshTokenPrefix + strings.Repeat("A", 43) + " ").Encode()}, 400, ErrInvalidGrant},
+			{"NUL in client_id", request{body: "grant_type=client_credentials&client_id=C%00&client_secret=x"}, 401, ErrInvalidClient},
 			{"sql refresh token", request{auth: e.basic("C1"), body: refreshForm("' OR 1=1--").Encode()}, 400, ErrInvalidGrant},
 			// Bodies over the cap.
 			{"100 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 100<<10)}, 400, ErrInvalidRequest},
@@ -516,5 +521,66 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	evs, _ := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginFailed)})
 	if len(evs) < 2 {
 		t.Errorf("%d login_failed audit rows", len(evs))
+	}
+}
+
+// TestFormDecoding is IN-09: form values are decoded exactly once, with
+// '+' as a space.
+func TestFormDecoding(t *testing.T) {
+	e := newEnv(t, storagetest.Backends[0])
+	e.addUser("plus", "a+b c%2B", false)
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"encoded plus", "grant_type=password&username=plus&password=a%2Bb+c%252B", 200},
+		{"raw plus is a space", "grant_type=password&username=plus&password=a+b+c%252B", 400},
+		{"decoded twice would match", "grant_type=password&username=plus&password=a%2Bb+c%2B", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := e.do(request{auth: e.basic("C1"), body: tt.body}); r.status != tt.want {
+				t.Fatalf("%d %s, want %d", r.status, r.body, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoginTiming is TE-21 with the default argon2id parameters: the
+// median latency of an unknown user and of a wrong password differ by less
+// than 10 %. It takes about a minute of both cores, so it runs only with
+// KEYWARD_TIMING_TEST=1; TestBadCredentialsIdentical shows the cause of
+// equal timing (one verification each) on every run.
+func TestLoginTiming(t *testing.T) {
+	if os.Getenv("KEYWARD_TIMING_TEST") != "1" {
+		t.Skip("set KEYWARD_TIMING_TEST=1 to measure login timing (TE-21)")
+	}
+	h, err := password.NewHasher(password.DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, storagetest.Backends[0], func(c *Config) {
+		c.Passwords = h
+		c.Throttle = ThrottlePolicy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
+	})
+	enc, _ := h.Hash(context.Background(), alicePassword)
+	if err := e.db.CreateUser(context.Background(), &storage.User{Username: "erin", PasswordHash: enc}); err != nil {
+		t.Fatal(err)
+	}
+	median := func(user string) time.Duration {
+		var ds []time.Duration
+		for range 200 {
+			start := time.Now()
+			e.token("C1", passwordForm(user, "wrong password"))
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	known, ghost := median("erin"), median("ghost")
+	diff := math.Abs(float64(known-ghost)) / float64(known)
+	t.Logf("median wrong password %v, unknown user %v (%.1f %%)", known, ghost, 100*diff)
+	if diff >= 0.10 {
+		t.Errorf("medians differ by %.1f %%", 100*diff)
 	}
 }
