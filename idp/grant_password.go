@@ -145,6 +145,7 @@ func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason
 			s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
 		}
 	}
+	s.metrics.LoginFailure(reason)
 	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
 	return errBadCredentials()
 }

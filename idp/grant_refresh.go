@@ -59,8 +59,11 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 	}
 	fam := res.Family
 	switch res.Outcome {
-	case storage.Rotated, storage.Replayed:
+	case storage.Rotated:
+	case storage.Replayed:
+		s.metrics.RefreshReuse(ReuseReplayedInWindow)
 	case storage.RefreshReuse:
+		s.metrics.RefreshReuse(ReuseFamilyRevoked)
 		s.log.WarnContext(ctx, "refresh token reuse detected", "family_id", fam.ID, "client_id", c.ID, "sub", fam.UserID)
 		s.audit.Record(ctx, Event{Type: EventRefreshReuseDetected, Reason: "family_revoked", Actor: fam.UserID, Subject: fam.ID, ClientID: c.ID})
 		return issuance{}, errBadRefresh()

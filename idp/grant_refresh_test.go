@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +297,57 @@ func TestRefreshRetryNarrowScope(t *testing.T) {
 	r2 := e.token("C1", refreshForm(rt, "scope", "profile"))
 	if r.status != http.StatusOK || r2.status != http.StatusOK || r.str("refresh_token") != r2.str("refresh_token") || r2.str("scope") != "profile" {
 		t.Fatalf("%s / %s", r.body, r2.body)
+	}
+}
+
+// TestTokenCleanup: revoked families and their tokens go once no access
+// token that names them can still be valid; live ones stay.
+func TestTokenCleanup(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newEnv(t, b)
+		revoked := e.login().str("refresh_token")
+		live := e.login().str("refresh_token")
+		if r := e.do(request{path: "/oauth2/revoke", auth: e.basic("C1"), body: "token=" + revoked}); r.status != 200 {
+			t.Fatal(r.status)
+		}
+		if n, err := e.srv.CleanupTokens(context.Background()); err != nil || n != 0 {
+			t.Fatalf("early cleanup: %d %v", n, err)
+		}
+		e.clock.Advance(DefaultAccessTokenTTL + tokenCleanupMargin + time.Second)
+		n, err := e.srv.CleanupTokens(context.Background())
+		if err != nil || n != 2 { // the revoked family and its token
+			t.Fatalf("cleanup: %d %v", n, err)
+		}
+		if r := e.token("C1", refreshForm(live)); r.status != 200 {
+			t.Fatalf("live family after cleanup: %s", r.body)
+		}
+	})
+}
+
+// TestTokenMetrics: the token endpoint counts requests by grant and
+// outcome, login failures by reason and refresh reuse by result.
+func TestTokenMetrics(t *testing.T) {
+	e := newEnv(t, storagetest.Backends[0])
+	rt := e.login().str("refresh_token")
+	e.token("C1", refreshForm(rt))
+	e.token("C1", refreshForm(rt)) // within the window
+	e.clock.Advance(time.Minute)
+	e.token("C1", refreshForm(rt)) // reuse
+	e.token("C1", passwordForm("ghost", "x"))
+	e.token("C1", url.Values{"grant_type": {"magic"}})
+	r := e.do(request{method: "GET", path: "/metrics", contentType: "-"})
+	for _, want := range []string{
+		`keyward_token_requests_total{grant_type="password",outcome="success"} 1`,
+		`keyward_token_requests_total{grant_type="password",outcome="invalid_grant"} 1`,
+		`keyward_token_requests_total{grant_type="refresh_token",outcome="success"} 2`,
+		`keyward_token_requests_total{grant_type="refresh_token",outcome="invalid_grant"} 1`,
+		`keyward_token_requests_total{grant_type="other",outcome="unsupported_grant_type"} 1`,
+		`keyward_login_failures_total{reason="unknown_user"} 1`,
+		`keyward_refresh_reuse_total{result="replayed_in_window"} 1`,
+		`keyward_refresh_reuse_total{result="family_revoked"} 1`,
+	} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

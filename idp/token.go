@@ -2,6 +2,7 @@ package idp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -27,6 +28,7 @@ type TokenStore interface {
 	RevokeRefreshFamily(ctx context.Context, id, reason string, now time.Time) error
 	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+	DeleteExpiredTokens(ctx context.Context, before time.Time) (int64, error)
 }
 
 // PasswordHasher checks passwords (package idp/password's *Hasher).
@@ -163,8 +165,10 @@ type tokenResponse struct {
 
 // token serves POST /oauth2/token (RFC 6749 §3.2): parse, authenticate the
 // client, pick the grant, let it decide, issue.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
 	ctx := r.Context()
+	var name string
+	defer func() { s.metrics.TokenRequest(name, tokenOutcome(err)) }()
 	f, err := parseForm(r)
 	if err != nil {
 		return err
@@ -173,7 +177,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name := f["grant_type"]
+	name = f["grant_type"]
 	if name == "" {
 		return badRequest("grant_type is required")
 	}
@@ -196,6 +200,18 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	noStore(w)
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// tokenOutcome is the outcome label of keyward_token_requests_total.
+func tokenOutcome(err error) string {
+	if err == nil {
+		return "success"
+	}
+	var oe *Error
+	if errors.As(err, &oe) {
+		return oe.Code
+	}
+	return ErrServerError
 }
 
 // issue signs the access token and, when openid was granted to a user, the
@@ -260,4 +276,41 @@ func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance
 	}
 	is.familyID, is.refresh = f.ID, tok
 	return nil
+}
+
+// DefaultTokenCleanupInterval is how often RunTokenCleanup deletes.
+const DefaultTokenCleanupInterval = 10 * time.Minute
+
+// tokenCleanupMargin keeps a revoked family or jti a little past the last
+// access token that could name it, for clock skew between replicas.
+const tokenCleanupMargin = 5 * time.Minute
+
+// CleanupTokens deletes refresh families past their absolute expiry or
+// revoked, and revoked access-token ids, once no access token that names
+// them can still be valid.
+func (s *Server) CleanupTokens(ctx context.Context) (int64, error) {
+	return s.cfg.Store.DeleteExpiredTokens(ctx, s.now().Add(-s.cfg.AccessTokenTTL-tokenCleanupMargin))
+}
+
+// RunTokenCleanup calls CleanupTokens every interval (default
+// DefaultTokenCleanupInterval) until ctx ends; cmd/keyward runs it beside
+// the throttle and audit cleanups.
+func (s *Server) RunTokenCleanup(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultTokenCleanupInterval
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if n, err := s.CleanupTokens(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "delete expired tokens", "err", err)
+		} else if n > 0 {
+			s.log.DebugContext(ctx, "deleted expired tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
