@@ -17,6 +17,7 @@ import (
 // interface it uses; cmd/keyward asserts that *storage.DB satisfies it.
 type Store interface {
 	Ping(ctx context.Context) error
+	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 	ThrottleStore
 	AuditStore
 }
@@ -46,6 +47,13 @@ type Config struct {
 	// TrustedProxies lists the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 
+	// Token endpoint (token.go).
+	Passwords           PasswordHasher // checks passwords for the password grant; nil turns the grant off
+	AccessTokenTTL      time.Duration  // access and ID token lifetime; default 15m
+	RefreshTokenTTL     time.Duration  // absolute lifetime of a refresh family; default 30 days
+	RefreshTokenIdleTTL time.Duration  // lifetime of an unused refresh token; default 7 days
+	RefreshReuseWindow  time.Duration  // retry window for a just-used refresh token; default 10s, negative turns it off
+
 	Throttle       ThrottlePolicy  // brute-force limits; zero fields take defaults
 	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
 	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
@@ -59,6 +67,7 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	discoveryState
+	tokenState // tokens_jwt.go
 
 	throttle *Throttler
 	audit    *Auditor
@@ -83,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.JWKSMaxAge <= 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
+	cfg.tokenDefaults()
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}
 	s.metrics = NewMetrics(cfg.KeyAges)
 	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
@@ -122,6 +132,10 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/.well-known/openid-configuration", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/oauth-authorization-server", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/jwks.json", s.handle(s.jwks)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/oauth2/token", s.handle(s.token)).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
+	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
 	}

@@ -15,8 +15,12 @@ CREATE TABLE refresh_families (
 );
 CREATE INDEX refresh_families_user ON refresh_families (user_id);
 CREATE INDEX refresh_families_client ON refresh_families (client_id);
+CREATE INDEX refresh_families_expires ON refresh_families (expires_at);
 
--- Refresh tokens are stored only as SHA-256 hashes.
+-- Refresh tokens are stored only as SHA-256 hashes. A used token keeps the
+-- hash of its successor and the random salt the successor was derived from
+-- (with the used token itself), so a retry within the reuse window gets the
+-- same successor back while the database alone cannot reproduce it.
 CREATE TABLE refresh_tokens (
     hash            BLOB PRIMARY KEY,
     family_id       TEXT NOT NULL REFERENCES refresh_families(id) ON DELETE CASCADE,
@@ -34,6 +38,7 @@ CREATE TABLE revoked_access_tokens (
     jti        TEXT PRIMARY KEY,
     expires_at BIGINT NOT NULL
 );
+CREATE INDEX revoked_access_tokens_expires ON revoked_access_tokens (expires_at);
 
 -- +goose Down
 DROP TABLE revoked_access_tokens;

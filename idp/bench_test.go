@@ -1,0 +1,219 @@
+package idp
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+// Benchmarks go through the real HTTP stack on loopback with b.RunParallel
+// and report requests per second; compare them with BenchmarkRSASign (the
+// signing limit of the same cores) and BenchmarkArgon2Verify (the hashing
+// limit). See docs/performance.md, "Token endpoint".
+
+// BenchmarkRSASign is bare RSA-2048 PKCS#1 v1.5 signing over SHA-256 on all
+// cores: the ceiling for anything that signs one token per request.
+func BenchmarkRSASign(b *testing.B) {
+	key := sharedTestKeys().key
+	digest := sha256.Sum256([]byte("payload"))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	reportRate(b, "signs/s")
+}
+
+// BenchmarkArgon2Verify is one argon2id verification at the default
+// parameters on one core: cores ÷ this time is the password-grant ceiling.
+func BenchmarkArgon2Verify(b *testing.B) {
+	h, err := password.NewHasher(password.DefaultParams())
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc, err := h.Hash(context.Background(), alicePassword)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if ok, _, err := h.Verify(context.Background(), alicePassword, enc); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+// benchBackends are SQLite, PostgreSQL, and PostgreSQL with lib/pq's
+// binary_parameters, which sends a parameterised query in one round trip
+// instead of two (prepare, then execute).
+func benchBackends() []storagetest.Backend {
+	pg := storagetest.Backends[1]
+	return append(storagetest.Backends[:2:2], storagetest.Backend{
+		Name: "PostgresBinaryParams",
+		DSN:  func(t testing.TB) string { return pg.DSN(t) + "&binary_parameters=yes" },
+	})
+}
+
+// benchParallelism × GOMAXPROCS clients send at once, as many clients of a
+// busy server would, so the cores stay busy while a request waits on the
+// database.
+const benchParallelism = 4
+
+func benchEnv(b *testing.B, be storagetest.Backend, change ...func(*Config)) *env {
+	change = append(change, func(c *Config) { c.Log = slog.New(slog.DiscardHandler) })
+	return newEnv(b, be, change...)
+}
+
+// poster posts forms to the token endpoint over kept-alive connections.
+type poster struct {
+	c    *http.Client
+	url  string
+	auth string
+}
+
+func newPoster(e *env, client string) *poster {
+	tr := &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}
+	return &poster{c: &http.Client{Transport: tr}, url: e.url + "/oauth2/token", auth: e.basic(client)}
+}
+
+func (p *poster) post(b *testing.B, form string) map[string]any {
+	req, _ := http.NewRequest(http.MethodPost, p.url, strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", p.auth)
+	resp, err := p.c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var out map[string]any
+	json.Unmarshal(body, &out)
+	return out
+}
+
+func reportRate(b *testing.B, unit string) {
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, unit)
+	}
+}
+
+// BenchmarkClientCredentials: one client lookup and one signature per request.
+func BenchmarkClientCredentials(b *testing.B) {
+	for _, be := range benchBackends() {
+		b.Run(be.Name, func(b *testing.B) {
+			e := benchEnv(b, be)
+			p := newPoster(e, "CC")
+			form := ccForm("scope", "read").Encode()
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p.post(b, form)
+				}
+			})
+			reportRate(b, "req/s")
+		})
+	}
+}
+
+// BenchmarkRefresh: each goroutine rotates its own chain; every request is
+// one rotation transaction and one signature.
+func BenchmarkRefresh(b *testing.B) {
+	for _, be := range benchBackends() {
+		b.Run(be.Name, func(b *testing.B) {
+			e := benchEnv(b, be)
+			p := newPoster(e, "C1")
+			login := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePassword}, "scope": {"read"}}.Encode()
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rt := p.post(b, login)["refresh_token"].(string)
+				for pb.Next() {
+					rt = p.post(b, refreshForm(rt).Encode())["refresh_token"].(string)
+				}
+			})
+			reportRate(b, "req/s")
+		})
+	}
+}
+
+// BenchmarkPasswordGrant: the password grant at the default argon2id
+// parameters, with an ID token and a refresh family per login, on SQLite.
+// "DefaultLimit" is the hasher's default concurrency (2 × GOMAXPROCS
+// hashes at once); "OnePerCore" limits it to GOMAXPROCS.
+func BenchmarkPasswordGrant(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		opts []password.Option
+	}{
+		{"DefaultLimit", nil},
+		{"OnePerCore", []password.Option{password.WithMaxConcurrent(runtime.GOMAXPROCS(0))}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h, err := password.NewHasher(password.DefaultParams(), bc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := benchEnv(b, storagetest.Backends[0], func(c *Config) { c.Passwords = h })
+			enc, err := h.Hash(context.Background(), alicePassword)
+			if err != nil {
+				b.Fatal(err)
+			}
+			u := &storage.User{Username: "carol", PasswordHash: enc}
+			if err := e.db.CreateUser(context.Background(), u); err != nil {
+				b.Fatal(err)
+			}
+			p := newPoster(e, "C1")
+			form := passwordForm("carol", alicePassword, "scope", "openid read").Encode()
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p.post(b, form)
+				}
+			})
+			reportRate(b, "req/s")
+		})
+	}
+}
+
+// BenchmarkArgon2VerifyParallel is the same verification on all cores at
+// once: what the cores really deliver when hashes share memory bandwidth.
+func BenchmarkArgon2VerifyParallel(b *testing.B) {
+	h, err := password.NewHasher(password.DefaultParams())
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc, err := h.Hash(context.Background(), alicePassword)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if ok, _, err := h.Verify(context.Background(), alicePassword, enc); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	reportRate(b, "verifies/s")
+}

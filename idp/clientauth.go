@@ -1,0 +1,136 @@
+package idp
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// maxAuthorizationBytes bounds the Authorization header we decode.
+const maxAuthorizationBytes = 4 << 10
+
+// errClientAuth is the one answer to every failed client authentication:
+// unknown client, wrong secret, wrong method, disabled client (CA-03). It is
+// 401 with WWW-Authenticate: Basic (writeError adds both).
+func errClientAuth() *Error {
+	return &Error{Code: ErrInvalidClient, Description: "client authentication failed"}
+}
+
+// dummyClient makes an unknown client id cost one secret comparison too.
+var dummyClient = storage.Client{SecretHash: HashClientSecret("kwcs_dummy")}
+
+// authenticateClient identifies the calling client by exactly one method
+// (RFC 6749 §2.3, CA-05): client_secret_basic (any confidential client, RFC
+// 6749 §2.3.1), client_secret_post (only a client registered for it,
+// CA-04), or none with client_id alone (public clients only).
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form) (storage.Client, error) {
+	auths := r.Header.Values("Authorization")
+	formID, formSecret := f["client_id"], f["client_secret"]
+	var id, secret, method string
+	switch {
+	case len(auths) > 1:
+		return storage.Client{}, badRequest("send one Authorization header")
+	case len(auths) == 1:
+		var ok bool
+		id, secret, ok = parseBasic(auths[0])
+		if !ok {
+			return storage.Client{}, errClientAuth()
+		}
+		if formSecret != "" || (formID != "" && formID != id) {
+			return storage.Client{}, badRequest("use one client authentication method")
+		}
+		method = storage.AuthSecretBasic
+	case formSecret != "":
+		if formID == "" {
+			return storage.Client{}, errClientAuth()
+		}
+		id, secret, method = formID, formSecret, storage.AuthSecretPost
+	case formID != "":
+		id, method = formID, storage.AuthNone
+	default:
+		return storage.Client{}, errClientAuth()
+	}
+	// Brute force on client secrets (RFC 6749 §2.3.1, CA-08): a (client, IP)
+	// pair that failed too often is answered 429 before any check.
+	ip := ClientIP(ctx)
+	dec, err := s.throttle.CheckClient(ctx, id, ip)
+	if err != nil {
+		return storage.Client{}, err
+	}
+	if dec.Verdict == Throttle {
+		return storage.Client{}, dec.Err()
+	}
+	var c storage.Client
+	err = storage.ErrNotFound
+	if checkClientID(id) == nil { // a malformed id names no client
+		c, err = s.cfg.Store.Client(ctx, id)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		ClientSecretMatches(dummyClient, secret)
+		s.clientAuthFailed(ctx, id, method, "unknown_client")
+		return storage.Client{}, errClientAuth()
+	}
+	if err != nil {
+		return storage.Client{}, err
+	}
+	var ok bool
+	switch method {
+	case storage.AuthSecretBasic:
+		ok = !c.Public && ClientSecretMatches(c, secret)
+	case storage.AuthSecretPost:
+		ok = !c.Public && c.AuthMethod == storage.AuthSecretPost && ClientSecretMatches(c, secret)
+	case storage.AuthNone:
+		ok = c.Public
+	}
+	switch {
+	case !ok:
+		s.clientAuthFailed(ctx, id, method, "bad_credentials")
+		return storage.Client{}, errClientAuth()
+	case c.Disabled:
+		s.log.InfoContext(ctx, "client authentication failed", "client_id", c.ID, "method", method, "reason", "client_disabled")
+		return storage.Client{}, errClientAuth()
+	}
+	return c, nil
+}
+
+// clientAuthFailed logs a failed client authentication and counts it for
+// the (client, IP) throttle. A failure to count is logged; the answer is
+// invalid_client either way.
+func (s *Server) clientAuthFailed(ctx context.Context, id, method, reason string) {
+	if len(id) > 128 {
+		id = id[:128]
+	}
+	s.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", method, "reason", reason)
+	if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
+		s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
+	}
+}
+
+// parseBasic decodes HTTP Basic client credentials, which RFC 6749 §2.3.1
+// form-urlencodes before base64 (CA-02): it un-escapes each part once.
+func parseBasic(h string) (id, secret string, ok bool) {
+	scheme, val, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") || len(h) > maxAuthorizationBytes {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(val))
+	if err != nil {
+		return "", "", false
+	}
+	rawID, rawSecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	if id, err = url.QueryUnescape(rawID); err != nil || id == "" {
+		return "", "", false
+	}
+	if secret, err = url.QueryUnescape(rawSecret); err != nil {
+		return "", "", false
+	}
+	return id, secret, true
+}

@@ -1,0 +1,175 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/storage"
+)
+
+// passwordGrant is the resource owner password credentials grant (RFC 6749
+// §4.3), a legacy grant Keyward keeps for clients registered for it
+// explicitly (SECURITY-REQUIREMENTS decision 1).
+type passwordGrant struct{ s *Server }
+
+// errBadCredentials is the one answer to a wrong password, an unknown user
+// and a disabled or locked account: byte-identical bodies (TE-11).
+func errBadCredentials() *Error {
+	return &Error{Code: ErrInvalidGrant, Description: "the username or password is incorrect"}
+}
+
+// errHashing maps a hasher error: a full hashing queue is 503 with
+// Retry-After (AV-01); anything else is a server error.
+func errHashing(err error) error {
+	if errors.Is(err, password.ErrOverloaded) {
+		retry := time.Second
+		var oe *password.OverloadError
+		if errors.As(err, &oe) && oe.RetryAfter > retry {
+			retry = oe.RetryAfter
+		}
+		return &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
+			Status: http.StatusServiceUnavailable, RetryAfter: retry, Err: err}
+	}
+	if errors.Is(err, password.ErrTooLong) {
+		return badRequest("password is too long")
+	}
+	return err
+}
+
+func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
+	s := g.s
+	if c.Public {
+		return issuance{}, &Error{Code: ErrUnauthorizedClient, Description: "the password grant is for confidential clients only"}
+	}
+	username, pw := f["username"], f["password"]
+	if username == "" || pw == "" {
+		return issuance{}, badRequest("username and password are required")
+	}
+	if len(pw) > password.MaxBytes {
+		return issuance{}, badRequest("password is too long")
+	}
+	requested, err := parseScope(f["scope"])
+	if err != nil {
+		return issuance{}, err
+	}
+	scope, err := grantScope(requested, c, GrantPassword)
+	if err != nil {
+		return issuance{}, err
+	}
+	aud, err := resolveAudience(f, c, "", s.cfg.Issuer)
+	if err != nil {
+		return issuance{}, err
+	}
+
+	// Brute force (DESIGN "Accounts and protection"): a throttled attempt is
+	// 429 before any hashing; a denied one is answered as a wrong password
+	// after a dummy verification, and guesses nothing.
+	ip := ClientIP(ctx)
+	dec, err := s.throttle.CheckLogin(ctx, username, ip)
+	if err != nil {
+		return issuance{}, err
+	}
+	switch dec.Verdict {
+	case Throttle:
+		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: c.ID})
+		return issuance{}, dec.Err()
+	case Deny:
+		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
+			return issuance{}, errHashing(err)
+		}
+		g.failed(ctx, c, "", "throttled", "", "")
+		return issuance{}, errBadCredentials()
+	}
+
+	// Every failure below costs one password verification and one failure
+	// count, and gets the same answer, so neither timing nor body tells an
+	// unknown user (TE-11, TE-21). A name no account can have is not looked
+	// up.
+	var u storage.User
+	known := false
+	if _, nerr := NormalizeUsername(username); nerr == nil {
+		u, err = s.cfg.Store.UserByUsername(ctx, username)
+		switch {
+		case err == nil:
+			known = true
+		case !errors.Is(err, storage.ErrNotFound):
+			return issuance{}, err
+		}
+	}
+	if !known {
+		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
+			return issuance{}, errHashing(err)
+		}
+		return issuance{}, g.failed(ctx, c, "", "unknown_user", username, ip)
+	}
+	ok, rehash, err := s.cfg.Passwords.Verify(ctx, pw, u.PasswordHash)
+	if err != nil {
+		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
+			return issuance{}, errHashing(err)
+		}
+		// A stored hash that cannot be checked: the operator must fix it;
+		// the client sees an ordinary failure.
+		s.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
+		return issuance{}, g.failed(ctx, c, u.ID, "bad_hash", username, ip)
+	}
+	switch {
+	case !ok:
+		return issuance{}, g.failed(ctx, c, u.ID, "bad_password", username, ip)
+	case u.Disabled:
+		return issuance{}, g.failed(ctx, c, u.ID, "disabled", username, ip)
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	if err := s.throttle.LoginSucceeded(ctx, username, ip); err != nil {
+		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
+	}
+	s.audit.Record(ctx, Event{Type: EventLoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
+	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now()}
+	if err := s.startFamily(ctx, c, &is); err != nil {
+		return issuance{}, err
+	}
+	return is, nil
+}
+
+// failed records a failed login (audit event with the reason, and, when
+// account is set, a count for the throttle) and returns the one answer
+// every failure gets.
+func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason, account, ip string) error {
+	s := g.s
+	if account != "" {
+		if err := s.throttle.LoginFailed(ctx, account, ip); err != nil {
+			s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
+		}
+	}
+	s.metrics.LoginFailure(reason)
+	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
+	return errBadCredentials()
+}
+
+// rehash replaces u's stored hash with one at the current parameters (PW-03;
+// imported bcrypt hashes become argon2id). It is not a password change:
+// PasswordChangedAt stays, so refresh families live on. A failure is logged
+// and the login goes ahead.
+func (s *Server) rehash(ctx context.Context, u storage.User, pw string) {
+	h, err := s.cfg.Passwords.Hash(ctx, pw)
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
+		return
+	}
+	old := u.PasswordHash
+	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
+		if cur.PasswordHash == old { // not changed meanwhile
+			cur.PasswordHash = h
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
+		return
+	}
+	s.log.InfoContext(ctx, "password rehashed", "sub", u.ID)
+}

@@ -1,0 +1,134 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// introspection is an RFC 7662 §2.2 response. Inactive is exactly
+// {"active":false}.
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Subject   string `json:"sub,omitempty"`
+	Audience  string `json:"aud,omitempty"`
+	Issuer    string `json:"iss,omitempty"`
+	Expiry    int64  `json:"exp,omitempty"`
+	IssuedAt  int64  `json:"iat,omitempty"`
+	ID        string `json:"jti,omitempty"`
+	TokenType string `json:"token_type,omitempty"` // Bearer, or refresh_token
+	TokenUse  string `json:"token_use,omitempty"`  // access_token or refresh_token
+	AuthTime  int64  `json:"auth_time,omitempty"`
+	SessionID string `json:"sid,omitempty"`
+}
+
+// introspect serves POST /oauth2/introspect (RFC 7662). Only confidential
+// clients may call it (CA-10). A token is active only if it is valid now
+// and the caller's business: an access token issued to the caller or for
+// one of the caller's audiences, a refresh token of the caller's own.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	f, err := parseForm(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.authenticateClient(ctx, r, f)
+	if err != nil {
+		return err
+	}
+	if c.Public {
+		return errClientAuth()
+	}
+	tok := f["token"]
+	if tok == "" {
+		return badRequest("token is required")
+	}
+	var resp introspection
+	if looksLikeRefreshToken(tok) {
+		resp, err = s.introspectRefresh(ctx, c, tok)
+	} else {
+		resp, err = s.introspectAccess(ctx, c, tok)
+	}
+	if err != nil {
+		return err
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok string) (introspection, error) {
+	claims, err := s.validateAccessToken(ctx, tok)
+	if errors.Is(err, errInvalidToken) {
+		return introspection{}, nil
+	}
+	if err != nil {
+		return introspection{}, err
+	}
+	if claims.ClientID != c.ID && !c.Audiences.Has(claims.Audience) {
+		return introspection{}, nil
+	}
+	if ok, err := s.subjectActive(ctx, claims.Subject); err != nil || !ok {
+		return introspection{}, err
+	}
+	return introspection{
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
+		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry, IssuedAt: claims.IssuedAt,
+		ID: claims.ID, TokenType: "Bearer", TokenUse: "access_token", AuthTime: claims.AuthTime, SessionID: claims.SessionID,
+	}, nil
+}
+
+// subjectActive reports whether the user or client a token speaks for can
+// still use it: it exists and is not disabled.
+func (s *Server) subjectActive(ctx context.Context, sub string) (bool, error) {
+	var disabled bool
+	var err error
+	if id, ok := strings.CutPrefix(sub, ClientSubjectPrefix); ok {
+		var c storage.Client
+		c, err = s.cfg.Store.Client(ctx, id)
+		disabled = c.Disabled
+	} else {
+		var u storage.User
+		u, err = s.cfg.Store.User(ctx, sub)
+		disabled = u.Disabled
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && !disabled, err
+}
+
+func (s *Server) introspectRefresh(ctx context.Context, c storage.Client, tok string) (introspection, error) {
+	t, fam, err := s.cfg.Store.RefreshToken(ctx, refreshHash(tok))
+	if errors.Is(err, storage.ErrNotFound) {
+		return introspection{}, nil
+	}
+	if err != nil {
+		return introspection{}, err
+	}
+	now := s.now()
+	if fam.ClientID != c.ID || !fam.RevokedAt.IsZero() || !t.UsedAt.IsZero() ||
+		!now.Before(fam.ExpiresAt.Time) || !now.Before(t.IdleExpiresAt.Time) {
+		return introspection{}, nil
+	}
+	u, err := s.cfg.Store.User(ctx, fam.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return introspection{}, nil
+	}
+	if err != nil {
+		return introspection{}, err
+	}
+	if u.Disabled || u.PasswordChangedAt.After(fam.AuthTime.Time) {
+		return introspection{}, nil
+	}
+	return introspection{
+		Active: true, Scope: strings.Join(t.Scope, " "), ClientID: fam.ClientID, Subject: fam.UserID,
+		Audience: fam.Audience, Issuer: s.cfg.Issuer, Expiry: t.IdleExpiresAt.Unix(), IssuedAt: t.CreatedAt.Unix(),
+		TokenType: "refresh_token", TokenUse: "refresh_token", AuthTime: fam.AuthTime.Unix(), SessionID: fam.ID,
+	}, nil
+}

@@ -1,0 +1,316 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// TokenStore is the part of storage the token, revocation, introspection
+// and userinfo endpoints use. *storage.DB satisfies it.
+type TokenStore interface {
+	Client(ctx context.Context, id string) (storage.Client, error)
+	User(ctx context.Context, id string) (storage.User, error)
+	UserByUsername(ctx context.Context, username string) (storage.User, error)
+	UpdateUser(ctx context.Context, id string, update func(*storage.User) error) (storage.User, error)
+	CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, first storage.RefreshToken) error
+	RotateRefreshToken(ctx context.Context, rot storage.Rotation) (storage.RotateResult, error)
+	RefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, storage.RefreshFamily, error)
+	RefreshFamily(ctx context.Context, id string) (storage.RefreshFamily, error)
+	RevokeRefreshFamily(ctx context.Context, id, reason string, now time.Time) error
+	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
+	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+	DeleteExpiredTokens(ctx context.Context, before time.Time) (int64, error)
+}
+
+// PasswordHasher checks passwords (package idp/password's *Hasher).
+type PasswordHasher interface {
+	Hash(ctx context.Context, pw string) (string, error)
+	Verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error)
+	VerifyDummy(ctx context.Context, pw string) error
+}
+
+// Token endpoint defaults (DESIGN "Tokens").
+const (
+	DefaultAccessTokenTTL      = 15 * time.Minute
+	DefaultRefreshTokenTTL     = 30 * 24 * time.Hour
+	DefaultRefreshTokenIdleTTL = 7 * 24 * time.Hour
+	DefaultRefreshReuseWindow  = 10 * time.Second
+)
+
+// tokenDefaults fills in zero token settings.
+func (cfg *Config) tokenDefaults() {
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if cfg.RefreshTokenIdleTTL <= 0 {
+		cfg.RefreshTokenIdleTTL = DefaultRefreshTokenIdleTTL
+	}
+	if cfg.RefreshReuseWindow == 0 {
+		cfg.RefreshReuseWindow = DefaultRefreshReuseWindow
+	}
+}
+
+// form is a parsed form body: one non-empty value per parameter.
+type form map[string]string
+
+// knownParams are the parameters whose names an error may repeat back.
+var knownParams = map[string]bool{
+	"grant_type": true, "username": true, "password": true, "scope": true, "refresh_token": true,
+	"client_id": true, "client_secret": true, "audience": true, "resource": true, "token": true,
+	"token_type_hint": true, "access_token": true,
+}
+
+// parseForm reads an application/x-www-form-urlencoded body (RFC 6749
+// Appendix B) and never the query string: any query is invalid_request
+// (RFC 6749 §3.2, TE-05). A repeated parameter is invalid_request (TE-04);
+// an empty one counts as absent (RFC 6749 §3.2); unknown ones are kept and
+// ignored by the caller (TE-07). It deliberately avoids the net/http form
+// helpers (ParseForm and the Form fields and getters), which merge the
+// query in.
+func parseForm(r *http.Request) (form, error) {
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		return nil, badRequest("parameters belong in the request body, not the URL")
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" || len(r.Header.Values("Content-Type")) > 1 {
+		return nil, badRequest("the request body must be application/x-www-form-urlencoded")
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return nil, badRequest("the request body must be UTF-8 application/x-www-form-urlencoded")
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, badRequest("the request body is too large or unreadable")
+	}
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badRequest("the request body is not valid form encoding")
+	}
+	f := make(form, len(vals))
+	for k, vs := range vals {
+		if len(vs) > 1 {
+			if knownParams[k] {
+				return nil, badRequest("parameter " + k + " is repeated")
+			}
+			return nil, badRequest("a parameter is repeated")
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
+			return nil, badRequest("parameters must be UTF-8")
+		}
+		if vs[0] != "" {
+			f[k] = vs[0]
+		}
+	}
+	return f, nil
+}
+
+// grant is one grant type: it checks its own parameters and credentials
+// and says what to issue. Client authentication, the client's right to the
+// grant type and issuing are the token handler's.
+type grant interface {
+	exchange(ctx context.Context, c storage.Client, f form) (issuance, error)
+}
+
+// grant returns the grant type named exactly name (TE-08), or nil.
+func (s *Server) grant(name string) grant {
+	switch name {
+	case GrantPassword:
+		if s.cfg.Passwords != nil {
+			return passwordGrant{s}
+		}
+	case GrantRefreshToken:
+		return refreshGrant{s}
+	case GrantClientCredentials:
+		return clientCredentialsGrant{s}
+	}
+	return nil
+}
+
+// issuance is what a grant decided to issue.
+type issuance struct {
+	grantType string
+	subject   string        // user id, or ClientSubjectPrefix + client id
+	user      *storage.User // for ID token claims; nil for client grants and when not needed
+	userGrant bool
+	scope     []string
+	audience  string
+	authTime  time.Time
+	familyID  string // refresh family, the sid claim; "" without one
+	refresh   string // refresh token to return; "" for none
+}
+
+// tokenResponse is RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// token serves POST /oauth2/token (RFC 6749 §3.2): parse, authenticate the
+// client, pick the grant, let it decide, issue.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
+	ctx := r.Context()
+	var name string
+	defer func() { s.metrics.TokenRequest(name, tokenOutcome(err)) }()
+	f, err := parseForm(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.authenticateClient(ctx, r, f)
+	if err != nil {
+		return err
+	}
+	name = f["grant_type"]
+	if name == "" {
+		return badRequest("grant_type is required")
+	}
+	g := s.grant(name)
+	if g == nil {
+		return &Error{Code: ErrUnsupportedGrantType, Description: "the grant type is not supported"}
+	}
+	if !c.GrantTypes.Has(name) {
+		return &Error{Code: ErrUnauthorizedClient, Description: "the client is not allowed this grant type"}
+	}
+	is, err := g.exchange(ctx, c, f)
+	if err != nil {
+		return err
+	}
+	is.grantType = name
+	resp, err := s.issue(ctx, c, is)
+	if err != nil {
+		return err
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// tokenOutcome is the outcome label of keyward_token_requests_total.
+func tokenOutcome(err error) string {
+	if err == nil {
+		return "success"
+	}
+	var oe *Error
+	if errors.As(err, &oe) {
+		return oe.Code
+	}
+	return ErrServerError
+}
+
+// issue signs the access token and, when openid was granted to a user, the
+// ID token, and logs the issuance.
+func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (tokenResponse, error) {
+	now := s.now()
+	ttl := int64(s.cfg.AccessTokenTTL / time.Second)
+	iat := now.Unix()
+	scope := strings.Join(is.scope, " ")
+	at := accessClaims{
+		Issuer: s.cfg.Issuer, Subject: is.subject, Audience: is.audience, IssuedAt: iat, Expiry: iat + ttl,
+		ID: randomID(16), ClientID: c.ID, Scope: scope, SessionID: is.familyID,
+	}
+	if is.userGrant {
+		at.AuthTime = is.authTime.Unix()
+	}
+	access, err := s.sign(typAccessToken, at)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	resp := tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: ttl, RefreshToken: is.refresh, Scope: scope}
+	if is.userGrant && hasScope(is.scope, ScopeOpenID) {
+		idt := idClaims{
+			Issuer: s.cfg.Issuer, Subject: is.subject, Audience: c.ID, IssuedAt: iat, Expiry: iat + ttl,
+			AuthTime: at.AuthTime, AccessTokenHash: atHash(access), SessionID: is.familyID,
+		}
+		if is.user != nil {
+			idt.addUser(is.user, is.scope)
+		}
+		if resp.IDToken, err = s.sign(typIDToken, idt); err != nil {
+			return tokenResponse{}, err
+		}
+	}
+	s.log.InfoContext(ctx, "token issued", "grant_type", is.grantType, "client_id", c.ID, "sub", is.subject,
+		"jti", at.ID, "scope", scope, "aud", is.audience, "family_id", is.familyID, "refresh_token_issued", is.refresh != "")
+	ev := EventTokenIssued
+	if is.grantType == GrantRefreshToken {
+		ev = EventTokenRefreshed
+	}
+	s.audit.Record(ctx, Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
+	return resp, nil
+}
+
+// startFamily stores a new refresh family with its first token for a user
+// grant, when the client is allowed refresh tokens, and returns the token.
+func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance) error {
+	if !c.GrantTypes.Has(GrantRefreshToken) {
+		return nil
+	}
+	now := s.now()
+	f := storage.RefreshFamily{
+		ID: storage.NewID(), ClientID: c.ID, UserID: is.subject, Scope: is.scope, Audience: is.audience,
+		AuthTime: storage.At(is.authTime), CreatedAt: storage.At(now), ExpiresAt: storage.At(now.Add(s.cfg.RefreshTokenTTL)),
+	}
+	tok := newRefreshToken()
+	first := storage.RefreshToken{
+		Hash: refreshHash(tok), Scope: is.scope, CreatedAt: f.CreatedAt,
+		IdleExpiresAt: storage.RefreshIdleExpiry(now, s.cfg.RefreshTokenIdleTTL, f.ExpiresAt.Time),
+	}
+	if err := s.cfg.Store.CreateRefreshFamily(ctx, f, first); err != nil {
+		return err
+	}
+	is.familyID, is.refresh = f.ID, tok
+	return nil
+}
+
+// DefaultTokenCleanupInterval is how often RunTokenCleanup deletes.
+const DefaultTokenCleanupInterval = 10 * time.Minute
+
+// tokenCleanupMargin keeps a revoked family or jti a little past the last
+// access token that could name it, for clock skew between replicas.
+const tokenCleanupMargin = 5 * time.Minute
+
+// CleanupTokens deletes refresh families past their absolute expiry or
+// revoked, and revoked access-token ids, once no access token that names
+// them can still be valid.
+func (s *Server) CleanupTokens(ctx context.Context) (int64, error) {
+	return s.cfg.Store.DeleteExpiredTokens(ctx, s.now().Add(-s.cfg.AccessTokenTTL-tokenCleanupMargin))
+}
+
+// RunTokenCleanup calls CleanupTokens every interval (default
+// DefaultTokenCleanupInterval) until ctx ends; cmd/keyward runs it beside
+// the throttle and audit cleanups.
+func (s *Server) RunTokenCleanup(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultTokenCleanupInterval
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if n, err := s.CleanupTokens(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "delete expired tokens", "err", err)
+		} else if n > 0 {
+			s.log.DebugContext(ctx, "deleted expired tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package idp
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// errInsufficientScope is RFC 6750 §3.1's 403 code.
+const errInsufficientScope = "insufficient_scope"
+
+// bearerError sets RFC 6750 §3's WWW-Authenticate and returns the error
+// writeError sends. code "" is a request without a token: no error
+// attribute (§3.1).
+func bearerError(w http.ResponseWriter, code, description string, status int) *Error {
+	h := `Bearer realm="keyward"`
+	if code != "" {
+		h += `, error="` + code + `"`
+		if description != "" {
+			h += `, error_description="` + description + `"`
+		}
+	}
+	w.Header().Set("WWW-Authenticate", h)
+	if code == "" {
+		code = ErrInvalidToken
+	}
+	return &Error{Code: code, Description: description, Status: status}
+}
+
+// userinfoResponse is OIDC Core §5.3.2.
+type userinfoResponse struct {
+	Subject           string `json:"sub"`
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Email             string `json:"email,omitempty"`
+	EmailVerified     *bool  `json:"email_verified,omitempty"`
+}
+
+// userinfo serves GET and POST /userinfo (OIDC Core §5.3). The access token
+// comes in the Authorization header or, on POST, the form field
+// access_token (RFC 6750 §2.1, §2.2), never both and never the query. It
+// needs the openid scope and a user behind it.
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	tok, err := bearerToken(w, r)
+	if err != nil {
+		return err
+	}
+	if tok == "" {
+		return bearerError(w, "", "an access token is required", http.StatusUnauthorized)
+	}
+	claims, err := s.validateAccessToken(ctx, tok)
+	if errors.Is(err, errInvalidToken) {
+		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+	}
+	if err != nil {
+		return err
+	}
+	scope := strings.Fields(claims.Scope)
+	if !hasScope(scope, ScopeOpenID) || strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
+		return bearerError(w, errInsufficientScope, "the access token lacks the openid scope", http.StatusForbidden)
+	}
+	u, err := s.cfg.Store.User(ctx, claims.Subject)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
+		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+	}
+	if err != nil {
+		return err
+	}
+	var c idClaims
+	c.addUser(&u, scope)
+	noStore(w)
+	writeJSON(w, http.StatusOK, userinfoResponse{Subject: u.ID, Name: c.Name, PreferredUsername: c.PreferredUsername,
+		Email: c.Email, EmailVerified: c.EmailVerified})
+	return nil
+}
+
+// bearerToken finds the one access token of a request: the Authorization
+// Bearer header (scheme case-insensitive) or a POST form access_token. Two
+// transports, two headers or a query access_token are 400 invalid_request
+// (RFC 6750 §2, §3.1).
+func bearerToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	malformed := func(d string) error { return bearerError(w, ErrInvalidRequest, d, http.StatusBadRequest) }
+	if r.URL.Query().Has("access_token") {
+		return "", malformed("send the access token in the Authorization header")
+	}
+	auths := r.Header.Values("Authorization")
+	if len(auths) > 1 {
+		return "", malformed("send one Authorization header")
+	}
+	var tok string
+	if len(auths) == 1 {
+		scheme, val, _ := strings.Cut(auths[0], " ")
+		if !strings.EqualFold(scheme, "Bearer") || val == "" || strings.ContainsAny(val, " \t,") {
+			return "", bearerError(w, ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
+		}
+		tok = val
+	}
+	if r.Method == http.MethodPost && r.Header.Get("Content-Type") != "" {
+		f, err := parseForm(r)
+		if err != nil {
+			return "", malformed("the request body must be application/x-www-form-urlencoded")
+		}
+		if f["access_token"] != "" {
+			if tok != "" {
+				return "", malformed("send the access token once")
+			}
+			tok = f["access_token"]
+		}
+	}
+	return tok, nil
+}
