@@ -97,6 +97,19 @@ func NewMetrics(keyAges func() []KeyAge) *Metrics {
 	return m
 }
 
+// HashQueueFrom replaces the pushed queue-depth gauge with one read from
+// depth at each scrape (the hashing limiter knows its own queue).
+func (m *Metrics) HashQueueFrom(depth func() int) {
+	if m == nil || depth == nil {
+		return
+	}
+	m.reg.Unregister(m.hashQueue)
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keyward_password_hash_queue_depth",
+		Help: "Password hashes waiting for a slot under the concurrency limit.",
+	}, func() float64 { return float64(depth()) }))
+}
+
 // Registry is the registry the metrics live on, for cmd/keyward to add to.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 

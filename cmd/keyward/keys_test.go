@@ -96,3 +96,13 @@ func TestPostgresNeedsKeyEncryptionKey(t *testing.T) {
 		t.Fatalf("serve on PostgreSQL without a key-encryption key: %v", err)
 	}
 }
+
+// writeKEK writes a fresh key-encryption key into dir and returns its path.
+func writeKEK(t *testing.T, dir string) string {
+	t.Helper()
+	file := filepath.Join(dir, "keyward.kek")
+	if err := os.WriteFile(file, []byte(keys.EncodeKEK(keys.NewKEK())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}

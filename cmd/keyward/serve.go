@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
@@ -37,8 +38,11 @@ type serveFlags struct {
 	noMigrate, demo bool
 	kekFlags
 	keyPolicyFlags
-	trustedProxies  []string
-	shutdownTimeout time.Duration
+	trustedProxies                        []string
+	accessTTL, refreshTTL, refreshIdleTTL time.Duration
+	reuseWindow, auditRetention           time.Duration
+	metricsAddr                           string
+	shutdownTimeout                       time.Duration
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -61,6 +65,12 @@ func newServeCmd(a *app) *cobra.Command {
 	fl.BoolVar(&f.demo, "demo", false, "on an empty database, create a demo client and user and print their credentials")
 	f.kekFlags.register(fl)
 	f.keyPolicyFlags.register(fl)
+	fl.DurationVar(&f.accessTTL, "access-token-ttl", idp.DefaultAccessTokenTTL, "lifetime of access and ID tokens (30s to 1h)")
+	fl.DurationVar(&f.refreshTTL, "refresh-token-ttl", idp.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens")
+	fl.DurationVar(&f.refreshIdleTTL, "refresh-token-idle-ttl", idp.DefaultRefreshTokenIdleTTL, "how long an unused refresh token lives")
+	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", idp.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
+	fl.DurationVar(&f.auditRetention, "audit-retention", idp.DefaultAuditRetention, "how long audit events are kept")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
 	return cmd
@@ -109,10 +119,14 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	if err != nil {
 		return err
 	}
+	if err := f.checkLifetimes(); err != nil {
+		return err
+	}
 	policy, err := f.keyPolicy()
 	if err != nil {
 		return err
 	}
+	policy.TokenLifetime = f.accessTTL
 	log := a.logger(logw)
 
 	db, err := a.openDB(ctx)
@@ -135,20 +149,43 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		return err
 	}
 
-	srv, err := idp.New(idp.Config{
+	var srv *idp.Server
+	hasher, err := password.NewHasher(a.argon, password.WithObserver(func(o password.Observation) {
+		srv.Metrics().HashWaited(o.Wait)
+	}))
+	if err != nil {
+		return fmt.Errorf("--argon2-*: %w", err)
+	}
+	reuse := f.reuseWindow
+	if reuse == 0 {
+		reuse = -1 // idp.Config: negative turns the window off, zero means the default
+	}
+	srv, err = idp.New(idp.Config{
 		Issuer: f.issuer, Store: db, Keys: km, Log: log,
 		JWKSMaxAge: policy.JWKSMaxAge, TrustedProxies: proxies,
-		KeyAges: keyAges(km),
+		Passwords:      hasher,
+		AccessTokenTTL: f.accessTTL, RefreshTokenTTL: f.refreshTTL, RefreshTokenIdleTTL: f.refreshIdleTTL,
+		RefreshReuseWindow: reuse,
+		AuditRetention:     f.auditRetention,
+		KeyAges:            keyAges(km),
+		HideMetrics:        f.metricsAddr != "",
 	})
 	if err != nil {
 		return err
 	}
+	srv.Metrics().HashQueueFrom(func() int { return hasher.Stats().Queued })
 	km.OnRotate(func(ctx context.Context, r keys.Rotation) {
 		srv.Auditor().Record(ctx, idp.Event{Type: idp.EventKeyRotated, Actor: "schedule", Subject: r.Activated, Reason: "retired " + r.Retired})
 	})
 	go km.Run(ctx)
 	go srv.Throttler().Run(ctx)
 	go srv.Auditor().Run(ctx)
+	go srv.RunTokenCleanup(ctx, 0)
+	if f.metricsAddr != "" {
+		if err := serveMetrics(ctx, f.metricsAddr, srv, log); err != nil {
+			return err
+		}
+	}
 
 	if f.demo {
 		if err := a.createDemo(ctx, db, out, f.issuer); err != nil {
@@ -189,6 +226,43 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
 	return hs.Shutdown(sctx)
+}
+
+// checkLifetimes bounds the token lifetimes (TE-19: access tokens live an
+// hour at most).
+func (f *serveFlags) checkLifetimes() error {
+	switch {
+	case f.accessTTL < 30*time.Second || f.accessTTL > time.Hour:
+		return fmt.Errorf("--access-token-ttl must be between 30s and 1h, got %v", f.accessTTL)
+	case f.refreshTTL <= 0:
+		return fmt.Errorf("--refresh-token-ttl must be positive, got %v", f.refreshTTL)
+	case f.refreshIdleTTL <= 0 || f.refreshIdleTTL > f.refreshTTL:
+		return fmt.Errorf("--refresh-token-idle-ttl must be positive and at most --refresh-token-ttl, got %v", f.refreshIdleTTL)
+	case f.reuseWindow < 0 || f.reuseWindow > time.Minute:
+		return fmt.Errorf("--refresh-reuse-window must be between 0s (off) and 1m, got %v", f.reuseWindow)
+	case f.auditRetention < time.Hour:
+		return fmt.Errorf("--audit-retention must be at least 1h, got %v", f.auditRetention)
+	}
+	return nil
+}
+
+// serveMetrics serves /metrics on its own listener (AD-09: not on the
+// public one) until ctx ends.
+func serveMetrics(ctx context.Context, addr string, srv *idp.Server, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", srv.Metrics().Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	log.Info("metrics serving", "addr", ln.Addr().String())
+	return nil
 }
 
 // Demo registration, created only on an empty database.

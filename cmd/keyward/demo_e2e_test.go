@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+var demoCreds = regexp.MustCompile(`client_secret: (\S+)[\s\S]*password:\s+(\S+)`)
+
+// TestDemoEndToEnd starts keyward serve --demo as its own process and signs
+// the demo user in with x/oauth2, refreshes, and uses client credentials,
+// exactly as the README's curl lines do.
+func TestDemoEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	p := startProcess(t, nil, "--demo", "--database", "sqlite:"+dir+"/keyward.db", "--key-encryption-key-file", writeKEK(t, dir))
+	m := demoCreds.FindStringSubmatch(p.Out.String())
+	if m == nil {
+		t.Fatalf("no demo credentials in:\n%s", p.Out.String())
+	}
+	secret, pw := m[1], m[2]
+	ctx := context.Background()
+	conf := &oauth2.Config{ClientID: "demo-app", ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: p.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}, Scopes: []string{"openid", "api:read"}}
+	tok, err := conf.PasswordCredentialsToken(ctx, "demo", pw)
+	if err != nil {
+		t.Fatalf("password grant: %v\n%s", err, p.Log.String())
+	}
+	if tok.RefreshToken == "" || !strings.HasPrefix(tok.RefreshToken, "kwrt_") || tok.Extra("id_token") == nil {
+		t.Fatalf("token response lacks a refresh or ID token: %+v", tok)
+	}
+	res, err := conf.Client(ctx, tok).Get(p.URL + "/userinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info map[string]any
+	json.NewDecoder(res.Body).Decode(&info)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || info["sub"] == "" {
+		t.Fatalf("userinfo %d %v", res.StatusCode, info)
+	}
+	tok.Expiry = tok.Expiry.Add(-24 * time.Hour)
+	fresh, err := conf.TokenSource(ctx, tok).Token()
+	if err != nil || fresh.AccessToken == tok.AccessToken || fresh.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh: %v", err)
+	}
+	cc := clientcredentials.Config{ClientID: "demo-app", ClientSecret: secret, TokenURL: p.URL + "/oauth2/token", Scopes: []string{"api:read"}}
+	if _, err := cc.Token(ctx); err != nil {
+		t.Fatalf("client credentials: %v", err)
+	}
+	for _, s := range []string{secret, pw, tok.AccessToken, tok.RefreshToken, fresh.RefreshToken} {
+		if strings.Contains(p.Log.String(), s) {
+			t.Fatal("a secret or token reached the server log")
+		}
+	}
+}
