@@ -47,7 +47,7 @@ func (s *Server) discoveryDoc() []byte {
 			IntrospectionEndpoint:            s.url("/oauth2/introspect"),
 			UserinfoEndpoint:                 s.url("/userinfo"),
 			GrantTypesSupported:              Grants,
-			ResponseTypesSupported:           []string{"token"},
+			ResponseTypesSupported:           []string{}, // no authorization endpoint yet, so no response type
 			ScopesSupported:                  []string{"openid", "profile", "email"},
 			TokenEndpointAuthMethods:         append(authMethods, "none"),
 			RevocationEndpointAuthMethods:    authMethods,

@@ -204,6 +204,17 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 			return err
 		}
 		a.audit(cmd, db, idp.EventClientUpdated, c.ID, verb+"d")
+		if disabled {
+			// A compromised client's logins end for good: re-enabling it
+			// does not bring its refresh tokens back (CA-09).
+			n, err := db.RevokeClientRefreshFamilies(cmd.Context(), c.ID, storage.RevokeClient, time.Now())
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				a.audit(cmd, db, idp.EventTokenRevoked, c.ID, fmt.Sprintf("client disabled: %d sessions", n))
+			}
+		}
 		return a.printClients(cmd, viewClient(c, ""), []storage.Client{c}, "")
 	})
 }

@@ -54,6 +54,15 @@ func TestDemoEndToEnd(t *testing.T) {
 	if _, err := cc.Token(ctx); err != nil {
 		t.Fatalf("client credentials: %v", err)
 	}
+	// Disabling the client ends its logins for good (CA-09): enabling it
+	// again does not bring the refresh token back.
+	dsn := "sqlite:" + dir + "/keyward.db"
+	mustRun(t, dsn, "", "clients", "disable", "demo-app")
+	mustRun(t, dsn, "", "clients", "enable", "demo-app")
+	fresh.Expiry = time.Now().Add(-time.Hour)
+	if _, err := conf.TokenSource(ctx, fresh).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("refresh after the client was disabled and enabled again: %v", err)
+	}
 	for _, s := range []string{secret, pw, tok.AccessToken, tok.RefreshToken, fresh.RefreshToken} {
 		if strings.Contains(p.Log.String(), s) {
 			t.Fatal("a secret or token reached the server log")

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+// jwksSnapshot is a JWKS as a resource server cached it, and when.
+type jwksSnapshot struct {
+	at  time.Time
+	set jose.JSONWebKeySet
+}
+
+func fetchJWKS(t *testing.T, base string) jwksSnapshot {
+	t.Helper()
+	at := time.Now()
+	res, err := http.Get(base + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(res.Body).Decode(&set); err != nil {
+		t.Fatalf("decode JWKS: %v", err)
+	}
+	return jwksSnapshot{at: at, set: set}
+}
+
+// clientCredentialsToken asks base for an access token.
+func clientCredentialsToken(t *testing.T, base, id, secret string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if res.StatusCode != http.StatusOK || json.Unmarshal(b, &body) != nil || body.AccessToken == "" {
+		t.Fatalf("token from %s: %d %s", base, res.StatusCode, b)
+	}
+	return body.AccessToken
+}
+
+// verifyWith checks tok's signature against a cached key set and returns
+// its kid, or an error when the cache cannot validate it.
+func verifyWith(snap jwksSnapshot, tok string) (string, error) {
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return "", err
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	ks := snap.set.Key(kid)
+	if len(ks) != 1 {
+		return kid, fmt.Errorf("kid %s is not in the JWKS fetched at %s", kid, snap.at.Format(time.RFC3339))
+	}
+	if _, err := jws.Verify(ks[0].Key); err != nil {
+		return kid, err
+	}
+	return kid, nil
+}
+
+// TestReplicasRotateWithoutGap runs two keyward processes on one PostgreSQL
+// database with a one-minute rotation period. For several rotations, every
+// token either replica issues must verify against the oldest JWKS a
+// resource server may still hold: one fetched a full max-age earlier.
+func TestReplicasRotateWithoutGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for several one-minute rotations")
+	}
+	const maxAge = 10 * time.Second
+	dsn := storagetest.PostgresDSN(t)
+	kek := writeKEK(t, t.TempDir())
+	c := decode[map[string]any](t, mustRun(t, dsn, "", "clients", "create", "--id", "svc", "--grant", "client_credentials",
+		"--scope", "api:read", "--audience", "api", "--output", "json"))
+	secret := c["client_secret"].(string)
+	args := []string{"--database", dsn, "--key-encryption-key-file", kek, "--key-rotation-period", "1m",
+		"--jwks-max-age", maxAge.String(), "--key-publish-margin", "5s", "--access-token-ttl", "1m"}
+	replicas := []*process{startProcess(t, nil, args...), startProcess(t, nil, args...)}
+
+	const rotations = 3
+	deadline := time.Now().Add(rotations*time.Minute + 20*time.Second)
+	var history []jwksSnapshot // JWKS as fetched, oldest first
+	kids := map[string]bool{}
+	issued := 0
+	for i := 0; time.Now().Before(deadline); i++ {
+		history = append(history, fetchJWKS(t, replicas[i%2].URL))
+		// The stalest copy a resource server may hold: fetched at most
+		// max-age ago, and as old as that allows.
+		stalest := history[len(history)-1]
+		for _, s := range history {
+			if time.Since(s.at) <= maxAge {
+				stalest = s
+				break
+			}
+		}
+		for _, r := range replicas {
+			tok := clientCredentialsToken(t, r.URL, "svc", secret)
+			kid, err := verifyWith(stalest, tok)
+			if err != nil {
+				t.Fatalf("token %d from %s does not verify against a JWKS %s old: %v", issued, r.URL, time.Since(stalest.at).Round(time.Second), err)
+			}
+			kids[kid] = true
+			issued++
+		}
+		time.Sleep(time.Second)
+	}
+	if len(kids) < rotations {
+		t.Fatalf("tokens were signed by %d keys over %d rotation periods; the schedule did not rotate", len(kids), rotations)
+	}
+	t.Logf("%d tokens from two replicas, signed by %d keys, all verified against JWKS copies up to %v old", issued, len(kids), maxAge)
+}
