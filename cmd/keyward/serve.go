@@ -187,12 +187,6 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		}
 	}
 
-	if f.demo {
-		if err := a.createDemo(ctx, db, out, f.issuer); err != nil {
-			return err
-		}
-	}
-
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -206,6 +200,13 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
+	defer ln.Close()
+	if f.demo {
+		if err := a.createDemo(ctx, db, out, f.issuer); err != nil {
+			return err
+		}
+	}
+
 	errc := make(chan error, 1)
 	go func() {
 		if f.tlsCert != "" {
