@@ -226,7 +226,8 @@ type tokenState struct {
 // HTTP). Whenever the KeySource's JWKS ETag differs from the one the
 // verifier last loaded at — a rotation or revocation, here or by another
 // replica — it reloads first, so a removed key stops validating at once and
-// a new one is known before its first token.
+// a new one is known before its first token. (A KeySource without an ETag
+// is reloaded on every call.)
 func (s *Server) accessVerifier(ctx context.Context) (*verify.Verifier, error) {
 	s.verifierOnce.Do(func() {
 		// The verifier outlives this request, so it gets a context of its
