@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/verify"
 )
 
 // JWS types in the header of what Keyward signs.
@@ -24,9 +26,6 @@ const (
 // ClientSubjectPrefix starts the sub of a client_credentials token, so it
 // can never equal a user's id (32 hex characters; RFC 9068 §5).
 const ClientSubjectPrefix = "client:"
-
-// maxAccessTokenBytes bounds what validateAccessToken parses.
-const maxAccessTokenBytes = 8 << 10
 
 // accessClaims is an RFC 9068 §2.2 access token.
 type accessClaims struct {
@@ -143,42 +142,26 @@ func looksLikeRefreshToken(tok string) bool {
 // errInvalidToken means an access token is not (or no longer) good.
 var errInvalidToken = errors.New("invalid access token")
 
-// validateAccessToken checks an access token the way a resource server
-// would — RS256 only, typ at+jwt, a kid from our key set, exact iss, exp —
-// and adds what only Keyward knows: a revoked jti or a revoked (or deleted)
-// refresh family named by sid. It answers errInvalidToken or a storage
-// error. It is the one place /userinfo and introspection validate, so it can
-// be swapped for the verify library.
+// validateAccessToken checks an access token with the verify library, as a
+// resource server would — RS256 only, typ at+jwt, a kid from our published
+// key set, exact iss, exp, iat, sub, client_id, jti — accepting any audience
+// (a token for resource server "api" is still good at /userinfo and
+// introspection), and adds what only Keyward knows: a revoked jti or a
+// revoked (or deleted) refresh family named by sid. It answers
+// errInvalidToken or a storage error; /userinfo, introspection and
+// revocation validate only here.
 func (s *Server) validateAccessToken(ctx context.Context, raw string) (accessClaims, error) {
-	if raw == "" || len(raw) > maxAccessTokenBytes || strings.Count(raw, ".") != 2 {
-		return accessClaims{}, errInvalidToken
+	v, err := s.accessVerifier(ctx)
+	if err != nil {
+		return accessClaims{}, err
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil || len(jws.Signatures) != 1 {
-		return accessClaims{}, errInvalidToken
-	}
-	h := jws.Signatures[0].Header
-	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
-	if !strings.EqualFold(typ, typAccessToken) && !strings.EqualFold(typ, "application/"+typAccessToken) {
-		return accessClaims{}, errInvalidToken
-	}
-	set := s.publicKeys()
-	keys := set.Key(h.KeyID)
-	if h.KeyID == "" || len(keys) != 1 || (keys[0].Algorithm != "" && keys[0].Algorithm != string(jose.RS256)) ||
-		(keys[0].Use != "" && keys[0].Use != "sig") || !keys[0].IsPublic() {
-		return accessClaims{}, errInvalidToken
-	}
-	payload, err := jws.Verify(keys[0].Key)
+	vc, err := v.Verify(ctx, raw)
 	if err != nil {
 		return accessClaims{}, errInvalidToken
 	}
-	var c accessClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return accessClaims{}, errInvalidToken
-	}
-	now := s.now().Unix()
-	if c.Issuer != s.cfg.Issuer || c.Subject == "" || c.ClientID == "" || c.ID == "" || c.Audience == "" ||
-		c.Expiry <= now || c.IssuedAt > now+60 {
+	c, ok := fromVerified(vc)
+	// The issuer has no clock skew with itself: no leeway on exp.
+	if !ok || !s.now().Before(vc.Expiry) {
 		return accessClaims{}, errInvalidToken
 	}
 	revoked, err := s.cfg.Store.AccessTokenRevoked(ctx, c.ID)
@@ -202,6 +185,28 @@ func (s *Server) validateAccessToken(ctx context.Context, raw string) (accessCla
 	return c, nil
 }
 
+// fromVerified converts verified claims to the shape Keyward issues: one
+// audience string, sid a string when present. Anything else was not signed
+// by this server as an access token, so ok is false.
+func fromVerified(vc *verify.Claims) (c accessClaims, ok bool) {
+	if len(vc.Audience) != 1 {
+		return c, false
+	}
+	c = accessClaims{
+		Issuer: vc.Issuer, Subject: vc.Subject, Audience: vc.Audience[0], Expiry: vc.Expiry.Unix(),
+		IssuedAt: vc.IssuedAt.Unix(), ID: vc.ID, ClientID: vc.ClientID, Scope: strings.Join(vc.Scopes, " "),
+	}
+	if !vc.AuthTime.IsZero() {
+		c.AuthTime = vc.AuthTime.Unix()
+	}
+	if sid, present := vc.Raw["sid"]; present {
+		if c.SessionID, ok = sid.(string); !ok || c.SessionID == "" {
+			return c, false
+		}
+	}
+	return c, true
+}
+
 // publicKeySource is the optional KeySource method that hands out the
 // published keys directly (keys.Manager has it).
 type publicKeySource interface {
@@ -210,31 +215,55 @@ type publicKeySource interface {
 
 // tokenState is the token code's part of Server.
 type tokenState struct {
-	jwksCache atomic.Pointer[parsedJWKS]
+	verifierOnce sync.Once
+	verifier     *verify.Verifier
+	verifierErr  error
+	keysETag     atomic.Pointer[string] // the JWKS ETag the verifier's keys were read at
 }
 
-// parsedJWKS caches the JWKS document parsed, by ETag.
-type parsedJWKS struct {
-	etag string
-	set  *jose.JSONWebKeySet
+// accessVerifier returns the verifier of Keyward's own access tokens, built
+// on first use over the published key set (the KeySource's keys, never
+// HTTP). Whenever the KeySource's JWKS ETag differs from the one the
+// verifier last loaded at — a rotation or revocation, here or by another
+// replica — it reloads first, so a removed key stops validating at once and
+// a new one is known before its first token. (A KeySource without an ETag
+// is reloaded on every call.)
+func (s *Server) accessVerifier(ctx context.Context) (*verify.Verifier, error) {
+	s.verifierOnce.Do(func() {
+		// The verifier outlives this request, so it gets a context of its
+		// own; it starts no goroutine, and publishedKeys does no I/O.
+		s.verifier, s.verifierErr = verify.NewWithKeys(context.Background(), verify.Config{
+			Issuer:      s.cfg.Issuer,
+			AnyAudience: true, // Keyward's endpoints accept a token for any of its audiences
+			Now:         s.now,
+		}, verify.KeySourceFunc(s.publishedKeys))
+		if s.verifierErr != nil {
+			s.verifierErr = fmt.Errorf("build access token verifier: %w", s.verifierErr)
+		}
+	})
+	if s.verifierErr != nil {
+		return nil, s.verifierErr
+	}
+	if _, etag := s.cfg.Keys.JWKS(); etag == "" || s.keysETag.Load() == nil || *s.keysETag.Load() != etag {
+		if err := s.verifier.Refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.verifier, nil
 }
 
-// publicKeys returns the published key set: from PublicKeys when the
-// KeySource has it, else parsed from its JWKS document (cached by ETag), so
-// access tokens are checked against exactly what resource servers see.
-func (s *Server) publicKeys() *jose.JSONWebKeySet {
+// publishedKeys is the verifier's KeySource: the keys the JWKS publishes,
+// from PublicKeys when the KeySource has it, else parsed from its JWKS
+// document, so access tokens are checked against exactly what resource
+// servers see. It records the ETag it read them at.
+func (s *Server) publishedKeys(context.Context) (jose.JSONWebKeySet, error) {
+	doc, etag := s.cfg.Keys.JWKS() // read first: a change after it only costs one more reload
+	var set jose.JSONWebKeySet
 	if pk, ok := s.cfg.Keys.(publicKeySource); ok {
-		set := pk.PublicKeys()
-		return &set
+		set = pk.PublicKeys()
+	} else if err := json.Unmarshal(doc, &set); err != nil {
+		return set, fmt.Errorf("parse jwks: %w", err)
 	}
-	doc, etag := s.cfg.Keys.JWKS()
-	if c := s.jwksCache.Load(); c != nil && c.etag == etag && etag != "" {
-		return c.set
-	}
-	set := new(jose.JSONWebKeySet)
-	if err := json.Unmarshal(doc, set); err != nil {
-		return new(jose.JSONWebKeySet)
-	}
-	s.jwksCache.Store(&parsedJWKS{etag: etag, set: set})
-	return set
+	s.keysETag.Store(&etag)
+	return set, nil
 }

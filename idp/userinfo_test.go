@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -98,5 +99,72 @@ func TestValidateWithJWKSDocument(t *testing.T) {
 	}
 	if _, ok := e.keys.(publicKeySource); ok {
 		t.Fatal("the test KeySource has PublicKeys")
+	}
+}
+
+// TestValidateFollowsKeys: the verifier behind /userinfo and introspection
+// accepts a token for any of Keyward's audiences, is strict on exp (the
+// issuer has no clock skew with itself), and follows the key set at once:
+// a rotation keeps the retired key's tokens good, a revoked key's tokens
+// stop on the next request, without waiting for a cache to expire.
+func TestValidateFollowsKeys(t *testing.T) {
+	e := newEnv(t, storagetest.Backends[0])
+	km, ok := e.keys.(*keys.Manager)
+	if !ok {
+		t.Fatalf("the harness KeySource is %T, want *keys.Manager", e.keys)
+	}
+	userinfo := func(t *testing.T, tok string) int {
+		t.Helper()
+		return e.do(request{method: "GET", path: "/userinfo", auth: "Bearer " + tok}).status
+	}
+	kid := func(tok string) string { h, _ := jwtParts(t, tok); s, _ := h["kid"].(string); return s }
+
+	t.Run("any audience", func(t *testing.T) {
+		for _, aud := range []string{"https://rs1.test", "https://rs2.test"} {
+			if st := userinfo(t, e.login("scope", "openid", "audience", aud).str("access_token")); st != 200 {
+				t.Errorf("token for %s: %d, want 200", aud, st)
+			}
+		}
+	})
+	t.Run("no leeway on exp", func(t *testing.T) {
+		_, p := jwtParts(t, e.login("scope", "openid").str("access_token"))
+		now := e.clock.Now().Unix()
+		p["iat"], p["exp"] = now-60, now-1 // within a resource server's leeway
+		if st := userinfo(t, e.signClaims("at+jwt", p)); st != 401 {
+			t.Errorf("expired a second ago: %d, want 401", st)
+		}
+	})
+
+	old := e.login("scope", "openid").str("access_token")
+	if st := userinfo(t, old); st != 200 {
+		t.Fatalf("before rotation: %d", st)
+	}
+	if _, err := km.Rotate(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	rotated := e.login("scope", "openid").str("access_token")
+	if kid(rotated) == kid(old) {
+		t.Fatalf("rotation kept kid %s", kid(old))
+	}
+	for name, tok := range map[string]string{"retired key": old, "new active key": rotated} {
+		if st := userinfo(t, tok); st != 200 {
+			t.Errorf("after rotation, %s: %d, want 200", name, st)
+		}
+	}
+	if _, err := km.Revoke(t.Context(), kid(rotated)); err != nil {
+		t.Fatal(err)
+	}
+	if st := userinfo(t, rotated); st != 401 {
+		t.Errorf("revoked key: %d, want 401", st)
+	}
+	fresh := e.login("scope", "openid").str("access_token")
+	if kid(fresh) == kid(rotated) {
+		t.Fatal("still signing with the revoked key")
+	}
+	if st := userinfo(t, fresh); st != 200 {
+		t.Errorf("key activated by the revocation: %d, want 200", st)
+	}
+	if st := userinfo(t, old); st != 200 {
+		t.Errorf("retired key after another key's revocation: %d, want 200", st)
 	}
 }

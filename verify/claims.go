@@ -37,7 +37,7 @@ const maxNumericDate = 253402300799
 
 // checkClaims decodes the payload and applies RFC 9068 §4 in the fail-closed order: it
 // runs only after the signature verified (RS-09). Required: iss (exact), aud (contains
-// audience), exp, iat, sub, client_id and jti; nbf and auth_time are checked when present.
+// audience, or any well-formed aud with AnyAudience), exp, iat, sub, client_id and jti; nbf and auth_time are checked when present.
 func checkClaims(payload []byte, cfg *Config, now time.Time) (*Claims, error) {
 	m, err := decodeObject(payload)
 	if err != nil {
@@ -51,7 +51,7 @@ func checkClaims(payload []byte, cfg *Config, now time.Time) (*Claims, error) {
 	if c.Audience, err = audience(m["aud"]); err != nil {
 		return nil, err
 	}
-	if !slices.Contains(c.Audience, cfg.Audience) {
+	if !cfg.AnyAudience && !slices.Contains(c.Audience, cfg.Audience) {
 		return nil, fmt.Errorf("verify token: %w", ErrAudience)
 	}
 

@@ -28,7 +28,14 @@ type Config struct {
 	// discovered metadata (RFC 8414 §3.3), e.g. "https://id.example.com".
 	Issuer string
 	// Audience is this resource server's identifier; the aud claim must contain it.
+	// It is required unless AnyAudience is set; an empty Audience never means "any".
 	Audience string
+	// AnyAudience turns the audience check off: aud must still be a non-empty string
+	// or array of strings, but may name any resource, and Audience must be empty. It
+	// exists for the issuer's own endpoints (userinfo, introspection), which accept a
+	// token whatever resource it was issued for. A resource server must not set it:
+	// it would accept tokens meant for every other API of the issuer (RFC 9068 §4).
+	AnyAudience bool
 	// JWKSURL is the issuer's jwks_uri. When empty, New discovers it from
 	// Issuer+"/.well-known/openid-configuration", falling back to the RFC 8414
 	// /.well-known/oauth-authorization-server document.
@@ -53,7 +60,8 @@ type Config struct {
 	Now func() time.Time
 	// MaxTokenSize caps the token length in bytes before any parsing; default 8 KiB.
 	MaxTokenSize int
-	// Realm is the realm of WWW-Authenticate challenges; default Audience.
+	// Realm is the realm of WWW-Authenticate challenges; default Audience (Issuer
+	// with AnyAudience).
 	Realm string
 	// OnError, when set, is called with each failed background or on-demand key
 	// refresh. It must not block. The last error is also available from Err.
@@ -66,7 +74,10 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Issuer == "" {
 		return cfg, errors.New("verify config: issuer is required")
 	}
-	if cfg.Audience == "" {
+	switch {
+	case cfg.AnyAudience && cfg.Audience != "":
+		return cfg, errors.New("verify config: audience must be empty when any audience is accepted")
+	case !cfg.AnyAudience && cfg.Audience == "":
 		return cfg, errors.New("verify config: audience is required")
 	}
 	if len(cfg.Algorithms) == 0 {
@@ -104,6 +115,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Realm == "" {
 		cfg.Realm = cfg.Audience
+		if cfg.AnyAudience {
+			cfg.Realm = cfg.Issuer
+		}
 	}
 	if strings.ContainsAny(cfg.Realm, "\"\\\r\n") {
 		return cfg, errors.New("verify config: realm must not contain quotes, backslashes or line breaks")

@@ -490,6 +490,7 @@ func TestConfig(t *testing.T) {
 	}{
 		{"no issuer", verify.Config{Audience: "a", JWKSURL: "http://x/jwks"}},
 		{"no audience", verify.Config{Issuer: "http://x", JWKSURL: "http://x/jwks"}},
+		{"audience with any audience", verify.Config{Issuer: "http://x", Audience: "a", AnyAudience: true, JWKSURL: "http://x/jwks"}},
 		{"leeway above a minute", verify.Config{Issuer: "http://x", Audience: "a", Leeway: 61 * time.Second}},
 		{"negative leeway", verify.Config{Issuer: "http://x", Audience: "a", Leeway: -time.Second}},
 		{"alg none", verify.Config{Issuer: "http://x", Audience: "a", Algorithms: []string{"none"}}},
@@ -501,6 +502,47 @@ func TestConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := verify.New(t.Context(), tt.cfg); err == nil || !strings.HasPrefix(err.Error(), "verify config:") {
 				t.Fatalf("New error = %v, want a config error", err)
+			}
+		})
+	}
+}
+
+// TestAnyAudience: AnyAudience accepts a token for any resource, but aud must still be a
+// non-empty string or array of strings, and every other check still applies.
+func TestAnyAudience(t *testing.T) {
+	const iss = "https://as.test"
+	src := verify.StaticKeys(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &rsaK1.PublicKey, KeyID: "k1", Algorithm: "RS256"}}})
+	clk := newClock()
+	v, err := verify.NewWithKeys(t.Context(), verify.Config{Issuer: iss, AnyAudience: true, Now: clk.Now}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		change  member
+		wantErr error // nil means valid
+	}{
+		{"our audience", member{"aud", str(testAudience)}, nil},
+		{"another audience", member{"aud", `"https://rs2.test"`}, nil},
+		{"array of others", member{"aud", `["https://rs2.test","https://rs3.test"]`}, nil},
+		{"aud missing", member{"aud", ""}, verify.ErrAudience},
+		{"aud empty string", member{"aud", `""`}, verify.ErrAudience},
+		{"aud empty array", member{"aud", `[]`}, verify.ErrAudience},
+		{"aud number in array", member{"aud", `["https://rs2.test",1]`}, verify.ErrAudience},
+		{"other issuer", member{"iss", `"https://evil.test"`}, verify.ErrIssuer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := rs256(t, rsaK1, obj(baseHeader()...), obj(with(basePayload(iss), tt.change)...))
+			c, err := v.Verify(t.Context(), tok)
+			if tt.wantErr == nil {
+				if err != nil || len(c.Audience) == 0 {
+					t.Fatalf("Verify = %v, %v; want valid with an audience", c, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Verify error = %v, want %v", err, tt.wantErr)
 			}
 		})
 	}

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -25,14 +27,16 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "protected-api:", err)
 		os.Exit(1)
 	}
 }
 
-// run parses args, builds the verifier and serves until ctx is done.
-func run(ctx context.Context, args []string) error {
+// run parses args, builds the verifier and serves until ctx is done, logging JSON to
+// logw. It listens before it logs "protected-api listening" with the address, so
+// --addr 127.0.0.1:0 works (tests read the port from that line).
+func run(ctx context.Context, args []string, logw io.Writer) error {
 	fs := flag.NewFlagSet("protected-api", flag.ContinueOnError)
 	issuer := fs.String("issuer", envOr("KEYWARD_ISSUER", "http://localhost:8080"), "issuer URL, compared exactly with iss (env KEYWARD_ISSUER)")
 	audience := fs.String("audience", envOr("API_AUDIENCE", "api"), "this API's audience (env API_AUDIENCE)")
@@ -40,7 +44,7 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := slog.New(slog.NewJSONHandler(logw, nil))
 
 	v, err := verify.New(ctx, verify.Config{
 		Issuer:   *issuer,
@@ -52,8 +56,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer v.Close()
 
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
 	srv := &http.Server{
-		Addr:              *addr,
 		Handler:           routes(v),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -61,8 +68,8 @@ func run(ctx context.Context, args []string) error {
 		IdleTimeout:       60 * time.Second,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("protected-api listening", "addr", *addr, "issuer", *issuer, "audience", *audience)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("protected-api listening", "addr", ln.Addr().String(), "issuer", *issuer, "audience", *audience)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

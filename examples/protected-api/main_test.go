@@ -127,7 +127,7 @@ func TestRunFailsWithoutIssuer(t *testing.T) {
 	dead.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	err := run(ctx, []string{"--issuer", dead.URL, "--audience", "api", "--addr", "127.0.0.1:0"})
+	err := run(ctx, []string{"--issuer", dead.URL, "--audience", "api", "--addr", "127.0.0.1:0"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "start verifier") {
 		t.Fatalf("run error = %v", err)
 	}
@@ -140,7 +140,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"})
+		done <- run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"}, io.Discard)
 	}()
 	time.Sleep(200 * time.Millisecond)
 	cancel()
