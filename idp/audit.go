@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -12,6 +13,7 @@ import (
 // AuditStore is the part of storage the audit trail needs.
 type AuditStore interface {
 	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
+	AppendAudits(ctx context.Context, es []*storage.AuditEvent) error
 	AuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 }
@@ -90,7 +92,29 @@ type Auditor struct {
 	log       *slog.Logger
 	now       func() time.Time
 	retention time.Duration
+
+	// Group commit: rows recorded while a write is under way wait and go
+	// into the next write together (see append).
+	mu      sync.Mutex
+	queue   []*auditWaiter
+	writing bool
 }
+
+// auditWaiter is one Record waiting for its row to be written.
+type auditWaiter struct {
+	row  storage.AuditEvent
+	done chan auditTurn
+}
+
+// auditTurn answers a waiter: its row was written (err says how), or it
+// is now the writer.
+type auditTurn struct {
+	err  error
+	lead bool
+}
+
+// maxAuditBatch caps the rows of one write (10 parameters each).
+const maxAuditBatch = 256
 
 // DefaultAuditRetention is how long audit rows are kept by default.
 const DefaultAuditRetention = 90 * 24 * time.Hour
@@ -153,11 +177,61 @@ func (a *Auditor) Record(ctx context.Context, e Event) {
 	}
 	a.log.LogAttrs(ctx, level, row.Type, attrs...)
 
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
-	defer cancel()
-	if err := a.store.AppendAudit(wctx, &row); err != nil {
+	if err := a.append(ctx, row); err != nil {
 		a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
 	}
+}
+
+// append writes row and returns once it is stored: a group commit. The
+// first caller with nothing under way becomes the writer and writes every
+// row queued so far in one statement; callers arriving meanwhile queue,
+// and when the write ends the oldest of them becomes the next writer. So
+// concurrent requests share one write (on SQLite, one turn of the write
+// lock) and no row waits on more than the write before its own.
+func (a *Auditor) append(ctx context.Context, row storage.AuditEvent) error {
+	w := &auditWaiter{row: row, done: make(chan auditTurn, 1)}
+	a.mu.Lock()
+	a.queue = append(a.queue, w)
+	lead := !a.writing
+	a.writing = true
+	a.mu.Unlock()
+	if !lead {
+		if turn := <-w.done; !turn.lead {
+			return turn.err
+		}
+	}
+
+	a.mu.Lock()
+	n := min(len(a.queue), maxAuditBatch)
+	batch := a.queue[:n:n]
+	a.queue = a.queue[n:]
+	a.mu.Unlock()
+	rows := make([]*storage.AuditEvent, len(batch))
+	for i, b := range batch {
+		rows[i] = &b.row
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+	err := a.store.AppendAudits(wctx, rows)
+	cancel()
+	var own error
+	for _, b := range batch {
+		if b == w {
+			own = err
+			continue
+		}
+		b.done <- auditTurn{err: err}
+	}
+
+	a.mu.Lock()
+	if len(a.queue) > 0 {
+		next := a.queue[0]
+		a.mu.Unlock()
+		next.done <- auditTurn{lead: true}
+	} else {
+		a.writing = false
+		a.mu.Unlock()
+	}
+	return own
 }
 
 // Run deletes audit rows older than the retention period, now and then

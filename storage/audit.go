@@ -42,6 +42,36 @@ func cleanText(s string, max int) string {
 	return s[:cut]
 }
 
+// AppendAudits stores several events with one statement, filling in At
+// when zero (not ID): the Auditor's group commit, so concurrent requests
+// share one write.
+func (db *DB) AppendAudits(ctx context.Context, es []*AuditEvent) error {
+	if len(es) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO audit_events
+		(at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason) VALUES `)
+	args := make([]any, 0, 10*len(es))
+	for i, e := range es {
+		if e.At.IsZero() {
+			e.At = At(time.Now())
+		}
+		for _, f := range []*string{&e.Type, &e.Actor, &e.Subject, &e.ClientID, &e.IP, &e.UserAgent, &e.RequestID, &e.Outcome, &e.Reason} {
+			*f = cleanText(*f, maxAuditField)
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, e.At, e.Type, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID, e.Outcome, e.Reason)
+	}
+	if _, err := db.x.ExecContext(ctx, db.q(q.String()), args...); err != nil {
+		return fmt.Errorf("append %d audit events: %w", len(es), err)
+	}
+	return nil
+}
+
 // AppendAudit stores e, filling in ID and, when zero, At.
 func (db *DB) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	if e.At.IsZero() {
