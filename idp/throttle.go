@@ -67,6 +67,10 @@ type ThrottlePolicy struct {
 	CleanupInterval time.Duration
 }
 
+// DefaultThrottlePolicy is the policy a zero ThrottlePolicy stands for,
+// every field filled in.
+func DefaultThrottlePolicy() ThrottlePolicy { return ThrottlePolicy{}.withDefaults() }
+
 // withDefaults fills the zero fields of p.
 func (p ThrottlePolicy) withDefaults() ThrottlePolicy {
 	set := func(v *int, d int) {
