@@ -72,33 +72,36 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if err != nil {
 		return issuance{}, err
 	}
+	// The user is looked up on every path, refused ones included: a denied
+	// attempt then costs the queries a checked one costs (TE-21), and its
+	// audit event names the account it was made against, so an operator
+	// sees it under the user (u.ID is "" for an unknown user).
+	u, known, err := s.loginUser(ctx, username)
+	if err != nil {
+		return issuance{}, err
+	}
 	switch dec.Verdict {
 	case Throttle:
-		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: c.ID})
+		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, dec.Err()
 	case Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
 			return issuance{}, errHashing(err)
 		}
-		g.failed(ctx, c, "", "throttled", "", "")
+		// The password was not checked, so this is a throttled attempt,
+		// not a failed one (reason account_ip or account). LoginDenied
+		// counts nothing but costs the write a failure costs (TE-21).
+		if err := s.throttle.LoginDenied(ctx, username, ip); err != nil {
+			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
+		}
+		s.metrics.LoginFailure("throttled")
+		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, errBadCredentials()
 	}
 
 	// Every failure below costs one password verification and one failure
 	// count, and gets the same answer, so neither timing nor body tells an
-	// unknown user (TE-11, TE-21). A name no account can have is not looked
-	// up.
-	var u storage.User
-	known := false
-	if _, nerr := NormalizeUsername(username); nerr == nil {
-		u, err = s.cfg.Store.UserByUsername(ctx, username)
-		switch {
-		case err == nil:
-			known = true
-		case !errors.Is(err, storage.ErrNotFound):
-			return issuance{}, err
-		}
-	}
+	// unknown user (TE-11, TE-21).
 	if !known {
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
 			return issuance{}, errHashing(err)
@@ -133,6 +136,22 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, err
 	}
 	return is, nil
+}
+
+// loginUser looks up the account a login names. A name no account can have
+// is not looked up.
+func (s *Server) loginUser(ctx context.Context, username string) (storage.User, bool, error) {
+	if _, err := NormalizeUsername(username); err != nil {
+		return storage.User{}, false, nil
+	}
+	u, err := s.cfg.Store.UserByUsername(ctx, username)
+	switch {
+	case err == nil:
+		return u, true, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.User{}, false, nil
+	}
+	return storage.User{}, false, err
 }
 
 // failed records a failed login (audit event with the reason, and, when

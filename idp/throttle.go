@@ -67,6 +67,10 @@ type ThrottlePolicy struct {
 	CleanupInterval time.Duration
 }
 
+// DefaultThrottlePolicy is the policy a zero ThrottlePolicy stands for,
+// every field filled in.
+func DefaultThrottlePolicy() ThrottlePolicy { return ThrottlePolicy{}.withDefaults() }
+
 // withDefaults fills the zero fields of p.
 func (p ThrottlePolicy) withDefaults() ThrottlePolicy {
 	set := func(v *int, d int) {
@@ -317,7 +321,8 @@ func IPBucket(ip string) string {
 }
 
 // Counter keys. Every key of one account starts with accountPrefix so
-// Unlock clears them with one prefix delete.
+// Unlock clears them with one prefix delete. LoginDenied's keys are these
+// behind "d:" (deniedKey).
 func accountPrefix(acct string) string { return "l:" + acct }
 func pairKey(acct, ipb string) string  { return "l:" + acct + ":" + hashKey("ip", ipb) }
 func knownKey(acct, ipb string) string { return "k:" + acct + ":" + hashKey("ip", ipb) }
@@ -363,6 +368,32 @@ func (t *Throttler) LoginFailed(ctx context.Context, account, ip string) error {
 		t.log.WarnContext(ctx, "throttle engaged", "kind", KindIP, "failures", cs[2].Failures, "until", cs[2].BlockedUntil.Time)
 	case cs[1].Failures == p.AccountFreeFailures+1:
 		t.log.WarnContext(ctx, "throttle engaged", "kind", KindAccount, "account_key", acct, "failures", cs[1].Failures)
+	}
+	return nil
+}
+
+// deniedKey is the key under which LoginDenied counts refused attempts at
+// the limit keyed k. No check reads it.
+func deniedKey(k string) string { return "d:" + k }
+
+// LoginDenied records an attempt CheckLogin refused (Deny) for account from
+// ip. It changes no limit, since nothing was guessed, but it writes what
+// LoginFailed writes: three counters in one transaction, here under "d:"
+// keys no check reads, counting refused attempts. A refused attempt thus
+// takes as long as a wrong password (TE-21). Without this write it came
+// back measurably sooner: about 4 ms of 55 on SQLite and PostgreSQL
+// (cmd/keyward TestLoginTimingAgainstProcess), enough to tell an attacker
+// that the throttle, not the password, answered.
+func (t *Throttler) LoginDenied(ctx context.Context, account, ip string) error {
+	acct, ipb := accountHash(account), IPBucket(ip)
+	ttl := t.p.CounterTTL
+	keep := func(c storage.Counter) (time.Time, time.Time) { return time.Time{}, c.UpdatedAt.Add(ttl) }
+	if _, err := t.store.RecordFailures(ctx, t.now(),
+		storage.Failure{Key: deniedKey(pairKey(acct, ipb)), Policy: keep},
+		storage.Failure{Key: deniedKey(accountPrefix(acct)), Policy: keep},
+		storage.Failure{Key: deniedKey(ipKey(ipb)), Policy: keep},
+	); err != nil {
+		return fmt.Errorf("record refused login: %w", err)
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ type serveFlags struct {
 	reuseWindow, auditRetention           time.Duration
 	metricsAddr                           string
 	shutdownTimeout                       time.Duration
+	throttleFlags                         // throttle_flags.go
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -73,6 +74,7 @@ func newServeCmd(a *app) *cobra.Command {
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
+	f.throttleFlags.register(fl)
 	return cmd
 }
 
@@ -169,6 +171,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		AuditRetention:     f.auditRetention,
 		KeyAges:            keyAges(km),
 		HideMetrics:        f.metricsAddr != "",
+		Throttle:           f.throttleFlags.policy(),
 	})
 	if err != nil {
 		return err

@@ -207,16 +207,39 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 				return err
 			}
 			a.audit(cmd, db, idp.EventPasswordChanged, u.ID, "set_by_operator")
+			if err := a.revokeSessions(cmd, db, u, storage.RevokePassword); err != nil {
+				return err
+			}
 			return a.printUsers(cmd, viewUser(u), []storage.User{u})
 		})
 	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
 	return cmd
 }
 
+// revokeSessions revokes every live refresh-token family of u (DESIGN
+// "Accounts and protection": a password change or reset, a lock or a
+// deletion ends the user's sessions) and records a token_revoked event
+// about u with the reason when any was live. Refresh already refuses a
+// disabled user's or a pre-change family, but only while the user stays
+// disabled: without the revocation, "users enable" would bring every old
+// session back. The user is already updated when this fails; the error
+// says so and running the command again revokes what is left.
+func (a *app) revokeSessions(cmd *cobra.Command, db *storage.DB, u storage.User, reason string) error {
+	n, err := db.RevokeUserRefreshFamilies(cmd.Context(), u.ID, reason, time.Now())
+	if err != nil {
+		return fmt.Errorf("user %s updated, but their sessions were not revoked (run the command again): %w", u.Username, err)
+	}
+	if n > 0 {
+		a.audit(cmd, db, idp.EventTokenRevoked, u.ID, reason)
+		a.logger(cmd.ErrOrStderr()).Info("revoked refresh-token families", "sub", u.ID, "count", n, "reason", reason)
+	}
+	return nil
+}
+
 func newUsersSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
 	short := "Enable a user"
 	if disabled {
-		short = "Disable a user: they can no longer sign in or refresh"
+		short = "Disable a user: they can no longer sign in, and their sessions are revoked"
 	}
 	return userCmd(a, verb, short, func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
 		u, err := db.UpdateUser(cmd.Context(), u.ID, func(u *storage.User) error { u.Disabled = disabled; return nil })
@@ -224,6 +247,11 @@ func newUsersSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
 			return err
 		}
 		a.audit(cmd, db, idp.EventUserUpdated, u.ID, verb+"d")
+		if disabled {
+			if err := a.revokeSessions(cmd, db, u, storage.RevokeUserDisabled); err != nil {
+				return err
+			}
+		}
 		return a.printUsers(cmd, viewUser(u), []storage.User{u})
 	})
 }
