@@ -63,6 +63,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return storage.Client{}, err
 	}
 	if dec.Verdict == Throttle {
+		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return storage.Client{}, dec.Err()
 	}
 	var c storage.Client
