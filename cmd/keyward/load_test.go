@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -17,25 +18,36 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/bench/load"
+	"github.com/keyward/keyward/idp/password"
 )
 
 // burstRSSCeiling is the most resident memory the server may reach while
 // answering the 1,000-login burst (AV-01: no OOM, RSS under the limit).
 //
-// The password limiter books argon2id memory against a 256 MiB budget
-// (password.DefaultMemoryBudget; with the defaults it admits
-// min(2 × GOMAXPROCS, 256 MiB / 19 MiB) hashes: 76 MiB on 2 cores, 247 MiB
-// from 7 cores up). Every other request waits in the bounded queue or is
-// refused, so on any machine the hashes hold at most 256 MiB. On top of that
-// come the idle server (about 40 MiB: runtime, SQLite, keys), the requests
-// themselves (1,000 connections, goroutines and buffers: about 30-40 MiB
-// measured) and, because each hash leaves its 19 MiB matrix as garbage until
-// the collector runs, up to about one more in-flight hash set of heap. On
-// this 2-core host the measured peak (VmHWM) was 240-257 MiB; 512 MiB =
-// 256 MiB budget + 256 MiB for the baseline, the request load and GC slack
-// holds with margin on larger hosts too, and is far below what a crash by
-// memory would look like (1,000 unbounded hashes would need 19 GiB).
+// The password limiter runs at most max(1, min(2 × GOMAXPROCS, 256 MiB /
+// 19 MiB)) argon2id hashes at once (password.DefaultMemoryBudget): 4 on this
+// 2-core host (76 MiB of matrices), 13 (247 MiB) from 7 cores up; every
+// other request waits in the bounded queue or is refused with 503. On top
+// come the idle server (about 40 MiB: runtime, SQLite, keys), the 1,000
+// requests themselves (connections, goroutines, buffers) and the garbage of
+// finished hashes: each leaves its 19 MiB matrix behind until the collector
+// runs, and with GOGC=100 the heap may grow to twice the live heap first.
+// Measured on this host: VmHWM 240-257 MiB from a 39-42 MiB start.
+//
+// The ceiling is 512 MiB (the 256 MiB argon2 budget + 256 MiB for the
+// baseline, the request load and GC slack), or, where more hash slots run,
+// 256 MiB + twice the hashes' memory (live and uncollected): 750 MiB at
+// 13 slots. Both are far from what an unbounded burst needs (1,000 hashes at
+// once: 19 GiB).
 const burstRSSCeiling = 512 << 20
+
+// burstCeiling applies burstRSSCeiling to this host's hash slot count.
+func burstCeiling() int64 {
+	p := password.DefaultParams()
+	perHash := int64(p.Memory) << 10
+	slots := max(1, min(2*int64(runtime.GOMAXPROCS(0)), password.DefaultMemoryBudget/perHash))
+	return max(burstRSSCeiling, 256<<20+2*slots*perHash)
+}
 
 // startBuiltProcess is startProcess for a -race test run: it builds the
 // keyward binary without -race and runs that. The race-instrumented test
@@ -112,7 +124,7 @@ func TestPasswordLoginBurst(t *testing.T) {
 		requests = 1000
 		sources  = 10
 	)
-	ceiling := int64(burstRSSCeiling)
+	ceiling := burstCeiling()
 	dir := t.TempDir()
 	args := []string{"--demo", "--database", "sqlite:" + dir + "/keyward.db", "--key-encryption-key-file", writeKEK(t, dir)}
 	var p *process
