@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -53,11 +54,22 @@ type wireError struct {
 // writeError is the only writer of RFC 6749 §5.2 error bodies.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *Error
-	if !errors.As(err, &oe) {
+	switch {
+	case errors.As(err, &oe):
+		if oe.Status == http.StatusServiceUnavailable {
+			s.log.WarnContext(r.Context(), "request refused: overloaded", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
+		} else if oe.Err != nil && oe.Status >= 500 {
+			s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		// The request outlived its deadline (requestTimeout), waiting on a
+		// busy database: say so and when to retry, before the server's write
+		// timeout would drop the connection without an answer.
+		s.log.WarnContext(r.Context(), "request timed out", "path", r.URL.Path, "err", err)
+		oe = &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry later", Status: http.StatusServiceUnavailable, RetryAfter: time.Second}
+	default:
 		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: ErrServerError, Status: http.StatusInternalServerError}
-	} else if oe.Err != nil && oe.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
 	}
 	if oe.Status == 0 {
 		oe.Status = http.StatusBadRequest

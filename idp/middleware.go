@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 type ctxKey int
@@ -20,6 +21,11 @@ const (
 	ctxClientIP
 )
 
+// requestTimeout bounds the work of one request (database waits included),
+// well inside the HTTP server's 15 s write timeout, so a request stuck
+// behind a busy database is answered 503 instead of dropped.
+const requestTimeout = 10 * time.Second
+
 // maxBody caps request bodies; every Keyward request is a small form or JSON.
 const maxBody = 64 << 10
 
@@ -28,7 +34,9 @@ const maxBody = 64 << 10
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
-		ctx := context.WithValue(r.Context(), ctxRequestID, id)
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		ctx = context.WithValue(ctx, ctxRequestID, id)
 		ctx = context.WithValue(ctx, ctxClientIP, s.clientIP(r))
 		r = r.WithContext(ctx)
 		h := w.Header()
