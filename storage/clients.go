@@ -53,7 +53,7 @@ func (db *DB) CreateClient(ctx context.Context, c *Client) error {
 // Client returns the client with the given id.
 func (db *DB) Client(ctx context.Context, id string) (Client, error) {
 	var c Client
-	err := db.x.GetContext(ctx, &c, db.q(`SELECT `+clientColumns+` FROM clients WHERE id = ?`), id)
+	err := db.get(ctx, &c, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id)
 	if err != nil {
 		return Client{}, fmt.Errorf("get client %q: %w", id, notFound(err))
 	}

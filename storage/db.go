@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -37,6 +38,7 @@ var migrations embed.FS
 type DB struct {
 	x       *sqlx.DB
 	dialect string
+	stmts   sync.Map // query → *sqlx.Stmt, the hot reads prepared once (see get, sel)
 }
 
 // ParseDSN splits a Keyward database address into the dialect and the driver's
@@ -104,7 +106,50 @@ func driverName(dialect string) string {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.x.Close() }
+func (db *DB) Close() error {
+	db.stmts.Range(func(_, v any) bool {
+		v.(*sqlx.Stmt).Close()
+		return true
+	})
+	return db.x.Close()
+}
+
+// prepared returns the statement for query (written with ?), preparing it
+// on first use. The hot reads of every token request go through it: a
+// prepared statement skips SQLite's compile and PostgreSQL's parse and a
+// round trip. database/sql prepares it again on each new connection.
+func (db *DB) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := db.x.PreparexContext(ctx, db.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
+
+// get runs a prepared single-row read into dest.
+func (db *DB) get(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := db.prepared(ctx, query)
+	if err != nil {
+		return err
+	}
+	return st.GetContext(ctx, dest, args...)
+}
+
+// sel runs a prepared many-row read into dest.
+func (db *DB) sel(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := db.prepared(ctx, query)
+	if err != nil {
+		return err
+	}
+	return st.SelectContext(ctx, dest, args...)
+}
 
 // Dialect is Postgres or SQLite.
 func (db *DB) Dialect() string { return db.dialect }

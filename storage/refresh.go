@@ -385,7 +385,7 @@ func (db *DB) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.
 // AccessTokenRevoked reports whether the jti was revoked.
 func (db *DB) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
 	var n int
-	if err := db.x.GetContext(ctx, &n, db.q(`SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = ?`), jti); err != nil {
+	if err := db.get(ctx, &n, `SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = ?`, jti); err != nil {
 		return false, fmt.Errorf("check revoked access token: %w", err)
 	}
 	return n > 0, nil

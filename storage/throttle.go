@@ -142,7 +142,7 @@ func (db *DB) Counters(ctx context.Context, keys ...string) (map[string]Counter,
 		return nil, fmt.Errorf("get throttle counters: %w", err)
 	}
 	var cs []Counter
-	if err := db.x.SelectContext(ctx, &cs, db.q(query), args...); err != nil {
+	if err := db.sel(ctx, &cs, query, args...); err != nil {
 		return nil, fmt.Errorf("get throttle counters: %w", err)
 	}
 	for _, c := range cs {

@@ -71,7 +71,7 @@ func (db *DB) CreateUser(ctx context.Context, u *User) error {
 // User returns the user with the given id.
 func (db *DB) User(ctx context.Context, id string) (User, error) {
 	var u User
-	err := db.x.GetContext(ctx, &u, db.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id)
+	err := db.get(ctx, &u, `SELECT `+userColumns+` FROM users WHERE id = ?`, id)
 	if err != nil {
 		return User{}, fmt.Errorf("get user %q: %w", id, notFound(err))
 	}
@@ -81,7 +81,7 @@ func (db *DB) User(ctx context.Context, id string) (User, error) {
 // UserByUsername returns the user whose UsernameKey matches username's.
 func (db *DB) UserByUsername(ctx context.Context, username string) (User, error) {
 	var u User
-	err := db.x.GetContext(ctx, &u, db.q(`SELECT `+userColumns+` FROM users WHERE username_key = ?`), UsernameKey(username))
+	err := db.get(ctx, &u, `SELECT `+userColumns+` FROM users WHERE username_key = ?`, UsernameKey(username))
 	if err != nil {
 		return User{}, fmt.Errorf("get user by name: %w", notFound(err))
 	}
