@@ -131,24 +131,7 @@ func newClientsListCmd(a *app) *cobra.Command {
 
 // clientCmd is a command on one client named by id.
 func clientCmd(a *app, use, short string, run func(cmd *cobra.Command, db *storage.DB, c storage.Client) error) *cobra.Command {
-	return &cobra.Command{
-		Use:   use + " ID",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := a.openMigrated(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			c, err := findClient(ctx, db, args[0])
-			if err != nil {
-				return err
-			}
-			return run(cmd, db, c)
-		},
-	}
+	return recordCmd(a, use+" ID", short, findClient, run)
 }
 
 func findClient(ctx context.Context, db *storage.DB, id string) (storage.Client, error) {

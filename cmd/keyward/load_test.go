@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -63,37 +62,7 @@ func startBuiltProcess(t *testing.T, args ...string) *process {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	p := &process{Out: &syncBuffer{}, Log: &syncBuffer{}, cmd: cmd}
-	cmd.Stdout, cmd.Stderr = p.Out, p.Log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Error("keyward process did not stop on SIGTERM")
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := servingAddr.FindStringSubmatch(p.Log.String()); m != nil {
-			p.URL = "http://" + m[1]
-			return p
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("keyward process exited: %v\n%s", err, p.Log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("keyward process did not start:\n%s", p.Log.String())
-	return nil
+	return startCommand(t, exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...))
 }
 
 // raceEnabled reports whether this binary was built with -race.

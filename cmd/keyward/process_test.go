@@ -38,6 +38,13 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1"), env...)
+	return startCommand(t, cmd)
+}
+
+// startCommand starts cmd, a keyward serve, waits until it listens, and
+// stops it (SIGTERM) when the test ends.
+func startCommand(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
 	p := &process{Out: &syncBuffer{}, Log: &syncBuffer{}, cmd: cmd}
 	cmd.Stdout, cmd.Stderr = p.Out, p.Log
 	if err := cmd.Start(); err != nil {

@@ -262,3 +262,27 @@ func (a *app) audit(cmd *cobra.Command, db *storage.DB, typ idp.EventType, subje
 		Type: typ, Outcome: idp.OutcomeSuccess, Actor: "cli", Subject: subject, Reason: reason,
 	})
 }
+
+// recordCmd is a command on one stored record named by its one argument:
+// it opens the database, finds the record, and hands both to run.
+func recordCmd[T any](a *app, use, short string, find func(context.Context, *storage.DB, string) (T, error),
+	run func(cmd *cobra.Command, db *storage.DB, rec T) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := a.openMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rec, err := find(ctx, db, args[0])
+			if err != nil {
+				return err
+			}
+			return run(cmd, db, rec)
+		},
+	}
+}

@@ -157,24 +157,7 @@ func findUser(ctx context.Context, db *storage.DB, ref string) (storage.User, er
 
 // userCmd is a command on one user named by id or username.
 func userCmd(a *app, use, short string, run func(cmd *cobra.Command, db *storage.DB, u storage.User) error) *cobra.Command {
-	return &cobra.Command{
-		Use:   use + " ID|USERNAME",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := a.openMigrated(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			u, err := findUser(ctx, db, args[0])
-			if err != nil {
-				return err
-			}
-			return run(cmd, db, u)
-		},
-	}
+	return recordCmd(a, use+" ID|USERNAME", short, findUser, run)
 }
 
 func newUsersGetCmd(a *app) *cobra.Command {
