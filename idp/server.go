@@ -20,6 +20,7 @@ type Store interface {
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 	ThrottleStore
 	AuditStore
+	AdminStore // admin.go
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -58,6 +59,8 @@ type Config struct {
 	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
 	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
 	HideMetrics    bool            // leave /metrics off Routes (served on its own listener, AD-09)
+
+	KeyRotator KeyRotator // the admin API's key rotation and revocation (admin.go); nil: /admin/v1/keys answers 404
 }
 
 // Server is the authorization server. Create it with New.
@@ -139,6 +142,23 @@ func (s *Server) Routes(r *mux.Router) {
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
 	}
+
+	// Admin API (admin*.go): s.admin authorizes every route (AD-01).
+	r.Handle("/admin/v1/users", s.admin(s.adminListUsers)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/{id}", s.admin(s.adminGetUser)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/{id}", s.admin(s.adminPatchUser)).Methods(http.MethodPatch)
+	r.Handle("/admin/v1/users/{id}", s.admin(s.adminDeleteUser)).Methods(http.MethodDelete)
+	r.Handle("/admin/v1/users/{id}/unlock", s.admin(s.adminUnlockUser)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/users/{id}/sessions", s.admin(s.adminListSessions)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/{id}/sessions", s.admin(s.adminRevokeSessions)).Methods(http.MethodDelete)
+	r.Handle("/admin/v1/clients", s.admin(s.adminListClients)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/clients", s.admin(s.adminCreateClient)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/clients/{id}", s.admin(s.adminGetClient)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/clients/{id}", s.admin(s.adminPatchClient)).Methods(http.MethodPatch)
+	r.Handle("/admin/v1/audit", s.admin(s.adminAudit)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/keys", s.admin(s.adminListKeys)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/keys/rotate", s.admin(s.adminRotateKey)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/keys/{kid}/revoke", s.admin(s.adminRevokeKey)).Methods(http.MethodPost)
 }
 
 // url returns the absolute URL of an issuer-relative path.

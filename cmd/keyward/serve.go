@@ -172,6 +172,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		KeyAges:            keyAges(km),
 		HideMetrics:        f.metricsAddr != "",
 		Throttle:           f.throttleFlags.policy(),
+		KeyRotator:         km, // the admin API's /admin/v1/keys
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,164 @@
+package idp
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/keyward/keyward/keys"
+	"github.com/keyward/keyward/storage"
+)
+
+// auditView is one audit row as the admin API shows it.
+type auditView struct {
+	ID        int64     `json:"id"`
+	At        time.Time `json:"at"`
+	Type      string    `json:"type"`
+	Outcome   string    `json:"outcome"`
+	Reason    string    `json:"reason,omitempty"`
+	Actor     string    `json:"actor,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
+	ClientID  string    `json:"client_id,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+}
+
+// adminAudit serves GET /admin/v1/audit?user=&type=&client=&since=&before_id=&limit=:
+// events newest first. user is the subject (a user id, client id or kid);
+// since is an RFC 3339 time; before_id pages on from the last id returned.
+// An unknown type or a bad time is 400.
+func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) error {
+	q, err := adminQuery(r, "user", "type", "client", "since", "before_id", "limit")
+	if err != nil {
+		return err
+	}
+	f := storage.AuditFilter{Subject: q.Get("user"), Type: q.Get("type"), ClientID: q.Get("client")}
+	if f.Type != "" && !slices.Contains(EventTypes, EventType(f.Type)) {
+		return badRequest("type is not a known event type")
+	}
+	if v := q.Get("since"); v != "" {
+		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
+			return badRequest("since must be an RFC 3339 time, as 2026-01-02T15:04:05Z")
+		}
+	}
+	if v := q.Get("before_id"); v != "" {
+		if f.BeforeID, err = strconv.ParseInt(v, 10, 64); err != nil || f.BeforeID < 1 {
+			return badRequest("before_id must be a positive integer")
+		}
+	}
+	if f.Limit, err = intParam(q, "limit", storage.DefaultAuditLimit, 1, storage.MaxAuditLimit); err != nil {
+		return err
+	}
+	evs, err := s.cfg.Store.AuditEvents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	views := make([]auditView, len(evs))
+	for i, e := range evs {
+		views[i] = auditView{e.ID, e.At.UTC(), e.Type, e.Outcome, e.Reason, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": views})
+	return nil
+}
+
+// keyView is one signing key, without key material.
+type keyView struct {
+	KID         string    `json:"kid"`
+	State       string    `json:"state"`
+	Alg         string    `json:"alg"`
+	CreatedAt   time.Time `json:"created_at"`
+	ActivatesAt time.Time `json:"activates_at,omitzero"`
+	RetiresAt   time.Time `json:"retires_at,omitzero"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+}
+
+// keyRotator returns the configured KeyRotator, or the 404 of a server
+// without one.
+func (s *Server) keyRotator() (KeyRotator, error) {
+	if s.cfg.KeyRotator == nil {
+		return nil, &Error{Code: "not_found", Description: "key management is not enabled on this server", Status: http.StatusNotFound}
+	}
+	return s.cfg.KeyRotator, nil
+}
+
+// adminListKeys serves GET /admin/v1/keys: the loaded key set, oldest first.
+func (s *Server) adminListKeys(w http.ResponseWriter, r *http.Request, _ string) error {
+	kr, err := s.keyRotator()
+	if err != nil {
+		return err
+	}
+	if _, err := adminQuery(r); err != nil {
+		return err
+	}
+	ks := kr.Keys()
+	views := make([]keyView, len(ks))
+	for i, k := range ks {
+		views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.RetiresAt.UTC(), k.ExpiresAt.UTC()}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": views})
+	return nil
+}
+
+// keyRotate is the optional body of POST /admin/v1/keys/rotate.
+type keyRotate struct {
+	Force bool `json:"force"`
+}
+
+// adminRotateKey serves POST /admin/v1/keys/rotate, as `keyward keys
+// rotate` does. Without force it is 409 while the next key has not been
+// published long enough for cached JWKS documents to know it.
+func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor string) error {
+	kr, err := s.keyRotator()
+	if err != nil {
+		return err
+	}
+	var b keyRotate
+	if err := decodeJSON(r, []string{"force"}, &b, true); err != nil {
+		return err
+	}
+	rot, err := kr.Rotate(r.Context(), b.Force)
+	if errors.Is(err, keys.ErrTooEarly) {
+		return &Error{Code: ErrInvalidRequest, Status: http.StatusConflict,
+			Description: "the next key has not been published long enough; send {\"force\":true} to rotate anyway"}
+	}
+	if err != nil {
+		return err
+	}
+	reason := "retired " + rot.Retired
+	if rot.Forced {
+		reason = "forced; " + reason
+	}
+	s.record(r, actor, Event{Type: EventKeyRotated, Subject: rot.Activated, Reason: reason})
+	writeJSON(w, http.StatusOK, map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next, "forced": rot.Forced})
+	return nil
+}
+
+// adminRevokeKey serves POST /admin/v1/keys/{kid}/revoke: emergency
+// removal from the JWKS, as `keyward keys revoke` does. An unknown kid is
+// 404.
+func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request, actor string) error {
+	kr, err := s.keyRotator()
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	kid, err := pathID(r, "kid", "key")
+	if err != nil {
+		return err
+	}
+	rev, err := kr.Revoke(r.Context(), kid)
+	if errors.Is(err, keys.ErrUnknownKey) {
+		return notFound("key")
+	}
+	if err != nil {
+		return err
+	}
+	s.record(r, actor, Event{Type: EventKeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Activated, "next": rev.Next})
+	return nil
+}

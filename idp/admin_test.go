@@ -1,0 +1,514 @@
+package idp
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/keys"
+	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+// adminEnv is env with the key manager as KeyRotator and two admin
+// clients: OPS (client_credentials, keyward:admin, no audience, so its
+// tokens are for the issuer) and OPSRS (the same, but its tokens are for
+// https://rs1.test). Every admin response body is kept for the AD-06 check.
+type adminEnv struct {
+	*env
+	bodies [][]byte
+}
+
+func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*Config)) *adminEnv {
+	t.Helper()
+	change = append([]func(*Config){func(c *Config) { c.KeyRotator = c.Keys.(*keys.Manager) }}, change...)
+	e := &adminEnv{env: newEnv(t, b, change...)}
+	for _, spec := range []ClientSpec{
+		{ID: "OPS", Grants: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin, "read"}},
+		{ID: "OPSRS", Grants: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
+	} {
+		c, secret, err := NewClient(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.db.CreateClient(t.Context(), &c); err != nil {
+			t.Fatal(err)
+		}
+		e.secrets[spec.ID] = secret
+	}
+	t.Cleanup(func() { e.checkNoSecrets(t) })
+	return e
+}
+
+// ccToken is a client_credentials access token of client.
+func (e *adminEnv) ccToken(client string, extra ...string) string {
+	e.t.Helper()
+	r := e.token(client, ccForm(extra...))
+	if r.status != http.StatusOK {
+		e.t.Fatalf("client_credentials for %s: %d %s", client, r.status, r.body)
+	}
+	return r.str("access_token")
+}
+
+// opsToken is an admin token.
+func (e *adminEnv) opsToken() string { return e.ccToken("OPS") }
+
+// call sends an admin request with the bearer token tok ("" none) and a
+// JSON body ("" none).
+func (e *adminEnv) call(method, path, tok, body string) response {
+	e.t.Helper()
+	req := request{method: method, path: path, body: body, contentType: "-"}
+	if body != "" {
+		req.contentType = "application/json"
+	}
+	if tok != "" {
+		req.auth = "Bearer " + tok
+	}
+	r := e.do(req)
+	e.bodies = append(e.bodies, r.body)
+	if r.header.Get("Cache-Control") != "no-store" {
+		e.t.Errorf("%s %s: Cache-Control %q, want no-store", method, path, r.header.Get("Cache-Control"))
+	}
+	return r
+}
+
+// want checks an admin answer's status and, for an error, its code.
+func want(t *testing.T, r response, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d (body %s)", r.status, status, r.body)
+	}
+	if code != "" && r.str("error") != code {
+		t.Fatalf("error %q, want %q (body %s)", r.str("error"), code, r.body)
+	}
+	if leaks.Match(r.body) {
+		t.Errorf("body leaks internals: %s", r.body)
+	}
+}
+
+// checkNoSecrets is AD-06 over every admin answer: no password hash, no
+// client secret, no secret hash.
+func (e *adminEnv) checkNoSecrets(t *testing.T) {
+	for _, b := range e.bodies {
+		s := string(b)
+		if strings.Contains(s, "$argon2id") || strings.Contains(s, "password_hash") || strings.Contains(s, "secret_hash") {
+			t.Errorf("an admin answer holds a hash: %s", s)
+		}
+		for id, secret := range e.secrets {
+			if secret == "" {
+				continue // a public client
+			}
+			h := HashClientSecret(secret)
+			if strings.Contains(s, secret) || strings.Contains(s, base64.StdEncoding.EncodeToString(h)) {
+				t.Errorf("an admin answer holds client %s's secret or its hash: %s", id, s)
+			}
+		}
+	}
+}
+
+// auditRows returns the audit rows of type typ, newest first.
+func (e *adminEnv) auditRows(typ EventType) []storage.AuditEvent {
+	e.t.Helper()
+	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(typ)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evs
+}
+
+// wantAudit checks that exactly n rows of typ exist and that the newest
+// has the admin as actor, the subject and a reason containing reason.
+func (e *adminEnv) wantAudit(t *testing.T, typ EventType, n int, subject, reason string) {
+	t.Helper()
+	rows := e.auditRows(typ)
+	if len(rows) != n {
+		t.Fatalf("%d %s rows, want %d: %+v", len(rows), typ, n, rows)
+	}
+	if n == 0 {
+		return
+	}
+	r := rows[0]
+	if r.Actor != "client:OPS" || (subject != "" && r.Subject != subject) || !strings.Contains(r.Reason, reason) || r.RequestID == "" {
+		t.Errorf("%s row %+v: want actor client:OPS, subject %q, reason containing %q, a request id", typ, r, subject, reason)
+	}
+}
+
+// TestAdminAuthorization is AD-01, AD-04 and LG-02: every admin route
+// refuses a missing, bad, user, non-admin or wrong-audience token, and
+// the refusals are logged.
+func TestAdminAuthorization(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b)
+		alice := e.users["alice"].ID
+		routes := []struct{ method, path, body string }{
+			{"GET", "/admin/v1/users", ""},
+			{"GET", "/admin/v1/users/" + alice, ""},
+			{"PATCH", "/admin/v1/users/" + alice, `{"email_verified":true}`},
+			{"DELETE", "/admin/v1/users/" + e.users["dave-disabled"].ID, ""},
+			{"POST", "/admin/v1/users/" + alice + "/unlock", ""},
+			{"GET", "/admin/v1/users/" + alice + "/sessions", ""},
+			{"DELETE", "/admin/v1/users/" + alice + "/sessions", ""},
+			{"GET", "/admin/v1/clients", ""},
+			{"POST", "/admin/v1/clients", `{"client_id":"new1","grant_types":["client_credentials"]}`},
+			{"GET", "/admin/v1/clients/C2", ""},
+			{"PATCH", "/admin/v1/clients/C2", `{"name":"second"}`},
+			{"GET", "/admin/v1/audit", ""},
+			{"GET", "/admin/v1/keys", ""},
+			{"POST", "/admin/v1/keys/rotate", `{"force":false}`},
+			{"POST", "/admin/v1/keys/nosuchkid/revoke", ""},
+		}
+		userTok := e.login("scope", "openid read").str("access_token")
+		tokens := []struct {
+			name, tok  string
+			status     int
+			code, auth string // auth: what WWW-Authenticate must contain
+		}{
+			{"no token", "", 401, ErrInvalidToken, `Bearer realm="keyward"`},
+			{"garbage token", "not.a.jwt", 401, ErrInvalidToken, `error="invalid_token"`},
+			{"user token (password grant)", userTok, 403, errInsufficientScope, `error="insufficient_scope"`},
+			{"client token without the admin scope", e.ccToken("CC"), 403, errInsufficientScope, `error="insufficient_scope"`},
+			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, ErrInvalidToken, `error="invalid_token"`},
+			{"a user token claiming the admin scope", e.signClaims(typAccessToken, map[string]any{
+				"iss": e.url, "sub": alice, "aud": e.url, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
+				"jti": "forged-1", "client_id": "C1", "scope": ScopeAdmin}), 403, errInsufficientScope, `error="insufficient_scope"`},
+		}
+		for _, tk := range tokens {
+			for _, rt := range routes {
+				t.Run(tk.name+"/"+rt.method+" "+rt.path, func(t *testing.T) {
+					before := strings.Count(e.logs.String(), `"admin authorization failed"`)
+					r := e.call(rt.method, rt.path, tk.tok, rt.body)
+					want(t, r, tk.status, tk.code)
+					if h := r.header.Get("WWW-Authenticate"); !strings.Contains(h, tk.auth) {
+						t.Errorf("WWW-Authenticate %q, want it to contain %s", h, tk.auth)
+					}
+					if after := strings.Count(e.logs.String(), `"admin authorization failed"`); after != before+1 {
+						t.Errorf("%d authorization-failure log records, want 1 (LG-02)", after-before)
+					}
+				})
+			}
+		}
+		ops := e.opsToken()
+		for _, rt := range routes {
+			r := e.call(rt.method, rt.path, ops, rt.body)
+			if r.status == 401 || r.status == 403 {
+				t.Errorf("admin token on %s %s: %d %s", rt.method, rt.path, r.status, r.body)
+			}
+		}
+		// Nothing sets a password, under any route (AD-06).
+		for _, m := range []string{"PUT", "POST", "PATCH"} {
+			if r := e.call(m, "/admin/v1/users/"+alice+"/password", ops, `{"password":"x"}`); r.status != 404 && r.status != 405 {
+				t.Errorf("%s .../password: %d", m, r.status)
+			}
+		}
+		// An admin client that loses the scope or is disabled loses the
+		// API at once, whatever its tokens say (AD-11).
+		want(t, e.call("PATCH", "/admin/v1/clients/OPS", ops, `{"disabled":true}`), 200, "")
+		want(t, e.call("GET", "/admin/v1/users", ops, ""), 401, ErrInvalidToken)
+	})
+}
+
+// TestAdminUsers covers the user routes' happy paths, 404s and the
+// session revocation of disable and sign-out-everywhere.
+func TestAdminUsers(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b)
+		ops := e.opsToken()
+		alice := e.users["alice"].ID
+
+		r := e.call("GET", "/admin/v1/users?limit=2&offset=0", ops, "")
+		want(t, r, 200, "")
+		if us, _ := r.json["users"].([]any); len(us) != 2 {
+			t.Fatalf("limit 2 gave %s", r.body)
+		}
+		want(t, e.call("GET", "/admin/v1/users?limit=0", ops, ""), 400, ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?role=admin", ops, ""), 400, ErrInvalidRequest)
+
+		r = e.call("GET", "/admin/v1/users/"+alice, ops, "")
+		want(t, r, 200, "")
+		if r.str("username") != "alice" || r.str("id") != alice {
+			t.Errorf("user view %s", r.body)
+		}
+
+		// PATCH: a new email is unverified unless said otherwise.
+		r = e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"alice@Example.ORG"}`)
+		want(t, r, 200, "")
+		if r.str("email") != "alice@example.org" || r.json["email_verified"] != false {
+			t.Errorf("after email change: %s", r.body)
+		}
+		e.wantAudit(t, EventUserUpdated, 1, alice, "email")
+		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, ErrInvalidRequest)
+
+		// Sessions: list, then sign out everywhere; refresh fails after.
+		rt := e.login().str("refresh_token")
+		r = e.call("GET", "/admin/v1/users/"+alice+"/sessions", ops, "")
+		want(t, r, 200, "")
+		if ss, _ := r.json["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["client_id"] != "C1" {
+			t.Fatalf("sessions %s", r.body)
+		}
+		r = e.call("DELETE", "/admin/v1/users/"+alice+"/sessions", ops, "")
+		want(t, r, 200, "")
+		if r.json["revoked"] != 1.0 {
+			t.Errorf("revoked %s", r.body)
+		}
+		e.wantAudit(t, EventTokenRevoked, 1, alice, storage.RevokeSignOut)
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+
+		// Disable revokes the sessions for good (enable brings none back).
+		rt = e.login().str("refresh_token")
+		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":true}`), 200, "")
+		e.wantAudit(t, EventUserUpdated, 2, alice, "disabled")
+		e.wantAudit(t, EventTokenRevoked, 2, alice, storage.RevokeUserDisabled)
+		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+		e.login() // enabled again
+
+		// Delete; a deleted id answers exactly as one that never existed.
+		bob := e.addUser("bob", alicePassword, false).ID
+		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 204, "")
+		e.wantAudit(t, EventUserDeleted, 1, bob, "")
+		for _, path := range []string{"/admin/v1/users/" + bob, "/admin/v1/users/" + storage.NewID(), "/admin/v1/users/%00x"} {
+			gone := e.call("GET", path, ops, "")
+			want(t, gone, 404, "not_found")
+			if string(gone.body) != `{"error":"not_found","error_description":"no such user"}`+"\n" {
+				t.Errorf("GET %s: %s", path, gone.body)
+			}
+		}
+		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 404, "not_found")
+		want(t, e.call("PATCH", "/admin/v1/users/"+bob, ops, `{"disabled":true}`), 404, "not_found")
+		want(t, e.call("POST", "/admin/v1/users/"+bob+"/unlock", ops, ""), 404, "not_found")
+		want(t, e.call("DELETE", "/admin/v1/users/"+bob+"/sessions", ops, ""), 404, "not_found")
+	})
+}
+
+// TestAdminStrictJSON is AC-A1 and AD-06 on the PATCH bodies: each case is
+// 400 (415 for the media type) and changes nothing.
+func TestAdminStrictJSON(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b)
+		ops := e.opsToken()
+		alice := e.users["alice"].ID
+		deep := `{"email":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`
+		tests := []struct {
+			name, path, body string
+			status           int
+		}{
+			{"extra field", "users", `{"role":"admin"}`, 400},
+			{"mass assignment", "users", `{"role":"admin","email_verified":true,"tenant_id":"B"}`, 400},
+			{"duplicate key", "users", `{"disabled":true,"disabled":false}`, 400},
+			{"case-variant key", "users", `{"Disabled":true}`, 400},
+			{"case-variant duplicate", "users", `{"disabled":false,"DISABLED":true}`, 400},
+			{"wrong type string", "users", `{"disabled":"true"}`, 400},
+			{"wrong type number", "users", `{"email_verified":1}`, 400},
+			{"null", "users", `{"email":null}`, 400},
+			{"number out of range", "users", `{"disabled":1e400}`, 400},
+			{"trailing object", "users", `{"disabled":true}{"disabled":false}`, 400},
+			{"trailing garbage", "users", `{"disabled":true} x`, 400},
+			{"10,000-deep nesting", "users", deep, 400},
+			{"NUL in email", "users", `{"email":"alice\u0000@example.com"}`, 400},
+			{"CRLF in email", "users", `{"email":"alice@example.com\r\nBcc: x@evil.test"}`, 400},
+			{"invalid UTF-8", "users", "{\"email\":\"al\xffice@example.com\"}", 400},
+			{"password field", "users", `{"password":"new password here"}`, 400},
+			{"password array", "users", `{"password":["a","b"]}`, 400},
+			{"password hash", "users", `{"password_hash":"$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA"}`, 400},
+			{"empty object", "users", `{}`, 400},
+			{"not an object", "users", `[{"disabled":true}]`, 400},
+			{"not JSON", "users", `disabled=true`, 400},
+			{"client secret", "clients", `{"client_secret":"kwcs_mine"}`, 400},
+			{"client jwks_uri", "clients", `{"jwks_uri":"https://evil.test/jwks"}`, 400},
+			{"unknown grant (AD-07)", "clients", `{"grant_types":["implicit"]}`, 400},
+			{"password grant on a public client", "clients", `{"grant_types":["password"]}`, 400},
+			{"scope with a space", "clients", `{"scopes":["read write"]}`, 400},
+			{"grant types not a list", "clients", `{"grant_types":"password"}`, 400},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				path := "/admin/v1/users/" + alice
+				if tt.path == "clients" {
+					path = "/admin/v1/clients/pub1"
+				}
+				start := time.Now()
+				r := e.call("PATCH", path, ops, tt.body)
+				want(t, r, tt.status, ErrInvalidRequest)
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("took %v", d)
+				}
+			})
+		}
+		t.Run("media type", func(t *testing.T) {
+			r := e.do(request{method: "PATCH", path: "/admin/v1/users/" + alice, body: `{"disabled":true}`,
+				contentType: "text/plain", auth: "Bearer " + ops})
+			want(t, r, http.StatusUnsupportedMediaType, ErrInvalidRequest)
+		})
+		u, err := e.db.User(t.Context(), alice)
+		if err != nil || u.Disabled || u.Email != "alice@example.com" || !u.EmailVerified {
+			t.Errorf("alice changed: %+v %v", u, err)
+		}
+		c, err := e.db.Client(t.Context(), "pub1")
+		if err != nil || c.Disabled || !c.GrantTypes.Has(GrantRefreshToken) || len(c.GrantTypes) != 1 {
+			t.Errorf("pub1 changed: %+v %v", c, err)
+		}
+		if n := len(e.auditRows(EventUserUpdated)) + len(e.auditRows(EventClientUpdated)); n != 0 {
+			t.Errorf("%d update rows for refused requests", n)
+		}
+	})
+}
+
+// TestAdminUnlock drives an account into the login throttle through the
+// token endpoint, unlocks it through the admin API, and signs in.
+func TestAdminUnlock(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b, func(c *Config) {
+			c.Throttle = ThrottlePolicy{FreeFailures: 2, BaseDelay: time.Hour, MaxDelay: time.Hour}
+		})
+		ops := e.opsToken()
+		for range 3 {
+			checkE1(t, e.token("C1", passwordForm("alice", "wrong password")), 400, ErrInvalidGrant)
+		}
+		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), 400, ErrInvalidGrant) // throttled
+		alice := e.users["alice"].ID
+		r := e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, "")
+		want(t, r, 200, "")
+		e.wantAudit(t, EventUserUnlocked, 1, alice, "")
+		e.login()
+		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, ErrInvalidRequest)
+	})
+}
+
+// TestAdminClients covers the client routes: views without secrets,
+// CheckClient on PATCH, the audited password grant (TE-14), disable
+// revoking sessions for good (CA-09), and creation.
+func TestAdminClients(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b)
+		ops := e.opsToken()
+
+		r := e.call("GET", "/admin/v1/clients", ops, "")
+		want(t, r, 200, "")
+		if cs, _ := r.json["clients"].([]any); len(cs) < 10 {
+			t.Errorf("clients %s", r.body)
+		}
+		r = e.call("GET", "/admin/v1/clients/C1", ops, "")
+		want(t, r, 200, "")
+		if r.str("client_id") != "C1" || r.str("token_endpoint_auth_method") != storage.AuthSecretBasic {
+			t.Errorf("client view %s", r.body)
+		}
+		if _, ok := r.json["client_secret"]; ok {
+			t.Errorf("client view has a secret: %s", r.body)
+		}
+		want(t, e.call("GET", "/admin/v1/clients/nope", ops, ""), 404, "not_found")
+
+		// TE-14: enabling the password grant is audited as such.
+		r = e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["client_credentials","password"],"name":"batch"}`)
+		want(t, r, 200, "")
+		e.wantAudit(t, EventClientUpdated, 1, "CC", "password_grant_enabled")
+		if !strings.Contains(e.logs.String(), "password_grant_enabled") {
+			t.Error("the password-grant enablement is not in the log")
+		}
+		// A change CheckClient refuses changes nothing.
+		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, ErrInvalidRequest)
+		if c, _ := e.db.Client(t.Context(), "CC"); !c.GrantTypes.Has(GrantPassword) || c.Name != "batch" {
+			t.Errorf("CC after a refused patch: %+v", c)
+		}
+
+		// CA-09: disabling C1 ends its sessions; enabling does not revive them.
+		rt := e.login().str("refresh_token")
+		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":true}`), 200, "")
+		e.wantAudit(t, EventClientUpdated, 2, "C1", "disabled")
+		e.wantAudit(t, EventTokenRevoked, 1, "C1", storage.RevokeClient)
+		checkE1(t, e.token("C1", refreshForm(rt)), 401, ErrInvalidClient)
+		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":false}`), 200, "")
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+
+		// Creation shows the secret once, and it works.
+		r = e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc","grant_types":["client_credentials"],"scopes":["read"]}`)
+		want(t, r, 201, "")
+		secret := r.str("client_secret")
+		if !strings.HasPrefix(secret, ClientSecretPrefix) {
+			t.Fatalf("create: %s", r.body)
+		}
+		e.bodies = e.bodies[:len(e.bodies)-1] // the one answer that shows a secret
+		e.secrets["svc"] = secret
+		e.wantAudit(t, EventClientCreated, 1, "svc", "")
+		e.ccToken("svc")
+		if r := e.call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.body), `"client_secret"`) || strings.Contains(string(r.body), secret) {
+			t.Errorf("secret shown again: %s", r.body)
+		}
+		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, ErrInvalidRequest)
+	})
+}
+
+// TestAdminAudit reads the trail through the API and checks its filters.
+func TestAdminAudit(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b)
+		ops := e.opsToken()
+		alice := e.users["alice"].ID
+		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
+		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
+
+		r := e.call("GET", "/admin/v1/audit?type=user_unlocked&user="+alice+"&since=2020-01-01T00:00:00Z", ops, "")
+		want(t, r, 200, "")
+		evs, _ := r.json["events"].([]any)
+		if len(evs) != 2 {
+			t.Fatalf("events %s", r.body)
+		}
+		first, second := evs[0].(map[string]any), evs[1].(map[string]any)
+		if first["actor"] != "client:OPS" || first["id"].(float64) <= second["id"].(float64) {
+			t.Errorf("not newest first, or no actor: %s", r.body)
+		}
+		r = e.call("GET", "/admin/v1/audit?type=user_unlocked&limit=1&before_id="+
+			strconv.FormatInt(int64(first["id"].(float64)), 10), ops, "")
+		want(t, r, 200, "")
+		if evs, _ := r.json["events"].([]any); len(evs) != 1 || evs[0].(map[string]any)["id"] != second["id"] {
+			t.Errorf("page 2: %s", r.body)
+		}
+		for _, q := range []string{"type=bogus", "since=yesterday", "since=24h", "limit=0", "limit=1001", "before_id=-1", "actor=x", "type=a&type=b"} {
+			want(t, e.call("GET", "/admin/v1/audit?"+q, ops, ""), 400, ErrInvalidRequest)
+		}
+	})
+}
+
+// TestAdminKeys lists, rotates and revokes signing keys.
+func TestAdminKeys(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b)
+		ops := e.opsToken()
+		r := e.call("GET", "/admin/v1/keys", ops, "")
+		want(t, r, 200, "")
+		states := map[string]string{}
+		for _, k := range r.json["keys"].([]any) {
+			k := k.(map[string]any)
+			states[k["kid"].(string)] = k["state"].(string)
+		}
+		if states[e.kid] != "active" {
+			t.Fatalf("keys %s, want %s active", r.body, e.kid)
+		}
+		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, ""), 409, ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, ErrInvalidRequest)
+		r = e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
+		want(t, r, 200, "")
+		if r.str("retired") != e.kid || r.str("active") == e.kid || r.json["forced"] != true {
+			t.Fatalf("rotate %s", r.body)
+		}
+		e.wantAudit(t, EventKeyRotated, 1, r.str("active"), "forced")
+		next := r.str("next")
+		want(t, e.call("POST", "/admin/v1/keys/nosuchkid/revoke", ops, ""), 404, "not_found")
+		r = e.call("POST", "/admin/v1/keys/"+next+"/revoke", ops, "")
+		want(t, r, 200, "")
+		e.wantAudit(t, EventKeyRevoked, 1, next, "was next")
+		// The token signed before the rotation is still good: its key is retired, not revoked.
+		want(t, e.call("GET", "/admin/v1/keys", ops, ""), 200, "")
+	})
+}
+
+// TestAdminNoKeyRotator: without a KeyRotator the key routes are 404.
+func TestAdminNoKeyRotator(t *testing.T) {
+	e := newAdminEnv(t, storagetest.Backends[0], func(c *Config) { c.KeyRotator = nil })
+	want(t, e.call("GET", "/admin/v1/keys", e.opsToken(), ""), 404, "not_found")
+}

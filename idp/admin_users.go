@@ -1,0 +1,260 @@
+package idp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// userView is what the admin API shows of a user: never the password hash
+// (AD-06).
+type userView struct {
+	ID                string    `json:"id"`
+	Username          string    `json:"username"`
+	Email             string    `json:"email"`
+	EmailVerified     bool      `json:"email_verified"`
+	Disabled          bool      `json:"disabled"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	PasswordChangedAt time.Time `json:"password_changed_at"`
+}
+
+func viewUser(u storage.User) userView {
+	return userView{u.ID, u.Username, u.Email, u.EmailVerified, u.Disabled,
+		u.CreatedAt.UTC(), u.UpdatedAt.UTC(), u.PasswordChangedAt.UTC()}
+}
+
+// sessionView is one refresh-token family: one sign-in on one client.
+type sessionView struct {
+	ID           string    `json:"id"`
+	ClientID     string    `json:"client_id"`
+	Scope        string    `json:"scope"`
+	Audience     string    `json:"audience"`
+	AuthTime     time.Time `json:"auth_time"`
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+	RevokeReason string    `json:"revoke_reason,omitempty"`
+}
+
+// Admin list page sizes.
+const (
+	defaultAdminLimit = 100
+	maxAdminLimit     = 1000
+)
+
+// adminUser finds the user named by the route, or the one 404.
+func (s *Server) adminUser(r *http.Request) (storage.User, error) {
+	id, err := pathID(r, "id", "user")
+	if err != nil {
+		return storage.User{}, err
+	}
+	u, err := s.cfg.Store.User(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, notFound("user")
+	}
+	return u, err
+}
+
+// adminListUsers serves GET /admin/v1/users?limit=&offset=, ordered by
+// username.
+func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string) error {
+	q, err := adminQuery(r, "limit", "offset")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", defaultAdminLimit, 1, maxAdminLimit)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(q, "offset", 0, 0, 1<<31-1)
+	if err != nil {
+		return err
+	}
+	us, err := s.cfg.Store.Users(r.Context(), offset, limit)
+	if err != nil {
+		return err
+	}
+	views := make([]userView, len(us))
+	for i, u := range us {
+		views[i] = viewUser(u)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": views, "limit": limit, "offset": offset})
+	return nil
+}
+
+// adminGetUser serves GET /admin/v1/users/{id}.
+func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request, _ string) error {
+	u, err := s.adminUser(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewUser(u))
+	return nil
+}
+
+// userPatch is the body of PATCH /admin/v1/users/{id}. There is no
+// password field, and one is refused by name (AD-06, decision 6).
+type userPatch struct {
+	Disabled      *bool   `json:"disabled"`
+	Email         *string `json:"email"`
+	EmailVerified *bool   `json:"email_verified"`
+}
+
+var userPatchFields = []string{"disabled", "email", "email_verified"}
+
+// adminPatchUser serves PATCH /admin/v1/users/{id}. A new email is
+// unverified unless the same request says otherwise. Disabling revokes the
+// user's sessions, as `keyward users disable` does, so enabling them again
+// brings no old session back.
+func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor string) error {
+	ctx := r.Context()
+	u, err := s.adminUser(r)
+	if err != nil {
+		return err
+	}
+	var p userPatch
+	if err := decodeJSON(r, userPatchFields, &p, false); err != nil {
+		return err
+	}
+	if p == (userPatch{}) {
+		return badRequest("give at least one of " + strings.Join(userPatchFields, ", "))
+	}
+	var email string
+	if p.Email != nil {
+		if email, err = NormalizeEmail(*p.Email); err != nil {
+			return badRequest("email is not a valid address")
+		}
+	}
+	var changed []string
+	u, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(u *storage.User) error {
+		changed = changed[:0]
+		if p.Disabled != nil && *p.Disabled != u.Disabled {
+			u.Disabled = *p.Disabled
+			changed = append(changed, map[bool]string{true: "disabled", false: "enabled"}[u.Disabled])
+		}
+		if p.Email != nil && email != u.Email {
+			u.Email = email
+			u.EmailVerified = false
+			changed = append(changed, "email")
+		}
+		if p.EmailVerified != nil && *p.EmailVerified != u.EmailVerified {
+			u.EmailVerified = *p.EmailVerified
+			changed = append(changed, "email_verified")
+		}
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound("user")
+	}
+	if err != nil {
+		return err
+	}
+	if len(changed) == 0 {
+		changed = []string{"unchanged"}
+	}
+	s.record(r, actor, Event{Type: EventUserUpdated, Subject: u.ID, Reason: strings.Join(changed, " ")})
+	if u.Disabled {
+		if _, err := s.revokeUserSessions(r, actor, u.ID, storage.RevokeUserDisabled); err != nil {
+			return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, err)
+		}
+	}
+	writeJSON(w, http.StatusOK, viewUser(u))
+	return nil
+}
+
+// revokeUserSessions revokes every live refresh family of the user and,
+// when any was live, records token_revoked with the reason.
+func (s *Server) revokeUserSessions(r *http.Request, actor, userID, reason string) (int64, error) {
+	n, err := s.cfg.Store.RevokeUserRefreshFamilies(r.Context(), userID, reason, s.now())
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		s.record(r, actor, Event{Type: EventTokenRevoked, Subject: userID, Reason: reason})
+	}
+	return n, nil
+}
+
+// adminDeleteUser serves DELETE /admin/v1/users/{id}; the user's sessions
+// go with them (by cascade), and with them their access tokens' sid.
+func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, actor string) error {
+	u, err := s.adminUser(r)
+	if err != nil {
+		return err
+	}
+	err = s.cfg.Store.DeleteUser(r.Context(), u.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return notFound("user")
+	}
+	if err != nil {
+		return err
+	}
+	s.record(r, actor, Event{Type: EventUserDeleted, Subject: u.ID})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// adminUnlockUser serves POST /admin/v1/users/{id}/unlock: it clears the
+// user's failed-login counts from every address (BF-04), as `keyward users
+// unlock` does.
+func (s *Server) adminUnlockUser(w http.ResponseWriter, r *http.Request, actor string) error {
+	if err := noBody(r); err != nil {
+		return err
+	}
+	u, err := s.adminUser(r)
+	if err != nil {
+		return err
+	}
+	if err := s.throttle.Unlock(r.Context(), u.Username); err != nil {
+		return err
+	}
+	s.record(r, actor, Event{Type: EventUserUnlocked, Subject: u.ID})
+	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
+	return nil
+}
+
+// adminListSessions serves GET /admin/v1/users/{id}/sessions, newest first.
+func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request, _ string) error {
+	u, err := s.adminUser(r)
+	if err != nil {
+		return err
+	}
+	fs, err := s.cfg.Store.RefreshFamilies(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	views := make([]sessionView, len(fs))
+	for i, f := range fs {
+		views[i] = sessionView{ID: f.ID, ClientID: f.ClientID, Scope: strings.Join(f.Scope, " "), Audience: f.Audience,
+			AuthTime: f.AuthTime.UTC(), CreatedAt: f.CreatedAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(),
+			RevokedAt: f.RevokedAt.Time, RevokeReason: f.RevokeReason}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": views})
+	return nil
+}
+
+// adminRevokeSessions serves DELETE /admin/v1/users/{id}/sessions: sign
+// out everywhere (AD-08). Access tokens of those sessions stop working at
+// Keyward's own endpoints at once (their sid is revoked) and at resource
+// servers when they expire.
+func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, actor string) error {
+	u, err := s.adminUser(r)
+	if err != nil {
+		return err
+	}
+	n, err := s.revokeUserSessions(r, actor, u.ID, storage.RevokeSignOut)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		// Nothing was live; the action is still recorded.
+		s.record(r, actor, Event{Type: EventTokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
+	return nil
+}
