@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/password"
 )
 
 // Store is the part of storage the server needs. Each flow adds the small
@@ -20,6 +21,7 @@ type Store interface {
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 	ThrottleStore
 	AuditStore
+	AccountStore // account.go
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -58,6 +60,10 @@ type Config struct {
 	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
 	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
 	HideMetrics    bool            // leave /metrics off Routes (served on its own listener, AD-09)
+
+	// Account self-service (account*.go, docs/account.md).
+	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
+	Registration bool             // serve POST /account/register
 }
 
 // Server is the authorization server. Create it with New.
@@ -136,6 +142,10 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
 	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/account/password", s.handleAccount(s.changePassword)).Methods(http.MethodPost)
+	if s.cfg.Registration {
+		r.Handle("/account/register", s.handleAccount(s.register)).Methods(http.MethodPost)
+	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
 	}
