@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/password"
 )
 
 // Store is the part of storage the server needs. Each flow adds the small
@@ -20,7 +21,8 @@ type Store interface {
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 	ThrottleStore
 	AuditStore
-	AdminStore // admin.go
+	AdminStore   // admin.go
+	AccountStore // account.go
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -61,6 +63,9 @@ type Config struct {
 	HideMetrics    bool            // leave /metrics off Routes (served on its own listener, AD-09)
 
 	KeyRotator KeyRotator // the admin API's key rotation and revocation (admin.go); nil: /admin/v1/keys answers 404
+	// Account self-service (account*.go, docs/account.md).
+	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
+	Registration bool             // serve POST /account/register
 }
 
 // Server is the authorization server. Create it with New.
@@ -139,6 +144,10 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
 	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/account/password", s.handleAccount(s.changePassword)).Methods(http.MethodPost)
+	if s.cfg.Registration {
+		r.Handle("/account/register", s.handleAccount(s.register)).Methods(http.MethodPost)
+	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
 	}

@@ -44,6 +44,7 @@ type serveFlags struct {
 	metricsAddr                           string
 	shutdownTimeout                       time.Duration
 	throttleFlags                         // throttle_flags.go
+	registration                          bool
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -75,6 +76,7 @@ func newServeCmd(a *app) *cobra.Command {
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
 	f.throttleFlags.register(fl)
+	fl.BoolVar(&f.registration, "registration", false, "serve POST /account/register: anyone may create an account")
 	return cmd
 }
 
@@ -158,6 +160,10 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	if err != nil {
 		return fmt.Errorf("--argon2-*: %w", err)
 	}
+	pwPolicy, err := a.policy()
+	if err != nil {
+		return err
+	}
 	reuse := f.reuseWindow
 	if reuse == 0 {
 		reuse = -1 // idp.Config: negative turns the window off, zero means the default
@@ -173,6 +179,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		HideMetrics:        f.metricsAddr != "",
 		Throttle:           f.throttleFlags.policy(),
 		KeyRotator:         km, // the admin API's /admin/v1/keys
+		Policy:             pwPolicy, Registration: f.registration,
 	})
 	if err != nil {
 		return err

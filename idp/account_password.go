@@ -1,0 +1,194 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/storage"
+)
+
+// errWrongCurrentPassword is the one answer to a wrong current password and
+// to an attempt the brute-force throttle refused (BF-03): the same status
+// and body, so the caller cannot tell them apart.
+func errWrongCurrentPassword() *Error {
+	return &Error{Code: ErrInvalidGrant, Description: "the current password is incorrect"}
+}
+
+// errChangedMeanwhile stops a change whose current password was verified
+// against a hash another request has replaced since.
+var errChangedMeanwhile = errors.New("password changed by another request")
+
+// changePassword serves POST /account/password: a signed-in user changes
+// their password (PW-13). It needs a user's access token in the
+// Authorization header and the JSON body {"current_password",
+// "new_password"}. The current password is checked behind the same
+// brute-force throttle as the password grant, and a wrong one counts as a
+// failed login (BF-01); the new one must pass the policy and differ from
+// the current one. On success the hash is replaced, PasswordChangedAt set,
+// every refresh family of the user revoked, and the answer is 204.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if s.cfg.Passwords == nil {
+		return errAccountsOff()
+	}
+	claims, u, err := s.accountUser(w, r)
+	if err != nil {
+		return err
+	}
+	in, err := decodeStrict(r, "current_password", "new_password")
+	if err != nil {
+		return err
+	}
+	current, next := in["current_password"], in["new_password"]
+	if current == "" || next == "" {
+		return badRequest("current_password and new_password are required")
+	}
+	if len(current) > password.MaxBytes {
+		return badRequest("current_password is too long")
+	}
+	// The policy is public and the check is pure: a new password it refuses
+	// is answered before the current one is looked at, which guesses nothing.
+	if err := s.checkNewPassword(next, u.Username, u.Email); err != nil {
+		return err
+	}
+
+	// Brute force (BF-01, BF-03): the same throttle and the same order as
+	// the password grant (grant_password.go), keyed on the account's
+	// username and the client IP.
+	ip := ClientIP(ctx)
+	dec, err := s.throttle.CheckLogin(ctx, u.Username, ip)
+	if err != nil {
+		return err
+	}
+	switch dec.Verdict {
+	case Throttle:
+		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		return dec.Err()
+	case Deny:
+		if err := s.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
+			return errHashing(err)
+		}
+		if err := s.throttle.LoginDenied(ctx, u.Username, ip); err != nil {
+			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
+		}
+		s.metrics.LoginFailure("throttled")
+		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		return errWrongCurrentPassword()
+	}
+	ok, _, err := s.cfg.Passwords.Verify(ctx, current, u.PasswordHash)
+	if err != nil {
+		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
+			return errHashing(err)
+		}
+		s.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
+		return s.currentPasswordFailed(ctx, u, claims.ClientID, "bad_hash", ip)
+	}
+	if !ok {
+		return s.currentPasswordFailed(ctx, u, claims.ClientID, "bad_password", ip)
+	}
+	if err := s.throttle.LoginSucceeded(ctx, u.Username, ip); err != nil {
+		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
+	}
+	if password.Normalize(next) == password.Normalize(current) {
+		return &passwordRejected{Rule: RuleSameAsCurrent, Message: "the new password must differ from the current one"}
+	}
+
+	hash, err := s.cfg.Passwords.Hash(ctx, next)
+	if err != nil {
+		return errHashing(err)
+	}
+	now := s.now()
+	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
+		if cur.PasswordHash != u.PasswordHash || cur.Disabled {
+			return errChangedMeanwhile
+		}
+		cur.PasswordHash = hash
+		cur.PasswordChangedAt = storage.At(now)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errChangedMeanwhile):
+		// Another change (or a lock) won the race: the verified password
+		// is no longer the current one.
+		return errWrongCurrentPassword()
+	case errors.Is(err, storage.ErrNotFound):
+		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+	case err != nil:
+		return err
+	}
+	s.audit.Record(ctx, Event{Type: EventPasswordChanged, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID,
+		UserAgent: r.UserAgent()})
+
+	// Refresh already refuses a family older than PasswordChangedAt; the
+	// revocation also ends the access tokens bound to those families (sid)
+	// at once. The password is changed whatever happens here, so a failure
+	// is logged, not answered.
+	n, err := s.cfg.Store.RevokeUserRefreshFamilies(ctx, u.ID, storage.RevokePassword, now)
+	if err != nil {
+		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", err)
+	} else if n > 0 {
+		s.audit.Record(ctx, Event{Type: EventTokenRevoked, Reason: storage.RevokePassword, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+	}
+	noStore(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// currentPasswordFailed records a wrong current password as a failed login
+// (throttle count, metric, audit event with the reason) and returns the
+// answer every such failure gets.
+func (s *Server) currentPasswordFailed(ctx context.Context, u storage.User, clientID, reason, ip string) error {
+	if err := s.throttle.LoginFailed(ctx, u.Username, ip); err != nil {
+		s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
+	}
+	s.metrics.LoginFailure(reason)
+	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Actor: u.ID, Subject: u.ID, ClientID: clientID})
+	return errWrongCurrentPassword()
+}
+
+// accountUser authenticates an account request: a Bearer access token in
+// the Authorization header (RFC 6750 §2.1; the body is JSON, so not in a
+// form, and never in the query) issued to a user, who must exist and be
+// enabled. A missing or bad token is 401 invalid_token; a token without a
+// user behind it (client credentials) is 403 insufficient_scope.
+func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) (accessClaims, storage.User, error) {
+	ctx := r.Context()
+	invalid := func() error {
+		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+	}
+	if r.URL.Query().Has("access_token") {
+		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest)
+	}
+	auths := r.Header.Values("Authorization")
+	switch {
+	case len(auths) == 0:
+		return accessClaims{}, storage.User{}, bearerError(w, "", "an access token is required", http.StatusUnauthorized)
+	case len(auths) > 1:
+		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest)
+	}
+	scheme, tok, _ := strings.Cut(auths[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t,") {
+		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
+	}
+	claims, err := s.validateAccessToken(ctx, tok)
+	if errors.Is(err, errInvalidToken) {
+		return accessClaims{}, storage.User{}, invalid()
+	}
+	if err != nil {
+		return accessClaims{}, storage.User{}, err
+	}
+	if strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
+		return accessClaims{}, storage.User{}, bearerError(w, errInsufficientScope, "the access token must be a user's", http.StatusForbidden)
+	}
+	u, err := s.cfg.Store.User(ctx, claims.Subject)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
+		return accessClaims{}, storage.User{}, invalid()
+	}
+	if err != nil {
+		return accessClaims{}, storage.User{}, err
+	}
+	return claims, u, nil
+}

@@ -1,0 +1,116 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// registrationAccepted is the one body of a registration that got as far as
+// creating the account, whether the username was free or taken (RR-10,
+// AC-R3): the answer never tells a caller that an account exists.
+type registrationAccepted struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+var acceptedBody = registrationAccepted{
+	Status:  "accepted",
+	Message: "if the username was available, the account now exists; sign in to use it",
+}
+
+// ActorSelf is the audit actor of an action a user took on their own
+// behalf without being signed in (registration).
+const ActorSelf = "self"
+
+// KindRegistration is the throttle kind of the per-IP registration limit.
+const KindRegistration = "registration"
+
+// registrationKey is the counter of registrations from one IP bucket; no
+// login check reads it, so registering does not use up the IP's login
+// failures, nor failed logins its registrations.
+func registrationKey(ipb string) string { return "r:" + hashKey("ip", ipb) }
+
+// register serves POST /account/register, bound only when
+// Config.Registration is on. The body is strict JSON {"username",
+// "password", "email"}; the username is normalised (NormalizeUsername),
+// the e-mail address checked (NormalizeEmail) and the password vetted by
+// the policy. A valid request counts against the per-IP registration
+// limit, is hashed, and creates the account unverified; a free and a taken
+// username get the same 202 body, after the same work (RR-10).
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if s.cfg.Passwords == nil {
+		return errAccountsOff()
+	}
+	in, err := decodeStrict(r, "username", "password", "email")
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{"username", "password", "email"} {
+		if in[k] == "" {
+			return badRequest("username, password and email are required")
+		}
+	}
+	username, err := NormalizeUsername(in["username"])
+	if err != nil {
+		return badRequest("the username must be 1 to 64 characters without spaces or control characters")
+	}
+	email, err := NormalizeEmail(in["email"])
+	if err != nil {
+		return badRequest("the email must be one bare address such as alice@example.com, with an ASCII (punycode) domain")
+	}
+	if err := s.checkNewPassword(in["password"], username, email); err != nil {
+		return err
+	}
+	if err := s.countRegistration(ctx); err != nil {
+		return err
+	}
+	hash, err := s.cfg.Passwords.Hash(ctx, in["password"])
+	if err != nil {
+		return errHashing(err)
+	}
+	u := storage.User{Username: username, Email: email, EmailVerified: false, PasswordHash: hash,
+		PasswordChangedAt: storage.At(s.now()), CreatedAt: storage.At(s.now())}
+	err = s.cfg.Store.CreateUser(ctx, &u)
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		// The name (by storage.UsernameKey) is taken. The audit trail says
+		// so; the caller gets the answer a new account gets.
+		s.audit.Record(ctx, Event{Type: EventUserCreated, Outcome: OutcomeFailure, Reason: "username_taken",
+			Actor: ActorSelf, UserAgent: r.UserAgent()})
+	case err != nil:
+		return err
+	default:
+		s.audit.Record(ctx, Event{Type: EventUserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
+	}
+	noStore(w)
+	writeJSON(w, http.StatusAccepted, acceptedBody)
+	return nil
+}
+
+// countRegistration counts a registration from the request's client IP and
+// refuses it with 429 and Retry-After once the IP has made the throttle's
+// IPFailures registrations within IPWindow (BF-06, BF-09). Counting first,
+// in one transaction, keeps the limit exact under parallel requests.
+func (s *Server) countRegistration(ctx context.Context) error {
+	p := s.throttle.Policy()
+	cs, err := s.cfg.Store.RecordFailures(ctx, s.now(),
+		storage.Failure{Key: registrationKey(IPBucket(ClientIP(ctx))), Policy: windowed(p.IPFailures, p.IPWindow)})
+	if err != nil {
+		return err
+	}
+	c := cs[0]
+	if c.Failures == p.IPFailures {
+		s.log.WarnContext(ctx, "throttle engaged", "kind", KindRegistration, "failures", c.Failures, "until", c.BlockedUntil.Time)
+	}
+	if c.Failures <= p.IPFailures {
+		return nil
+	}
+	s.metrics.Throttled(KindRegistration)
+	return &Error{Code: ErrTemporarilyUnavail, Description: "too many registrations from this address; retry later",
+		Status: http.StatusTooManyRequests, RetryAfter: max(c.BlockedUntil.Sub(s.now()), time.Second)}
+}
