@@ -37,37 +37,11 @@ const ErrInvalidPassword = "invalid_password"
 // password equals the current one (after NFKC normalisation).
 const RuleSameAsCurrent = "same_as_current"
 
-// passwordRejected is a new password the policy refused. handleAccount
-// writes it as 400 {"error":"invalid_password","rule":...}; Message is fit
-// for the user and never contains the password.
-type passwordRejected struct {
-	Rule, Message string
-}
-
-func (e *passwordRejected) Error() string { return "password rejected: " + e.Rule }
-
-// rejectedBody is the wire form of passwordRejected: the RFC 6749 §5.2
-// members plus the rule.
-type rejectedBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
-	Rule        string `json:"rule"`
-}
-
-// handleAccount is s.handle for the account endpoints: it also writes a
-// passwordRejected, whose body has the extra rule member. Every other error
-// goes through writeError.
-func (s *Server) handleAccount(h handlerFunc) http.Handler {
-	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		err := h(w, r)
-		var pr *passwordRejected
-		if errors.As(err, &pr) {
-			noStore(w)
-			writeJSON(w, http.StatusBadRequest, rejectedBody{Error: ErrInvalidPassword, Description: pr.Message, Rule: pr.Rule})
-			return nil
-		}
-		return err
-	})
+// passwordRejected is a new password the policy refused: 400
+// {"error":"invalid_password","rule":...}. message is fit for the user and
+// never contains the password.
+func passwordRejected(rule, message string) *Error {
+	return &Error{Code: ErrInvalidPassword, Description: message, Rule: rule, Status: http.StatusBadRequest}
 }
 
 // checkNewPassword applies the password policy (Config.Policy) to a new
@@ -80,7 +54,7 @@ func (s *Server) checkNewPassword(pw, username, email string) error {
 	err := pol.Check(pw, username, email)
 	var pe *password.PolicyError
 	if errors.As(err, &pe) {
-		return &passwordRejected{Rule: pe.Rule, Message: pe.Message}
+		return passwordRejected(pe.Rule, pe.Message)
 	}
 	return err
 }
@@ -106,25 +80,9 @@ func decodeStrict(r *http.Request, fields ...string) (map[string]string, error) 
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
 		return nil, badRequest("parameters belong in the request body, not the URL")
 	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" || len(r.Header.Values("Content-Type")) > 1 {
-		return nil, &Error{Code: ErrInvalidRequest, Description: "the request body must be application/json",
-			Status: http.StatusUnsupportedMediaType}
-	}
-	for k, v := range params {
-		if k != "charset" || !strings.EqualFold(v, "utf-8") {
-			return nil, &Error{Code: ErrInvalidRequest, Description: "the request body must be UTF-8 application/json",
-				Status: http.StatusUnsupportedMediaType}
-		}
-	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readJSONBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &Error{Code: ErrInvalidRequest, Description: "the request body is too large",
-				Status: http.StatusRequestEntityTooLarge}
-		}
-		return nil, badRequest("the request body is unreadable")
+		return nil, err
 	}
 	if !utf8.Valid(body) {
 		return nil, badRequest("the request body is not valid UTF-8")
@@ -177,4 +135,32 @@ func decodeStrict(r *http.Request, fields ...string) (map[string]string, error) 
 		return nil, badRequest("the request body must hold one JSON object and nothing after it")
 	}
 	return out, nil
+}
+
+// readJSONBody checks that r carries one application/json body (UTF-8, no
+// other media-type parameter) and reads it: 415 for another media type,
+// 413 past the middleware's body cap. The strict decoders of the account
+// and admin APIs both start here.
+func readJSONBody(r *http.Request) ([]byte, error) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" || len(r.Header.Values("Content-Type")) > 1 {
+		return nil, &Error{Code: ErrInvalidRequest, Description: "the request body must be application/json",
+			Status: http.StatusUnsupportedMediaType}
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return nil, &Error{Code: ErrInvalidRequest, Description: "the request body must be UTF-8 application/json",
+				Status: http.StatusUnsupportedMediaType}
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &Error{Code: ErrInvalidRequest, Description: "the request body is too large",
+				Status: http.StatusRequestEntityTooLarge}
+		}
+		return nil, badRequest("the request body is unreadable")
+	}
+	return body, nil
 }

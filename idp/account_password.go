@@ -93,7 +93,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
 	}
 	if password.Normalize(next) == password.Normalize(current) {
-		return &passwordRejected{Rule: RuleSameAsCurrent, Message: "the new password must differ from the current one"}
+		return passwordRejected(RuleSameAsCurrent, "the new password must differ from the current one")
 	}
 
 	hash, err := s.cfg.Passwords.Hash(ctx, next)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -193,20 +192,15 @@ const maxJSONDepth = 32
 // invalid_request, decided before dst is touched. An empty body is allowed
 // only when optional (dst is left as it is).
 func decodeJSON(r *http.Request, fields []string, dst any, optional bool) error {
-	body, err := io.ReadAll(r.Body)
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return &Error{Code: ErrInvalidRequest, Description: "the request body is too large", Status: http.StatusRequestEntityTooLarge}
+	if optional && r.ContentLength == 0 && r.Header.Get("Content-Type") == "" {
+		return nil
 	}
+	body, err := readJSONBody(r)
 	if err != nil {
-		return badRequest("the request body could not be read")
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 && optional {
 		return nil
-	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" || len(params) > 1 || (len(params) == 1 && !strings.EqualFold(params["charset"], "utf-8")) {
-		return &Error{Code: ErrInvalidRequest, Description: "the request body must be application/json", Status: http.StatusUnsupportedMediaType}
 	}
 	if err := checkJSON(body, fields); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 // Error is an OAuth 2.0 error response (RFC 6749 §5.2).
 type Error struct {
 	Code, Description string        // Description is for the client, never err.Error()
+	Rule              string        // the password rule broken, for invalid_password
 	Status            int           // 400 unless the RFC says otherwise
 	RetryAfter        time.Duration // sets Retry-After when positive (429, 503)
 	Err               error         // the cause: logged, never sent
@@ -49,6 +50,7 @@ func badRequest(description string) *Error {
 type wireError struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`
+	Rule        string `json:"rule,omitempty"`
 }
 
 // writeError is the only writer of RFC 6749 §5.2 error bodies.
@@ -83,7 +85,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	noStore(w)
-	writeJSON(w, oe.Status, wireError{Error: oe.Code, Description: oe.Description})
+	writeJSON(w, oe.Status, wireError{Error: oe.Code, Description: oe.Description, Rule: oe.Rule})
 }
 
 // noStore marks a response as never cacheable (RFC 6749 §5.1).

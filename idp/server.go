@@ -144,9 +144,9 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
 	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle("/account/password", s.handleAccount(s.changePassword)).Methods(http.MethodPost)
+	r.Handle("/account/password", s.handle(s.changePassword)).Methods(http.MethodPost)
 	if s.cfg.Registration {
-		r.Handle("/account/register", s.handleAccount(s.register)).Methods(http.MethodPost)
+		r.Handle("/account/register", s.handle(s.register)).Methods(http.MethodPost)
 	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
