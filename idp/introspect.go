@@ -76,6 +76,13 @@ func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok str
 	if ok, err := s.subjectActive(ctx, claims.Subject); err != nil || !ok {
 		return introspection{}, err
 	}
+	if !strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
+		// A user's token dies with its client too: a disabled client's
+		// tokens are not active, whoever asks (CA-09).
+		if ok, err := s.subjectActive(ctx, ClientSubjectPrefix+claims.ClientID); err != nil || !ok {
+			return introspection{}, err
+		}
+	}
 	return introspection{
 		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
 		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry, IssuedAt: claims.IssuedAt,

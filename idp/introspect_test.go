@@ -95,6 +95,20 @@ func TestIntrospect(t *testing.T) {
 		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("C1"), body: "token=" + rt}); r.json["active"] != false {
 			t.Errorf("used refresh token: %s", r.body)
 		}
+		// A disabled client's user tokens are inactive too, even to a
+		// resource server asking about them.
+		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("RS"), body: "token=" + at}); r.json["active"] != true {
+			t.Fatalf("resource server introspecting C1's token: %s", r.body)
+		}
+		if _, err := e.db.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Disabled = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("RS"), body: "token=" + at}); r.json["active"] != false {
+			t.Errorf("disabled client's user token: %s", r.body)
+		}
+		if _, err := e.db.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Disabled = false; return nil }); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := e.db.UpdateUser(context.Background(), alice.ID, func(u *storage.User) error { u.Disabled = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
