@@ -7,39 +7,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/keyward/keyward/storage"
 )
-
-// clientView is what the admin API shows of a client: never its secret or
-// the secret's hash (AD-06). ClientSecret is set only in the answer to
-// POST /admin/v1/clients, the one time a secret is shown.
-type clientView struct {
-	ClientID     string    `json:"client_id"`
-	ClientSecret string    `json:"client_secret,omitempty"`
-	Name         string    `json:"name"`
-	Public       bool      `json:"public"`
-	AuthMethod   string    `json:"token_endpoint_auth_method"`
-	GrantTypes   []string  `json:"grant_types"`
-	Scopes       []string  `json:"scopes"`
-	Audiences    []string  `json:"audiences"`
-	Disabled     bool      `json:"disabled"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-}
-
-func viewClient(c storage.Client) clientView {
-	nonNil := func(l storage.List) []string {
-		if l == nil {
-			return []string{}
-		}
-		return l
-	}
-	return clientView{ClientID: c.ID, Name: c.Name, Public: c.Public, AuthMethod: c.AuthMethod,
-		GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes), Audiences: nonNil(c.Audiences),
-		Disabled: c.Disabled, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
-}
 
 // adminClient finds the client named by the route, or the one 404.
 func (s *Server) adminClient(r *http.Request) (storage.Client, error) {
@@ -63,9 +33,9 @@ func (s *Server) adminListClients(w http.ResponseWriter, r *http.Request, _ stri
 	if err != nil {
 		return err
 	}
-	views := make([]clientView, len(cs))
+	views := make([]ClientView, len(cs))
 	for i, c := range cs {
-		views[i] = viewClient(c)
+		views[i] = ViewClient(c, "")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"clients": views})
 	return nil
@@ -77,7 +47,7 @@ func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewClient(c))
+	writeJSON(w, http.StatusOK, ViewClient(c, ""))
 	return nil
 }
 
@@ -192,7 +162,7 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 			s.record(r, actor, Event{Type: EventTokenRevoked, Subject: c.ID, ClientID: c.ID, Reason: storage.RevokeClient})
 		}
 	}
-	writeJSON(w, http.StatusOK, viewClient(c))
+	writeJSON(w, http.StatusOK, ViewClient(c, ""))
 	return nil
 }
 
@@ -235,8 +205,7 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 	}
 	reason := strings.Join(clientChanges(storage.Client{}, c), " ")
 	s.record(r, actor, Event{Type: EventClientCreated, Subject: c.ID, ClientID: c.ID, Reason: reason})
-	v := viewClient(c)
-	v.ClientSecret = secret
+	v := ViewClient(c, secret)
 	w.Header().Set("Location", s.url("/admin/v1/clients/"+url.PathEscape(c.ID)))
 	writeJSON(w, http.StatusCreated, v)
 	return nil

@@ -10,24 +10,8 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// userView is what the admin API shows of a user: never the password hash
+// UserView is what the admin API shows of a user: never the password hash
 // (AD-06).
-type userView struct {
-	ID                string    `json:"id"`
-	Username          string    `json:"username"`
-	Email             string    `json:"email"`
-	EmailVerified     bool      `json:"email_verified"`
-	Disabled          bool      `json:"disabled"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
-	PasswordChangedAt time.Time `json:"password_changed_at"`
-}
-
-func viewUser(u storage.User) userView {
-	return userView{u.ID, u.Username, u.Email, u.EmailVerified, u.Disabled,
-		u.CreatedAt.UTC(), u.UpdatedAt.UTC(), u.PasswordChangedAt.UTC()}
-}
-
 // sessionView is one refresh-token family: one sign-in on one client.
 type sessionView struct {
 	ID           string    `json:"id"`
@@ -79,9 +63,9 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	views := make([]userView, len(us))
+	views := make([]UserView, len(us))
 	for i, u := range us {
-		views[i] = viewUser(u)
+		views[i] = ViewUser(u)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": views, "limit": limit, "offset": offset})
 	return nil
@@ -93,7 +77,7 @@ func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request, _ string) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewUser(u))
+	writeJSON(w, http.StatusOK, ViewUser(u))
 	return nil
 }
 
@@ -163,7 +147,7 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 			return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, err)
 		}
 	}
-	writeJSON(w, http.StatusOK, viewUser(u))
+	writeJSON(w, http.StatusOK, ViewUser(u))
 	return nil
 }
 

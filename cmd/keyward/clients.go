@@ -14,33 +14,6 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// clientView is what the CLI shows of a client; the secret only once, on
-// creation or rotation.
-type clientView struct {
-	ClientID     string    `json:"client_id"`
-	ClientSecret string    `json:"client_secret,omitempty"`
-	Name         string    `json:"name,omitempty"`
-	Public       bool      `json:"public"`
-	AuthMethod   string    `json:"token_endpoint_auth_method"`
-	GrantTypes   []string  `json:"grant_types"`
-	Scopes       []string  `json:"scopes"`
-	Audiences    []string  `json:"audiences"`
-	Disabled     bool      `json:"disabled"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-}
-
-func viewClient(c storage.Client, secret string) clientView {
-	nonNil := func(l storage.List) []string {
-		if l == nil {
-			return []string{}
-		}
-		return l
-	}
-	return clientView{c.ID, secret, c.Name, c.Public, c.AuthMethod, nonNil(c.GrantTypes), nonNil(c.Scopes),
-		nonNil(c.Audiences), c.Disabled, c.CreatedAt.Time, c.UpdatedAt.Time}
-}
-
 func newClientsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "Manage OAuth clients"}
 	cmd.AddCommand(newClientsCreateCmd(a), newClientsListCmd(a), newClientsGetCmd(a), newClientsDeleteCmd(a),
@@ -89,7 +62,7 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 				return err
 			}
 			a.audit(cmd, db, idp.EventClientCreated, c.ID, "")
-			return a.printClients(cmd, viewClient(c, secret), []storage.Client{c}, secret)
+			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
 		},
 	}
 	f := cmd.Flags()
@@ -120,9 +93,9 @@ func newClientsListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			views := make([]clientView, len(cs))
+			views := make([]idp.ClientView, len(cs))
 			for i, c := range cs {
-				views[i] = viewClient(c, "")
+				views[i] = idp.ViewClient(c, "")
 			}
 			return a.printClients(cmd, views, cs, "")
 		},
@@ -144,7 +117,7 @@ func findClient(ctx context.Context, db *storage.DB, id string) (storage.Client,
 
 func newClientsGetCmd(a *app) *cobra.Command {
 	return clientCmd(a, "get", "Show a client (never its secret)", func(cmd *cobra.Command, _ *storage.DB, c storage.Client) error {
-		return a.printClients(cmd, viewClient(c, ""), []storage.Client{c}, "")
+		return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
 	})
 }
 
@@ -172,7 +145,7 @@ func newClientsRotateSecretCmd(a *app) *cobra.Command {
 				return err
 			}
 			a.audit(cmd, db, idp.EventClientUpdated, c.ID, "secret_rotated")
-			return a.printClients(cmd, viewClient(c, secret), []storage.Client{c}, secret)
+			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
 		})
 }
 
@@ -198,6 +171,6 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 				a.audit(cmd, db, idp.EventTokenRevoked, c.ID, fmt.Sprintf("client disabled: %d sessions", n))
 			}
 		}
-		return a.printClients(cmd, viewClient(c, ""), []storage.Client{c}, "")
+		return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
 	})
 }

@@ -13,22 +13,6 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// userView is what the CLI shows of a user: never the password hash.
-type userView struct {
-	ID                string    `json:"id"`
-	Username          string    `json:"username"`
-	Email             string    `json:"email,omitempty"`
-	EmailVerified     bool      `json:"email_verified"`
-	Disabled          bool      `json:"disabled"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
-	PasswordChangedAt time.Time `json:"password_changed_at"`
-}
-
-func viewUser(u storage.User) userView {
-	return userView{u.ID, u.Username, u.Email, u.EmailVerified, u.Disabled, u.CreatedAt.Time, u.UpdatedAt.Time, u.PasswordChangedAt.Time}
-}
-
 func newUsersCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage user accounts"}
 	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersGetCmd(a), newUsersSetPasswordCmd(a),
@@ -77,7 +61,7 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 				return err
 			}
 			a.audit(cmd, db, idp.EventUserCreated, u.ID, "")
-			return a.printUsers(cmd, viewUser(u), []storage.User{u})
+			return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
 		},
 	}
 	f := cmd.Flags()
@@ -131,9 +115,9 @@ func newUsersListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			views := make([]userView, len(us))
+			views := make([]idp.UserView, len(us))
 			for i, u := range us {
-				views[i] = viewUser(u)
+				views[i] = idp.ViewUser(u)
 			}
 			return a.printUsers(cmd, views, us)
 		},
@@ -162,7 +146,7 @@ func userCmd(a *app, use, short string, run func(cmd *cobra.Command, db *storage
 
 func newUsersGetCmd(a *app) *cobra.Command {
 	return userCmd(a, "get", "Show a user", func(cmd *cobra.Command, _ *storage.DB, u storage.User) error {
-		return a.printUsers(cmd, viewUser(u), []storage.User{u})
+		return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
 	})
 }
 
@@ -193,7 +177,7 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 			if err := a.revokeSessions(cmd, db, u, storage.RevokePassword); err != nil {
 				return err
 			}
-			return a.printUsers(cmd, viewUser(u), []storage.User{u})
+			return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
 		})
 	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
 	return cmd
@@ -235,7 +219,7 @@ func newUsersSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
 				return err
 			}
 		}
-		return a.printUsers(cmd, viewUser(u), []storage.User{u})
+		return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
 	})
 }
 
