@@ -183,12 +183,12 @@ func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) (accessClai
 	if strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
 		return accessClaims{}, storage.User{}, bearerError(w, errInsufficientScope, "the access token must be a user's", http.StatusForbidden)
 	}
-	u, err := s.cfg.Store.User(ctx, claims.Subject)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
-		return accessClaims{}, storage.User{}, invalid()
-	}
+	u, ok, err := s.tokenUser(ctx, claims)
 	if err != nil {
 		return accessClaims{}, storage.User{}, err
+	}
+	if !ok {
+		return accessClaims{}, storage.User{}, invalid()
 	}
 	return claims, u, nil
 }

@@ -50,7 +50,7 @@ func (s *Server) discoveryDoc() []byte {
 			ResponseTypesSupported:           []string{}, // no authorization endpoint yet, so no response type
 			ScopesSupported:                  []string{"openid", "profile", "email"},
 			TokenEndpointAuthMethods:         append(authMethods, "none"),
-			RevocationEndpointAuthMethods:    authMethods,
+			RevocationEndpointAuthMethods:    append(authMethods, "none"), // public clients revoke their own tokens
 			IntrospectionEndpointAuthMethods: authMethods,
 			SubjectTypesSupported:            []string{"public"},
 			IDTokenSigningAlgValuesSupported: []string{"RS256"},

@@ -73,21 +73,36 @@ func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok str
 	if claims.ClientID != c.ID && !c.Audiences.Has(claims.Audience) {
 		return introspection{}, nil
 	}
-	if ok, err := s.subjectActive(ctx, claims.Subject); err != nil || !ok {
-		return introspection{}, err
-	}
+	active, err := s.subjectActive(ctx, claims.Subject)
 	if !strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
-		// A user's token dies with its client too: a disabled client's
-		// tokens are not active, whoever asks (CA-09).
-		if ok, err := s.subjectActive(ctx, ClientSubjectPrefix+claims.ClientID); err != nil || !ok {
-			return introspection{}, err
-		}
+		_, active, err = s.tokenUser(ctx, claims)
+	}
+	if err != nil || !active {
+		return introspection{}, err
 	}
 	return introspection{
 		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
 		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry, IssuedAt: claims.IssuedAt,
 		ID: claims.ID, TokenType: "Bearer", TokenUse: "access_token", AuthTime: claims.AuthTime, SessionID: claims.SessionID,
 	}, nil
+}
+
+// tokenUser returns the user a user's access token speaks for, and false
+// when that user or the token's client is gone or disabled: a user token
+// dies with its client too (CA-09), even one with no refresh family whose
+// revocation would have ended it.
+func (s *Server) tokenUser(ctx context.Context, claims accessClaims) (storage.User, bool, error) {
+	if ok, err := s.subjectActive(ctx, ClientSubjectPrefix+claims.ClientID); err != nil || !ok {
+		return storage.User{}, false, err
+	}
+	u, err := s.cfg.Store.User(ctx, claims.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.User{}, false, err
+	}
+	return u, !u.Disabled, nil
 }
 
 // subjectActive reports whether the user or client a token speaks for can

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-
-	"github.com/keyward/keyward/storage"
 )
 
 // errInsufficientScope is RFC 6750 §3.1's 403 code.
@@ -62,12 +60,12 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	if !hasScope(scope, ScopeOpenID) || strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
 		return bearerError(w, errInsufficientScope, "the access token lacks the openid scope", http.StatusForbidden)
 	}
-	u, err := s.cfg.Store.User(ctx, claims.Subject)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
-		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
-	}
+	u, ok, err := s.tokenUser(ctx, claims)
 	if err != nil {
 		return err
+	}
+	if !ok {
+		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	}
 	var c idClaims
 	c.addUser(&u, scope)

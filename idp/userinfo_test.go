@@ -79,6 +79,18 @@ func TestUserinfo(t *testing.T) {
 				}
 			})
 		}
+		// A disabled client's user token stops (CA-09), and works again
+		// when the client is enabled (this token has no refresh family to
+		// revoke: only the client check can stop it).
+		for _, disabled := range []bool{true, false} {
+			if _, err := e.db.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Disabled = disabled; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			want := map[bool]int{true: 401, false: 200}[disabled]
+			if r := e.do(request{method: "GET", path: "/userinfo", auth: bearer}); r.status != want {
+				t.Errorf("client disabled=%t: %d, want %d", disabled, r.status, want)
+			}
+		}
 		// A disabled user's token stops; a revoked jti stops.
 		if _, err := e.db.UpdateUser(context.Background(), alice.ID, func(u *storage.User) error { u.Disabled = true; return nil }); err != nil {
 			t.Fatal(err)
