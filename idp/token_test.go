@@ -501,6 +501,11 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
+	// The refused client authentication is in the audit trail (CA-08, LG-03).
+	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginThrottled), ClientID: "CC"})
+	if err != nil || len(evs) != 1 || evs[0].Reason != KindClient {
+		t.Errorf("client-auth 429 audit rows: %v %+v", err, evs)
+	}
 	if r := e.token("C1", passwordForm("alice", alicePassword)); r.status != 200 {
 		t.Errorf("another client is affected: %d %s", r.status, r.body)
 	}
@@ -518,7 +523,7 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	if r.status != 429 {
 		checkE1(t, r, 400, ErrInvalidGrant)
 	}
-	evs, _ := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginFailed)})
+	evs, _ = e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginFailed)})
 	if len(evs) < 2 {
 		t.Errorf("%d login_failed audit rows", len(evs))
 	}

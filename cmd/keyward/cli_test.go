@@ -199,6 +199,14 @@ func TestClientsCLI(t *testing.T) {
 				}
 			})
 		}
+		created := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "client_created", "--output", "json"))
+		reasons := map[any]any{}
+		for _, e := range created {
+			reasons[e["subject"]] = e["reason"]
+		}
+		if reasons["my-app"] != "password_grant_enabled" || reasons["spa"] != nil {
+			t.Fatalf("client_created reasons %v: enabling the password grant must be named (TE-14)", reasons)
+		}
 		if cs, _ := db.Clients(t.Context()); len(cs) != 2 {
 			t.Fatalf("clients after failures: %d", len(cs))
 		}

@@ -61,7 +61,11 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 				}
 				return err
 			}
-			a.audit(cmd, db, idp.EventClientCreated, c.ID, "")
+			reason := ""
+			if c.GrantTypes.Has(idp.GrantPassword) {
+				reason = "password_grant_enabled" // the legacy grant is an explicit, audited choice (TE-14)
+			}
+			a.audit(cmd, db, idp.EventClientCreated, c.ID, reason)
 			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
 		},
 	}

@@ -187,3 +187,27 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		})
 	}
 }
+
+var metricsAddr = regexp.MustCompile(`"msg":"metrics serving","addr":"([^"]+)"`)
+
+// TestServeMetricsAddr moves /metrics off the public listener (AD-09).
+func TestServeMetricsAddr(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := startServe(t, "--metrics-addr", "127.0.0.1:0")
+	m := metricsAddr.FindStringSubmatch(s.Log.String())
+	if m == nil {
+		t.Fatalf("no metrics listener in the log:\n%s", s.Log.String())
+	}
+	if code, _ := get(t, s.URL+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("/metrics on the public listener: %d", code)
+	}
+	res, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), "keyward_http_requests_total") {
+		t.Fatalf("/metrics on its own listener: %d", res.StatusCode)
+	}
+}
