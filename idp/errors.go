@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/keyward/keyward/storage"
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 §5.2).
@@ -69,6 +71,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// timeout would drop the connection without an answer.
 		s.log.WarnContext(r.Context(), "request timed out", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry later", Status: http.StatusServiceUnavailable, RetryAfter: time.Second}
+	case storage.Unavailable(err):
+		// The database is unreachable or gone: say so and when to retry
+		// (AV-07), with the detail in the log only (LG-06).
+		s.log.WarnContext(r.Context(), "database unavailable", "path", r.URL.Path, "err", err)
+		oe = &Error{Code: ErrTemporarilyUnavail, Description: "the server cannot reach its database; retry later", Status: http.StatusServiceUnavailable, RetryAfter: 5 * time.Second}
 	default:
 		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: ErrServerError, Status: http.StatusInternalServerError}

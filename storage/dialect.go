@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -47,6 +49,39 @@ func classify(err error) error {
 		}
 	}
 	return err
+}
+
+// Unavailable reports whether err means the database could not serve the
+// request right now (unreachable, shutting down, gone, out of connections,
+// or SQLite busy past its timeout) rather than that the request was wrong:
+// a caller should answer "try again later", never a generic failure.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		switch pe.Code.Class() {
+		case "08", "53", "57": // connection exception, insufficient resources, operator intervention
+			return true
+		}
+		return pe.Code == "3D000" // the database does not exist (any more)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
 }
 
 // Time is a time.Time stored as Unix milliseconds, the one time format both
