@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -178,19 +179,31 @@ func newKeysCmd(a *app) *cobra.Command {
 	}
 	rotate.Flags().BoolVar(&force, "force", false, "rotate even if the next key has not been published for --jwks-max-age plus the margin")
 
+	var revokeKID string
 	revoke := &cobra.Command{
-		Use:   "revoke KID",
+		Use:   "revoke KID | --kid=KID",
 		Short: "Emergency: remove a key from the JWKS at once (a fresh key signs if it was active)",
-		Args:  cobra.ExactArgs(1),
+		Long: "Emergency: remove a key from the JWKS at once (a fresh key signs if it was active).\n" +
+			"A kid is base64url and may begin with '-': give such a kid as --kid=KID (or after --).",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kid := revokeKID
+			switch {
+			case len(args) == 1 && kid != "":
+				return errors.New("give the kid once: as an argument or as --kid")
+			case len(args) == 1:
+				kid = args[0]
+			case kid == "":
+				return errors.New("name the key to revoke: keyward keys revoke --kid=KID")
+			}
 			db, r, err := rotator(cmd)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			rev, err := r.Revoke(cmd.Context(), args[0])
+			rev, err := r.Revoke(cmd.Context(), kid)
 			if err != nil {
-				return fmt.Errorf("revoke %s: %w", args[0], err)
+				return fmt.Errorf("revoke %s: %w", kid, err)
 			}
 			a.audit(cmd, db, idp.EventKeyRevoked, rev.KID, "was "+rev.State)
 			return a.print(cmd.OutOrStdout(), map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Activated, "next": rev.Next},
@@ -199,6 +212,8 @@ func newKeysCmd(a *app) *cobra.Command {
 				})
 		},
 	}
+
+	revoke.Flags().StringVar(&revokeKID, "kid", "", "the key to revoke (a kid that begins with '-' must be given this way, as --kid=KID)")
 
 	var newFile string
 	rewrap := &cobra.Command{

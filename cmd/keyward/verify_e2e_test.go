@@ -227,7 +227,7 @@ func TestVerifyFollowsKeywardRotation(t *testing.T) {
 		}
 
 		// Revoke the now-active key: it leaves the JWKS at once.
-		rev := decode[map[string]any](t, mustRun(t, dsn, "", append([]string{"keys", "revoke", kid1, "--output", "json"}, policy...)...))
+		rev := decode[map[string]any](t, mustRun(t, dsn, "", append([]string{"keys", "revoke", "--kid=" + kid1, "--output", "json"}, policy...)...))
 		kid2, _ := rev["active"].(string)
 		if rev["revoked"] != kid1 || kid2 == "" || kid2 == kid1 {
 			t.Fatalf("revoke: %v", rev)
