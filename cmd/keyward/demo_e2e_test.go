@@ -21,11 +21,7 @@ var demoCreds = regexp.MustCompile(`client_secret: (\S+)[\s\S]*password:\s+(\S+)
 func TestDemoEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	p := startProcess(t, nil, "--demo", "--database", "sqlite:"+dir+"/keyward.db", "--key-encryption-key-file", writeKEK(t, dir))
-	m := demoCreds.FindStringSubmatch(p.Out.String())
-	if m == nil {
-		t.Fatalf("no demo credentials in:\n%s", p.Out.String())
-	}
-	secret, pw := m[1], m[2]
+	secret, pw := demoCredentials(t, p)
 	ctx := context.Background()
 	conf := &oauth2.Config{ClientID: "demo-app", ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: p.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}, Scopes: []string{"openid", "api:read"}}
 	tok, err := conf.PasswordCredentialsToken(ctx, "demo", pw)

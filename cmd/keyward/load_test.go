@@ -102,11 +102,7 @@ func TestPasswordLoginBurst(t *testing.T) {
 	} else {
 		p = startProcess(t, nil, args...)
 	}
-	m := demoCreds.FindStringSubmatch(p.Out.String())
-	if m == nil {
-		t.Fatalf("no demo credentials in:\n%s", p.Out.String())
-	}
-	secret, pw := m[1], m[2]
+	secret, pw := demoCredentials(t, p)
 
 	clients := make([]*http.Client, sources)
 	for i := range clients {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,21 @@ func startCommand(t *testing.T, cmd *exec.Cmd) *process {
 		}
 	}
 	t.Fatalf("keyward process did not start:\n%s", p.Log.String())
+	return nil
+}
+
+// waitOut waits until the process's standard output matches re and returns
+// the match. Standard output and the log travel through separate pipes, so
+// what serve printed before it logged "keyward serving" may still be on its
+// way when startProcess returns.
+func (p *process) waitOut(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.Out.String()); m != nil {
+			return m
+		}
+	}
+	t.Fatalf("standard output never matched %s:\n%s", re, p.Out.String())
 	return nil
 }
 

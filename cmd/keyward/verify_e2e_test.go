@@ -47,10 +47,7 @@ func (c *jwksCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 // printed by serve --demo.
 func demoCredentials(t *testing.T, p *process) (secret, password string) {
 	t.Helper()
-	m := demoCreds.FindStringSubmatch(p.Out.String())
-	if m == nil {
-		t.Fatalf("no demo credentials in:\n%s", p.Out.String())
-	}
+	m := p.waitOut(t, demoCreds)
 	return m[1], m[2]
 }
 

@@ -105,10 +105,9 @@ func startKeywardDemo(t *testing.T) (issuer, secret, password string) {
 		}
 	})
 	waitFor(t, &stderr, keywardServing, exited, 60*time.Second)
-	m := demoSecrets.FindStringSubmatch(stdout.String())
-	if m == nil {
-		t.Fatalf("no demo credentials in:\n%s", stdout.String())
-	}
+	// The credentials come on stdout, a separate pipe from the log: they
+	// may arrive after the "serving" line.
+	m := waitFor(t, &stdout, demoSecrets, exited, 10*time.Second)
 	return issuer, m[1], m[2]
 }
 
