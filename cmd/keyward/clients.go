@@ -172,7 +172,7 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 				return err
 			}
 			if n > 0 {
-				a.audit(cmd, db, idp.EventTokenRevoked, c.ID, fmt.Sprintf("client disabled: %d sessions", n))
+				a.audit(cmd, db, idp.EventTokenRevoked, c.ID, storage.RevokeClient) // as the admin API records it
 			}
 		}
 		return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")

@@ -54,6 +54,10 @@ func TestDemoEndToEnd(t *testing.T) {
 	// again does not bring the refresh token back.
 	dsn := "sqlite:" + dir + "/keyward.db"
 	mustRun(t, dsn, "", "clients", "disable", "demo-app")
+	revoked := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "token_revoked", "--output", "json"))
+	if len(revoked) != 1 || revoked[0]["subject"] != "demo-app" || revoked[0]["reason"] != "client" {
+		t.Fatalf("token_revoked after disabling the client: %v", revoked)
+	}
 	mustRun(t, dsn, "", "clients", "enable", "demo-app")
 	fresh.Expiry = time.Now().Add(-time.Hour)
 	if _, err := conf.TokenSource(ctx, fresh).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
