@@ -600,6 +600,7 @@ func TestAccountSecretsNotLogged(t *testing.T) {
 		if r := e.changePassword(at, alicePassword, newAlicePassword); r.status != http.StatusNoContent {
 			t.Fatalf("change: %d %s", r.status, r.body)
 		}
+		e.srv.Auditor().Flush() // token_issued rows are written behind the answer
 		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Limit: storage.MaxAuditLimit})
 		if err != nil {
 			t.Fatal(err)

@@ -52,6 +52,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) er
 	if f.Limit, err = intParam(q, "limit", storage.DefaultAuditLimit, 1, storage.MaxAuditLimit); err != nil {
 		return err
 	}
+	s.audit.Flush() // this replica's queued rows are listed too
 	evs, err := s.cfg.Store.AuditEvents(r.Context(), f)
 	if err != nil {
 		return err

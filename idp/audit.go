@@ -93,28 +93,31 @@ type Auditor struct {
 	now       func() time.Time
 	retention time.Duration
 
-	// Group commit: rows recorded while a write is under way wait and go
-	// into the next write together (see append).
+	// Group commit: one writer goroutine at a time takes every row queued
+	// so far and writes it in one statement; rows recorded meanwhile wait
+	// for the next write. queued and written count rows, for Flush.
 	mu      sync.Mutex
-	queue   []*auditWaiter
+	cond    sync.Cond // broadcast after each write
+	queue   []auditEntry
 	writing bool
+	queued  uint64
+	written uint64
 }
 
-// auditWaiter is one Record waiting for its row to be written.
-type auditWaiter struct {
+// auditEntry is one queued row; done, when not nil, hears how its write
+// went.
+type auditEntry struct {
 	row  storage.AuditEvent
-	done chan auditTurn
-}
-
-// auditTurn answers a waiter: its row was written (err says how), or it
-// is now the writer.
-type auditTurn struct {
-	err  error
-	lead bool
+	done chan error
 }
 
 // maxAuditBatch caps the rows of one write (10 parameters each).
 const maxAuditBatch = 256
+
+// maxAuditQueue bounds the rows RecordAsync leaves behind: past it,
+// RecordAsync waits for its row like Record, so a slow database slows the
+// requests instead of filling memory.
+const maxAuditQueue = 4096
 
 // DefaultAuditRetention is how long audit rows are kept by default.
 const DefaultAuditRetention = 90 * 24 * time.Hour
@@ -136,14 +139,59 @@ func NewAuditor(store AuditStore, log *slog.Logger, now func() time.Time, retent
 	if retention <= 0 {
 		retention = DefaultAuditRetention
 	}
-	return &Auditor{store: store, log: log, now: now, retention: retention}
+	a := &Auditor{store: store, log: log, now: now, retention: retention}
+	a.cond.L = &a.mu
+	return a
 }
 
 // auditWriteTimeout bounds the row write; it outlives a client that hung up.
 const auditWriteTimeout = 2 * time.Second
 
-// Record logs e and stores it as an audit row.
+// Record logs e and stores it as an audit row, returning once the row is
+// written (or its write failed, which is logged).
 func (a *Auditor) Record(ctx context.Context, e Event) {
+	row := a.logEvent(ctx, e)
+	done := make(chan error, 1)
+	a.enqueue(row, done)
+	if err := <-done; err != nil {
+		a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
+	}
+}
+
+// RecordAsync logs e like Record and queues its row without waiting for
+// the write: the request answers while the row is written with the rows
+// of other requests. The log record is written before it returns, so the
+// event is on record either way; the row follows within one write, and
+// Flush waits for it. A crash may lose rows still queued (at most
+// maxAuditQueue); past that many, RecordAsync waits like Record.
+func (a *Auditor) RecordAsync(ctx context.Context, e Event) {
+	row := a.logEvent(ctx, e)
+	a.mu.Lock()
+	full := len(a.queue) >= maxAuditQueue
+	a.mu.Unlock()
+	if full {
+		done := make(chan error, 1)
+		a.enqueue(row, done)
+		if err := <-done; err != nil {
+			a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
+		}
+		return
+	}
+	a.enqueue(row, nil)
+}
+
+// Flush returns once every row queued before the call is written (or its
+// write failed). The server calls it on shutdown and before listing rows.
+func (a *Auditor) Flush() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for target := a.queued; a.written < target; {
+		a.cond.Wait()
+	}
+}
+
+// logEvent fills in e's defaults, writes its log record and returns its row.
+func (a *Auditor) logEvent(ctx context.Context, e Event) storage.AuditEvent {
 	if e.Outcome == "" {
 		e.Outcome = OutcomeSuccess
 		if failureEvents[e.Type] {
@@ -176,62 +224,67 @@ func (a *Auditor) Record(ctx context.Context, e Event) {
 		}
 	}
 	a.log.LogAttrs(ctx, level, row.Type, attrs...)
+	return row
+}
 
-	if err := a.append(ctx, row); err != nil {
-		a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
+// enqueue queues row and starts the writer if none runs. done, if not nil,
+// receives the write's outcome.
+func (a *Auditor) enqueue(row storage.AuditEvent, done chan error) {
+	a.mu.Lock()
+	a.queue = append(a.queue, auditEntry{row: row, done: done})
+	a.queued++
+	start := !a.writing
+	a.writing = true
+	a.mu.Unlock()
+	if start {
+		go a.write()
 	}
 }
 
-// append writes row and returns once it is stored: a group commit. The
-// first caller with nothing under way becomes the writer and writes every
-// row queued so far in one statement; callers arriving meanwhile queue,
-// and when the write ends the oldest of them becomes the next writer. So
-// concurrent requests share one write (on SQLite, one turn of the write
-// lock) and no row waits on more than the write before its own.
-func (a *Auditor) append(ctx context.Context, row storage.AuditEvent) error {
-	w := &auditWaiter{row: row, done: make(chan auditTurn, 1)}
-	a.mu.Lock()
-	a.queue = append(a.queue, w)
-	lead := !a.writing
-	a.writing = true
-	a.mu.Unlock()
-	if !lead {
-		if turn := <-w.done; !turn.lead {
-			return turn.err
+// write writes queued rows, up to maxAuditBatch per statement, until the
+// queue is empty. Concurrent requests so share one write (on SQLite, one
+// turn of the write lock), and no row waits on more than the write before
+// its own.
+func (a *Auditor) write() {
+	for {
+		a.mu.Lock()
+		if len(a.queue) == 0 {
+			a.writing = false
+			a.mu.Unlock()
+			return
 		}
-	}
-
-	a.mu.Lock()
-	n := min(len(a.queue), maxAuditBatch)
-	batch := a.queue[:n:n]
-	a.queue = a.queue[n:]
-	a.mu.Unlock()
-	rows := make([]*storage.AuditEvent, len(batch))
-	for i, b := range batch {
-		rows[i] = &b.row
-	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
-	err := a.store.AppendAudits(wctx, rows)
-	cancel()
-	var own error
-	for _, b := range batch {
-		if b == w {
-			own = err
-			continue
+		n := min(len(a.queue), maxAuditBatch)
+		batch := a.queue[:n:n]
+		a.queue = a.queue[n:]
+		if len(a.queue) == 0 {
+			a.queue = nil // let the backing array go
 		}
-		b.done <- auditTurn{err: err}
-	}
-
-	a.mu.Lock()
-	if len(a.queue) > 0 {
-		next := a.queue[0]
 		a.mu.Unlock()
-		next.done <- auditTurn{lead: true}
-	} else {
-		a.writing = false
+
+		rows := make([]*storage.AuditEvent, len(batch))
+		for i := range batch {
+			rows[i] = &batch[i].row
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), auditWriteTimeout)
+		err := a.store.AppendAudits(ctx, rows)
+		cancel()
+		async, reqID := 0, ""
+		for _, b := range batch {
+			if b.done != nil {
+				b.done <- err
+			} else if async++; reqID == "" {
+				reqID = b.row.RequestID
+			}
+		}
+		if err != nil && async > 0 {
+			a.log.Error("audit write failed", "rows", async, "request_id", reqID, "err", err)
+		}
+
+		a.mu.Lock()
+		a.written += uint64(n)
+		a.cond.Broadcast()
 		a.mu.Unlock()
 	}
-	return own
 }
 
 // Run deletes audit rows older than the retention period, now and then

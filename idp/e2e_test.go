@@ -136,6 +136,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		// The same events are audit rows (DESIGN "Observability").
+		e.srv.Auditor().Flush() // token_issued rows are written behind the answer
 		evs, err := e.db.AuditEvents(ctx, storage.AuditFilter{})
 		if err != nil || len(evs) < 5 {
 			t.Errorf("%d audit rows (%v)", len(evs), err)

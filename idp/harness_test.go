@@ -174,7 +174,10 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 	}
 	ts.Config.Handler = e.srv.Handler()
 	ts.Start()
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		ts.Close()
+		e.srv.Auditor().Flush() // before the database closes
+	})
 	e.seed()
 	return e
 }

@@ -251,7 +251,9 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 	if is.grantType == GrantRefreshToken {
 		ev = EventTokenRefreshed
 	}
-	s.audit.Record(ctx, Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
+	// The log record above and this event's are written now; the row
+	// follows without holding the answer back (RecordAsync).
+	s.audit.RecordAsync(ctx, Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
 	return resp, nil
 }
 

@@ -86,8 +86,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		x.SetMaxOpenConns(8)
 		x.SetMaxIdleConns(8)
 	} else {
+		// As many idle as open: a connection closed on release under load
+		// is a new server process forked for the next query.
 		x.SetMaxOpenConns(32)
-		x.SetMaxIdleConns(16)
+		x.SetMaxIdleConns(32)
 		x.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	db := &DB{x: x, dialect: dialect}

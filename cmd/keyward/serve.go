@@ -237,7 +237,9 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
-	return hs.Shutdown(sctx)
+	err = hs.Shutdown(sctx)
+	srv.Auditor().Flush() // the rows written behind answers (RecordAsync)
+	return err
 }
 
 // checkLifetimes bounds the token lifetimes (TE-19: access tokens live an
