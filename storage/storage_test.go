@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/storage"
@@ -38,5 +39,34 @@ func TestParseDSN(t *testing.T) {
 				t.Fatalf("ParseDSN(%q) = %q, %v", tt.dsn, d, err)
 			}
 		})
+	}
+}
+
+// TestPostgresPoolKeepsConnections: connections released after a burst of
+// concurrent queries stay open for the next ones. Closing them would cost
+// the next burst a new PostgreSQL backend per query.
+func TestPostgresPoolKeepsConnections(t *testing.T) {
+	db := storagetest.OpenPostgres(t)
+	x := db.SQL()
+	burst := func() {
+		var wg sync.WaitGroup
+		for range x.Stats().MaxOpenConnections {
+			wg.Go(func() {
+				if _, err := x.ExecContext(t.Context(), "SELECT pg_sleep(0.05)"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst()
+	opened := x.Stats().OpenConnections
+	burst()
+	st := x.Stats()
+	if st.MaxIdleClosed != 0 || st.OpenConnections < opened {
+		t.Errorf("pool closed %d idle connections after a burst (open %d, then %d)", st.MaxIdleClosed, opened, st.OpenConnections)
+	}
+	if opened < 2 {
+		t.Errorf("only %d connections for %d concurrent queries", opened, st.MaxOpenConnections)
 	}
 }
