@@ -169,15 +169,15 @@ func BenchmarkRefresh(b *testing.B) {
 
 // BenchmarkPasswordGrant: the password grant at the default argon2id
 // parameters, with an ID token and a refresh family per login, on SQLite.
-// "DefaultLimit" is the hasher's default concurrency (2 × GOMAXPROCS
-// hashes at once); "OnePerCore" limits it to GOMAXPROCS.
+// "Default" is the hasher's default concurrency (one hash per core);
+// "TwoPerCore" allows 2 × GOMAXPROCS, the measurement behind that default.
 func BenchmarkPasswordGrant(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		opts []password.Option
 	}{
-		{"DefaultLimit", nil},
-		{"OnePerCore", []password.Option{password.WithMaxConcurrent(runtime.GOMAXPROCS(0))}},
+		{"Default", nil},
+		{"TwoPerCore", []password.Option{password.WithMaxConcurrent(2 * runtime.GOMAXPROCS(0))}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			h, err := password.NewHasher(password.DefaultParams(), bc.opts...)
@@ -222,6 +222,40 @@ func BenchmarkArgon2VerifyParallel(b *testing.B) {
 	reportRate(b, "verifies/s")
 }
 
+// burst runs op perBurst times over workers goroutines and returns the rate
+// in ops per second.
+func burst(workers, perBurst int, op func()) float64 {
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(perBurst) {
+				op()
+			}
+		})
+	}
+	wg.Wait()
+	return float64(perBurst) / time.Since(start).Seconds()
+}
+
+// median returns the middle of xs (sorting it).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// rsaSigner returns one bare RSA-2048 PKCS#1 v1.5 signature as a func.
+func rsaSigner(b *testing.B) func() {
+	key := sharedTestKeys().key
+	digest := sha256.Sum256([]byte("payload"))
+	return func() {
+		if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkClientCredentialsVsRSA alternates, within one benchmark, a burst
 // of bare RSA signatures on all cores and a burst of client_credentials
 // requests through the full stack, and reports the median of their rate
@@ -233,36 +267,97 @@ func BenchmarkClientCredentialsVsRSA(b *testing.B) {
 			e := benchEnv(b, be)
 			p := newPoster(e, "CC")
 			form := ccForm("scope", "read").Encode()
-			key := sharedTestKeys().key
-			digest := sha256.Sum256([]byte("payload"))
-			const perBurst = 64
-			burst := func(workers int, op func()) float64 {
-				start := time.Now()
-				var wg sync.WaitGroup
-				var next atomic.Int64
-				for range workers {
-					wg.Go(func() {
-						for next.Add(1) <= perBurst {
-							op()
-						}
-					})
-				}
-				wg.Wait()
-				return perBurst / time.Since(start).Seconds()
+			vsRSA(b, func() { p.post(b, form) })
+		})
+	}
+}
+
+// BenchmarkRefreshVsRSA is BenchmarkClientCredentialsVsRSA for the
+// refresh_token grant: each request rotates one of 8 chains (one per
+// concurrent client), a write transaction and one signature.
+func BenchmarkRefreshVsRSA(b *testing.B) {
+	for _, be := range benchBackends() {
+		b.Run(be.Name, func(b *testing.B) {
+			e := benchEnv(b, be)
+			p := newPoster(e, "C1")
+			login := passwordForm("alice", alicePassword, "scope", "read").Encode()
+			chains := make(chan string, benchParallelism*runtime.GOMAXPROCS(0))
+			for range cap(chains) {
+				chains <- p.post(b, login)["refresh_token"].(string)
 			}
-			sign := func() {
-				if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
-					b.Fatal(err)
+			vsRSA(b, func() {
+				rt := <-chains
+				chains <- p.post(b, refreshForm(rt).Encode())["refresh_token"].(string)
+			})
+		})
+	}
+}
+
+// vsRSA alternates bursts of bare RSA signatures on all cores and bursts of
+// request from benchParallelism × GOMAXPROCS clients, and reports the
+// median ratio of their rates.
+func vsRSA(b *testing.B, request func()) {
+	sign := rsaSigner(b)
+	const perBurst = 64
+	var ratios []float64
+	for b.Loop() {
+		limit := burst(runtime.GOMAXPROCS(0), perBurst, sign)
+		got := burst(benchParallelism*runtime.GOMAXPROCS(0), perBurst, request)
+		ratios = append(ratios, got/limit)
+	}
+	b.ReportMetric(median(ratios), "ratio")
+}
+
+// BenchmarkPasswordGrantVsArgon2 alternates, within one benchmark, the
+// machine's limits and a burst of password grants through the full stack
+// on SQLite with the default hasher, and reports the median ratios of the
+// rounds:
+//
+//   - ratio-argon2: grants/s ÷ (cores ÷ one argon2id verify), the issue's
+//     figure (target 0.90), the verify timed on one core while the others
+//     idle;
+//   - ratio-limit: grants/s ÷ the most grants the cores could complete if
+//     the server did nothing but the grant's own cryptography: one verify
+//     per grant at the rate all cores reach verifying at once, plus the
+//     response's RSA signatures (one for the access token, two with an ID
+//     token), that is 1 ÷ (1 ÷ verifies/s + signatures ÷ signs/s).
+//
+// A grant burst is 256 requests from 8 concurrent clients: shorter bursts
+// measure their own ramp-up and tail, not the server.
+func BenchmarkPasswordGrantVsArgon2(b *testing.B) {
+	for _, sc := range []struct {
+		name, scope string
+		sigs        float64
+	}{
+		{"AccessToken", "read", 1},
+		{"WithIDToken", "openid read", 2},
+	} {
+		b.Run(sc.name, func(b *testing.B) {
+			h, enc := defaultHash(b)
+			e := benchEnv(b, storagetest.Backends[0], func(c *Config) { c.Passwords = h })
+			if err := e.db.CreateUser(context.Background(), &storage.User{Username: "carol", PasswordHash: enc}); err != nil {
+				b.Fatal(err)
+			}
+			p := newPoster(e, "C1")
+			form := passwordForm("carol", alicePassword, "scope", sc.scope).Encode()
+			verify := func() {
+				if ok, _, err := h.Verify(context.Background(), alicePassword, enc); !ok || err != nil {
+					b.Fatal(ok, err)
 				}
 			}
-			var ratios []float64
+			sign := rsaSigner(b)
+			procs := runtime.GOMAXPROCS(0)
+			var argon, full []float64
 			for b.Loop() {
-				limit := burst(runtime.GOMAXPROCS(0), sign)
-				got := burst(benchParallelism*runtime.GOMAXPROCS(0), func() { p.post(b, form) })
-				ratios = append(ratios, got/limit)
+				oneCore := burst(1, 4, verify)
+				allCores := burst(procs, 16*procs, verify)
+				signs := burst(procs, 16*procs, sign)
+				got := burst(benchParallelism*procs, 256, func() { p.post(b, form) })
+				argon = append(argon, got/(float64(procs)*oneCore))
+				full = append(full, got*(1/allCores+sc.sigs/signs))
 			}
-			slices.Sort(ratios)
-			b.ReportMetric(ratios[len(ratios)/2], "ratio")
+			b.ReportMetric(median(argon), "ratio-argon2")
+			b.ReportMetric(median(full), "ratio-limit")
 		})
 	}
 }

@@ -23,15 +23,16 @@ import (
 // burstRSSCeiling is the most resident memory the server may reach while
 // answering the 1,000-login burst (AV-01: no OOM, RSS under the limit).
 //
-// The password limiter runs at most max(1, min(2 × GOMAXPROCS, 256 MiB /
-// 19 MiB)) argon2id hashes at once (password.DefaultMemoryBudget): 4 on this
-// 2-core host (76 MiB of matrices), 13 (247 MiB) from 7 cores up; every
+// The password limiter runs at most max(1, min(GOMAXPROCS, 256 MiB /
+// 19 MiB)) argon2id hashes at once (password.DefaultMemoryBudget): 2 on this
+// 2-core host (38 MiB of matrices), 13 (247 MiB) from 13 cores up; every
 // other request waits in the bounded queue or is refused with 503. On top
 // come the idle server (about 40 MiB: runtime, SQLite, keys), the 1,000
 // requests themselves (connections, goroutines, buffers) and the garbage of
 // finished hashes: each leaves its 19 MiB matrix behind until the collector
 // runs, and with GOGC=100 the heap may grow to twice the live heap first.
-// Measured on this host: VmHWM 240-257 MiB from a 39-42 MiB start.
+// Measured on this host with 4 slots (two per core, the earlier default):
+// VmHWM 240-257 MiB from a 39-42 MiB start.
 //
 // The ceiling is 512 MiB (the 256 MiB argon2 budget + 256 MiB for the
 // baseline, the request load and GC slack), or, where more hash slots run,
@@ -44,7 +45,7 @@ const burstRSSCeiling = 512 << 20
 func burstCeiling() int64 {
 	p := password.DefaultParams()
 	perHash := int64(p.Memory) << 10
-	slots := max(1, min(2*int64(runtime.GOMAXPROCS(0)), password.DefaultMemoryBudget/perHash))
+	slots := max(1, min(int64(runtime.GOMAXPROCS(0)), password.DefaultMemoryBudget/perHash))
 	return max(burstRSSCeiling, 256<<20+2*slots*perHash)
 }
 

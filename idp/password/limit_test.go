@@ -172,13 +172,13 @@ func TestMemoryBudgetBoundsConcurrency(t *testing.T) {
 func TestDefaultMaxConcurrent(t *testing.T) {
 	h := newTestHasher(t, DefaultParams())
 	s := h.Stats()
-	want := max(1, min(2*runtimeProcs(), (256<<10)/19456))
+	want := max(1, min(runtimeProcs(), (256<<10)/19456))
 	if s.MaxConcurrent != want || s.MaxQueue != DefaultMaxQueue || s.MemoryBudget != DefaultMemoryBudget {
 		t.Errorf("stats %+v, want max concurrent %d, queue %d, budget %d", s, want, DefaultMaxQueue, DefaultMemoryBudget)
 	}
 	h = newTestHasher(t, DefaultParams(), WithMemoryBudget(40<<20))
-	if got := h.Stats().MaxConcurrent; got != min(2, 2*runtimeProcs()) {
-		t.Errorf("max concurrent with a 40 MiB budget = %d, want 2 (two 19 MiB hashes)", got)
+	if got := h.Stats().MaxConcurrent; got != min(2, runtimeProcs()) {
+		t.Errorf("max concurrent with a 40 MiB budget = %d, want %d (two 19 MiB hashes, one per core)", got, min(2, runtimeProcs()))
 	}
 }
 
