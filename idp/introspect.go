@@ -44,6 +44,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	if c.Public {
 		return errClientAuth()
 	}
+	if err := s.callers.allow(ctx, c); err != nil {
+		return err
+	}
 	tok := f["token"]
 	if tok == "" {
 		return badRequest("token is required")

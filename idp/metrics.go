@@ -88,7 +88,7 @@ func NewMetrics(keyAges func() []KeyAge) *Metrics {
 		reg.MustRegister(keyAgeCollector(keyAges))
 	}
 	// Pre-create the known series so dashboards show zeroes, not gaps.
-	for _, k := range []string{KindAccountIP, KindAccount, KindIP, KindClient} {
+	for _, k := range []string{KindAccountIP, KindAccount, KindIP, KindClient, KindCaller} {
 		m.throttled.WithLabelValues(k)
 	}
 	for _, r := range []string{ReuseReplayedInWindow, ReuseFamilyRevoked} {

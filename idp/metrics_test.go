@@ -81,6 +81,7 @@ func TestMetricsExposition(t *testing.T) {
 		`keyward_login_failures_total{reason="bad_password"} 1`,
 		`keyward_throttled_total{kind="client"} 1`,
 		`keyward_throttled_total{kind="ip"} 0`,
+		`keyward_throttled_total{kind="caller"} 0`,
 		`keyward_refresh_reuse_total{result="family_revoked"} 1`,
 		`keyward_refresh_reuse_total{result="replayed_in_window"} 0`,
 		`keyward_signing_key_age_seconds{kid="k-active",state="active"} 3600`,

@@ -24,6 +24,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.callers.allow(ctx, c); err != nil {
+		return err
+	}
 	tok := f["token"]
 	if tok == "" {
 		return badRequest("token is required")

@@ -78,6 +78,7 @@ type Server struct {
 	tokenState // tokens_jwt.go
 
 	throttle *Throttler
+	callers  *callerLimits
 	audit    *Auditor
 	metrics  *Metrics
 }
@@ -104,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}
 	s.metrics = NewMetrics(cfg.KeyAges)
 	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
+	s.callers = newCallerLimits(s.throttle.Policy(), cfg.Now, s)
 	s.audit = NewAuditor(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
 	return s, nil
 }

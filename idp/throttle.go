@@ -60,6 +60,13 @@ type ThrottlePolicy struct {
 	ClientFailures int
 	ClientWindow   time.Duration
 
+	// CallerRate is how many calls per second one authenticated client may
+	// make to introspection and revocation together, after a burst of
+	// CallerBurst (BF-09); more answer 429 with Retry-After. Counted per
+	// process (see callerLimits). Default 50 per second, burst 100.
+	CallerRate  float64
+	CallerBurst int
+
 	// CounterTTL is how long a failure counter outlives its last failure.
 	// Default 24h.
 	CounterTTL time.Duration
@@ -94,6 +101,10 @@ func (p ThrottlePolicy) withDefaults() ThrottlePolicy {
 	setD(&p.IPWindow, 10*time.Minute)
 	set(&p.ClientFailures, 20)
 	setD(&p.ClientWindow, 10*time.Minute)
+	if p.CallerRate <= 0 {
+		p.CallerRate = 50
+	}
+	set(&p.CallerBurst, 100)
 	setD(&p.CounterTTL, 24*time.Hour)
 	setD(&p.CleanupInterval, 10*time.Minute)
 	return p

@@ -570,6 +570,10 @@ func TestThrottleFlagsRejectBadValues(t *testing.T) {
 		{"--login-ip-window", "-1m"},
 		{"--login-ip-limit", "many"},
 		{"--client-auth-limit", "0"},
+		{"--introspect-revoke-rate", "0"},
+		{"--introspect-revoke-rate", "NaN"},
+		{"--introspect-revoke-rate", "-5"},
+		{"--introspect-revoke-burst", "0"},
 	} {
 		_, err := run(t, "sqlite:keyward.db", "", append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 		if err == nil || !strings.Contains(err.Error(), args[0]) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -37,6 +38,9 @@ func (f *throttleFlags) register(fl *pflag.FlagSet) {
 	fl.Var(positive(&p.IPWindow), "login-ip-window", "window of --login-ip-limit")
 	fl.Var(intIn(&p.ClientFailures, 1, 1<<30), "client-auth-limit", "failed authentications of one client from one IP per --client-auth-window before 429")
 	fl.Var(positive(&p.ClientWindow), "client-auth-window", "window of --client-auth-limit")
+	fl.Var(positiveRate(&p.CallerRate), "introspect-revoke-rate",
+		"calls per second one client may make to introspection and revocation together, on each replica, after --introspect-revoke-burst")
+	fl.Var(intIn(&p.CallerBurst, 1, 1<<20), "introspect-revoke-burst", "calls one client may make at once before --introspect-revoke-rate applies")
 }
 
 // policy is the throttle policy the flags set.
@@ -97,3 +101,30 @@ func (d *positiveDuration) Set(s string) error {
 }
 
 func (d *positiveDuration) Type() string { return "duration" }
+
+// rateFlag is a calls-per-second flag that refuses zero, negative and
+// non-finite values.
+type rateFlag struct{ v *float64 }
+
+func positiveRate(v *float64) *rateFlag { return &rateFlag{v} }
+
+func (r *rateFlag) String() string {
+	if r.v == nil {
+		return "0"
+	}
+	return strconv.FormatFloat(*r.v, 'g', -1, 64)
+}
+
+func (r *rateFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	if v <= 0 {
+		return fmt.Errorf("%v is not positive", v)
+	}
+	*r.v = v
+	return nil
+}
+
+func (r *rateFlag) Type() string { return "float" }

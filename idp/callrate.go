@@ -1,0 +1,101 @@
+package idp
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/keyward/keyward/storage"
+)
+
+// KindCaller is the throttle kind of an authenticated client calling
+// introspection or revocation faster than ThrottlePolicy.CallerRate.
+const KindCaller = "caller"
+
+// callerLimits rate-limits the authenticated callers of introspection and
+// revocation (BF-09: RFC 7662 §2.1 warns of token scanning; both endpoints
+// cost a database read per call). Each caller has a token bucket of
+// CallerBurst calls refilled at CallerRate per second, shared by the two
+// endpoints. A confidential client is one caller wherever it calls from; a
+// public client, whose id anyone may send, is one caller per IP (an IPv6
+// /64), so nobody can use up another's budget. The buckets live in this
+// process: N replicas allow N times the rate, which bounds the load on
+// each replica and keeps a database write off every call.
+type callerLimits struct {
+	every   rate.Limit
+	burst   int
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu      sync.Mutex
+	buckets map[string]*callerBucket
+}
+
+type callerBucket struct {
+	lim     *rate.Limiter
+	limited bool // the last call was refused: log only the first refusal
+}
+
+// maxCallerBuckets bounds the buckets kept; past it, full (idle) buckets
+// are dropped, which forgets nothing: a full bucket is a fresh one.
+const maxCallerBuckets = 10000
+
+func newCallerLimits(p ThrottlePolicy, now func() time.Time, s *Server) *callerLimits {
+	return &callerLimits{every: rate.Limit(p.CallerRate), burst: p.CallerBurst, now: now,
+		log: s.log, metrics: s.metrics, buckets: map[string]*callerBucket{}}
+}
+
+// allow takes one call from c's bucket, or answers 429 with the time until
+// the bucket holds a call again.
+func (l *callerLimits) allow(ctx context.Context, c storage.Client) error {
+	key := c.ID
+	if c.Public {
+		key = c.ID + "\x00" + IPBucket(ClientIP(ctx))
+	}
+	now := l.now()
+	l.mu.Lock()
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) >= maxCallerBuckets {
+			l.dropFull(now)
+		}
+		b = &callerBucket{lim: rate.NewLimiter(l.every, l.burst)}
+		l.buckets[key] = b
+	}
+	r := b.lim.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	if wait > 0 {
+		r.CancelAt(now)
+	}
+	first := wait > 0 && !b.limited
+	b.limited = wait > 0
+	l.mu.Unlock()
+
+	if wait == 0 {
+		return nil
+	}
+	l.metrics.Throttled(KindCaller)
+	if first {
+		l.log.WarnContext(ctx, "caller rate limit reached", "client_id", c.ID,
+			"rate_per_second", float64(l.every), "burst", l.burst)
+	}
+	return &Error{
+		Code: ErrTemporarilyUnavail, Description: "too many requests; retry later",
+		Status: http.StatusTooManyRequests, RetryAfter: max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second),
+	}
+}
+
+// dropFull forgets the buckets that have refilled completely.
+func (l *callerLimits) dropFull(now time.Time) {
+	for k, b := range l.buckets {
+		if b.lim.TokensAt(now) >= float64(l.burst) {
+			delete(l.buckets, k)
+		}
+	}
+}
