@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/keyward/keyward/idp/password"
@@ -26,7 +25,7 @@ import (
 // TokenStore.
 type AccountStore interface {
 	CreateUser(ctx context.Context, u *storage.User) error
-	RevokeUserRefreshFamilies(ctx context.Context, userID, reason string, now time.Time) (int64, error)
+	UserSessionStore // sessions.go
 }
 
 // ErrInvalidPassword is the error code of a new password the policy refuses;

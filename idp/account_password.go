@@ -126,11 +126,9 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	// revocation also ends the access tokens bound to those families (sid)
 	// at once. The password is changed whatever happens here, so a failure
 	// is logged, not answered.
-	n, err := s.cfg.Store.RevokeUserRefreshFamilies(ctx, u.ID, storage.RevokePassword, now)
-	if err != nil {
+	by := Event{Actor: u.ID, ClientID: claims.ClientID}
+	if _, err := EndUserSessions(ctx, s.cfg.Store, s.audit, by, u.ID, storage.RevokePassword, now); err != nil {
 		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", err)
-	} else if n > 0 {
-		s.audit.Record(ctx, Event{Type: EventTokenRevoked, Reason: storage.RevokePassword, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 	}
 	noStore(w)
 	w.WriteHeader(http.StatusNoContent)

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
@@ -32,11 +31,11 @@ type AdminStore interface {
 	Users(ctx context.Context, offset, limit int) ([]storage.User, error)
 	DeleteUser(ctx context.Context, id string) error
 	RefreshFamilies(ctx context.Context, userID string) ([]storage.RefreshFamily, error)
-	RevokeUserRefreshFamilies(ctx context.Context, userID, reason string, now time.Time) (int64, error)
+	UserSessionStore   // sessions.go
+	ClientSessionStore // sessions.go
 	Clients(ctx context.Context) ([]storage.Client, error)
 	CreateClient(ctx context.Context, c *storage.Client) error
 	UpdateClient(ctx context.Context, id string, update func(*storage.Client) error) (storage.Client, error)
-	RevokeClientRefreshFamilies(ctx context.Context, clientID, reason string, now time.Time) (int64, error)
 }
 
 // KeyRotator is what the admin API needs of the signing keys to rotate and

@@ -154,12 +154,9 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 	}
 	s.record(r, actor, Event{Type: EventClientUpdated, Subject: c.ID, ClientID: c.ID, Reason: strings.Join(changes, " ")})
 	if c.Disabled {
-		n, err := s.cfg.Store.RevokeClientRefreshFamilies(ctx, c.ID, storage.RevokeClient, s.now())
-		if err != nil {
+		by := Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}
+		if _, err := EndClientSessions(ctx, s.cfg.Store, s.audit, by, c.ID, storage.RevokeClient, s.now()); err != nil {
 			return fmt.Errorf("client %s disabled, sessions not revoked: %w", c.ID, err)
-		}
-		if n > 0 {
-			s.record(r, actor, Event{Type: EventTokenRevoked, Subject: c.ID, ClientID: c.ID, Reason: storage.RevokeClient})
 		}
 	}
 	writeJSON(w, http.StatusOK, ViewClient(c, ""))

@@ -143,25 +143,13 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 	}
 	s.record(r, actor, Event{Type: EventUserUpdated, Subject: u.ID, Reason: strings.Join(changed, " ")})
 	if u.Disabled {
-		if _, err := s.revokeUserSessions(r, actor, u.ID, storage.RevokeUserDisabled); err != nil {
+		by := Event{Actor: actor, UserAgent: r.UserAgent()}
+		if _, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeUserDisabled, s.now()); err != nil {
 			return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, err)
 		}
 	}
 	writeJSON(w, http.StatusOK, ViewUser(u))
 	return nil
-}
-
-// revokeUserSessions revokes every live refresh family of the user and,
-// when any was live, records token_revoked with the reason.
-func (s *Server) revokeUserSessions(r *http.Request, actor, userID, reason string) (int64, error) {
-	n, err := s.cfg.Store.RevokeUserRefreshFamilies(r.Context(), userID, reason, s.now())
-	if err != nil {
-		return 0, err
-	}
-	if n > 0 {
-		s.record(r, actor, Event{Type: EventTokenRevoked, Subject: userID, Reason: reason})
-	}
-	return n, nil
 }
 
 // adminDeleteUser serves DELETE /admin/v1/users/{id}; the user's sessions
@@ -231,7 +219,8 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, act
 	if err != nil {
 		return err
 	}
-	n, err := s.revokeUserSessions(r, actor, u.ID, storage.RevokeSignOut)
+	by := Event{Actor: actor, UserAgent: r.UserAgent()}
+	n, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeSignOut, s.now())
 	if err != nil {
 		return err
 	}

@@ -167,12 +167,9 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 		if disabled {
 			// A compromised client's logins end for good: re-enabling it
 			// does not bring its refresh tokens back (CA-09).
-			n, err := db.RevokeClientRefreshFamilies(cmd.Context(), c.ID, storage.RevokeClient, time.Now())
-			if err != nil {
+			by := idp.Event{Actor: cliActor}
+			if _, err := idp.EndClientSessions(cmd.Context(), db, a.auditor(cmd, db), by, c.ID, storage.RevokeClient, time.Now()); err != nil {
 				return err
-			}
-			if n > 0 {
-				a.audit(cmd, db, idp.EventTokenRevoked, c.ID, storage.RevokeClient) // as the admin API records it
 			}
 		}
 		return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")

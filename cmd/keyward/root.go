@@ -256,11 +256,20 @@ func readSecret(r io.Reader) (string, error) {
 	return s, nil
 }
 
+// cliActor is the actor of every event the CLI records.
+const cliActor = "cli"
+
 // audit records an operator's action from the CLI in the audit trail.
 func (a *app) audit(cmd *cobra.Command, db *storage.DB, typ idp.EventType, subject, reason string) {
-	idp.NewAuditor(db, a.logger(cmd.ErrOrStderr()), time.Now, 0).Record(cmd.Context(), idp.Event{
-		Type: typ, Outcome: idp.OutcomeSuccess, Actor: "cli", Subject: subject, Reason: reason,
+	a.auditor(cmd, db).Record(cmd.Context(), idp.Event{
+		Type: typ, Outcome: idp.OutcomeSuccess, Actor: cliActor, Subject: subject, Reason: reason,
 	})
+}
+
+// auditor is the audit trail of one command: rows go to db, log records
+// to the command's standard error.
+func (a *app) auditor(cmd *cobra.Command, db *storage.DB) *idp.Auditor {
+	return idp.NewAuditor(db, a.logger(cmd.ErrOrStderr()), time.Now, 0)
 }
 
 // recordCmd is a command on one stored record named by its one argument:

@@ -183,21 +183,20 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// revokeSessions revokes every live refresh-token family of u (DESIGN
+// revokeSessions ends every session of u with idp.EndUserSessions (DESIGN
 // "Accounts and protection": a password change or reset, a lock or a
-// deletion ends the user's sessions) and records a token_revoked event
+// deletion ends the user's sessions), which records a token_revoked event
 // about u with the reason when any was live. Refresh already refuses a
 // disabled user's or a pre-change family, but only while the user stays
 // disabled: without the revocation, "users enable" would bring every old
 // session back. The user is already updated when this fails; the error
 // says so and running the command again revokes what is left.
 func (a *app) revokeSessions(cmd *cobra.Command, db *storage.DB, u storage.User, reason string) error {
-	n, err := db.RevokeUserRefreshFamilies(cmd.Context(), u.ID, reason, time.Now())
+	n, err := idp.EndUserSessions(cmd.Context(), db, a.auditor(cmd, db), idp.Event{Actor: cliActor}, u.ID, reason, time.Now())
 	if err != nil {
 		return fmt.Errorf("user %s updated, but their sessions were not revoked (run the command again): %w", u.Username, err)
 	}
 	if n > 0 {
-		a.audit(cmd, db, idp.EventTokenRevoked, u.ID, reason)
 		a.logger(cmd.ErrOrStderr()).Info("revoked refresh-token families", "sub", u.ID, "count", n, "reason", reason)
 	}
 	return nil

@@ -1,0 +1,120 @@
+package idp
+
+import (
+	"context"
+	"testing"
+
+	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+// TestEndSessions: EndUserSessions and EndClientSessions revoke the live
+// refresh families and record one token_revoked row, with the caller's
+// actor, client and user agent, only when any was live; a failed
+// revocation records nothing. The steps run in order on one database.
+func TestEndSessions(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newEnv(t, b)
+		alice := e.users["alice"].ID
+		canceled, cancel := context.WithCancel(t.Context())
+		cancel()
+		tests := []struct {
+			name    string
+			logins  int // alice's sessions with C1 started first
+			end     func(ctx context.Context) (int64, error)
+			ctx     context.Context // nil means t.Context()
+			wantN   int64
+			wantErr bool
+			wantRow *storage.AuditEvent // nil: no new token_revoked row
+		}{
+			{
+				name: "user with two sessions", logins: 2,
+				end: func(ctx context.Context) (int64, error) {
+					by := Event{Actor: "client:OPS", UserAgent: "ops-tool/1"}
+					return EndUserSessions(ctx, e.db, e.srv.Auditor(), by, alice, storage.RevokeSignOut, e.clock.Now())
+				},
+				wantN: 2,
+				wantRow: &storage.AuditEvent{Type: string(EventTokenRevoked), Actor: "client:OPS", Subject: alice,
+					UserAgent: "ops-tool/1", Outcome: OutcomeSuccess, Reason: storage.RevokeSignOut},
+			},
+			{
+				name: "user with none live",
+				end: func(ctx context.Context) (int64, error) {
+					return EndUserSessions(ctx, e.db, e.srv.Auditor(), Event{Actor: "cli"}, alice, storage.RevokeUserDisabled, e.clock.Now())
+				},
+			},
+			{
+				name: "client", logins: 1,
+				end: func(ctx context.Context) (int64, error) {
+					by := Event{Actor: "client:OPS", ClientID: "C1"}
+					return EndClientSessions(ctx, e.db, e.srv.Auditor(), by, "C1", storage.RevokeClient, e.clock.Now())
+				},
+				wantN: 1,
+				wantRow: &storage.AuditEvent{Type: string(EventTokenRevoked), Actor: "client:OPS", Subject: "C1",
+					ClientID: "C1", Outcome: OutcomeSuccess, Reason: storage.RevokeClient},
+			},
+			{
+				name: "store fails", logins: 1, ctx: canceled,
+				end: func(ctx context.Context) (int64, error) {
+					by := Event{Actor: alice, ClientID: "C1"}
+					return EndUserSessions(ctx, e.db, e.srv.Auditor(), by, alice, storage.RevokePassword, e.clock.Now())
+				},
+				wantErr: true,
+			},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				for range tt.logins {
+					e.login()
+				}
+				before := tokenRevokedRows(t, e.db)
+				ctx := tt.ctx
+				if ctx == nil {
+					ctx = t.Context()
+				}
+				n, err := tt.end(ctx)
+				if (err != nil) != tt.wantErr || n != tt.wantN {
+					t.Fatalf("ended %d, err %v; want %d, error %t", n, err, tt.wantN, tt.wantErr)
+				}
+				after := tokenRevokedRows(t, e.db)
+				if tt.wantRow == nil {
+					if len(after) != len(before) {
+						t.Fatalf("token_revoked rows %d, want %d: %+v", len(after), len(before), after)
+					}
+					return
+				}
+				if len(after) != len(before)+1 {
+					t.Fatalf("token_revoked rows %d, want %d: %+v", len(after), len(before)+1, after)
+				}
+				got, want := after[0], *tt.wantRow
+				if got.Type != want.Type || got.Actor != want.Actor || got.Subject != want.Subject ||
+					got.ClientID != want.ClientID || got.UserAgent != want.UserAgent ||
+					got.Outcome != want.Outcome || got.Reason != want.Reason {
+					t.Errorf("token_revoked row %+v, want %+v", got, want)
+				}
+				fs, err := e.db.RefreshFamilies(t.Context(), alice)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range fs {
+					if f.RevokedAt.IsZero() {
+						t.Errorf("family %s of %s still live", f.ID, f.ClientID)
+					}
+				}
+			})
+		}
+		if fs, _ := e.db.RefreshFamilies(t.Context(), alice); len(fs) == 0 || !fs[0].RevokedAt.IsZero() {
+			t.Errorf("the session of the failed revocation is not live: %+v", fs)
+		}
+	})
+}
+
+// tokenRevokedRows returns the token_revoked audit rows, newest first.
+func tokenRevokedRows(t *testing.T, db *storage.DB) []storage.AuditEvent {
+	t.Helper()
+	rows, err := db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventTokenRevoked)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
