@@ -126,7 +126,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	// revocation also ends the access tokens bound to those families (sid)
 	// at once. The password is changed whatever happens here, so a failure
 	// is logged, not answered.
-	by := Event{Actor: u.ID, ClientID: claims.ClientID}
+	by := Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
 	if _, err := EndUserSessions(ctx, s.cfg.Store, s.audit, by, u.ID, storage.RevokePassword, now); err != nil {
 		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", err)
 	}

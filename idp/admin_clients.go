@@ -154,7 +154,7 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 	}
 	s.record(r, actor, Event{Type: EventClientUpdated, Subject: c.ID, ClientID: c.ID, Reason: strings.Join(changes, " ")})
 	if c.Disabled {
-		by := Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}
+		by := Event{Actor: actor, UserAgent: r.UserAgent()}
 		if _, err := EndClientSessions(ctx, s.cfg.Store, s.audit, by, c.ID, storage.RevokeClient, s.now()); err != nil {
 			return fmt.Errorf("client %s disabled, sessions not revoked: %w", c.ID, err)
 		}

@@ -36,10 +36,12 @@ func EndUserSessions(ctx context.Context, store UserSessionStore, audit *Auditor
 }
 
 // EndClientSessions is EndUserSessions for every live refresh-token family
-// of a client (CA-09): the event's subject is the client.
+// of a client (CA-09): the event's subject and client_id are the client,
+// whoever ended them.
 func EndClientSessions(ctx context.Context, store ClientSessionStore, audit *Auditor, by Event,
 	clientID, reason string, now time.Time) (int64, error) {
 	n, err := store.RevokeClientRefreshFamilies(ctx, clientID, reason, now)
+	by.ClientID = clientID
 	return recordEnded(ctx, audit, by, clientID, reason, n, err)
 }
 

@@ -46,7 +46,7 @@ func TestEndSessions(t *testing.T) {
 			{
 				name: "client", logins: 1,
 				end: func(ctx context.Context) (int64, error) {
-					by := Event{Actor: "client:OPS", ClientID: "C1"}
+					by := Event{Actor: "client:OPS"} // the client_id is the client's, whoever ends them
 					return EndClientSessions(ctx, e.db, e.srv.Auditor(), by, "C1", storage.RevokeClient, e.clock.Now())
 				},
 				wantN: 1,

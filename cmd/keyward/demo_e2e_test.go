@@ -55,7 +55,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	dsn := "sqlite:" + dir + "/keyward.db"
 	mustRun(t, dsn, "", "clients", "disable", "demo-app")
 	revoked := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "token_revoked", "--output", "json"))
-	if len(revoked) != 1 || revoked[0]["subject"] != "demo-app" || revoked[0]["reason"] != "client" {
+	if len(revoked) != 1 || revoked[0]["subject"] != "demo-app" || revoked[0]["client_id"] != "demo-app" || revoked[0]["reason"] != "client" {
 		t.Fatalf("token_revoked after disabling the client: %v", revoked)
 	}
 	mustRun(t, dsn, "", "clients", "enable", "demo-app")
