@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,6 +110,40 @@ func TestBodyCapReadsLittle(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestBodyCapMemory is IN-01's "the handler's memory stays flat": a
+// request with a 1 MB form allocates no more than one with a body just over
+// the cap (reading the 1 MB whole would add more than 1 MB), measured as the
+// heap allocated per request.
+func TestBodyCapMemory(t *testing.T) {
+	e := newEnv(t, storagetest.Backends[0])
+	ep := oauthEndpoints(e)[0]
+	h := e.srv.Handler()
+	perRequest := func(size int) uint64 {
+		body := padForm(t, ep.form, size)
+		const runs = 20
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range runs {
+			req := httptest.NewRequest(http.MethodPost, ep.path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", ep.auth)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d, want 413", w.Code)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		return (after.TotalAlloc - before.TotalAlloc) / runs
+	}
+	small, large := perRequest(maxOAuthBody+1), perRequest(1<<20)
+	t.Logf("bytes allocated per request: %d with a body of 16 KiB + 1, %d with 1 MB", small, large)
+	if large > small+64<<10 {
+		t.Errorf("a 1 MB body allocates %d bytes, one of 16 KiB + 1 %d", large, small)
 	}
 }
 
