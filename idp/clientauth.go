@@ -14,6 +14,10 @@ import (
 // maxAuthorizationBytes bounds the Authorization header we decode.
 const maxAuthorizationBytes = 4 << 10
 
+// maxClientIDBytes is the longest client id (checkClientID). A longer one,
+// in the form or in Basic, is invalid_request before any lookup (IN-03).
+const maxClientIDBytes = 128
+
 // errClientAuth is the one answer to every failed client authentication:
 // unknown client, wrong secret, wrong method, disabled client (CA-03). It is
 // 401 with WWW-Authenticate: Basic (writeError adds both).
@@ -27,10 +31,15 @@ var dummyClient = storage.Client{SecretHash: HashClientSecret("kwcs_dummy")}
 // authenticateClient identifies the calling client by exactly one method
 // (RFC 6749 §2.3, CA-05): client_secret_basic (any confidential client, RFC
 // 6749 §2.3.1), client_secret_post (only a client registered for it,
-// CA-04), or none with client_id alone (public clients only).
+// CA-04), or none with client_id alone (public clients only). A client id
+// over maxClientIDBytes is invalid_request before the throttle, any lookup
+// or any secret comparison.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form) (storage.Client, error) {
 	auths := r.Header.Values("Authorization")
 	formID, formSecret := f["client_id"], f["client_secret"]
+	if len(formID) > maxClientIDBytes {
+		return storage.Client{}, badRequest("client_id is too long")
+	}
 	var id, secret, method string
 	switch {
 	case len(auths) > 1:
@@ -40,6 +49,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		id, secret, ok = parseBasic(auths[0])
 		if !ok {
 			return storage.Client{}, errClientAuth()
+		}
+		if len(id) > maxClientIDBytes {
+			return storage.Client{}, badRequest("client_id is too long")
 		}
 		if formSecret != "" || (formID != "" && formID != id) {
 			return storage.Client{}, badRequest("use one client authentication method")

@@ -49,6 +49,14 @@ func badRequest(description string) *Error {
 	return &Error{Code: ErrInvalidRequest, Description: description, Status: http.StatusBadRequest}
 }
 
+// errTooLarge answers a body past its cap (IN-01): 413 with an RFC 6749
+// §5.2 body, as RFC 9110 §15.5.14 and the OWASP REST Security Cheat Sheet
+// advise.
+func errTooLarge() *Error {
+	return &Error{Code: ErrInvalidRequest, Description: "the request body is too large",
+		Status: http.StatusRequestEntityTooLarge}
+}
+
 type wireError struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`

@@ -26,9 +26,14 @@ func serveDirect(e *env, req *http.Request) *httptest.ResponseRecorder {
 	return w
 }
 
+// fuzzStatuses are the answers the OAuth endpoints may give: success, an
+// RFC 6749 error (400, 401), an oversize body (413, IN-01), throttled (429),
+// overloaded (503).
+var fuzzStatuses = map[int]bool{200: true, 400: true, 401: true, 405: true, 413: true, 429: true, 503: true}
+
 func checkFuzzResponse(t *testing.T, w *httptest.ResponseRecorder) {
 	t.Helper()
-	if w.Code >= 500 && w.Code != http.StatusServiceUnavailable {
+	if !fuzzStatuses[w.Code] {
 		t.Fatalf("status %d: %s", w.Code, w.Body.Bytes())
 	}
 	if w.Code != http.StatusOK && w.Code != http.StatusMethodNotAllowed {
@@ -42,7 +47,8 @@ func checkFuzzResponse(t *testing.T, w *httptest.ResponseRecorder) {
 }
 
 // FuzzTokenForm sends arbitrary bodies and content types to the token
-// endpoint: it never panics and never answers 5xx.
+// endpoint: it never panics and never answers 5xx; 413 means the body was
+// over the 16 KiB cap (IN-01), and a form body over it is always 413.
 func FuzzTokenForm(f *testing.F) {
 	e := fuzzEnv(f)
 	rt := e.login().str("refresh_token")
@@ -57,6 +63,13 @@ func FuzzTokenForm(f *testing.F) {
 		"grant_type=client_credentials&scope=%22%5C",
 		"a=%zz&;&&=",
 		"grant_type=password&username=alice&password=" + strings.Repeat("x", 300),
+		// IN-03: each field one over its limit, and IN-01: one byte over the cap.
+		passwordForm(strings.Repeat("u", maxUsernameChars+1), "x").Encode(),
+		passwordForm("alice", strings.Repeat("\uFDFA", 10)).Encode(),
+		refreshForm(strings.Repeat("k", maxRefreshTokenBytes+1)).Encode(),
+		"grant_type=client_credentials&scope=" + strings.Repeat("s", maxScopeBytes+1),
+		"grant_type=client_credentials&client_id=" + strings.Repeat("c", maxClientIDBytes+1),
+		"grant_type=client_credentials&pad=" + strings.Repeat("x", maxOAuthBody-len("grant_type=client_credentials&pad=")+1),
 	} {
 		f.Add(seed, "application/x-www-form-urlencoded")
 	}
@@ -70,7 +83,14 @@ func FuzzTokenForm(f *testing.F) {
 			if auth != "" {
 				req.Header.Set("Authorization", auth)
 			}
-			checkFuzzResponse(t, serveDirect(e, req))
+			w := serveDirect(e, req)
+			checkFuzzResponse(t, w)
+			if w.Code == http.StatusRequestEntityTooLarge && len(body) <= maxOAuthBody {
+				t.Fatalf("413 for a body of %d bytes", len(body))
+			}
+			if contentType == "application/x-www-form-urlencoded" && len(body) > maxOAuthBody && w.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d for a form body of %d bytes", w.Code, len(body))
+			}
 		}
 	})
 }
@@ -87,6 +107,9 @@ func FuzzClientAuth(f *testing.F) {
 	f.Add("", "pub1", "")
 	f.Add("Bearer x", "C1\x00", "")
 	f.Add("basic Og==", "", "")
+	f.Add(basicHeader(strings.Repeat("c", maxClientIDBytes+1), "x"), "", "")
+	f.Add("", strings.Repeat("c", maxClientIDBytes+1), "x")
+	f.Add("", strings.Repeat("c", maxClientIDBytes), "")
 	f.Fuzz(func(t *testing.T, auth, clientID, secret string) {
 		body := "grant_type=client_credentials"
 		if clientID != "" {
@@ -102,6 +125,14 @@ func FuzzClientAuth(f *testing.F) {
 		}
 		w := serveDirect(e, req)
 		checkFuzzResponse(t, w)
+		// IN-03: a client id over 128 bytes, in the form or in Basic, is
+		// invalid_request (413 when the body is over the cap anyway).
+		basicID, _, basicOK := parseBasic(auth)
+		if len(clientID) > maxClientIDBytes || basicOK && len(basicID) > maxClientIDBytes {
+			if w.Code != http.StatusBadRequest && w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), `"invalid_request"`) {
+				t.Fatalf("over-long client id: status %d %s", w.Code, w.Body.Bytes())
+			}
+		}
 		if w.Code == http.StatusOK {
 			// The token is for a client whose real secret was presented.
 			var resp struct {

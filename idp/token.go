@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -76,9 +77,11 @@ var knownParams = map[string]bool{
 // Appendix B) and never the query string: any query is invalid_request
 // (RFC 6749 §3.2, TE-05). A repeated parameter is invalid_request (TE-04);
 // an empty one counts as absent (RFC 6749 §3.2); unknown ones are kept and
-// ignored by the caller (TE-07). It deliberately avoids the net/http form
-// helpers (ParseForm and the Form fields and getters), which merge the
-// query in.
+// ignored by the caller (TE-07). A body past the middleware's cap (bodyCap:
+// 16 KiB on /oauth2/*) is 413 invalid_request, refused after reading at
+// most the cap plus one byte (IN-01). It deliberately avoids the net/http
+// form helpers (ParseForm and the Form fields and getters), which merge the
+// query in and read up to 10 MB.
 func parseForm(r *http.Request) (form, error) {
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
 		return nil, badRequest("parameters belong in the request body, not the URL")
@@ -94,7 +97,11 @@ func parseForm(r *http.Request) (form, error) {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return nil, badRequest("the request body is too large or unreadable")
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, errTooLarge()
+		}
+		return nil, badRequest("the request body is unreadable")
 	}
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -116,6 +123,49 @@ func parseForm(r *http.Request) (form, error) {
 		}
 	}
 	return f, nil
+}
+
+// Length limits on token request fields (IN-03, ASVS 2.2.1). The scope
+// limits are in scope.go, the client id's in clientauth.go, the password's
+// is password.MaxBytes (PW-06).
+const (
+	// maxUsernameChars bounds the username parameter. Names of 65 to 256
+	// characters cannot exist (MaxUsernameLength) and are answered as an
+	// unknown user; only longer ones are refused as malformed.
+	maxUsernameChars = 256
+	// maxRefreshTokenBytes bounds refresh_token. Keyward's own are 48 bytes
+	// (refresh tokens are checked by exact shape afterwards).
+	maxRefreshTokenBytes = 512
+)
+
+// checkLengths refuses a token request with a field longer than any valid
+// value: 400 invalid_request (IN-03). It looks at the request alone, so the
+// answer never depends on whether an account exists (TE-11), and the token
+// handler runs it before client authentication, any lookup and any hashing
+// (AV-02). Fields a grant does not use are checked too.
+func checkLengths(f form) error {
+	scope := f["scope"]
+	switch {
+	case utf8.RuneCountInString(f["username"]) > maxUsernameChars:
+		return badRequest("username is too long")
+	case passwordTooLong(f["password"]):
+		return badRequest("password is too long")
+	case len(scope) > maxScopeBytes:
+		return badRequest("scope is too long")
+	case strings.Count(scope, " ") >= maxScopeTokens:
+		return badRequest("scope has too many values")
+	case len(f["refresh_token"]) > maxRefreshTokenBytes:
+		return badRequest("refresh_token is too long")
+	}
+	return nil
+}
+
+// passwordTooLong reports whether pw is over the password cap as received
+// or after NFKC, the two lengths the hasher refuses (PW-06), so a password
+// that normalization would lengthen past the cap is refused before the user
+// is looked up.
+func passwordTooLong(pw string) bool {
+	return len(pw) > password.MaxBytes || len(password.Normalize(pw)) > password.MaxBytes
 }
 
 // grant is one grant type: it checks its own parameters and credentials
@@ -171,6 +221,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
 	defer func() { s.metrics.TokenRequest(name, tokenOutcome(err)) }()
 	f, err := parseForm(r)
 	if err != nil {
+		return err
+	}
+	if err := checkLengths(f); err != nil {
 		return err
 	}
 	c, err := s.authenticateClient(ctx, r, f)

@@ -99,7 +99,11 @@ func TestTokenErrors(t *testing.T) {
 			{"backslash in scope", request{auth: e.basic("C1"), body: pw + "&scope=a%5Cb"}, 400, ErrInvalidScope},
 			{"newline in scope", request{auth: e.basic("C1"), body: pw + "&scope=read%0Awrite"}, 400, ErrInvalidScope},
 			{"double space in scope", request{auth: e.basic("C1"), body: pw + "&scope=read++write"}, 400, ErrInvalidScope},
-			{"10000 scopes", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r+", 9999) + "r"}, 400, ErrInvalidScope},
+			// IN-01, IN-03: 10,000 scopes (19,999 bytes) exceed the 16 KiB body
+			// cap; a scope over 1024 bytes that fits is invalid_request.
+			{"10000 scopes", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r+", 9999) + "r"}, 413, ErrInvalidRequest},
+			{"1000 scopes", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r+", 999) + "r"}, 400, ErrInvalidRequest},
+			{"64 KiB scope", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r", 64<<10)}, 413, ErrInvalidRequest},
 			{"openid for client_credentials", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=openid"}, 400, ErrInvalidScope},
 			// RFC 8707: audiences.
 			{"unregistered audience", request{auth: e.basic("CC"), body: "grant_type=client_credentials&audience=https%3A%2F%2Fevil.test"}, 400, ErrInvalidTarget},
@@ -107,7 +111,10 @@ func TestTokenErrors(t *testing.T) {
 			{"audience and resource differ", request{auth: e.basic("C1"), body: pw + "&audience=https%3A%2F%2Frs1.test&resource=https%3A%2F%2Frs2.test"}, 400, ErrInvalidRequest},
 			// TE-11, AC-F1, AC-F2: bad credentials.
 			{"wrong password", request{auth: e.basic("C1"), body: passwordForm("alice", "wrong").Encode()}, 400, ErrInvalidGrant},
-			{"1 MB password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 60000)).Encode()}, 400, ErrInvalidRequest},
+			// IN-01, IN-03, PW-06: a password past the body cap is 413, one
+			// past the password cap that fits is invalid_request.
+			{"1 MB password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 1<<20)).Encode()}, 413, ErrInvalidRequest},
+			{"10000-character password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 10000)).Encode()}, 400, ErrInvalidRequest},
 			{"257-byte password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 257)).Encode()}, 400, ErrInvalidRequest},
 			{"sql in username", request{auth: e.basic("C1"), body: passwordForm("' OR '1'='1", "x").Encode()}, 400, ErrInvalidGrant},
 			{"drop table", request{auth: e.basic("C1"), body: passwordForm("alice'); DROP TABLE users;--", "x").Encode()}, 400, ErrInvalidGrant},
@@ -116,19 +123,23 @@ func TestTokenErrors(t *testing.T) {
 			{"trailing space", request{auth: e.basic("C1"), body: passwordForm("alice ", alicePassword).Encode()}, 400, ErrInvalidGrant},
 			{"NUL in username", request{auth: e.basic("C1"), body: passwordForm("alice\x00", alicePassword).Encode()}, 400, ErrInvalidGrant},
 			{"CRLF in username", request{auth: e.basic("C1"), body: passwordForm("alice\r\nadmin", alicePassword).Encode()}, 400, ErrInvalidGrant},
-			{"10000-character username", request{auth: e.basic("C1"), body: passwordForm(strings.Repeat("a", 10000), "x").Encode()}, 400, ErrInvalidGrant},
+			// IN-03: a username over 256 characters is invalid_request; one
+			// past the body cap is 413.
+			{"10000-character username", request{auth: e.basic("C1"), body: passwordForm(strings.Repeat("a", 10000), "x").Encode()}, 400, ErrInvalidRequest},
+			{"1000000-character username", request{auth: e.basic("C1"), body: passwordForm(strings.Repeat("a", 1000000), "x").Encode()}, 413, ErrInvalidRequest},
 			{"NUL in password", request{auth: e.basic("C1"), body: passwordForm("alice", "a\x00b").Encode()}, 400, ErrInvalidGrant},
 			{"emoji password", request{auth: e.basic("C1"), body: passwordForm("alice", "🔑🔑🔑").Encode()}, 400, ErrInvalidGrant},
 			// AC-F3: a refresh grant carrying password parameters is still a refresh.
 			{"refresh with username and password", request{auth: e.basic("C1"), body: refreshForm("kwrt_x", "username", "alice", "password", alicePassword).Encode()}, 400, ErrInvalidGrant},
 			// AC-F6: refresh tokens that are not ours.
 			{"random refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 43)).Encode()}, 400, ErrInvalidGrant},
-			{"10 KiB refresh token", request{auth: e.basic("C1"), body: refreshForm(strings.Repeat("k", 10<<10)).Encode()}, 400, ErrInvalidGrant},
+			{"10 KiB refresh token", request{auth: e.basic("C1"), body: refreshForm(strings.Repeat("k", 10<<10)).Encode()}, 400, ErrInvalidRequest},
 			{"refresh token with spaces", request{auth: e.basic("C1"), body: refreshForm(" " + RefreshTokenPrefix + strings.Repeat("A", 43) + " ").Encode()}, 400, ErrInvalidGrant},
 			{"NUL in client_id", request{body: "grant_type=client_credentials&client_id=C%00&client_secret=x"}, 401, ErrInvalidClient},
 			{"sql refresh token", request{auth: e.basic("C1"), body: refreshForm("' OR 1=1--").Encode()}, 400, ErrInvalidGrant},
-			// Bodies over the cap.
-			{"100 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 100<<10)}, 400, ErrInvalidRequest},
+			// IN-01: bodies over the 16 KiB cap.
+			{"100 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 100<<10)}, 413, ErrInvalidRequest},
+			{"17 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 17<<10)}, 413, ErrInvalidRequest},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +189,10 @@ func TestEmptyUsernameNoLookup(t *testing.T) {
 		{auth: basicHeader("C1", "wrong"), body: passwordForm("alice", alicePassword).Encode()},
 		{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 1000)).Encode()},
 		{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", "nope").Encode()},
+		// IN-03: over-long fields (TestFieldLimits checks every store lookup).
+		{auth: e.basic("C1"), body: passwordForm(strings.Repeat("u", maxUsernameChars+1), alicePassword).Encode()},
+		{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("\uFDFA", 10)).Encode()},
+		{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", strings.Repeat("s", maxScopeBytes+1)).Encode()},
 	} {
 		e.do(r)
 	}
@@ -201,6 +216,10 @@ func TestBadCredentialsIdentical(t *testing.T) {
 			passwordForm("ghost", alicePassword),
 			passwordForm("mallory-locked", alicePassword),
 			passwordForm("dave-disabled", alicePassword),
+			// IN-03 limits: at the limits the answer is still the one
+			// every bad credential gets, after one verification.
+			passwordForm(strings.Repeat("g", maxUsernameChars), alicePassword),
+			passwordForm("alice", strings.Repeat("p", password.MaxBytes)),
 		}
 		var first response
 		for i, f := range cases {
