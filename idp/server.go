@@ -49,6 +49,8 @@ type Config struct {
 
 	// TrustedProxies lists the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// RequireForwardedHTTPS refuses plain-HTTP requests unless a trusted proxy says X-Forwarded-Proto: https (https.go, TE-01).
+	RequireForwardedHTTPS bool
 
 	// Token endpoint (token.go).
 	Passwords           PasswordHasher // checks passwords for the password grant; nil turns the grant off
@@ -132,7 +134,7 @@ func (s *Server) Handler() http.Handler {
 	}))
 	r.Use(s.metrics.Middleware)
 	s.Routes(r)
-	return s.middleware(r)
+	return s.middleware(s.requireHTTPS(r))
 }
 
 // Routes binds every endpoint; this is the one place routes are listed.

@@ -60,7 +60,7 @@ func newServeCmd(a *app) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fl.StringVar(&f.issuer, "issuer", "http://localhost:8080", "issuer URL: https, unless the host is localhost or 127.0.0.1 or --insecure-http is given")
-	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "allow an http issuer on a non-loopback host (never in production)")
+	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP: allow an http issuer on a non-loopback host, and an https issuer without --tls-cert and without the X-Forwarded-Proto check (never in production)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "serve TLS with this private key (PEM)")
 	fl.BoolVar(&f.noMigrate, "no-migrate", false, "do not migrate the database at start")
@@ -73,7 +73,7 @@ func newServeCmd(a *app) *cobra.Command {
 	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", idp.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
 	fl.DurationVar(&f.auditRetention, "audit-retention", idp.DefaultAuditRetention, "how long audit events are kept")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener")
-	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed")
+	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed; with an https issuer and no --tls-cert, the only peers served, and only with X-Forwarded-Proto: https")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
 	f.throttleFlags.register(fl)
 	fl.BoolVar(&f.registration, "registration", false, "serve POST /account/register: anyone may create an account")
@@ -94,6 +94,55 @@ func (f *serveFlags) checkIssuer() error {
 		return nil
 	}
 	return fmt.Errorf("--issuer %s must be https (or pass --insecure-http for a test setup)", f.issuer)
+}
+
+// TLS modes of serve (TE-01), as logged at start.
+const (
+	tlsDirect    = "direct"    // --tls-cert: serve TLS itself; Go answers plain HTTP with a 400
+	tlsForwarded = "forwarded" // https issuer behind a TLS-terminating proxy: idp.Config.RequireForwardedHTTPS
+	tlsOff       = "off"       // http issuer (loopback) or --insecure-http: plain HTTP
+)
+
+// tlsMode decides how the token endpoint stays on TLS (TE-01). An https
+// issuer without a certificate is served only to --trusted-proxies that send
+// X-Forwarded-Proto: https, so without any trusted proxy nothing could reach
+// it legitimately and serve refuses to start. Plain HTTP is served only on a
+// loopback --addr (for a loopback issuer, the local default) or with
+// --insecure-http.
+func (f *serveFlags) tlsMode(proxies []netip.Prefix) (string, error) {
+	u, err := idp.ParseIssuer(f.issuer)
+	if err != nil {
+		return "", fmt.Errorf("--issuer: %w", err)
+	}
+	switch {
+	case f.tlsCert != "":
+		return tlsDirect, nil
+	case f.insecureHTTP:
+		return tlsOff, nil
+	case u.Scheme != "https" && !loopbackAddr(f.addr):
+		return "", fmt.Errorf("--addr %s reaches beyond loopback, where the http issuer %s would serve tokens in clear: "+
+			"use an https issuer (with --tls-cert or --trusted-proxies), or --insecure-http for a test setup", f.addr, f.issuer)
+	case u.Scheme != "https":
+		return tlsOff, nil
+	case len(proxies) == 0:
+		return "", fmt.Errorf("--issuer %s is https but there is no --tls-cert: give --tls-cert and --tls-key, "+
+			"or --trusted-proxies with the address of the TLS-terminating proxy (which must send X-Forwarded-Proto: https)", f.issuer)
+	}
+	return tlsForwarded, nil
+}
+
+// loopbackAddr reports whether a listen address only accepts local
+// connections: localhost or a loopback IP, never the empty (any) host.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 func (f *serveFlags) proxies() ([]netip.Prefix, error) {
@@ -123,6 +172,10 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	if err != nil {
 		return err
 	}
+	mode, err := f.tlsMode(proxies)
+	if err != nil {
+		return err
+	}
 	if err := f.checkLifetimes(); err != nil {
 		return err
 	}
@@ -132,6 +185,9 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	}
 	policy.TokenLifetime = f.accessTTL
 	log := a.logger(logw)
+	if mode == tlsOff && f.insecureHTTP {
+		log.Warn("--insecure-http: the token endpoint is served over plain HTTP, without any TLS check; never in production")
+	}
 
 	db, err := a.openDB(ctx)
 	if err != nil {
@@ -170,7 +226,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	}
 	srv, err = idp.New(idp.Config{
 		Issuer: f.issuer, Store: db, Keys: km, Log: log,
-		JWKSMaxAge: policy.JWKSMaxAge, TrustedProxies: proxies,
+		JWKSMaxAge: policy.JWKSMaxAge, TrustedProxies: proxies, RequireForwardedHTTPS: mode == tlsForwarded,
 		Passwords:      hasher,
 		AccessTokenTTL: f.accessTTL, RefreshTokenTTL: f.refreshTTL, RefreshTokenIdleTTL: f.refreshIdleTTL,
 		RefreshReuseWindow: reuse,
@@ -220,14 +276,14 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 
 	errc := make(chan error, 1)
 	go func() {
-		if f.tlsCert != "" {
+		if mode == tlsDirect {
 			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 			errc <- hs.ServeTLS(ln, f.tlsCert, f.tlsKey)
 			return
 		}
 		errc <- hs.Serve(ln)
 	}()
-	log.Info("keyward serving", "addr", ln.Addr().String(), "issuer", f.issuer, "database", db.Dialect(), "version", version)
+	log.Info("keyward serving", "addr", ln.Addr().String(), "issuer", f.issuer, "database", db.Dialect(), "tls", mode, "version", version)
 
 	select {
 	case err := <-errc:

@@ -1,0 +1,77 @@
+package idp
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// probePaths answer over plain HTTP even under RequireForwardedHTTPS, so an
+// orchestrator can probe the listener directly: liveness and readiness say
+// nothing secret and take no credentials.
+var probePaths = map[string]bool{"/healthz": true, "/readyz": true}
+
+// errHTTPSRequired is the answer to a request that did not come over TLS:
+// a 400 with an RFC 6749 §5.2 body, never a redirect (TE-01, RFC 6749 §3.2:
+// the token endpoint requires TLS; a redirect would teach clients that
+// sending credentials in clear first works).
+func errHTTPSRequired(http.ResponseWriter, *http.Request) error {
+	return badRequest("HTTPS required")
+}
+
+// requireHTTPS wraps next, when Config.RequireForwardedHTTPS is set, so
+// that every request except the probes must have reached Keyward over TLS
+// (see notHTTPS). The check runs before routing, so no path (unknown ones,
+// or ones the router would clean up with a 301) answers anything but 400.
+// Refusals are counted under the endpoint label "https_required".
+func (s *Server) requireHTTPS(next http.Handler) http.Handler {
+	if !s.cfg.RequireForwardedHTTPS {
+		return next
+	}
+	refuse := s.metrics.instrument(func(*http.Request) string { return "https_required" },
+		s.handle(errHTTPSRequired))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if why := s.notHTTPS(r); why != "" && !probePaths[r.URL.Path] {
+			s.log.WarnContext(r.Context(), "request refused: not https", "path", r.URL.Path, "reason", why)
+			refuse.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// notHTTPS says why r did not come over TLS, or "" when it did: either
+// Keyward terminated TLS itself (r.TLS), or the peer is one of
+// Config.TrustedProxies and sent exactly one X-Forwarded-Proto, equal to
+// https. Only the peer itself counts, never an address in X-Forwarded-For,
+// which anyone can write. The reasons are for the log only.
+func (s *Server) notHTTPS(r *http.Request) string {
+	if r.TLS != nil {
+		return ""
+	}
+	if peer, ok := peerAddr(r.RemoteAddr); !ok || !s.trusted(peer) {
+		return "peer is not a trusted proxy"
+	}
+	switch protos := r.Header.Values("X-Forwarded-Proto"); {
+	case len(protos) == 0:
+		return "trusted proxy sent no X-Forwarded-Proto"
+	case len(protos) > 1 || !strings.EqualFold(strings.TrimSpace(protos[0]), "https"):
+		return "trusted proxy sent X-Forwarded-Proto other than https"
+	}
+	return ""
+}
+
+// peerAddr parses the address of the connection's peer, IPv4-mapped IPv6
+// addresses unmapped.
+func peerAddr(remote string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
