@@ -59,7 +59,7 @@ func checkAccountError(t testing.TB, r response, wantStatus int, wantCode string
 	if r.status != wantStatus {
 		t.Errorf("status %d, want %d (body %s)", r.status, wantStatus, r.body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+	if ct := r.header.Get("Content-Type"); ct != contentTypeJSON {
 		t.Errorf("Content-Type %q", ct)
 	}
 	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
@@ -293,7 +293,7 @@ func TestRegister(t *testing.T) {
 		if r.status != http.StatusAccepted {
 			t.Fatalf("register: %d %s", r.status, r.body)
 		}
-		if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != "application/json" {
+		if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != contentTypeJSON {
 			t.Errorf("headers %v", r.header)
 		}
 		u, err := e.db.UserByUsername(t.Context(), "bob")

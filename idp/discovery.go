@@ -78,7 +78,7 @@ type discoveryState struct {
 func (s *Server) wellKnown(w http.ResponseWriter, r *http.Request) error {
 	b := s.discoveryDoc()
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentTypeJSON)
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(discoveryMaxAge))
 	h.Set("Access-Control-Allow-Origin", "*")
 	w.Write(b)

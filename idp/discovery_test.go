@@ -47,7 +47,7 @@ func TestDiscoveryMetadata(t *testing.T) {
 	docs := map[string]map[string]any{}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
 		w := serve(h, http.MethodGet, path)
-		if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
+		if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Fatalf("%s: %d %s", path, w.Code, w.Header().Get("Content-Type"))
 		}
 		if cc := w.Header().Get("Cache-Control"); !strings.Contains(cc, "max-age=") {

@@ -109,14 +109,23 @@ func noStore(w http.ResponseWriter) {
 	w.Header().Set("Pragma", "no-cache")
 }
 
-// writeJSON writes v as a JSON body with the given status.
+// Content types of Keyward's JSON answers, with the charset ASVS 4.1.1 asks
+// for (TH-04). RFC 8259 §11 defines no charset parameter for JSON and says
+// it has no effect on conforming readers, so clients (x/oauth2, go-oidc)
+// read these exactly as before.
+const (
+	contentTypeJSON   = "application/json; charset=utf-8"
+	contentTypeJWKSet = "application/jwk-set+json; charset=utf-8" // RFC 7517 §8.5
+)
+
+// writeJSON writes v as a JSON body with the given status: every JSON answer
+// but the prepared JWKS and metadata documents goes through it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
-		return
+		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentTypeJSON)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))

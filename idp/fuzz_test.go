@@ -37,7 +37,7 @@ func checkFuzzResponse(t *testing.T, w *httptest.ResponseRecorder) {
 		t.Fatalf("status %d: %s", w.Code, w.Body.Bytes())
 	}
 	if w.Code != http.StatusOK && w.Code != http.StatusMethodNotAllowed {
-		if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != "application/json" {
+		if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != contentTypeJSON {
 			t.Fatalf("error without JSON/no-store: %v", w.Header())
 		}
 		if leaks.Match(w.Body.Bytes()) {

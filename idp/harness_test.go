@@ -133,6 +133,7 @@ type env struct {
 	clock   *offsetClock
 	srv     *Server
 	url     string
+	client  *http.Client // sends e.do's requests; nil: http.DefaultClient
 	secrets map[string]string
 	users   map[string]*storage.User
 	logs    *syncBuffer
@@ -293,7 +294,11 @@ func (e *env) do(r request) response {
 			req.Header.Add(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	c := e.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -368,7 +373,7 @@ func checkE1(t testing.TB, r response, wantStatus int, wantCode string) {
 	if r.status != wantStatus {
 		t.Errorf("status %d, want %d (body %s)", r.status, wantStatus, r.body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+	if ct := r.header.Get("Content-Type"); ct != contentTypeJSON {
 		t.Errorf("Content-Type %q", ct)
 	}
 	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {

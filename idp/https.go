@@ -4,7 +4,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // probePaths answer over plain HTTP even under RequireForwardedHTTPS, so an
@@ -74,4 +76,43 @@ func peerAddr(remote string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a.Unmap(), true
+}
+
+// DefaultHSTSMaxAge is the Strict-Transport-Security max-age when
+// Config.HSTSMaxAge is zero: one year, the least TH-02 (ASVS 3.4.1) accepts.
+const DefaultHSTSMaxAge = 365 * 24 * time.Hour
+
+// hstsHeader is the Strict-Transport-Security value (RFC 6797 §6.1) for an
+// issuer host and a max-age: includeSubDomains always, preload never
+// (preloading is the choice of whoever owns the registrable domain). It is
+// "" (no header) for a negative maxAge, and for a loopback issuer host
+// (localhost, *.localhost, 127.0.0.0/8, ::1): that is a developer's machine,
+// where a year-long entry for localhost, which covers every port, would
+// force https on every other local server the browser visits.
+func hstsHeader(issuerHost string, maxAge time.Duration) string {
+	if maxAge < 0 || loopbackHost(issuerHost) {
+		return ""
+	}
+	return "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10) + "; includeSubDomains"
+}
+
+// loopbackHost reports whether host names only the local machine.
+func loopbackHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// hstsFor is the Strict-Transport-Security value for the answer to r (TH-02):
+// the server's value when r reached Keyward over TLS, directly or through a
+// trusted proxy that says so (notHTTPS), "" otherwise. Browsers ignore the
+// header on a plain-HTTP answer (RFC 6797 §8.1), so it is not sent there.
+func (s *Server) hstsFor(r *http.Request) string {
+	if s.hsts == "" || s.notHTTPS(r) != "" {
+		return ""
+	}
+	return s.hsts
 }

@@ -116,7 +116,7 @@ func TestRequireForwardedHTTPS(t *testing.T) {
 			}
 			if w.Code == http.StatusBadRequest {
 				if body["error_description"] != "HTTPS required" || w.Header().Get("Cache-Control") != "no-store" ||
-					w.Header().Get("Content-Type") != "application/json" || w.Header().Get("X-Request-Id") == "" {
+					w.Header().Get("Content-Type") != contentTypeJSON || w.Header().Get("X-Request-Id") == "" {
 					t.Fatalf("refusal %v %s", w.Header(), w.Body.String())
 				}
 			}

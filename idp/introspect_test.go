@@ -62,7 +62,7 @@ func TestIntrospect(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				r := e.do(request{path: "/oauth2/introspect", auth: e.basic(tt.caller), body: "token=" + tt.token})
-				if r.status != 200 || r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != "application/json" {
+				if r.status != 200 || r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != contentTypeJSON {
 					t.Fatalf("%d %v %s", r.status, r.header, r.body)
 				}
 				if !tt.wantActive {

@@ -19,7 +19,7 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Content-Type", contentTypeJWKSet)
 	h.Set("Content-Length", strconv.Itoa(len(doc)))
 	if r.Method != http.MethodHead {
 		w.Write(doc)

@@ -45,7 +45,8 @@ func bodyCap(path string) int64 {
 }
 
 // middleware gives each request an id and a client IP in its context, caps
-// the body, sets safe headers, and turns a panic into a logged 500.
+// the body, sets the security headers (securityHeaders), and turns a panic
+// into a logged 500.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
@@ -54,11 +55,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		ctx = context.WithValue(ctx, ctxRequestID, id)
 		ctx = context.WithValue(ctx, ctxClientIP, s.clientIP(r))
 		r = r.WithContext(ctx)
-		h := w.Header()
-		h.Set("X-Request-Id", id)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
+		w.Header().Set("X-Request-Id", id)
+		s.securityHeaders(w.Header(), r)
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, bodyCap(r.URL.Path))
 		}
@@ -73,6 +71,38 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// apiCSP is the Content-Security-Policy of every response (TH-04, OWASP
+// REST Security Cheat Sheet): Keyward serves JSON and text, never a page, so
+// nothing may load from a response and no site may frame one.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'"
+
+// securityHeaders sets the headers every response carries, before any
+// handler runs, so error answers and routes added later get them too:
+//
+//   - X-Content-Type-Options: nosniff, Content-Security-Policy (apiCSP),
+//     X-Frame-Options: DENY for older browsers, Referrer-Policy: no-referrer
+//     (TH-04, ASVS 3.4.3-3.4.6);
+//   - Cache-Control: no-store by default (TH-03); the public documents (the
+//     JWKS and the metadata) replace it with their max-age, and the answers
+//     that carry tokens, credentials or personal data add Pragma: no-cache
+//     (noStore);
+//   - Strict-Transport-Security when the request reached Keyward over TLS
+//     (TH-02, see hstsFor).
+//
+// No CORS header is set here: only the JWKS and the metadata allow any
+// origin, without credentials (TH-05). Go sends no Server header and
+// Keyward adds none, nor X-Powered-By (TH-07).
+func (s *Server) securityHeaders(h http.Header, r *http.Request) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", apiCSP)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	if v := s.hstsFor(r); v != "" {
+		h.Set("Strict-Transport-Security", v)
+	}
 }
 
 func newRequestID() string {

@@ -51,6 +51,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// RequireForwardedHTTPS refuses plain-HTTP requests unless a trusted proxy says X-Forwarded-Proto: https (https.go, TE-01).
 	RequireForwardedHTTPS bool
+	// HSTSMaxAge is the Strict-Transport-Security max-age sent, with
+	// includeSubDomains, on every answer to a request that came over TLS,
+	// unless the issuer host is loopback (https.go, TH-02); default
+	// DefaultHSTSMaxAge (one year), negative turns the header off.
+	HSTSMaxAge time.Duration
 
 	// Token endpoint (token.go).
 	Passwords           PasswordHasher // checks passwords for the password grant; nil turns the grant off
@@ -83,6 +88,7 @@ type Server struct {
 	callers  *callerLimits
 	audit    *Auditor
 	metrics  *Metrics
+	hsts     string // the Strict-Transport-Security value; "" for none
 }
 
 // New checks cfg and returns a Server.
@@ -103,8 +109,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.JWKSMaxAge <= 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
+	if cfg.HSTSMaxAge == 0 {
+		cfg.HSTSMaxAge = DefaultHSTSMaxAge
+	}
 	cfg.tokenDefaults()
-	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now}
+	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
 	s.metrics = NewMetrics(cfg.KeyAges)
 	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
 	s.callers = newCallerLimits(s.throttle.Policy(), cfg.Now, s)

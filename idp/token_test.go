@@ -265,7 +265,7 @@ func TestTokenSuccess(t *testing.T) {
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newEnv(t, b)
 		r := e.login("scope", "openid profile email read", "audience", "https://rs2.test")
-		if ct := r.header.Get("Content-Type"); ct != "application/json" ||
+		if ct := r.header.Get("Content-Type"); ct != contentTypeJSON ||
 			r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
 			t.Fatalf("headers %v", r.header)
 		}

@@ -56,7 +56,7 @@ func TestUserinfo(t *testing.T) {
 				if r.status != tt.wantStatus {
 					t.Fatalf("status %d, want %d: %s", r.status, tt.wantStatus, r.body)
 				}
-				if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != "application/json" {
+				if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != contentTypeJSON {
 					t.Errorf("headers %v", r.header)
 				}
 				if tt.wantStatus == 200 {

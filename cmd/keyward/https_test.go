@@ -143,7 +143,7 @@ func TestServeBehindTLSProxy(t *testing.T) {
 				return
 			}
 			if body["error_description"] != "HTTPS required" || r.header.Get("Cache-Control") != "no-store" ||
-				r.header.Get("Content-Type") != "application/json" || strings.Contains(r.body, "access_token") {
+				r.header.Get("Content-Type") != "application/json; charset=utf-8" || strings.Contains(r.body, "access_token") {
 				t.Fatalf("refusal: %v %s", r.header, r)
 			}
 		})
