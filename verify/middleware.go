@@ -157,7 +157,7 @@ func challenge(w http.ResponseWriter, realm string, status int, code, desc, scop
 		w.WriteHeader(status)
 		return
 	}
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(struct {
 		Error       string `json:"error"`

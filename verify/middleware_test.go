@@ -127,6 +127,9 @@ func TestMiddleware(t *testing.T) {
 				}
 			}
 			if tt.wantCode != 401 || strings.Contains(tt.wantChall, "error=") {
+				if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+					t.Errorf("Content-Type = %q, want JSON with its charset", ct)
+				}
 				var e struct{ Error string }
 				if err := json.Unmarshal(b, &e); err != nil || !strings.Contains(tt.wantChall, `error="`+e.Error+`"`) {
 					t.Errorf("body %q does not carry the challenge's error code", b)
