@@ -19,7 +19,7 @@ func (g clientCredentialsGrant) exchange(ctx context.Context, c storage.Client, 
 	if err != nil {
 		return issuance{}, err
 	}
-	scope, err := grantScope(requested, c, GrantClientCredentials)
+	scope, err := grantScope(requested, c, GrantClientCredentials, nil)
 	if err != nil {
 		return issuance{}, err
 	}

@@ -55,7 +55,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if err != nil {
 		return issuance{}, err
 	}
-	scope, err := grantScope(requested, c, GrantPassword)
+	scope, err := grantScope(requested, c, GrantPassword, s.cfg.PasswordForbiddenScopes)
 	if err != nil {
 		return issuance{}, err
 	}
@@ -132,7 +132,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	}
 	s.audit.Record(ctx, Event{Type: EventLoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
 	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now()}
-	if err := s.startFamily(ctx, c, &is); err != nil {
+	if err := s.startFamily(ctx, c, &is, s.cfg.PasswordRefreshTokenTTL); err != nil {
 		return issuance{}, err
 	}
 	return is, nil

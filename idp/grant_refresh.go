@@ -43,7 +43,7 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 		Successor: func(salt []byte) []byte { return refreshHash(successorToken(presented, salt)) },
 		Check: func(fam storage.RefreshFamily) error {
 			var err error
-			if scope, err = narrowScope(requested, fam.Scope, c); err != nil {
+			if scope, err = narrowScope(requested, fam.Scope, c, s.cfg.PasswordForbiddenScopes); err != nil {
 				return err
 			}
 			aud, err = resolveAudience(f, c, fam.Audience, s.cfg.Issuer)

@@ -52,12 +52,23 @@ func parseScope(s string) ([]string, error) {
 	return out, nil
 }
 
-// scopeAllowed reports whether grantType may give client the scope s.
-func scopeAllowed(s string, c storage.Client, grantType string) bool {
+// passwordForbidden reports whether the password grant may never give the
+// scope s: ScopeAdmin always, and the operator's
+// Config.PasswordForbiddenScopes (TE-16, RFC 6749 §10.7).
+func passwordForbidden(s string, forbidden []string) bool {
+	return s == ScopeAdmin || slices.Contains(forbidden, s)
+}
+
+// scopeAllowed reports whether grantType may give client the scope s;
+// forbidden is Config.PasswordForbiddenScopes. The password grant is the
+// only one that starts a refresh family, so a refresh is held to the same
+// rule: a scope added to the list later leaves existing sessions at their
+// next refresh.
+func scopeAllowed(s string, c storage.Client, grantType string, forbidden []string) bool {
 	switch {
 	case grantType == GrantClientCredentials && isOIDCScope(s):
 		return false // no user, so nothing for OIDC to describe
-	case grantType != GrantClientCredentials && s == ScopeAdmin:
+	case grantType != GrantClientCredentials && passwordForbidden(s, forbidden):
 		return false // never through a user's password (TE-16)
 	case isOIDCScope(s):
 		return true
@@ -65,23 +76,28 @@ func scopeAllowed(s string, c storage.Client, grantType string) bool {
 	return c.Scopes.Has(s)
 }
 
-// grantScope decides the scope of a new grant. A requested scope must be
-// allowed in full (invalid_scope otherwise, RFC 6749 §5.2). No scope gives
-// the client's registered scopes that the grant allows, without openid: an
-// ID token is issued only when openid is asked for (OIDC Core §3.1.2.1), as
-// Keycloak and Hydra do.
-func grantScope(requested []string, c storage.Client, grantType string) ([]string, error) {
+// grantScope decides the scope of a new grant; forbidden is
+// Config.PasswordForbiddenScopes. A requested scope must be allowed in full
+// (invalid_scope otherwise, RFC 6749 §5.2); one the password grant never
+// gives is refused whether or not the client is registered for it (TE-16).
+// No scope gives the client's registered scopes that the grant allows,
+// without openid: an ID token is issued only when openid is asked for (OIDC
+// Core §3.1.2.1), as Keycloak and Hydra do.
+func grantScope(requested []string, c storage.Client, grantType string, forbidden []string) ([]string, error) {
 	if requested == nil {
 		var out []string
 		for _, s := range c.Scopes {
-			if s != ScopeOpenID && scopeAllowed(s, c, grantType) {
+			if s != ScopeOpenID && scopeAllowed(s, c, grantType, forbidden) {
 				out = append(out, s)
 			}
 		}
 		return out, nil
 	}
 	for _, s := range requested {
-		if !scopeAllowed(s, c, grantType) {
+		if grantType == GrantPassword && passwordForbidden(s, forbidden) {
+			return nil, invalidScope("the requested scope is not available through the password grant")
+		}
+		if !scopeAllowed(s, c, grantType, forbidden) {
 			return nil, invalidScope("the requested scope is not allowed for this client")
 		}
 	}
@@ -89,21 +105,22 @@ func grantScope(requested []string, c storage.Client, grantType string) ([]strin
 }
 
 // narrowScope decides the scope of a refresh: the requested scope must lie
-// within the original grant (RFC 6749 §6); no scope means the original.
-// Scopes the client has since lost are dropped from a default and refused
-// when asked for.
-func narrowScope(requested []string, granted storage.List, c storage.Client) ([]string, error) {
+// within the original grant (RFC 6749 §6); no scope means the original, so
+// a refresh never gains a scope. Scopes the client has since lost, or that
+// forbidden (Config.PasswordForbiddenScopes) has since gained, are dropped
+// from a default and refused when asked for.
+func narrowScope(requested []string, granted storage.List, c storage.Client, forbidden []string) ([]string, error) {
 	if requested == nil {
 		var out []string
 		for _, s := range granted {
-			if scopeAllowed(s, c, GrantRefreshToken) {
+			if scopeAllowed(s, c, GrantRefreshToken, forbidden) {
 				out = append(out, s)
 			}
 		}
 		return out, nil
 	}
 	for _, s := range requested {
-		if !granted.Has(s) || !scopeAllowed(s, c, GrantRefreshToken) {
+		if !granted.Has(s) || !scopeAllowed(s, c, GrantRefreshToken, forbidden) {
 			return nil, invalidScope("a refresh can only keep or narrow the original scope")
 		}
 	}

@@ -55,6 +55,9 @@ func (cfg *Config) tokenDefaults() {
 	if cfg.RefreshTokenTTL <= 0 {
 		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
 	}
+	if cfg.PasswordRefreshTokenTTL <= 0 || cfg.PasswordRefreshTokenTTL > cfg.RefreshTokenTTL {
+		cfg.PasswordRefreshTokenTTL = cfg.RefreshTokenTTL
+	}
 	if cfg.RefreshTokenIdleTTL <= 0 {
 		cfg.RefreshTokenIdleTTL = DefaultRefreshTokenIdleTTL
 	}
@@ -312,14 +315,17 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 
 // startFamily stores a new refresh family with its first token for a user
 // grant, when the client is allowed refresh tokens, and returns the token.
-func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance) error {
+// The family lives ttl at most, whatever its use (RT-07): the grant's
+// lifetime, Config.PasswordRefreshTokenTTL for the password grant (TE-16).
+// Its tokens expire sooner when idle (RefreshTokenIdleTTL), never later.
+func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration) error {
 	if !c.GrantTypes.Has(GrantRefreshToken) {
 		return nil
 	}
 	now := s.now()
 	f := storage.RefreshFamily{
 		ID: storage.NewID(), ClientID: c.ID, UserID: is.subject, Scope: is.scope, Audience: is.audience,
-		AuthTime: storage.At(is.authTime), CreatedAt: storage.At(now), ExpiresAt: storage.At(now.Add(s.cfg.RefreshTokenTTL)),
+		AuthTime: storage.At(is.authTime), CreatedAt: storage.At(now), ExpiresAt: storage.At(now.Add(ttl)),
 	}
 	tok := newRefreshToken()
 	first := storage.RefreshToken{

@@ -40,6 +40,8 @@ type serveFlags struct {
 	keyPolicyFlags
 	trustedProxies                        []string
 	accessTTL, refreshTTL, refreshIdleTTL time.Duration
+	passwordRefreshTTL                    time.Duration // 0: --refresh-token-ttl
+	passwordForbiddenScopes               []string
 	reuseWindow, auditRetention           time.Duration
 	metricsAddr                           string
 	shutdownTimeout                       time.Duration
@@ -70,6 +72,11 @@ func newServeCmd(a *app) *cobra.Command {
 	fl.DurationVar(&f.accessTTL, "access-token-ttl", idp.DefaultAccessTokenTTL, "lifetime of access and ID tokens (30s to 1h)")
 	fl.DurationVar(&f.refreshTTL, "refresh-token-ttl", idp.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens")
 	fl.DurationVar(&f.refreshIdleTTL, "refresh-token-idle-ttl", idp.DefaultRefreshTokenIdleTTL, "how long an unused refresh token lives")
+	fl.Var(positive(&f.passwordRefreshTTL), "password-grant-refresh-token-ttl",
+		"absolute lifetime of the refresh tokens of a password-grant login, at most --refresh-token-ttl (default: --refresh-token-ttl)")
+	fl.Lookup("password-grant-refresh-token-ttl").DefValue = "" // it follows --refresh-token-ttl; not "0s"
+	fl.StringSliceVar(&f.passwordForbiddenScopes, "password-grant-forbidden-scopes", nil,
+		"comma-separated scopes the password grant never grants, even to a client registered for them (keyward:admin always); client_credentials still may")
 	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", idp.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
 	fl.DurationVar(&f.auditRetention, "audit-retention", idp.DefaultAuditRetention, "how long audit events are kept")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener")
@@ -179,6 +186,14 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	if err := f.checkLifetimes(); err != nil {
 		return err
 	}
+	forbidden, err := f.forbiddenScopes()
+	if err != nil {
+		return err
+	}
+	passwordRefreshTTL := f.passwordRefreshTTL
+	if passwordRefreshTTL == 0 {
+		passwordRefreshTTL = f.refreshTTL
+	}
 	policy, err := f.keyPolicy()
 	if err != nil {
 		return err
@@ -236,6 +251,8 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		Throttle:           f.throttleFlags.policy(),
 		KeyRotator:         km, // the admin API's /admin/v1/keys
 		Policy:             pwPolicy, Registration: f.registration,
+
+		PasswordRefreshTokenTTL: passwordRefreshTTL, PasswordForbiddenScopes: forbidden, // TE-16
 	})
 	if err != nil {
 		return err
@@ -308,12 +325,31 @@ func (f *serveFlags) checkLifetimes() error {
 		return fmt.Errorf("--refresh-token-ttl must be positive, got %v", f.refreshTTL)
 	case f.refreshIdleTTL <= 0 || f.refreshIdleTTL > f.refreshTTL:
 		return fmt.Errorf("--refresh-token-idle-ttl must be positive and at most --refresh-token-ttl, got %v", f.refreshIdleTTL)
+	case f.passwordRefreshTTL > f.refreshTTL: // zero (not set) follows --refresh-token-ttl; the flag refuses negative ones
+		return fmt.Errorf("--password-grant-refresh-token-ttl must be at most --refresh-token-ttl (%v), got %v", f.refreshTTL, f.passwordRefreshTTL)
 	case f.reuseWindow < 0 || f.reuseWindow > time.Minute:
 		return fmt.Errorf("--refresh-reuse-window must be between 0s (off) and 1m, got %v", f.reuseWindow)
 	case f.auditRetention < time.Hour:
 		return fmt.Errorf("--audit-retention must be at least 1h, got %v", f.auditRetention)
 	}
 	return nil
+}
+
+// forbiddenScopes checks --password-grant-forbidden-scopes: each entry,
+// trimmed, must be a scope token (RFC 6749 §3.3); empty ones are skipped.
+func (f *serveFlags) forbiddenScopes() ([]string, error) {
+	var out []string
+	for _, s := range f.passwordForbiddenScopes {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+			continue
+		case !idp.ValidScopeToken(s):
+			return nil, fmt.Errorf("--password-grant-forbidden-scopes: %q is not a scope (RFC 6749 §3.3 scope-token)", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // serveMetrics serves /metrics on its own listener (AD-09: not on the
