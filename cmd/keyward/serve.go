@@ -271,15 +271,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		}
 	}
 
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(srv.Handler(), log)
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
@@ -361,7 +353,7 @@ func serveMetrics(ctx context.Context, addr string, srv *idp.Server, log *slog.L
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", srv.Metrics().Handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hs := newHTTPServer(mux, log)
 	go hs.Serve(ln)
 	go func() {
 		<-ctx.Done()
@@ -428,4 +420,18 @@ Get a token:
 
 `, demoClientID, secret, demoUsername, pw, demoClientID, secret, demoUsername, pw, issuer)
 	return nil
+}
+
+// newHTTPServer is an http.Server with the limits every Keyward listener
+// keeps (AV-03, IN-02): a slow or oversized client is cut off, never held.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
