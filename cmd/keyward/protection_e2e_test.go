@@ -111,25 +111,11 @@ func (r tokenReply) String() string {
 func postPasswordGrant(t *testing.T, c *http.Client, p *process, secret, user, pw, xff string) tokenReply {
 	t.Helper()
 	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {pw}, "scope": {"openid"}}
-	req, err := http.NewRequest(http.MethodPost, p.URL+"/oauth2/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(loginClientID, secret)
+	h := http.Header{"Authorization": {basicAuth(loginClientID, secret)}}
 	if xff != "" {
-		req.Header.Set("X-Forwarded-For", xff)
+		h.Set("X-Forwarded-For", xff)
 	}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tokenReply{res.StatusCode, res.Header, string(b)}
+	return send(t, c, http.MethodPost, p.URL+"/oauth2/token", h, form)
 }
 
 // checkTokenErrorE1 checks what every token endpoint error carries (RFC 6749 §5.2):
