@@ -1,6 +1,7 @@
 // Package password hashes, verifies and vets user passwords: argon2id in the PHC string
-// format (RFC 9106), bcrypt hashes accepted for import and upgraded on the next login, a
-// concurrency and memory limit around every hash (AV-01), and the NIST SP 800-63B-4
+// format (RFC 9106), bcrypt hashes accepted for import and upgraded on the next login, an
+// optional pepper (WithPepper: an HMAC-SHA256 key kept outside the database, marked keyid=
+// in the PHC string, PW-04), a concurrency and memory limit around every hash (AV-01), and the NIST SP 800-63B-4
 // §3.1.1.2 password policy with a built-in blocklist of common passwords (PW-05 to PW-10).
 //
 // A Hasher normalises (NFKC) and length-checks the password before it spends any hashing

@@ -1,8 +1,11 @@
 package password
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -95,12 +98,41 @@ func WithMaxWait(d time.Duration) Option { return func(h *Hasher) { h.lim.maxWai
 // on the caller's goroutine and must not block.
 func WithObserver(f func(Observation)) Option { return func(h *Hasher) { h.lim.observe = f } }
 
+// MinPepperLen is the shortest pepper WithPepper accepts, in bytes.
+const MinPepperLen = 32
+
+// maxPepperLen bounds a pepper; HMAC-SHA256 hashes longer keys down to 32 bytes anyway.
+const maxPepperLen = 1024
+
+// ErrWrongPepper reports a peppered hash (one whose PHC parameters carry a keyid) that
+// this Hasher cannot check: it holds no pepper, or one with another keyid. It is an
+// operator's error, not a wrong password, so Verify returns it instead of false.
+var ErrWrongPepper = errors.New("password hash made with a pepper this hasher does not hold")
+
+// WithPepper makes the Hasher pepper its hashes (PW-04, OWASP Password Storage
+// "Peppering"): argon2id is fed HMAC-SHA256(key, NFKC(password)) instead of the password,
+// and the PHC string carries keyid=<base64 of 6 bytes>, an identifier derived from key
+// (the first 6 bytes of HMAC-SHA256(key, "keyward password pepper keyid")), so a verifier
+// knows a hash needs the key and which one. The key is held outside the database
+// (a file from a KMS or secret store), so a database dump alone cannot be checked
+// offline. key must be at least MinPepperLen random bytes; NewHasher copies it.
+func WithPepper(key []byte) Option {
+	return func(h *Hasher) {
+		h.pepper = bytes.Clone(key)
+		if h.pepper == nil {
+			h.pepper = []byte{} // set but empty: NewHasher refuses it
+		}
+	}
+}
+
 // Hasher hashes and verifies passwords under a concurrency and memory limit. It is safe
 // for concurrent use.
 type Hasher struct {
 	params Params
 	lim    *limiter
-	dummy  phc // a hash no password matches, at params, for VerifyDummy
+	pepper []byte // nil: no pepper
+	keyid  []byte // derived from pepper; nil without one
+	dummy  phc    // a hash no password matches, at params and keyid, for VerifyDummy
 }
 
 // NewHasher returns a Hasher making argon2id hashes with p. It fails when p is out of
@@ -126,11 +158,16 @@ func NewHasher(p Params, opts ...Option) (*Hasher, error) {
 		return nil, fmt.Errorf("new password hasher: max queue %d below 0", l.maxQueue)
 	case l.maxWait <= 0:
 		return nil, fmt.Errorf("new password hasher: max wait %v not positive", l.maxWait)
+	case h.pepper != nil && (len(h.pepper) < MinPepperLen || len(h.pepper) > maxPepperLen):
+		return nil, fmt.Errorf("new password hasher: pepper is %d bytes, want %d to %d", len(h.pepper), MinPepperLen, maxPepperLen)
+	}
+	if h.pepper != nil {
+		h.keyid = pepperKeyID(h.pepper)
 	}
 	if l.maxConc == -1 {
 		l.maxConc = max(1, min(runtime.GOMAXPROCS(0), int(l.budget/uint64(p.Memory))))
 	}
-	h.dummy = phc{memory: p.Memory, time: p.Time, threads: p.Threads,
+	h.dummy = phc{memory: p.Memory, time: p.Time, threads: p.Threads, keyid: h.keyid,
 		salt: randomBytes(p.SaltLen), key: randomBytes(p.KeyLen)}
 	return h, nil
 }
@@ -141,8 +178,12 @@ func (h *Hasher) Params() Params { return h.params }
 // Stats returns a snapshot of the limiter, for gauges (queue depth, in-flight, memory).
 func (h *Hasher) Stats() Stats { return h.lim.snapshot() }
 
+// Peppered reports whether the Hasher peppers its hashes (WithPepper).
+func (h *Hasher) Peppered() bool { return h.pepper != nil }
+
 // Hash returns the argon2id PHC string for pw after NFKC normalisation, with a fresh
-// random salt (PW-02). It fails with ErrTooLong, ErrOverloaded or ctx's error.
+// random salt (PW-02), peppered when the Hasher has a pepper (PW-04). It fails with
+// ErrTooLong, ErrOverloaded or ctx's error.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	n, err := prepare(pw)
 	if err != nil {
@@ -154,16 +195,18 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
 	defer release()
-	enc := phc{memory: p.Memory, time: p.Time, threads: p.Threads, salt: randomBytes(p.SaltLen)}
-	enc.key = argon2.IDKey([]byte(n), enc.salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	enc := phc{memory: p.Memory, time: p.Time, threads: p.Threads, keyid: h.keyid, salt: randomBytes(p.SaltLen)}
+	enc.key = argon2.IDKey(h.input(n, enc.keyid), enc.salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 	return enc.encode(), nil
 }
 
 // Verify reports whether pw matches encoded, an argon2id PHC string or an imported
 // bcrypt hash, comparing in constant time. rehash is true when pw matched and encoded
-// should be replaced by Hash(pw): it is bcrypt or has other parameters (PW-03).
-// A wrong password is (false, false, nil); a hash that cannot be checked is an error
-// wrapping ErrMalformedHash or ErrUnsupportedHash.
+// should be replaced by Hash(pw): it is bcrypt, has other parameters (PW-03), or is not
+// peppered with the Hasher's pepper (PW-04: an unpeppered hash verifies without the
+// pepper and is upgraded at the next login). A wrong password is (false, false, nil);
+// a hash that cannot be checked is an error wrapping ErrMalformedHash,
+// ErrUnsupportedHash or ErrWrongPepper (a peppered hash and no pepper, or another one).
 func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
 	ok, rehash, err = h.verify(ctx, pw, encoded)
 	if err != nil {
@@ -187,14 +230,21 @@ func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
 }
 
 // NeedsRehash reports whether encoded should be replaced at the next login: it is
-// bcrypt, has other parameters than the Hasher's, or cannot be parsed.
+// bcrypt, has other parameters or another pepper keyid than the Hasher's, or cannot be
+// parsed.
 func (h *Hasher) NeedsRehash(encoded string) bool {
 	s, err := classify(encoded)
 	if err != nil || s != schemeArgon2id {
 		return true
 	}
 	parsed, err := parsePHC(encoded)
-	return err != nil || parsed.params() != h.params
+	return err != nil || h.stale(parsed)
+}
+
+// stale reports whether a parsed hash differs from what Hash makes now: parameters or
+// pepper.
+func (h *Hasher) stale(parsed phc) bool {
+	return parsed.params() != h.params || !bytes.Equal(parsed.keyid, h.keyid)
 }
 
 func (h *Hasher) verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
@@ -218,18 +268,47 @@ func (h *Hasher) verify(ctx context.Context, pw, encoded string) (ok, rehash boo
 		return false, false, fmt.Errorf("%w: needs %d KiB, budget is %d KiB",
 			ErrUnsupportedHash, parsed.memory, h.lim.budget)
 	}
+	if parsed.keyid != nil && !bytes.Equal(parsed.keyid, h.keyid) {
+		if h.keyid == nil {
+			return false, false, fmt.Errorf("%w: hash has pepper keyid %s, no pepper is configured",
+				ErrWrongPepper, b64.EncodeToString(parsed.keyid))
+		}
+		return false, false, fmt.Errorf("%w: hash has pepper keyid %s, the configured pepper is %s",
+			ErrWrongPepper, b64.EncodeToString(parsed.keyid), b64.EncodeToString(h.keyid))
+	}
 	ok, err = h.verifyArgon2(ctx, n, parsed)
-	return ok, ok && parsed.params() != h.params, err
+	return ok, ok && h.stale(parsed), err
 }
 
-// verifyArgon2 recomputes the key for normalised password n under want's parameters.
+// input is what argon2id is fed for normalised password n in a hash with keyid: n itself
+// for an unpeppered hash, HMAC-SHA256(pepper, n) for a peppered one. The caller has
+// checked that keyid is nil or the Hasher's.
+func (h *Hasher) input(n string, keyid []byte) []byte {
+	if keyid == nil {
+		return []byte(n)
+	}
+	m := hmac.New(sha256.New, h.pepper)
+	m.Write([]byte(n))
+	return m.Sum(nil)
+}
+
+// pepperKeyID derives the keyid a peppered PHC string carries: the first keyIDLen bytes
+// of HMAC-SHA256(pepper, a fixed label). It names the key without revealing it.
+func pepperKeyID(pepper []byte) []byte {
+	m := hmac.New(sha256.New, pepper)
+	m.Write([]byte("keyward password pepper keyid"))
+	return m.Sum(nil)[:keyIDLen]
+}
+
+// verifyArgon2 recomputes the key for normalised password n under want's parameters and
+// pepper; VerifyDummy takes the same path.
 func (h *Hasher) verifyArgon2(ctx context.Context, n string, want phc) (bool, error) {
 	release, err := h.lim.acquire(ctx, uint64(want.memory))
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	got := argon2.IDKey([]byte(n), want.salt, want.time, want.memory, want.threads, uint32(len(want.key)))
+	got := argon2.IDKey(h.input(n, want.keyid), want.salt, want.time, want.memory, want.threads, uint32(len(want.key)))
 	return subtle.ConstantTimeCompare(got, want.key) == 1, nil
 }
 

@@ -30,6 +30,7 @@ const (
 	minBcryptCost  = 4
 	maxBcryptCost  = 16 // cost 16 is about 5 s per check; anything above is hostile
 	bcryptLen      = 60
+	keyIDLen       = 6 // bytes of a pepper keyid; 8 base64 characters
 	argon2idPrefix = "$argon2id$"
 )
 
@@ -50,6 +51,7 @@ type phc struct {
 	memory  uint32 // KiB
 	time    uint32
 	threads uint8
+	keyid   []byte // the pepper's keyid (PW-04); nil for an unpeppered hash
 	salt    []byte
 	key     []byte
 }
@@ -60,10 +62,16 @@ func (h phc) params() Params {
 		SaltLen: uint32(len(h.salt)), KeyLen: uint32(len(h.key))}
 }
 
-// encode renders h as `$argon2id$v=19$m=…,t=…,p=…$salt$key`.
+// encode renders h as `$argon2id$v=19$m=…,t=…,p=…$salt$key`, or with a pepper as
+// `$argon2id$v=19$m=…,t=…,p=…,keyid=…$salt$key` (keyid is the PHC string format's
+// optional Argon2 parameter naming a secret key, after m, t, p).
 func (h phc) encode() string {
-	return fmt.Sprintf("%sv=19$m=%d,t=%d,p=%d$%s$%s", argon2idPrefix,
-		h.memory, h.time, h.threads, b64.EncodeToString(h.salt), b64.EncodeToString(h.key))
+	keyid := ""
+	if h.keyid != nil {
+		keyid = ",keyid=" + b64.EncodeToString(h.keyid)
+	}
+	return fmt.Sprintf("%sv=19$m=%d,t=%d,p=%d%s$%s$%s", argon2idPrefix,
+		h.memory, h.time, h.threads, keyid, b64.EncodeToString(h.salt), b64.EncodeToString(h.key))
 }
 
 // classify tells which scheme encoded claims to be, without parsing it fully.
@@ -86,13 +94,18 @@ func classify(encoded string) (scheme, error) {
 }
 
 // parsePHC parses an argon2id hash in the PHC string format, strictly: version 19 only,
-// parameters m, t, p in that order, canonical decimals, and bounds on every value.
+// parameters m, t, p in that order, canonical decimals, and bounds on every value; then
+// optionally keyid=, exactly keyIDLen bytes in base64, marking a peppered hash (PW-04).
+// No other parameter (data=, a second keyid, an empty one) is accepted.
 func parsePHC(encoded string) (phc, error) {
 	bad := func(what string) (phc, error) {
 		return phc{}, fmt.Errorf("%w: %s", ErrMalformedHash, what)
 	}
 	if len(encoded) > maxEncodedLen {
 		return bad("too long")
+	}
+	if strings.ContainsAny(encoded, "\r\n") {
+		return bad("has a line break") // encoding/base64 skips them, even when strict
 	}
 	rest, ok := strings.CutPrefix(encoded, argon2idPrefix)
 	if !ok {
@@ -106,6 +119,19 @@ func parsePHC(encoded string) (phc, error) {
 		return bad("version is not 19")
 	}
 	kv := strings.Split(fields[1], ",")
+	var keyid []byte
+	if len(kv) == 4 {
+		enc, ok := strings.CutPrefix(kv[3], "keyid=")
+		if !ok {
+			return bad("fourth parameter is not keyid")
+		}
+		id, err := b64.DecodeString(enc)
+		if err != nil || len(id) != keyIDLen {
+			return bad("keyid is not base64 of a valid length")
+		}
+		keyid = id
+		kv = kv[:3]
+	}
 	if len(kv) != 3 {
 		return bad("want parameters m, t and p")
 	}
@@ -138,7 +164,7 @@ func parsePHC(encoded string) (phc, error) {
 	if err != nil || len(key) < minKeyLen || len(key) > maxKeyLen {
 		return bad("hash is not base64 of a valid length")
 	}
-	return phc{memory: uint32(m), time: uint32(t), threads: uint8(p), salt: salt, key: key}, nil
+	return phc{memory: uint32(m), time: uint32(t), threads: uint8(p), keyid: keyid, salt: salt, key: key}, nil
 }
 
 // parseDecimal accepts 1 to 10 ASCII digits with no sign and no leading zero.
