@@ -115,14 +115,13 @@ var ErrWrongPepper = errors.New("password hash made with a pepper this hasher do
 // (the first 6 bytes of HMAC-SHA256(key, "keyward password pepper keyid")), so a verifier
 // knows a hash needs the key and which one. The key is held outside the database
 // (a file from a KMS or secret store), so a database dump alone cannot be checked
-// offline. key must be at least MinPepperLen random bytes; NewHasher copies it.
+// offline. key must be at least MinPepperLen random bytes; WithPepper copies it.
 func WithPepper(key []byte) Option {
-	return func(h *Hasher) {
-		h.pepper = bytes.Clone(key)
-		if h.pepper == nil {
-			h.pepper = []byte{} // set but empty: NewHasher refuses it
-		}
+	k := bytes.Clone(key) // now, so the caller may clear key before NewHasher runs
+	if k == nil {
+		k = []byte{} // set but empty: NewHasher refuses it
 	}
+	return func(h *Hasher) { h.pepper = k }
 }
 
 // Hasher hashes and verifies passwords under a concurrency and memory limit. It is safe
