@@ -37,6 +37,7 @@ type app struct {
 	minLength    int
 	blocklist    string
 	argon        password.Params
+	pepperFile   string
 }
 
 func newRootCmd() *cobra.Command {
@@ -64,6 +65,7 @@ func newRootCmd() *cobra.Command {
 	pf.Uint32Var(&a.argon.Memory, "argon2-memory", a.argon.Memory, "argon2id memory per hash, KiB")
 	pf.Uint32Var(&a.argon.Time, "argon2-time", a.argon.Time, "argon2id passes")
 	pf.Uint8Var(&a.argon.Threads, "argon2-threads", a.argon.Threads, "argon2id lanes")
+	pf.StringVar(&a.pepperFile, "password-pepper-file", "", "file holding the password pepper, an HMAC key of 32 or more random bytes (raw or base64) kept apart from the database; every command that hashes or checks passwords needs the same one")
 
 	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a), newKeysCmd(a))
 	return root
@@ -167,8 +169,18 @@ func (a *app) openMigrated(ctx context.Context) (*storage.DB, error) {
 	return db, nil
 }
 
-func (a *app) hasher() (*password.Hasher, error) {
-	h, err := password.NewHasher(a.argon)
+// hasher builds the password hasher from the --argon2-* flags and, with
+// --password-pepper-file, the pepper (PW-04); opts come after those.
+func (a *app) hasher(opts ...password.Option) (*password.Hasher, error) {
+	if a.pepperFile != "" {
+		key, err := readPepperFile(a.pepperFile)
+		if err != nil {
+			return nil, fmt.Errorf("--password-pepper-file: %w", err)
+		}
+		opts = append([]password.Option{password.WithPepper(key)}, opts...)
+		clear(key) // WithPepper keeps its own copy
+	}
+	h, err := password.NewHasher(a.argon, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--argon2-*: %w", err)
 	}

@@ -225,11 +225,14 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	}
 
 	var srv *idp.Server
-	hasher, err := password.NewHasher(a.argon, password.WithObserver(func(o password.Observation) {
+	hasher, err := a.hasher(password.WithObserver(func(o password.Observation) {
 		srv.Metrics().HashWaited(o.Wait)
 	}))
 	if err != nil {
-		return fmt.Errorf("--argon2-*: %w", err)
+		return err
+	}
+	if hasher.Peppered() {
+		log.Info("password hashes are peppered (--password-pepper-file); older hashes are upgraded at each user's next login")
 	}
 	pwPolicy, err := a.policy()
 	if err != nil {
