@@ -113,10 +113,17 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
 			return issuance{}, errHashing(err)
 		}
-		// A stored hash that cannot be checked: the operator must fix it;
-		// the client sees an ordinary failure.
+		// A stored hash that cannot be checked (corrupt, or peppered with a
+		// key this server lacks): the operator must fix it; the client sees
+		// an ordinary failure. It is not counted toward the throttle: no
+		// guess can succeed against it, and a server started without its
+		// pepper must not lock every account out.
 		s.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
-		return issuance{}, g.failed(ctx, c, u.ID, "bad_hash", username, ip)
+		reason := "bad_hash"
+		if errors.Is(err, password.ErrWrongPepper) {
+			reason = "wrong_pepper"
+		}
+		return issuance{}, g.failed(ctx, c, u.ID, reason, "", ip)
 	}
 	switch {
 	case !ok:
