@@ -150,12 +150,7 @@ const auditWriteTimeout = 2 * time.Second
 // Record logs e and stores it as an audit row, returning once the row is
 // written (or its write failed, which is logged).
 func (a *Auditor) Record(ctx context.Context, e Event) {
-	row := a.logEvent(ctx, e)
-	done := make(chan error, 1)
-	a.enqueue(row, done)
-	if err := <-done; err != nil {
-		a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
-	}
+	a.queueRow(ctx, a.logEvent(ctx, e), true)
 }
 
 // RecordAsync logs e like Record and queues its row without waiting for
@@ -165,19 +160,7 @@ func (a *Auditor) Record(ctx context.Context, e Event) {
 // Flush waits for it. A crash may lose rows still queued (at most
 // maxAuditQueue); past that many, RecordAsync waits like Record.
 func (a *Auditor) RecordAsync(ctx context.Context, e Event) {
-	row := a.logEvent(ctx, e)
-	a.mu.Lock()
-	full := len(a.queue) >= maxAuditQueue
-	a.mu.Unlock()
-	if full {
-		done := make(chan error, 1)
-		a.enqueue(row, done)
-		if err := <-done; err != nil {
-			a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
-		}
-		return
-	}
-	a.enqueue(row, nil)
+	a.queueRow(ctx, a.logEvent(ctx, e), false)
 }
 
 // Flush returns once every row queued before the call is written (or its
@@ -227,10 +210,14 @@ func (a *Auditor) logEvent(ctx context.Context, e Event) storage.AuditEvent {
 	return row
 }
 
-// enqueue queues row and starts the writer if none runs. done, if not nil,
-// receives the write's outcome.
-func (a *Auditor) enqueue(row storage.AuditEvent, done chan error) {
+// queueRow queues row, starts the writer if none runs, and, when wait is set
+// or the queue is full, waits for the row's write and logs its failure.
+func (a *Auditor) queueRow(ctx context.Context, row storage.AuditEvent, wait bool) {
 	a.mu.Lock()
+	var done chan error
+	if wait || len(a.queue) >= maxAuditQueue {
+		done = make(chan error, 1)
+	}
 	a.queue = append(a.queue, auditEntry{row: row, done: done})
 	a.queued++
 	start := !a.writing
@@ -238,6 +225,12 @@ func (a *Auditor) enqueue(row storage.AuditEvent, done chan error) {
 	a.mu.Unlock()
 	if start {
 		go a.write()
+	}
+	if done == nil {
+		return
+	}
+	if err := <-done; err != nil {
+		a.log.ErrorContext(ctx, "audit write failed", "event", row.Type, "err", err)
 	}
 }
 
