@@ -34,9 +34,10 @@ func NewKEK() []byte {
 // EncodeKEK returns kek as the base64 text --key-encryption-key takes.
 func EncodeKEK(kek []byte) string { return base64.StdEncoding.EncodeToString(kek) }
 
-// ParseKEK decodes a key-encryption key given as base64 (standard or URL
-// alphabet, padded or not) of 32 bytes.
-func ParseKEK(s string) ([]byte, error) {
+// DecodeKey decodes a secret key written as base64 text, in the standard
+// or URL alphabet, padded or not, surrounding whitespace ignored, as the
+// key files and flags of keyward take them.
+func DecodeKey(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	var (
 		b   []byte
@@ -44,9 +45,16 @@ func ParseKEK(s string) ([]byte, error) {
 	)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err = enc.DecodeString(s); err == nil {
-			break
+			return b, nil
 		}
 	}
+	return nil, err
+}
+
+// ParseKEK decodes a key-encryption key given as base64 (DecodeKey) of 32
+// bytes.
+func ParseKEK(s string) ([]byte, error) {
+	b, err := DecodeKey(s)
 	if err != nil {
 		return nil, errors.New("key-encryption key is not valid base64")
 	}

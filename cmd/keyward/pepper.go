@@ -1,13 +1,12 @@
 package main
 
 import (
-	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/keys"
 )
 
 // maxPepperFile bounds what --password-pepper-file reads.
@@ -32,13 +31,8 @@ func readPepperFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("password pepper file %s is longer than %d bytes", path, maxPepperFile)
 	}
 	key := b
-	if s := strings.TrimSpace(string(b)); s != "" {
-		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-			if d, err := enc.DecodeString(s); err == nil {
-				key = d
-				break
-			}
-		}
+	if d, err := keys.DecodeKey(string(b)); err == nil && len(d) > 0 {
+		key = d
 	}
 	if len(key) < password.MinPepperLen {
 		return nil, fmt.Errorf("password pepper file %s: the key must be at least %d bytes (raw, or base64 of them), got %d; make one with: head -c32 /dev/urandom | base64",
