@@ -23,7 +23,7 @@ func (g clientCredentialsGrant) exchange(ctx context.Context, c storage.Client, 
 	if err != nil {
 		return issuance{}, err
 	}
-	aud, err := resolveAudience(f, c, "", g.s.cfg.Issuer)
+	aud, err := resolveAudience(f, c, g.s.cfg.Issuer)
 	if err != nil {
 		return issuance{}, err
 	}

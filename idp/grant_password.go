@@ -59,7 +59,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if err != nil {
 		return issuance{}, err
 	}
-	aud, err := resolveAudience(f, c, "", s.cfg.Issuer)
+	aud, err := resolveAudience(f, c, s.cfg.Issuer)
 	if err != nil {
 		return issuance{}, err
 	}
@@ -134,14 +134,24 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
+	// u is the row whose hash was just verified. The family is stored only
+	// if that is still the account's password and the account is still
+	// enabled and there (RT-08): a change, disable or delete that committed
+	// since the lookup refuses it, and one that commits after it revokes it.
+	// The loser of that race gets what a request a moment later would get,
+	// the answer to a wrong password; it is not counted as a guess.
+	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now(),
+		signIn: storage.SignInOf(u)}
+	if err := s.startFamily(ctx, c, &is, s.cfg.PasswordRefreshTokenTTL); err != nil {
+		if errors.Is(err, storage.ErrSignInStale) {
+			return issuance{}, g.failed(ctx, c, u.ID, "account_changed", "", ip)
+		}
+		return issuance{}, err
+	}
 	if err := s.throttle.LoginSucceeded(ctx, username, ip); err != nil {
 		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
 	}
 	s.audit.Record(ctx, Event{Type: EventLoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
-	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now()}
-	if err := s.startFamily(ctx, c, &is, s.cfg.PasswordRefreshTokenTTL); err != nil {
-		return issuance{}, err
-	}
 	return is, nil
 }
 

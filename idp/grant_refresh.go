@@ -21,6 +21,26 @@ func errBadRefresh() *Error {
 	return &Error{Code: ErrInvalidGrant, Description: "the refresh token is invalid, expired or revoked"}
 }
 
+// refreshAudience is the audience of a refreshed access token: the one
+// the family was granted, since a refresh is limited to the resources of
+// the original grant (RFC 8707 §2, "Access Token Request"). Asking for
+// another audience or resource is invalid_target, registered for the
+// client or not; so is a refresh of a family whose audience the client is
+// no longer registered for (a token for the issuer itself, the audience of
+// a client without any, stays allowed).
+func refreshAudience(f form, c storage.Client, granted, issuer string) (string, error) {
+	aud, err := requestedAudience(f)
+	switch {
+	case err != nil:
+		return "", err
+	case aud != "" && aud != granted:
+		return "", &Error{Code: ErrInvalidTarget, Description: "a refresh keeps the audience of the original grant"}
+	case granted == "" || (granted != issuer && !c.Audiences.Has(granted)):
+		return "", &Error{Code: ErrInvalidTarget, Description: "the audience of the original grant is no longer registered for this client"}
+	}
+	return granted, nil
+}
+
 func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
 	s := g.s
 	presented := f["refresh_token"]
@@ -46,7 +66,7 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 			if scope, err = narrowScope(requested, fam.Scope, c, s.cfg.PasswordForbiddenScopes); err != nil {
 				return err
 			}
-			aud, err = resolveAudience(f, c, fam.Audience, s.cfg.Issuer)
+			aud, err = refreshAudience(f, c, fam.Audience, s.cfg.Issuer)
 			return err
 		},
 	})

@@ -176,7 +176,8 @@ func TestRefreshRules(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "C1", nil, 200, "", "openid read"},
-		{"audience kept", nil, "C1", []string{"audience", "https://rs1.test"}, 200, "", "openid read write"},
+		{"same audience", nil, "C1", []string{"audience", "https://rs2.test"}, 200, "", "openid read write"},
+		{"another registered audience", nil, "C1", []string{"audience", "https://rs1.test"}, 400, ErrInvalidTarget, ""},
 		{"audience not registered", nil, "C1", []string{"audience", "https://evil.test"}, 400, ErrInvalidTarget, ""},
 	}
 	backends(t, func(t *testing.T, b storagetest.Backend) {

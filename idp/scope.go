@@ -127,11 +127,9 @@ func narrowScope(requested []string, granted storage.List, c storage.Client, for
 	return requested, nil
 }
 
-// resolveAudience picks the audience of an access token: the audience or
-// RFC 8707 resource parameter when given (it must be registered for the
-// client, else invalid_target), else fallback, else the client's first
-// audience, else the issuer itself.
-func resolveAudience(f form, c storage.Client, fallback, issuer string) (string, error) {
+// requestedAudience is the audience or RFC 8707 resource parameter, ""
+// when neither is given; both with different values are invalid_request.
+func requestedAudience(f form) (string, error) {
 	aud, res := f["audience"], f["resource"]
 	if aud != "" && res != "" && aud != res {
 		return "", badRequest("send one of audience and resource")
@@ -139,14 +137,24 @@ func resolveAudience(f form, c storage.Client, fallback, issuer string) (string,
 	if aud == "" {
 		aud = res
 	}
+	return aud, nil
+}
+
+// resolveAudience picks the audience of an access token of a new grant:
+// the audience or RFC 8707 resource parameter when given (it must be
+// registered for the client, else invalid_target), else the client's first
+// audience, else the issuer itself. A refresh keeps its grant's audience
+// instead (refreshAudience).
+func resolveAudience(f form, c storage.Client, issuer string) (string, error) {
+	aud, err := requestedAudience(f)
 	switch {
+	case err != nil:
+		return "", err
 	case aud != "":
 		if !c.Audiences.Has(aud) {
 			return "", &Error{Code: ErrInvalidTarget, Description: "the requested audience is not registered for this client"}
 		}
 		return aud, nil
-	case fallback != "" && (c.Audiences.Has(fallback) || fallback == issuer):
-		return fallback, nil
 	case len(c.Audiences) > 0:
 		return c.Audiences[0], nil
 	}

@@ -22,7 +22,7 @@ type TokenStore interface {
 	User(ctx context.Context, id string) (storage.User, error)
 	UserByUsername(ctx context.Context, username string) (storage.User, error)
 	UpdateUser(ctx context.Context, id string, update func(*storage.User) error) (storage.User, error)
-	CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, first storage.RefreshToken) error
+	CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, first storage.RefreshToken, in storage.SignIn) error
 	RotateRefreshToken(ctx context.Context, rot storage.Rotation) (storage.RotateResult, error)
 	RefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, storage.RefreshFamily, error)
 	RefreshFamily(ctx context.Context, id string) (storage.RefreshFamily, error)
@@ -202,8 +202,11 @@ type issuance struct {
 	scope     []string
 	audience  string
 	authTime  time.Time
-	familyID  string // refresh family, the sid claim; "" without one
-	refresh   string // refresh token to return; "" for none
+	// signIn is what the login read of the account when it checked the
+	// password; startFamily has storage re-check it (CreateRefreshFamily).
+	signIn   storage.SignIn
+	familyID string // refresh family, the sid claim; "" without one
+	refresh  string // refresh token to return; "" for none
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -318,6 +321,9 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 // The family lives ttl at most, whatever its use (RT-07): the grant's
 // lifetime, Config.PasswordRefreshTokenTTL for the password grant (TE-16).
 // Its tokens expire sooner when idle (RefreshTokenIdleTTL), never later.
+// The store refuses the family, with storage.ErrSignInStale, when the
+// account's password changed, or it was disabled or deleted, since
+// is.signIn was read (RT-08): the caller answers that as a failed login.
 func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration) error {
 	if !c.GrantTypes.Has(GrantRefreshToken) {
 		return nil
@@ -332,7 +338,7 @@ func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance
 		Hash: refreshHash(tok), Scope: is.scope, CreatedAt: f.CreatedAt,
 		IdleExpiresAt: storage.RefreshIdleExpiry(now, s.cfg.RefreshTokenIdleTTL, f.ExpiresAt.Time),
 	}
-	if err := s.cfg.Store.CreateRefreshFamily(ctx, f, first); err != nil {
+	if err := s.cfg.Store.CreateRefreshFamily(ctx, f, first, is.signIn); err != nil {
 		return err
 	}
 	is.familyID, is.refresh = f.ID, tok

@@ -32,6 +32,17 @@ func (db *DB) forUpdate() string {
 	return ""
 }
 
+// forShare share-locks selected rows on PostgreSQL, so a concurrent UPDATE
+// or DELETE of them waits for this transaction (and this one waits for an
+// uncommitted one, then reads its result); SQLite transactions begin
+// IMMEDIATE and so already exclude every other writer.
+func (db *DB) forShare() string {
+	if db.dialect == Postgres {
+		return " FOR SHARE"
+	}
+	return ""
+}
+
 // classify maps a driver's unique-constraint error to ErrConflict.
 func classify(err error) error {
 	if err == nil {

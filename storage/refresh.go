@@ -58,10 +58,48 @@ const (
 	RevokeClient       = "client"        // the client was disabled
 )
 
-// CreateRefreshFamily stores f and its first token in one transaction.
-func (db *DB) CreateRefreshFamily(ctx context.Context, f RefreshFamily, first RefreshToken) error {
+// SignIn is what a login read of the account when it checked the
+// password, before it asks for a family: the PasswordChangedAt of the row
+// whose hash it verified. Every login path (the password grant today, the
+// authorization code later) passes it to CreateRefreshFamily; the zero
+// SignIn matches no account.
+type SignIn struct {
+	PasswordChangedAt Time
+}
+
+// SignInOf is the SignIn of a login that checked the password against u.
+func SignInOf(u User) SignIn { return SignIn{PasswordChangedAt: u.PasswordChangedAt} }
+
+// ErrSignInStale is CreateRefreshFamily's refusal: since the login checked
+// the password, the account's password changed, or it was disabled or
+// deleted. The login must fail as a wrong password would.
+var ErrSignInStale = errors.New("the account changed since the sign-in was checked")
+
+// CreateRefreshFamily stores f and its first token in one transaction, only
+// if f's user still exists, is enabled and has the password the login
+// checked (its PasswordChangedAt equals in's); otherwise it stores nothing
+// and returns ErrSignInStale. The user's row is read in the same
+// transaction, locked (FOR SHARE on PostgreSQL; SQLite's immediate
+// transaction holds the write lock), so a concurrent password change,
+// disable or delete either commits first and is seen here, or waits for
+// this commit and then revokes (or, deleting, cascades to) the new family:
+// no family outlives an account event that followed its password check.
+func (db *DB) CreateRefreshFamily(ctx context.Context, f RefreshFamily, first RefreshToken, in SignIn) error {
 	first.FamilyID = f.ID
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		var cur struct {
+			Disabled          bool `db:"disabled"`
+			PasswordChangedAt Time `db:"password_changed_at"`
+		}
+		err := tx.GetContext(ctx, &cur, db.q(`SELECT disabled, password_changed_at FROM users WHERE id = ?`+db.forShare()), f.UserID)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrSignInStale
+		case err != nil:
+			return err
+		case cur.Disabled || in.PasswordChangedAt.IsZero() || !cur.PasswordChangedAt.Equal(in.PasswordChangedAt.Time):
+			return ErrSignInStale
+		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO refresh_families (`+familyColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			f.ID, f.ClientID, f.UserID, f.Scope, f.Audience, f.AuthTime, f.CreatedAt, f.ExpiresAt,

@@ -25,6 +25,7 @@ func runTokens(t *testing.T, open func(t *testing.T) *storage.DB) {
 	t.Run("RefreshRevocation", func(t *testing.T) { testRefreshRevocation(t, open(t)) })
 	t.Run("AccessTokenRevocation", func(t *testing.T) { testAccessTokenRevocation(t, open(t)) })
 	t.Run("DeleteExpiredTokens", func(t *testing.T) { testDeleteExpiredTokens(t, open(t)) })
+	runSignIn(t, open)
 }
 
 // tokenFixture is a user, a client and one family with its first token.
@@ -58,6 +59,22 @@ func newTokenFixture(t *testing.T, db *storage.DB) *tokenFixture {
 
 func (fx *tokenFixture) newFamily(t *testing.T) (storage.RefreshFamily, []byte) {
 	t.Helper()
+	// As a login does: read the account, then store the family with what
+	// was read.
+	u, err := fx.db.User(t.Context(), fx.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, first, tok := fx.buildFamily()
+	if err := fx.db.CreateRefreshFamily(t.Context(), f, first, storage.SignInOf(u)); err != nil {
+		t.Fatal(err)
+	}
+	return f, tok
+}
+
+// buildFamily makes a family of the fixture's user and client, with its
+// first token, without storing them.
+func (fx *tokenFixture) buildFamily() (storage.RefreshFamily, storage.RefreshToken, []byte) {
 	f := storage.RefreshFamily{
 		ID: storage.NewID(), ClientID: fx.client, UserID: fx.user.ID, Scope: storage.List{"openid", "read"},
 		Audience: "api", AuthTime: storage.At(fx.t0), CreatedAt: storage.At(fx.t0),
@@ -66,10 +83,7 @@ func (fx *tokenFixture) newFamily(t *testing.T) (storage.RefreshFamily, []byte) 
 	tok := randomToken()
 	first := storage.RefreshToken{Hash: hashOf(tok), Scope: f.Scope, CreatedAt: f.CreatedAt,
 		IdleExpiresAt: storage.RefreshIdleExpiry(fx.t0, 7*24*time.Hour, f.ExpiresAt.Time)}
-	if err := fx.db.CreateRefreshFamily(t.Context(), f, first); err != nil {
-		t.Fatal(err)
-	}
-	return f, tok
+	return f, first, tok
 }
 
 func randomToken() []byte {
