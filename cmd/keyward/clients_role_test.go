@@ -44,6 +44,11 @@ func TestClientsCLIIntrospection(t *testing.T) {
 		if app, _ := db.Client(t.Context(), "app"); !app.IntrospectAudiences.Has("api") {
 			t.Fatalf("stored %+v", app)
 		}
+		human := mustRun(t, dsn, "", "clients", "set-introspection", "app", "--introspect-audience", "api", "--introspect-audience", "billing")
+		if lines := strings.Split(strings.TrimSpace(human), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "INTROSPECTS") ||
+			!strings.HasPrefix(lines[1], "app ") || !strings.Contains(lines[1], " api,billing ") {
+			t.Errorf("set-introspection printed:\n%s", human)
+		}
 		mustRun(t, dsn, "", "clients", "set-introspection", "app", "--none")
 		if app, _ := db.Client(t.Context(), "app"); len(app.IntrospectAudiences) != 0 {
 			t.Fatalf("after --none: %+v", app)
@@ -78,7 +83,7 @@ func TestClientsCLIIntrospection(t *testing.T) {
 			t.Errorf("client_created reasons %v", reasons)
 		}
 		updated := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "client_updated", "--output", "json"))
-		if len(updated) != 2 || updated[0]["reason"] != "introspect_audiences" {
+		if len(updated) != 3 || updated[0]["reason"] != "introspect_audiences" {
 			t.Errorf("client_updated rows %v", updated)
 		}
 	})
