@@ -114,11 +114,11 @@ func CheckClient(c *storage.Client) error {
 // MaxClientIDLen is the longest client id Keyward registers or accepts.
 const MaxClientIDLen = 128
 
-// CheckNewClientID is the rule for a new client id, which `keyward
-// clients create` and the admin API both meet through NewClient: 1 to MaxClientIDLen characters, each
-// an RFC 3986 unreserved character (A-Z a-z 0-9 - . _ ~). Such an id reads
-// the same form-encoded or not, so it authenticates with HTTP Basic from
-// clients that skip RFC 6749 §2.3.1's encoding, as many do.
+// CheckNewClientID is the rule for a new client id, which `keyward clients
+// create` and the admin API both meet through NewClient: 1 to
+// MaxClientIDLen RFC 3986 unreserved characters (A-Z a-z 0-9 - . _ ~).
+// Such an id reads the same form-encoded or not, so it authenticates with
+// HTTP Basic from clients that skip RFC 6749 §2.3.1's encoding, as many do.
 func CheckNewClientID(id string) error {
 	if id == "" || len(id) > MaxClientIDLen {
 		return fmt.Errorf("client id must be 1 to %d characters", MaxClientIDLen)
