@@ -59,9 +59,11 @@ type clientPatch struct {
 	GrantTypes *[]string `json:"grant_types"`
 	Scopes     *[]string `json:"scopes"`
 	Audiences  *[]string `json:"audiences"`
+	// IntrospectAudiences replaces the resource-server role.
+	IntrospectAudiences *[]string `json:"introspect_audiences"`
 }
 
-var clientPatchFields = []string{"disabled", "name", "grant_types", "scopes", "audiences"}
+var clientPatchFields = []string{"disabled", "name", "grant_types", "scopes", "audiences", "introspect_audiences"}
 
 // uniq drops repeats, keeping order. Unlike the CLI's lists, an element is
 // one value: "a b" is refused by CheckClient rather than split.
@@ -98,6 +100,9 @@ func clientChanges(before, after storage.Client) []string {
 	}
 	if !slices.Equal(before.Audiences, after.Audiences) {
 		out = append(out, "audiences")
+	}
+	if !slices.Equal(before.IntrospectAudiences, after.IntrospectAudiences) {
+		out = append(out, "introspect_audiences")
 	}
 	return out
 }
@@ -137,6 +142,9 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 		if p.Audiences != nil {
 			c.Audiences = uniq(*p.Audiences)
 		}
+		if p.IntrospectAudiences != nil {
+			c.IntrospectAudiences = uniq(*p.IntrospectAudiences)
+		}
 		if err := CheckClient(c); err != nil {
 			return badRequest(err.Error())
 		}
@@ -172,9 +180,12 @@ type clientCreate struct {
 	GrantTypes []string `json:"grant_types"`
 	Scopes     []string `json:"scopes"`
 	Audiences  []string `json:"audiences"`
+	// IntrospectAudiences is the resource-server role.
+	IntrospectAudiences []string `json:"introspect_audiences"`
 }
 
-var clientCreateFields = []string{"client_id", "name", "public", "token_endpoint_auth_method", "grant_types", "scopes", "audiences"}
+var clientCreateFields = []string{"client_id", "name", "public", "token_endpoint_auth_method", "grant_types", "scopes", "audiences",
+	"introspect_audiences"}
 
 // adminCreateClient serves POST /admin/v1/clients: it registers a client
 // as `keyward clients create` does and answers 201 with the generated
@@ -190,6 +201,7 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 		return badRequest(err.Error())
 	}
 	c.GrantTypes, c.Scopes, c.Audiences = uniq(b.GrantTypes), uniq(b.Scopes), uniq(b.Audiences)
+	c.IntrospectAudiences = uniq(b.IntrospectAudiences)
 	if err := CheckClient(&c); err != nil {
 		return badRequest(err.Error())
 	}

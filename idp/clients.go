@@ -37,17 +37,21 @@ type ClientSpec struct {
 	Grants     []string
 	Scopes     []string
 	Audiences  []string
+	// IntrospectAudiences makes the client a resource server for these
+	// audiences: it may introspect their access tokens (RFC 7662 §2.1).
+	IntrospectAudiences []string
 }
 
 // NewClient checks spec and returns the client record and, for a
 // confidential client, its generated secret: shown once, stored only hashed.
 func NewClient(spec ClientSpec) (storage.Client, string, error) {
-	if err := checkClientID(spec.ID); err != nil {
+	if err := CheckNewClientID(spec.ID); err != nil {
 		return storage.Client{}, "", err
 	}
 	c := storage.Client{
 		ID: spec.ID, Name: spec.Name, Public: spec.Public, AuthMethod: spec.AuthMethod,
 		GrantTypes: dedupe(spec.Grants), Scopes: dedupe(spec.Scopes), Audiences: dedupe(spec.Audiences),
+		IntrospectAudiences: dedupe(spec.IntrospectAudiences),
 	}
 	if err := CheckClient(&c); err != nil {
 		return storage.Client{}, "", err
@@ -96,12 +100,45 @@ func CheckClient(c *storage.Client) error {
 			return fmt.Errorf("audience %q must be visible ASCII without spaces or quotes", a)
 		}
 	}
+	for _, a := range c.IntrospectAudiences {
+		if !ValidScopeToken(a) {
+			return fmt.Errorf("introspect audience %q must be visible ASCII without spaces or quotes", a)
+		}
+		if c.Public {
+			return fmt.Errorf("a public client cannot introspect: introspection is for confidential clients (RFC 7662 §2.1)")
+		}
+	}
 	return nil
 }
 
+// MaxClientIDLen is the longest client id Keyward registers or accepts.
+const MaxClientIDLen = 128
+
+// CheckNewClientID is the rule for a new client id, which `keyward clients
+// create` and the admin API both meet through NewClient: 1 to
+// MaxClientIDLen RFC 3986 unreserved characters (A-Z a-z 0-9 - . _ ~).
+// Such an id reads the same form-encoded or not, so it authenticates with
+// HTTP Basic from clients that skip RFC 6749 §2.3.1's encoding, as many do.
+func CheckNewClientID(id string) error {
+	if id == "" || len(id) > MaxClientIDLen {
+		return fmt.Errorf("client id must be 1 to %d characters", MaxClientIDLen)
+	}
+	for _, r := range id {
+		if !unreserved(r) {
+			return fmt.Errorf("client id %q contains %q: use only letters, digits and - . _ ~, "+
+				"so that every HTTP Basic client can send it unencoded", id, r)
+		}
+	}
+	return nil
+}
+
+// checkClientID reports whether id can name a stored client: 1 to
+// MaxClientIDLen visible ASCII characters. It is looser than
+// CheckNewClientID so that clients registered before that rule, whose ids
+// need form-encoding in Basic (RFC 6749 §2.3.1), still authenticate.
 func checkClientID(id string) error {
-	if id == "" || len(id) > 128 {
-		return fmt.Errorf("client id must be 1 to 128 characters")
+	if id == "" || len(id) > MaxClientIDLen {
+		return fmt.Errorf("client id must be 1 to %d characters", MaxClientIDLen)
 	}
 	for _, r := range id {
 		if r < 0x21 || r > 0x7e {
@@ -109,6 +146,12 @@ func checkClientID(id string) error {
 		}
 	}
 	return nil
+}
+
+// unreserved reports whether r is an RFC 3986 §2.3 unreserved character.
+func unreserved(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' ||
+		r == '-' || r == '.' || r == '_' || r == '~'
 }
 
 // ValidScopeToken reports whether s is a scope-token of RFC 6749 §3.3:

@@ -35,6 +35,16 @@ type metadata struct {
 	UserinfoSigningAlgValuesSupported []string `json:"userinfo_signing_alg_values_supported,omitempty"`
 }
 
+// responseTypes is response_types_supported, REQUIRED and non-empty in
+// RFC 8414 §2 and OIDC Discovery §3 (Authlib refuses metadata without it).
+// Response types belong to the authorization endpoint, which Keyward does
+// not have yet, so no value is true today. "code" is the one the
+// authorization-code flow will make true, and the one every client
+// library accepts; the document stays honest about the gap because it has
+// no authorization_endpoint and grant_types_supported has no
+// authorization_code (docs/security.md decision 4).
+var responseTypes = []string{"code"}
+
 // discoveryDoc builds the metadata once; it depends only on configuration.
 func (s *Server) discoveryDoc() []byte {
 	s.discoveryOnce.Do(func() {
@@ -47,7 +57,7 @@ func (s *Server) discoveryDoc() []byte {
 			IntrospectionEndpoint:            s.url("/oauth2/introspect"),
 			UserinfoEndpoint:                 s.url("/userinfo"),
 			GrantTypesSupported:              Grants,
-			ResponseTypesSupported:           []string{}, // no authorization endpoint yet, so no response type
+			ResponseTypesSupported:           responseTypes,
 			ScopesSupported:                  []string{"openid", "profile", "email"},
 			TokenEndpointAuthMethods:         append(authMethods, "none"),
 			RevocationEndpointAuthMethods:    append(authMethods, "none"), // public clients revoke their own tokens

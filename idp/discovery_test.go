@@ -81,8 +81,8 @@ func TestDiscoveryMetadata(t *testing.T) {
 	if got := mustJSON(oidc["grant_types_supported"]); got != `["password","refresh_token","client_credentials"]` {
 		t.Errorf("grant_types_supported %s", got)
 	}
-	if got := mustJSON(oidc["response_types_supported"]); got != `[]` {
-		t.Errorf("response_types_supported %s: Keyward has no authorization endpoint, so no implicit or code flow", got)
+	if got := mustJSON(oidc["response_types_supported"]); got != `["code"]` {
+		t.Errorf("response_types_supported %s, want [\"code\"]: never an implicit response type (docs/security.md decision 4)", got)
 	}
 	if got := mustJSON(oidc["id_token_signing_alg_values_supported"]); got != `["RS256"]` {
 		t.Errorf("id_token_signing_alg_values_supported %s", got)

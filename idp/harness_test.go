@@ -195,7 +195,8 @@ func (e *env) seed() {
 		{ID: "NOREF", Grants: []string{GrantPassword}, Scopes: []string{"openid", "read"}},
 		{ID: "ROPC", Grants: []string{GrantPassword, GrantRefreshToken}, Scopes: []string{"read"}}, // password only: CC on it is unauthorized
 		{ID: "pub1", Public: true, Grants: []string{GrantRefreshToken}, Scopes: []string{"read"}},
-		{ID: "RS", Grants: []string{GrantClientCredentials}, Audiences: []string{"https://rs1.test"}}, // a resource server introspecting
+		{ID: "RS", Grants: []string{GrantClientCredentials}, Audiences: []string{"https://rs1.test"},
+			IntrospectAudiences: []string{"https://rs1.test"}}, // a resource server introspecting
 		{ID: "a"},
 	}
 	for _, spec := range clients {

@@ -29,8 +29,9 @@ type introspection struct {
 
 // introspect serves POST /oauth2/introspect (RFC 7662). Only confidential
 // clients may call it (CA-10). A token is active only if it is valid now
-// and the caller's business: an access token issued to the caller or for
-// one of the caller's audiences, a refresh token of the caller's own.
+// and the caller's business (mayIntrospect): an access token issued to the
+// caller or for an audience the caller is the resource server of, a
+// refresh token of the caller's own.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	f, err := parseForm(r)
@@ -73,7 +74,7 @@ func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok str
 	if err != nil {
 		return introspection{}, err
 	}
-	if claims.ClientID != c.ID && !c.Audiences.Has(claims.Audience) {
+	if !mayIntrospect(c, claims) {
 		return introspection{}, nil
 	}
 	active, err := s.subjectActive(ctx, claims.Subject)
@@ -88,6 +89,16 @@ func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok str
 		Audience: claims.Audience, Issuer: claims.Issuer, Expiry: claims.Expiry, IssuedAt: claims.IssuedAt,
 		ID: claims.ID, TokenType: "Bearer", TokenUse: "access_token", AuthTime: claims.AuthTime, SessionID: claims.SessionID,
 	}, nil
+}
+
+// mayIntrospect reports whether the caller c may learn about an access
+// token: it was issued to c, or c holds the resource-server role for its
+// audience (IntrospectAudiences). Being registered to request tokens for an
+// audience (Audiences) is not that role: an app calling an API is not the
+// API. Anything else is answered {"active":false} (RFC 7662 §2.2), as for a
+// token that does not exist.
+func mayIntrospect(c storage.Client, claims accessClaims) bool {
+	return claims.ClientID == c.ID || c.IntrospectAudiences.Has(claims.Audience)
 }
 
 // tokenUser returns the user a user's access token speaks for, and false

@@ -97,6 +97,10 @@ func grantScope(requested []string, c storage.Client, grantType string, forbidde
 		if grantType == GrantPassword && passwordForbidden(s, forbidden) {
 			return nil, invalidScope("the requested scope is not available through the password grant")
 		}
+		if grantType == GrantClientCredentials && isOIDCScope(s) {
+			return nil, invalidScope("scope " + s + " describes a user, and client_credentials has none " +
+				"(the client acts for itself): leave it out, or use a grant with a user")
+		}
 		if !scopeAllowed(s, c, grantType, forbidden) {
 			return nil, invalidScope("the requested scope is not allowed for this client")
 		}

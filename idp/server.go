@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,12 +149,34 @@ func (s *Server) Handler() http.Handler {
 	r.NotFoundHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return &Error{Code: "not_found", Status: http.StatusNotFound}
 	}))
-	r.MethodNotAllowedHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
+	r.MethodNotAllowedHandler = s.metrics.Unmatched(s.handle(func(w http.ResponseWriter, req *http.Request) error {
+		w.Header().Set("Allow", strings.Join(allowedMethods(r, req), ", ")) // RFC 9110 §15.5.6: MUST
 		return &Error{Code: ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
 	}))
 	r.Use(s.metrics.Middleware)
 	s.Routes(r)
 	return s.middleware(s.requireHTTPS(r))
+}
+
+// allowedMethods lists the methods the routes of req's path accept, for
+// the Allow header of a 405: every route whose path matches and whose only
+// failing condition is the method.
+func allowedMethods(router *mux.Router, req *http.Request) []string {
+	var out []string
+	router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		var m mux.RouteMatch
+		if !route.Match(req, &m) && !errors.Is(m.MatchErr, mux.ErrMethodMismatch) {
+			return nil
+		}
+		methods, _ := route.GetMethods()
+		for _, method := range methods {
+			if !slices.Contains(out, method) {
+				out = append(out, method)
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // Routes binds every endpoint; this is the one place routes are listed.

@@ -30,17 +30,20 @@ func ViewUser(u storage.User) UserView {
 // only in the answer that creates or rotates the secret, the one time it is
 // shown.
 type ClientView struct {
-	ClientID     string    `json:"client_id"`
-	ClientSecret string    `json:"client_secret,omitempty"`
-	Name         string    `json:"name"`
-	Public       bool      `json:"public"`
-	AuthMethod   string    `json:"token_endpoint_auth_method"`
-	GrantTypes   []string  `json:"grant_types"`
-	Scopes       []string  `json:"scopes"`
-	Audiences    []string  `json:"audiences"`
-	Disabled     bool      `json:"disabled"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret,omitempty"`
+	Name         string   `json:"name"`
+	Public       bool     `json:"public"`
+	AuthMethod   string   `json:"token_endpoint_auth_method"`
+	GrantTypes   []string `json:"grant_types"`
+	Scopes       []string `json:"scopes"`
+	Audiences    []string `json:"audiences"`
+	// IntrospectAudiences is the resource-server role: the audiences whose
+	// access tokens the client may introspect.
+	IntrospectAudiences []string  `json:"introspect_audiences"`
+	Disabled            bool      `json:"disabled"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
 }
 
 // ViewClient is the ClientView of c, showing secret when it is not empty.
@@ -53,5 +56,6 @@ func ViewClient(c storage.Client, secret string) ClientView {
 	}
 	return ClientView{ClientID: c.ID, ClientSecret: secret, Name: c.Name, Public: c.Public, AuthMethod: c.AuthMethod,
 		GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes), Audiences: nonNil(c.Audiences),
-		Disabled: c.Disabled, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
+		IntrospectAudiences: nonNil(c.IntrospectAudiences),
+		Disabled:            c.Disabled, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
 }

@@ -25,13 +25,16 @@ type Client struct {
 	GrantTypes List   `db:"grant_types"`
 	Scopes     List   `db:"scopes"`
 	Audiences  List   `db:"audiences"` // the first is the default
-	Disabled   bool   `db:"disabled"`
-	CreatedAt  Time   `db:"created_at"`
-	UpdatedAt  Time   `db:"updated_at"`
+	// IntrospectAudiences is the resource-server role: the audiences whose
+	// access tokens the client may introspect, whoever they were issued to.
+	IntrospectAudiences List `db:"introspect_audiences"`
+	Disabled            bool `db:"disabled"`
+	CreatedAt           Time `db:"created_at"`
+	UpdatedAt           Time `db:"updated_at"`
 }
 
 const clientColumns = `id, name, secret_hash, public, auth_method, grant_types, scopes,
-	audiences, disabled, created_at, updated_at`
+	audiences, introspect_audiences, disabled, created_at, updated_at`
 
 // CreateClient stores c; a taken id gives ErrConflict.
 func (db *DB) CreateClient(ctx context.Context, c *Client) error {
@@ -41,9 +44,9 @@ func (db *DB) CreateClient(ctx context.Context, c *Client) error {
 	}
 	c.UpdatedAt = c.CreatedAt
 	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		c.ID, c.Name, c.SecretHash, c.Public, c.AuthMethod, c.GrantTypes, c.Scopes,
-		c.Audiences, c.Disabled, c.CreatedAt, c.UpdatedAt)
+		c.Audiences, c.IntrospectAudiences, c.Disabled, c.CreatedAt, c.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, classify(err))
 	}
@@ -83,10 +86,10 @@ func (db *DB) UpdateClient(ctx context.Context, id string, update func(*Client) 
 		c.ID = id
 		c.UpdatedAt = At(time.Now())
 		_, err := tx.ExecContext(ctx, db.q(`UPDATE clients SET name = ?, secret_hash = ?, public = ?,
-			auth_method = ?, grant_types = ?, scopes = ?, audiences = ?, disabled = ?, updated_at = ?
-			WHERE id = ?`),
+			auth_method = ?, grant_types = ?, scopes = ?, audiences = ?, introspect_audiences = ?,
+			disabled = ?, updated_at = ? WHERE id = ?`),
 			c.Name, c.SecretHash, c.Public, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audiences,
-			c.Disabled, c.UpdatedAt, id)
+			c.IntrospectAudiences, c.Disabled, c.UpdatedAt, id)
 		return err
 	})
 	if err != nil {

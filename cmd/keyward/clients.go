@@ -17,20 +17,21 @@ import (
 func newClientsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "Manage OAuth clients"}
 	cmd.AddCommand(newClientsCreateCmd(a), newClientsListCmd(a), newClientsGetCmd(a), newClientsDeleteCmd(a),
-		newClientsRotateSecretCmd(a), newClientsSetDisabledCmd(a, "disable", true), newClientsSetDisabledCmd(a, "enable", false))
+		newClientsRotateSecretCmd(a), newClientsSetDisabledCmd(a, "disable", true), newClientsSetDisabledCmd(a, "enable", false),
+		newClientsSetIntrospectionCmd(a))
 	return cmd
 }
 
 func (a *app) printClients(cmd *cobra.Command, v any, cs []storage.Client, secret string) error {
 	return a.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "CLIENT ID\tNAME\tTYPE\tGRANTS\tSCOPES\tAUDIENCES\tDISABLED")
+		fmt.Fprintln(tw, "CLIENT ID\tNAME\tTYPE\tGRANTS\tSCOPES\tAUDIENCES\tINTROSPECTS\tDISABLED")
 		for _, c := range cs {
 			typ := "confidential"
 			if c.Public {
 				typ = "public"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ID, c.Name, typ, strings.Join(c.GrantTypes, ","),
-				strings.Join(c.Scopes, " "), strings.Join(c.Audiences, ","), c.Disabled)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ID, c.Name, typ, strings.Join(c.GrantTypes, ","),
+				strings.Join(c.Scopes, " "), strings.Join(c.Audiences, ","), strings.Join(c.IntrospectAudiences, ","), c.Disabled)
 		}
 		if secret != "" {
 			fmt.Fprintf(tw, "\nclient secret (shown only now): %s\n", secret)
@@ -61,11 +62,14 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 				}
 				return err
 			}
-			reason := ""
+			var reasons []string
 			if c.GrantTypes.Has(idp.GrantPassword) {
-				reason = "password_grant_enabled" // the legacy grant is an explicit, audited choice (TE-14)
+				reasons = append(reasons, "password_grant_enabled") // the legacy grant is an explicit, audited choice (TE-14)
 			}
-			a.audit(cmd, db, idp.EventClientCreated, c.ID, reason)
+			if len(c.IntrospectAudiences) > 0 {
+				reasons = append(reasons, "introspect_audiences") // reads other clients' tokens: audited too
+			}
+			a.audit(cmd, db, idp.EventClientCreated, c.ID, strings.Join(reasons, " "))
 			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
 		},
 	}
@@ -77,6 +81,8 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 	f.StringArrayVar(&spec.Grants, "grant", nil, "allowed grant, repeatable: "+strings.Join(idp.Grants, ", "))
 	f.StringArrayVar(&spec.Scopes, "scope", nil, "allowed scopes, space-separated, repeatable")
 	f.StringArrayVar(&spec.Audiences, "audience", nil, "allowed audience (resource server), repeatable; the first is the default")
+	f.StringArrayVar(&spec.IntrospectAudiences, "introspect-audience", nil,
+		"make the client the resource server of this audience: it may introspect any access token for it; repeatable")
 	cmd.MarkFlagRequired("id")
 	return cmd
 }
@@ -174,4 +180,38 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 		}
 		return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
 	})
+}
+
+func newClientsSetIntrospectionCmd(a *app) *cobra.Command {
+	var auds []string
+	var none bool
+	cmd := clientCmd(a, "set-introspection",
+		"Set the audiences whose access tokens a client may introspect (its resource-server role)",
+		func(cmd *cobra.Command, db *storage.DB, c storage.Client) error {
+			if len(auds) == 0 && !none {
+				return errors.New("give --introspect-audience AUD (repeatable), or --none to take the role away")
+			}
+			if len(auds) > 0 && none {
+				return errors.New("give --introspect-audience or --none, not both")
+			}
+			c, err := db.UpdateClient(cmd.Context(), c.ID, func(c *storage.Client) error {
+				c.IntrospectAudiences = nil
+				for _, a := range auds {
+					for _, f := range strings.Fields(a) {
+						if !c.IntrospectAudiences.Has(f) {
+							c.IntrospectAudiences = append(c.IntrospectAudiences, f)
+						}
+					}
+				}
+				return idp.CheckClient(c)
+			})
+			if err != nil {
+				return err
+			}
+			a.audit(cmd, db, idp.EventClientUpdated, c.ID, "introspect_audiences")
+			return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
+		})
+	cmd.Flags().StringArrayVar(&auds, "introspect-audience", nil, "an audience the client may introspect tokens for, repeatable")
+	cmd.Flags().BoolVar(&none, "none", false, "take the role away: the client may introspect only tokens issued to it")
+	return cmd
 }

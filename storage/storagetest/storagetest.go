@@ -17,6 +17,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.DB) {
 	t.Run("ConcurrentCreateSameUsername", func(t *testing.T) { testConcurrentCreateSameUsername(t, open(t)) })
 	t.Run("ClientCRUD", func(t *testing.T) { testClientCRUD(t, open(t)) })
 	t.Run("ClientIDConflict", func(t *testing.T) { testClientIDConflict(t, open(t)) })
+	runClients(t, open)
 	runKeys(t, open)
 	runTokens(t, open)
 	runProtection(t, open)
