@@ -529,8 +529,9 @@ type refusal struct {
 	until time.Time
 }
 
-// maxRefusals bounds the windows refusals remembers. Each needs a limit
-// reached first (20 or 30 failures), so a real attack fills few.
+// maxRefusals bounds the windows refusals remembers. Each window is opened
+// by failures counted in the database first (a limit's free ones), so a
+// real attack fills few.
 const maxRefusals = 4096
 
 // first reports whether d is the first refusal of its window seen here, and
