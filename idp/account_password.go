@@ -65,7 +65,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch dec.Verdict {
 	case Throttle:
-		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return dec.Err()
 	case Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
@@ -75,7 +75,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return errWrongCurrentPassword()
 	}
 	ok, _, err := s.cfg.Passwords.Verify(ctx, current, u.PasswordHash)

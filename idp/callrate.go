@@ -39,12 +39,20 @@ type callerLimits struct {
 
 type callerBucket struct {
 	lim     *rate.Limiter
-	limited bool // the last call was refused: log only the first refusal
+	refused time.Time // the last refusal; zero when none
 }
 
-// maxCallerBuckets bounds the buckets kept; past it, full (idle) buckets
-// are dropped, which forgets nothing: a full bucket is a fresh one.
+// maxCallerBuckets bounds the buckets kept. Past it, full (idle) buckets
+// are dropped first, which forgets nothing (a full bucket is a fresh one),
+// then any, so memory stays bounded whoever calls. A dropped bucket gives
+// its caller what a caller from a new address gets, nothing more.
 const maxCallerBuckets = 10000
+
+// callerQuiet is how long a caller must go without a refusal before its
+// next refusal counts as a new run and is logged again. A caller held at
+// the limit (its refused and allowed calls interleave as the bucket
+// refills) so logs one line per run, not one per refill.
+const callerQuiet = time.Minute
 
 func newCallerLimits(p ThrottlePolicy, now func() time.Time, s *Server) *callerLimits {
 	return &callerLimits{every: rate.Limit(p.CallerRate), burst: p.CallerBurst, now: now,
@@ -73,8 +81,11 @@ func (l *callerLimits) allow(ctx context.Context, c storage.Client) error {
 	if wait > 0 {
 		r.CancelAt(now)
 	}
-	first := wait > 0 && !b.limited
-	b.limited = wait > 0
+	first := false
+	if wait > 0 {
+		first = b.refused.IsZero() || now.Sub(b.refused) >= callerQuiet
+		b.refused = now
+	}
 	l.mu.Unlock()
 
 	if wait == 0 {
@@ -91,11 +102,18 @@ func (l *callerLimits) allow(ctx context.Context, c storage.Client) error {
 	}
 }
 
-// dropFull forgets the buckets that have refilled completely.
+// dropFull forgets the buckets that have refilled completely and, if that
+// leaves too many, any others until a quarter of the room is free.
 func (l *callerLimits) dropFull(now time.Time) {
 	for k, b := range l.buckets {
 		if b.lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
+	}
+	for k := range l.buckets { // map order is random
+		if len(l.buckets) < maxCallerBuckets*3/4 {
+			break
+		}
+		delete(l.buckets, k)
 	}
 }

@@ -68,14 +68,15 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return storage.Client{}, errClientAuth()
 	}
 	// Brute force on client secrets (RFC 6749 §2.3.1, CA-08): a (client, IP)
-	// pair that failed too often is answered 429 before any check.
+	// pair that failed too often is answered 429 before any check; from an
+	// IP that failed too often, only failures are (decideClient).
 	ip := ClientIP(ctx)
 	dec, err := s.throttle.CheckClient(ctx, id, ip)
 	if err != nil {
 		return storage.Client{}, err
 	}
 	if dec.Verdict == Throttle {
-		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return storage.Client{}, dec.Err()
 	}
 	var c storage.Client
@@ -85,8 +86,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		ClientSecretMatches(dummyClient, secret)
-		s.clientAuthFailed(ctx, id, method, "unknown_client")
-		return storage.Client{}, errClientAuth()
+		return storage.Client{}, s.clientAuthFailed(ctx, r, dec, id, method, "unknown_client", false)
 	}
 	if err != nil {
 		return storage.Client{}, err
@@ -96,14 +96,20 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	case storage.AuthSecretBasic:
 		ok = !c.Public && ClientSecretMatches(c, secret)
 	case storage.AuthSecretPost:
-		ok = !c.Public && c.AuthMethod == storage.AuthSecretPost && ClientSecretMatches(c, secret)
+		ok = !c.Public && ClientSecretMatches(c, secret)
+		if ok && c.AuthMethod != storage.AuthSecretPost {
+			// The right secret in the body of a client_secret_basic
+			// client (requests-oauthlib's refresh recipe does this). No
+			// guess: it is not counted, and the client is told what to do.
+			// A wrong secret sent so is a failure like any other.
+			return storage.Client{}, s.wrongAuthMethod(ctx, r, c)
+		}
 	case storage.AuthNone:
 		ok = c.Public
 	}
 	switch {
 	case !ok:
-		s.clientAuthFailed(ctx, id, method, "bad_credentials")
-		return storage.Client{}, errClientAuth()
+		return storage.Client{}, s.clientAuthFailed(ctx, r, dec, id, method, "bad_credentials", true)
 	case c.Disabled:
 		s.log.InfoContext(ctx, "client authentication failed", "client_id", c.ID, "method", method, "reason", "client_disabled")
 		return storage.Client{}, errClientAuth()
@@ -111,17 +117,40 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	return c, nil
 }
 
-// clientAuthFailed logs a failed client authentication and counts it for
-// the (client, IP) throttle. A failure to count is logged; the answer is
-// invalid_client either way.
-func (s *Server) clientAuthFailed(ctx context.Context, id, method, reason string) {
-	if len(id) > 128 {
-		id = id[:128]
+// clientAuthFailed answers a failed client authentication. Normally it logs
+// the failure, counts it for the throttle (a failure to count is logged) and
+// answers invalid_client. When the IP is over its limit (dec is
+// VerifyFirst) the failure is answered 429 instead, reported once per
+// window (recordThrottled), and counted only for an existing client, which
+// then meets the 429 before any check from this IP (decideClient): a flood
+// of unknown ids from a throttled IP writes nothing.
+func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Decision, id, method, reason string, exists bool) error {
+	id = truncate(id, maxClientIDBytes)
+	if dec.Verdict == VerifyFirst {
+		if exists {
+			if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
+				s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
+			}
+		}
+		s.metrics.Throttled(dec.Kind)
+		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+		return dec.Err()
 	}
 	s.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", method, "reason", reason)
 	if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
 		s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
 	}
+	return errClientAuth()
+}
+
+// wrongAuthMethod answers a client that sent its right secret by a method
+// it is not registered for: invalid_client, saying which method to use,
+// recorded as login_failed with reason wrong_auth_method and not counted
+// toward the throttle. Only a client holding its secret sees the hint, so
+// it tells nobody else whether the id exists (CA-03).
+func (s *Server) wrongAuthMethod(ctx context.Context, r *http.Request, c storage.Client) error {
+	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: "wrong_auth_method", Actor: c.ID, ClientID: c.ID, UserAgent: r.UserAgent()})
+	return &Error{Code: ErrInvalidClient, Description: "this client must authenticate with HTTP Basic (client_secret_basic)"}
 }
 
 // parseBasic decodes HTTP Basic client credentials, which RFC 6749 §2.3.1

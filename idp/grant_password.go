@@ -82,7 +82,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	}
 	switch dec.Verdict {
 	case Throttle:
-		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, dec.Err()
 	case Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
@@ -95,7 +95,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.audit.Record(ctx, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, errBadCredentials()
 	}
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/storage"
@@ -50,8 +51,11 @@ type ThrottlePolicy struct {
 	// stays exempt from the account-wide wait. Default 30 days.
 	KnownIPTTL time.Duration
 
-	// IPFailures failures of any kind from one IP within IPWindow answer
-	// 429 until the window ends. Default 30 per 10m.
+	// IPFailures failed logins from one IP within IPWindow answer every
+	// further login from it 429 until the window ends; IPFailures failed
+	// client authentications from one IP within IPWindow do the same to
+	// every further failed client authentication from it (the two are
+	// counted apart). Default 30 per 10m.
 	IPFailures int
 	IPWindow   time.Duration
 	// ClientFailures client-authentication failures for one client from one
@@ -187,6 +191,12 @@ const (
 	// Throttle: answer 429 with Retry-After (Decision.Err) before any
 	// credential check (BF-06, CA-08).
 	Throttle
+	// VerifyFirst: the client's IP has failed client authentication too
+	// often (client authentication only). Check the credentials: a client
+	// that authenticates goes on, as other clients' failures must not shut
+	// it out; a failure answers Decision.Err (429) instead of
+	// invalid_client.
+	VerifyFirst
 )
 
 // Throttle kinds, the limit behind a Decision; also the kind label of
@@ -194,7 +204,7 @@ const (
 const (
 	KindAccountIP = "account_ip" // per (account, IP) backoff
 	KindAccount   = "account"    // account-wide backoff
-	KindIP        = "ip"         // per-IP failure rate
+	KindIP        = "ip"         // per-IP failure rate (logins, or client authentications)
 	KindClient    = "client"     // per (client, IP) authentication failures
 )
 
@@ -203,15 +213,21 @@ type Decision struct {
 	Verdict    Verdict
 	Kind       string        // which limit decided; "" when allowed
 	RetryAfter time.Duration // until the limit lifts; sent only with Throttle
+
+	// key and until name the throttle window that decided: the counter's
+	// key and the end of its block (refusals.first).
+	key   string
+	until time.Time
 }
 
 // Allowed reports whether the credentials may be checked.
-func (d Decision) Allowed() bool { return d.Verdict == Allow }
+func (d Decision) Allowed() bool { return d.Verdict == Allow || d.Verdict == VerifyFirst }
 
-// Err is the 429 response of a Throttle decision, with Retry-After, and nil
-// for any other verdict (a Deny answers as a wrong password instead).
+// Err is the 429 response of a Throttle decision (and of a failed
+// authentication under VerifyFirst), with Retry-After, and nil for any other
+// verdict (a Deny answers as a wrong password instead).
 func (d Decision) Err() error {
-	if d.Verdict != Throttle {
+	if d.Verdict != Throttle && d.Verdict != VerifyFirst {
 		return nil
 	}
 	return &Error{
@@ -228,31 +244,46 @@ func blockedBy(c storage.Counter, now time.Time) time.Duration {
 	return c.BlockedUntil.Sub(now)
 }
 
+// by is the decision v of limit kind, made by counter c blocking for d.
+func by(v Verdict, kind string, c storage.Counter, d time.Duration) Decision {
+	return Decision{Verdict: v, Kind: kind, RetryAfter: d, key: c.Key, until: c.BlockedUntil.Time}
+}
+
 // decideLogin is the login check as a pure function of the counters read
 // (zero Counters when absent): the per-IP rate first (429, it says nothing
 // about the account), then the (account, IP) backoff, then the account-wide
 // backoff unless the IP is one the account signed in from recently.
 func decideLogin(now time.Time, pair, account, ip, known storage.Counter) Decision {
 	if d := blockedBy(ip, now); d > 0 {
-		return Decision{Verdict: Throttle, Kind: KindIP, RetryAfter: d}
+		return by(Throttle, KindIP, ip, d)
 	}
 	if d := blockedBy(pair, now); d > 0 {
-		return Decision{Verdict: Deny, Kind: KindAccountIP, RetryAfter: d}
+		return by(Deny, KindAccountIP, pair, d)
 	}
 	if d := blockedBy(account, now); d > 0 && !known.Live(now) {
-		return Decision{Verdict: Deny, Kind: KindAccount, RetryAfter: d}
+		return by(Deny, KindAccount, account, d)
 	}
 	return Decision{}
 }
 
-// decideClient is the client-authentication check: the (client, IP) rate,
-// then the per-IP rate, both answering 429.
+// decideClient is the client-authentication check. A (client, IP) pair
+// over its limit is answered 429 before any check. An IP over its limit of
+// client-authentication failures is answered 429 before any check only for
+// a client that has failed from it in the window; any other client is
+// checked first (VerifyFirst), so one that authenticates is not shut out
+// by other clients' failures from its address (a backend shared by many
+// users), while a guess from that IP costs the guesser a 429 and blocks
+// that client from it. After the IP limit each client id so gets at most
+// one more guess from the IP per window.
 func decideClient(now time.Time, client, ip storage.Counter) Decision {
 	if d := blockedBy(client, now); d > 0 {
-		return Decision{Verdict: Throttle, Kind: KindClient, RetryAfter: d}
+		return by(Throttle, KindClient, client, d)
 	}
 	if d := blockedBy(ip, now); d > 0 {
-		return Decision{Verdict: Throttle, Kind: KindIP, RetryAfter: d}
+		if client.Live(now) && client.Failures > 0 {
+			return by(Throttle, KindIP, ip, d)
+		}
+		return by(VerifyFirst, KindIP, ip, d)
 	}
 	return Decision{}
 }
@@ -268,6 +299,7 @@ type Throttler struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *Metrics
+	reports refusals
 }
 
 // NewThrottler returns a Throttler. now, log and m may be nil (time.Now, no
@@ -338,6 +370,7 @@ func accountPrefix(acct string) string { return "l:" + acct }
 func pairKey(acct, ipb string) string  { return "l:" + acct + ":" + hashKey("ip", ipb) }
 func knownKey(acct, ipb string) string { return "k:" + acct + ":" + hashKey("ip", ipb) }
 func ipKey(ipb string) string          { return "i:" + hashKey("ip", ipb) }
+func clientIPKey(ipb string) string    { return "ci:" + hashKey("ip", ipb) }
 func clientKey(clientID, ipb string) string {
 	return "c:" + hashKey("client", clientID) + ":" + hashKey("ip", ipb)
 }
@@ -437,38 +470,134 @@ func (t *Throttler) Unlock(ctx context.Context, account string) error {
 }
 
 // CheckClient decides whether client authentication for clientID from ip
-// may be attempted now. A Throttle decision answers 429 (Decision.Err).
+// may be attempted now (decideClient). A Throttle decision answers 429
+// (Decision.Err) before any check; under VerifyFirst a failed check
+// answers 429 and a successful one goes on.
 func (t *Throttler) CheckClient(ctx context.Context, clientID, ip string) (Decision, error) {
 	ipb := IPBucket(ip)
-	ck, ik := clientKey(clientID, ipb), ipKey(ipb)
+	ck, ik := clientKey(clientID, ipb), clientIPKey(ipb)
 	cs, err := t.store.Counters(ctx, ck, ik)
 	if err != nil {
 		return Decision{}, fmt.Errorf("check client throttle: %w", err)
 	}
 	d := decideClient(t.now(), cs[ck], cs[ik])
-	if !d.Allowed() {
+	if d.Verdict == Throttle {
 		t.metrics.Throttled(d.Kind)
 	}
 	return d, nil
 }
 
 // ClientAuthFailed records a failed client authentication (unknown client
-// or wrong secret) for clientID from ip. Counting per (client, IP) keeps an
-// attacker elsewhere from locking a legitimate client out.
+// or wrong secret) for clientID from ip: the (client, IP) count and the
+// IP's count of client-authentication failures. Counting per (client, IP)
+// keeps an attacker elsewhere from locking a legitimate client out; the
+// IP's count is kept apart from its failed logins, so client failures never
+// refuse a login.
 func (t *Throttler) ClientAuthFailed(ctx context.Context, clientID, ip string) error {
 	ipb := IPBucket(ip)
 	p := t.p
 	cs, err := t.store.RecordFailures(ctx, t.now(),
 		storage.Failure{Key: clientKey(clientID, ipb), Policy: windowed(p.ClientFailures, p.ClientWindow)},
-		storage.Failure{Key: ipKey(ipb), Policy: windowed(p.IPFailures, p.IPWindow)},
+		storage.Failure{Key: clientIPKey(ipb), Policy: windowed(p.IPFailures, p.IPWindow)},
 	)
 	if err != nil {
 		return fmt.Errorf("record client authentication failure: %w", err)
 	}
+	// Log when a limit starts to bite, once per window, for alerting (BF-07).
 	if cs[0].Failures == p.ClientFailures {
-		t.log.WarnContext(ctx, "throttle engaged", "kind", KindClient, "client_id", truncate(clientID, 128), "failures", cs[0].Failures)
+		t.log.WarnContext(ctx, "throttle engaged", "kind", KindClient, "client_id", truncate(clientID, 128), "failures", cs[0].Failures, "until", cs[0].BlockedUntil.Time)
+	}
+	if cs[1].Failures == p.IPFailures {
+		t.log.WarnContext(ctx, "throttle engaged", "kind", KindIP, "failures", cs[1].Failures, "until", cs[1].BlockedUntil.Time)
 	}
 	return nil
+}
+
+// refusals remembers which throttle windows this process has reported, so
+// that refused traffic costs one audit row and one log line per limit and
+// window, not one per request. It holds at most maxRefusals windows: past
+// that, windows that have ended are forgotten first and then any, so
+// memory stays bounded whatever an attacker sends (a forgotten window is
+// at worst reported once more).
+type refusals struct {
+	mu   sync.Mutex
+	seen map[refusal]struct{}
+}
+
+type refusal struct {
+	key   string
+	until time.Time
+}
+
+// maxRefusals bounds the windows refusals remembers. Each window is opened
+// by failures counted in the database first (a limit's free ones), so a
+// real attack fills few.
+const maxRefusals = 4096
+
+// first reports whether d is the first refusal of its window seen here, and
+// remembers the window.
+func (r *refusals) first(d Decision, now time.Time) bool {
+	k := refusal{key: d.key, until: d.until.UTC().Truncate(time.Second)}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.seen[k]; ok {
+		return false
+	}
+	if r.seen == nil {
+		r.seen = map[refusal]struct{}{}
+	}
+	if len(r.seen) >= maxRefusals {
+		for old := range r.seen {
+			if !old.until.After(now) {
+				delete(r.seen, old)
+			}
+		}
+		for old := range r.seen { // map order is random: drop any quarter
+			if len(r.seen) < maxRefusals*3/4 {
+				break
+			}
+			delete(r.seen, old)
+		}
+	}
+	r.seen[k] = struct{}{}
+	return true
+}
+
+// firstRefusal reports whether d (a refusing decision) is the first refusal
+// of its limit and window in this process.
+func (t *Throttler) firstRefusal(d Decision) bool { return t.reports.first(d, t.now()) }
+
+// refusedQuietly stands in for the audit row of a Deny that is not the
+// first of its window: one single-row write, which costs what the row's
+// insert costs, so a refused attempt still takes as long as a wrong
+// password (TE-21), but it rewrites one counter under the window's "d:"
+// key instead of adding a row.
+func (t *Throttler) refusedQuietly(ctx context.Context, d Decision) error {
+	now := storage.At(t.now())
+	c := storage.Counter{Key: deniedKey("r:" + d.key), UpdatedAt: now, ExpiresAt: storage.At(later(d.until, now.Add(time.Minute)))}
+	if err := t.store.SetCounter(ctx, c); err != nil {
+		return fmt.Errorf("record refused login: %w", err)
+	}
+	return nil
+}
+
+// recordThrottled reports an attempt a throttle refused, as e (a
+// login_throttled event). The check has counted it in
+// keyward_throttled_total already; the audit row, and the WARN log line
+// that goes with it, are written only for the first refusal of d's limit
+// and window in this process, so throttled traffic costs O(1) rows and log
+// lines per window and replica, however much of it comes. A Deny that is
+// not reported still costs a write like the row's (refusedQuietly).
+func (s *Server) recordThrottled(ctx context.Context, d Decision, e Event) {
+	if s.throttle.firstRefusal(d) {
+		s.audit.Record(ctx, e)
+		return
+	}
+	if d.Verdict == Deny {
+		if err := s.throttle.refusedQuietly(ctx, d); err != nil {
+			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
+		}
+	}
 }
 
 // Run deletes expired counters every CleanupInterval until ctx ends.

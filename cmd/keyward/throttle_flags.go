@@ -34,7 +34,7 @@ func (f *throttleFlags) register(fl *pflag.FlagSet) {
 	fl.Var(positive(&p.AccountBaseDelay), "login-account-backoff-base", "first account-wide wait; doubles with each further failure")
 	fl.Var(positive(&p.AccountMaxDelay), "login-account-backoff-max", "longest account-wide wait")
 	fl.Var(positive(&p.KnownIPTTL), "login-known-ip-ttl", "how long an IP an account signed in from stays exempt from the account-wide wait")
-	fl.Var(intIn(&p.IPFailures, 1, 1<<30), "login-ip-limit", "failures of any kind from one IP per --login-ip-window before it gets 429")
+	fl.Var(intIn(&p.IPFailures, 1, 1<<30), "login-ip-limit", "failed logins from one IP per --login-ip-window before its logins get 429; failed client authentications are counted apart, to the same limit, and then only failures get 429")
 	fl.Var(positive(&p.IPWindow), "login-ip-window", "window of --login-ip-limit")
 	fl.Var(intIn(&p.ClientFailures, 1, 1<<30), "client-auth-limit", "failed authentications of one client from one IP per --client-auth-window before 429")
 	fl.Var(positive(&p.ClientWindow), "client-auth-window", "window of --client-auth-limit")
