@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -147,9 +149,15 @@ func newKeysCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Oldest first; keys made together (an active key and its next
+			// key) in the order they sign.
+			order := map[string]int{storage.KeyRetired: 0, storage.KeyActive: 1, storage.KeyNext: 2}
+			slices.SortStableFunc(ks, func(x, y keys.KeyInfo) int {
+				return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(order[x.State], order[y.State]))
+			})
 			views := make([]keyView, len(ks))
 			for i, k := range ks {
-				views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt, k.ActivatesAt, k.RetiresAt, k.ExpiresAt}
+				views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.RetiresAt.UTC(), k.ExpiresAt.UTC()}
 			}
 			return a.print(cmd.OutOrStdout(), views, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tACTIVATES\tRETIRES\tEXPIRES")
@@ -181,10 +189,15 @@ func newKeysCmd(a *app) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("rotate: %w", err)
 			}
-			at := rot.At.UTC().Truncate(time.Second)
-			if rot.Scheduled {
+			at := rot.At.UTC().Add(time.Second - 1).Truncate(time.Second) // never shown before the moment
+			switch {
+			case rot.Scheduled:
 				a.audit(cmd, db, idp.EventKeyRotationScheduled, rot.Activated, "at "+at.Format(time.RFC3339))
-			} else {
+			case rot.Retired == "":
+				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "no key was signing")
+			case rot.Forced:
+				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "forced; retired "+rot.Retired)
+			default:
 				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "retired "+rot.Retired)
 			}
 			return a.print(cmd.OutOrStdout(), map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next,
@@ -196,11 +209,14 @@ func newKeysCmd(a *app) *cobra.Command {
 						fmt.Fprintf(tw, "key %s signs until then, key %s from then; the running keyward servers carry it out\n", rot.Retired, rot.Activated)
 						return
 					}
-					forced := ""
-					if rot.Forced {
-						forced = " (forced)"
+					switch {
+					case rot.Retired == "":
+						fmt.Fprintf(tw, "no key was signing: active key is now %s; next key %s\n", rot.Activated, rot.Next)
+					case rot.Forced:
+						fmt.Fprintf(tw, "active key is now %s (was %s), forced before every cached JWKS holds it; next key %s\n", rot.Activated, rot.Retired, rot.Next)
+					default:
+						fmt.Fprintf(tw, "active key is now %s (was %s); next key %s\n", rot.Activated, rot.Retired, rot.Next)
 					}
-					fmt.Fprintf(tw, "active key is now %s (was %s)%s; next key %s\n", rot.Activated, rot.Retired, forced, rot.Next)
 				})
 		},
 	}
