@@ -109,8 +109,10 @@ type keyRotate struct {
 }
 
 // adminRotateKey serves POST /admin/v1/keys/rotate, as `keyward keys
-// rotate` does. Without force it is 409 while the next key has not been
-// published long enough for cached JWKS documents to know it.
+// rotate` does: 200 when the next key signs now; 202 when it may not sign
+// yet because cached JWKS documents may not know it, with the rotation
+// scheduled for the earliest safe moment ("scheduled", "at"), which the
+// servers carry out. {"force":true} rotates now regardless.
 func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor string) error {
 	kr, err := s.keyRotator()
 	if err != nil {
@@ -121,19 +123,23 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 		return err
 	}
 	rot, err := kr.Rotate(r.Context(), b.Force)
-	if errors.Is(err, keys.ErrTooEarly) {
-		return &Error{Code: ErrInvalidRequest, Status: http.StatusConflict,
-			Description: "the next key has not been published long enough; send {\"force\":true} to rotate anyway"}
-	}
 	if err != nil {
 		return err
+	}
+	at := rot.At.UTC().Truncate(time.Millisecond)
+	body := map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next, "forced": rot.Forced,
+		"scheduled": rot.Scheduled, "at": at}
+	if rot.Scheduled {
+		s.record(r, actor, Event{Type: EventKeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
+		writeJSON(w, http.StatusAccepted, body)
+		return nil
 	}
 	reason := "retired " + rot.Retired
 	if rot.Forced {
 		reason = "forced; " + reason
 	}
 	s.record(r, actor, Event{Type: EventKeyRotated, Subject: rot.Activated, Reason: reason})
-	writeJSON(w, http.StatusOK, map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next, "forced": rot.Forced})
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 
@@ -160,6 +166,6 @@ func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request, actor st
 		return err
 	}
 	s.record(r, actor, Event{Type: EventKeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Activated, "next": rev.Next})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next})
 	return nil
 }

@@ -489,11 +489,18 @@ func TestAdminKeys(t *testing.T) {
 		if states[e.kid] != "active" {
 			t.Fatalf("keys %s, want %s active", r.body, e.kid)
 		}
-		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, ""), 409, ErrInvalidRequest)
+		// The next key was published just now: the rotation is scheduled
+		// (TestAdminRotateScheduled follows it through).
+		r = e.call("POST", "/admin/v1/keys/rotate", ops, "")
+		want(t, r, 202, "")
+		if r.json["scheduled"] != true || r.str("retired") != e.kid || r.str("active") == e.kid || r.str("active") == "" {
+			t.Fatalf("rotate without force %s", r.body)
+		}
+		e.wantAudit(t, EventKeyRotationScheduled, 1, r.str("active"), "at ")
 		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, ErrInvalidRequest)
 		r = e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
 		want(t, r, 200, "")
-		if r.str("retired") != e.kid || r.str("active") == e.kid || r.json["forced"] != true {
+		if r.str("retired") != e.kid || r.str("active") == e.kid || r.json["forced"] != true || r.json["scheduled"] != false {
 			t.Fatalf("rotate %s", r.body)
 		}
 		e.wantAudit(t, EventKeyRotated, 1, r.str("active"), "forced")
@@ -505,6 +512,68 @@ func TestAdminKeys(t *testing.T) {
 		// The token signed before the rotation is still good: its key is retired, not revoked.
 		want(t, e.call("GET", "/admin/v1/keys", ops, ""), 200, "")
 	})
+}
+
+// TestAdminRotateScheduled: a rotation asked for before the next key was
+// published for the JWKS max-age plus margin (30s + 5s) is accepted (202)
+// and scheduled for that moment, and the server's key schedule (Manager.Run)
+// carries it out then, without a second request.
+func TestAdminRotateScheduled(t *testing.T) {
+	backends(t, func(t *testing.T, b storagetest.Backend) {
+		var km *keys.Manager
+		e := newAdminEnv(t, b, func(c *Config) {
+			// The keys in a database of their own, on the server's clock.
+			var err error
+			p := keys.Policy{JWKSMaxAge: 30 * time.Second, PublishMargin: 5 * time.Second}
+			if km, err = keys.NewManager(t.Context(), storagetest.Open(t, b.DSN(t)), keys.NewKEK(), p, nil, c.Now); err != nil {
+				t.Fatal(err)
+			}
+			c.Keys, c.KeyRotator = km, km
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go km.Run(ctx)
+
+		asked := e.clock.Now()
+		r := e.call("POST", "/admin/v1/keys/rotate", e.opsToken(), "")
+		want(t, r, 202, "")
+		at, err := time.Parse(time.RFC3339Nano, r.str("at"))
+		next := r.str("active")
+		if err != nil || r.json["scheduled"] != true || r.json["forced"] != false || r.str("retired") != e.kid || next == "" || next == e.kid ||
+			at.Before(asked.Add(30*time.Second)) || at.After(asked.Add(35*time.Second)) {
+			t.Fatalf("rotate %s asked at %v: want it scheduled for 35s after the key set was made", r.body, asked)
+		}
+		e.wantAudit(t, EventKeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
+		// The listing shows the plan: the active key retires and the next
+		// key activates at that moment.
+		r = e.call("GET", "/admin/v1/keys", e.opsToken(), "")
+		byState := map[string]map[string]any{}
+		for _, k := range r.json["keys"].([]any) {
+			byState[k.(map[string]any)["state"].(string)] = k.(map[string]any)
+		}
+		if a, n := byState["active"], byState["next"]; a["kid"] != e.kid || n["kid"] != next ||
+			!jsonTimeIs(a["retires_at"], at) || !jsonTimeIs(n["activates_at"], at) {
+			t.Fatalf("keys %s: want %s retiring and %s activating at %v", r.body, e.kid, next, at)
+		}
+		if activeKid(t, km) != e.kid {
+			t.Fatal("the rotation happened before its moment")
+		}
+
+		e.clock.Advance(at.Sub(e.clock.Now()) + time.Millisecond)
+		deadline := time.Now().Add(15 * time.Second) // Run polls every 5s
+		for activeKid(t, km) != next {
+			if time.Now().After(deadline) {
+				t.Fatalf("the scheduled rotation was not carried out: %s still signs", activeKid(t, km))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+func jsonTimeIs(v any, want time.Time) bool {
+	s, _ := v.(string)
+	got, err := time.Parse(time.RFC3339Nano, s)
+	return err == nil && got.Equal(want)
 }
 
 // TestAdminNoKeyRotator: without a KeyRotator the key routes are 404.

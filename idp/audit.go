@@ -42,6 +42,7 @@ const (
 	EventClientUpdated        EventType = "client_updated"
 	EventClientDeleted        EventType = "client_deleted"
 	EventKeyRotated           EventType = "key_rotated"
+	EventKeyRotationScheduled EventType = "key_rotation_scheduled"
 	EventKeyRevoked           EventType = "key_revoked"
 )
 
@@ -50,7 +51,7 @@ var EventTypes = []EventType{
 	EventLoginSucceeded, EventLoginFailed, EventLoginThrottled, EventTokenIssued, EventTokenRefreshed,
 	EventTokenRevoked, EventRefreshReuseDetected, EventUserCreated, EventUserUpdated, EventUserLocked,
 	EventUserUnlocked, EventUserDeleted, EventPasswordChanged, EventPasswordReset, EventClientCreated,
-	EventClientUpdated, EventClientDeleted, EventKeyRotated, EventKeyRevoked,
+	EventClientUpdated, EventClientDeleted, EventKeyRotated, EventKeyRotationScheduled, EventKeyRevoked,
 }
 
 // Outcomes of an event.

@@ -159,8 +159,8 @@ func TestAuditEventHasNoSecretField(t *testing.T) {
 		}
 		seen[e] = true
 	}
-	if len(EventTypes) != 19 {
-		t.Errorf("%d event types, want 19", len(EventTypes))
+	if len(EventTypes) != 20 {
+		t.Errorf("%d event types, want 20", len(EventTypes))
 	}
 }
 

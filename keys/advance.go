@@ -9,10 +9,6 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// ErrTooEarly is returned by a rotation that is not forced when the next key
-// has not been published for JWKSMaxAge + PublishMargin yet.
-var ErrTooEarly = errors.New("next key not published long enough")
-
 // ErrUnknownKey is returned when a kid is not in the key set.
 var ErrUnknownKey = errors.New("no such signing key")
 
@@ -26,11 +22,16 @@ var ErrUnknownKey = errors.New("no such signing key")
 //   - with no active key, the next key (or else a fresh one) becomes active at
 //     once: a gap in signing is worse than an early key;
 //   - the active key is replaced when its RetiresAt has come and the next key
-//     has been published for p.publishDelay(); until both hold it keeps signing;
+//     may sign (timing.signsFrom: published for the recorded JWKS max-age plus
+//     margin, and not before the floor); until both hold it keeps signing. A
+//     rotation an operator asked for (promote) brings RetiresAt forward to
+//     that moment, so this rule carries it out;
 //   - with no next key, a fresh one is published, planned to activate at the
-//     later of now + p.publishDelay() and the active key's RetiresAt.
+//     later of the moment it may sign and the active key's RetiresAt.
 func advance(set storage.KeySet, now time.Time, p Policy, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {
-	out := storage.KeySet{Version: set.Version, Keys: slices.Clone(set.Keys)}
+	out := set
+	out.Keys = slices.Clone(set.Keys)
+	tm := timingOf(set, p)
 	changed := false
 	out.Keys = slices.DeleteFunc(out.Keys, func(k storage.Key) bool {
 		gone := k.State == storage.KeyRetired && expired(k, now, p)
@@ -55,7 +56,7 @@ func advance(set storage.KeySet, now time.Time, p Policy, newKey func() (storage
 		activate(&k, now, p)
 		out.Keys = append(out.Keys, k)
 		changed = true
-	case next >= 0 && !now.Before(out.Keys[active].RetiresAt.Time) && published(out.Keys[next], now, p):
+	case next >= 0 && !now.Before(out.Keys[active].RetiresAt.Time) && !now.Before(tm.signsFrom(out.Keys[next])):
 		retire(&out.Keys[active], now, p)
 		activate(&out.Keys[next], now, p)
 		next = -1
@@ -67,7 +68,7 @@ func advance(set storage.KeySet, now time.Time, p Policy, newKey func() (storage
 			return set, false, err
 		}
 		a, _, _ := find(out.Keys)
-		plan(&k, now, out.Keys[a].RetiresAt.Time, p)
+		plan(&k, now, out.Keys[a].RetiresAt.Time, tm, p)
 		out.Keys = append(out.Keys, k)
 		changed = true
 	}
@@ -77,20 +78,26 @@ func advance(set storage.KeySet, now time.Time, p Policy, newKey func() (storage
 	return out, true, nil
 }
 
-// Rotation reports what a manual rotation did.
+// Rotation reports what a manual rotation did, or will do when the servers
+// carry it out.
 type Rotation struct {
-	Retired   string // kid that stopped signing
-	Activated string // kid that signs now
-	Next      string // kid published to sign after it
-	Forced    bool   // the next key signs before it was published long enough
+	Retired   string    // kid that stops signing
+	Activated string    // kid that signs after it
+	Next      string    // kid published to sign after Activated; "" while Scheduled
+	Forced    bool      // Activated signs before it was published long enough
+	Scheduled bool      // the promotion waits until At; the servers' schedule carries it out
+	At        time.Time // when Activated signs: now, or the earliest safe moment
 }
 
-// promote rotates now: the active key retires and the next key (with force and
-// no next key, a fresh one) signs. Without force it refuses, with
-// ErrTooEarly, while the next key has not been published for
-// p.publishDelay(): a resource server with a cached JWKS would not know it.
+// promote rotates as soon as it is safe: the active key retires and the next
+// key signs, at once if the next key may sign now (timing.signsFrom), else at
+// the moment it may. A rotation for later is written into the key set as the
+// active key's RetiresAt and the next key's ActivatesAt, which advance, run
+// by every server's schedule, honours; asking again changes nothing. With
+// force it rotates now whatever the next key's age (with no next key, to a
+// fresh one): a resource server with a cached JWKS may meet an unknown kid.
 func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey func() (storage.Key, error)) (storage.KeySet, Rotation, error) {
-	var r Rotation
+	r := Rotation{At: now}
 	keys := slices.Clone(set.Keys)
 	active, next, err := find(keys)
 	if err != nil {
@@ -105,16 +112,26 @@ func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey fun
 		r.Activated, r.Next = kidsOf(out.Keys)
 		return out, r, nil
 	}
+	tm := timingOf(set, p)
 	if !force {
 		if next < 0 {
-			return set, r, fmt.Errorf("%w: no next key is published", ErrTooEarly)
+			k, err := newKey()
+			if err != nil {
+				return set, r, err
+			}
+			plan(&k, now, keys[active].RetiresAt.Time, tm, p)
+			keys = append(keys, k)
+			next = len(keys) - 1
 		}
-		if from := keys[next].CreatedAt.Add(p.publishDelay()); now.Before(from) {
-			return set, r, fmt.Errorf("%w: next key %s may sign from %s", ErrTooEarly, keys[next].KID, from.Format(time.RFC3339))
+		if at := tm.signsFrom(keys[next]); now.Before(at) {
+			schedule(&keys[active], &keys[next], at, p)
+			out := set
+			out.Keys = keys
+			return out, Rotation{Retired: keys[active].KID, Activated: keys[next].KID, Scheduled: true, At: at}, nil
 		}
 	}
 	r.Retired = keys[active].KID
-	r.Forced = next < 0 || !published(keys[next], now, p)
+	r.Forced = next < 0 || now.Before(tm.signsFrom(keys[next]))
 	retire(&keys[active], now, p)
 	if next >= 0 {
 		activate(&keys[next], now, p)
@@ -127,7 +144,9 @@ func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey fun
 		activate(&k, now, p)
 		keys = append(keys, k)
 	}
-	out, _, err := advance(storage.KeySet{Version: set.Version, Keys: keys}, now, p, newKey)
+	in := set
+	in.Keys = keys
+	out, _, err := advance(in, now, p, newKey)
 	if err != nil {
 		return set, r, err
 	}
@@ -139,7 +158,8 @@ func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey fun
 type Revocation struct {
 	KID       string // the key removed
 	State     string // the state it was in
-	Activated string // kid that signs now, if the revoked key was active
+	Active    string // kid that signs afterwards
+	Activated string // Active, if the revoked key was active (so Active is new)
 	Next      string // kid of the next key afterwards
 }
 
@@ -155,18 +175,18 @@ func revoke(set storage.KeySet, kid string, now time.Time, p Policy, newKey func
 		return set, r, fmt.Errorf("revoke %s: %w", kid, ErrUnknownKey)
 	}
 	r.State = set.Keys[i].State
-	keys := slices.Delete(slices.Clone(set.Keys), i, i+1)
+	in := set
+	in.Keys = slices.Delete(slices.Clone(set.Keys), i, i+1)
 	// advance activates the next key (or a fresh one) when none is active,
 	// and publishes a fresh next key when none is left.
-	out, _, err := advance(storage.KeySet{Version: set.Version, Keys: keys}, now, p, newKey)
+	out, _, err := advance(in, now, p, newKey)
 	if err != nil {
 		return set, r, err
 	}
-	a, n := kidsOf(out.Keys)
+	r.Active, r.Next = kidsOf(out.Keys)
 	if r.State == storage.KeyActive {
-		r.Activated = a
+		r.Activated = r.Active
 	}
-	r.Next = n
 	return out, r, nil
 }
 
@@ -204,10 +224,72 @@ func kidsOf(keys []storage.Key) (active, next string) {
 	return active, next
 }
 
-// published reports whether a next key has been in the JWKS long enough
-// that every cached copy of the JWKS holds it.
-func published(k storage.Key, now time.Time, p Policy) bool {
-	return !now.Before(k.CreatedAt.Add(p.publishDelay()))
+// timing says when a next key may sign. It takes the JWKS max-age and margin
+// the key set records (what the servers publish with; see
+// recordPublication), and p's only where nothing is recorded, so the CLI
+// and every replica compute the same moment without repeating flags.
+type timing struct {
+	maxAge, margin time.Duration
+	floor          time.Time // no next key signs before it
+}
+
+func timingOf(set storage.KeySet, p Policy) timing {
+	pub := set.Publication
+	t := timing{maxAge: p.JWKSMaxAge, margin: p.PublishMargin, floor: pub.Floor.Time}
+	if pub.JWKSMaxAge > 0 {
+		t.maxAge = pub.JWKSMaxAge
+	}
+	if pub.PublishMargin > 0 {
+		t.margin = pub.PublishMargin
+	}
+	return t
+}
+
+// delay is how long a next key is published before it may sign.
+func (t timing) delay() time.Duration { return t.maxAge + t.margin }
+
+// signsFrom is the earliest moment the next key k may sign: once every copy
+// of the JWKS cached before k appeared has expired.
+func (t timing) signsFrom(k storage.Key) time.Time {
+	at := k.CreatedAt.Add(t.delay())
+	if t.floor.After(at) {
+		at = t.floor
+	}
+	return at
+}
+
+// recordPublication makes the key set record the JWKS max-age and margin this
+// server publishes with (p). A starting server records its own, raising or
+// lowering what is there: the operator changed the setting. A running server
+// only raises: while replicas with different settings run side by side, the
+// larger ones win within one round, since a resource server may hold a copy
+// cached under the longest max-age any replica sends. Whenever the recorded
+// delay goes down, the floor moves to now plus the old delay, so a copy
+// cached under the old max-age (from this replica before its restart, or
+// from a replica still running with it until it raises the record again,
+// which PublishMargin's reload allowance covers) has expired before any
+// next key signs. It does no I/O.
+func recordPublication(set storage.KeySet, now time.Time, p Policy, starting bool) (storage.KeySet, bool) {
+	old := set.Publication
+	pub := old
+	maxAge, margin := p.JWKSMaxAge.Truncate(time.Millisecond), p.PublishMargin.Truncate(time.Millisecond)
+	if starting || maxAge > pub.JWKSMaxAge {
+		pub.JWKSMaxAge = maxAge
+	}
+	if starting || margin > pub.PublishMargin {
+		pub.PublishMargin = margin
+	}
+	if pub.JWKSMaxAge == old.JWKSMaxAge && pub.PublishMargin == old.PublishMargin {
+		return set, false
+	}
+	if oldDelay := old.JWKSMaxAge + old.PublishMargin; pub.JWKSMaxAge+pub.PublishMargin < oldDelay {
+		if f := now.Add(oldDelay); f.After(pub.Floor.Time) {
+			pub.Floor = storage.At(f)
+		}
+	}
+	out := set
+	out.Publication = pub
+	return out, true
 }
 
 // expired reports whether a retired key may leave the JWKS: every token it
@@ -217,16 +299,28 @@ func expired(k storage.Key, now time.Time, p Policy) bool {
 }
 
 // plan makes k the next key, published at now.
-func plan(k *storage.Key, now, activeRetires time.Time, p Policy) {
-	at := now.Add(p.publishDelay())
+func plan(k *storage.Key, now, activeRetires time.Time, tm timing, p Policy) {
+	k.CreatedAt = storage.At(now)
+	at := tm.signsFrom(*k)
 	if activeRetires.After(at) {
 		at = activeRetires
 	}
 	k.State = storage.KeyNext
-	k.CreatedAt = storage.At(now)
 	k.ActivatesAt = storage.At(at)
 	k.RetiresAt = storage.At(at.Add(p.RotationPeriod))
 	k.ExpiresAt = storage.At(at.Add(p.RotationPeriod + p.retention()))
+}
+
+// schedule plans the rotation from active to next for at: active signs
+// until then, next from then.
+func schedule(active, next *storage.Key, at time.Time, p Policy) {
+	if active.RetiresAt.After(at) {
+		active.RetiresAt = storage.At(at)
+		active.ExpiresAt = storage.At(at.Add(p.retention()))
+	}
+	next.ActivatesAt = storage.At(at)
+	next.RetiresAt = storage.At(at.Add(p.RotationPeriod))
+	next.ExpiresAt = storage.At(at.Add(p.RotationPeriod + p.retention()))
 }
 
 func activate(k *storage.Key, now time.Time, p Policy) {

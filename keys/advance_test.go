@@ -60,6 +60,16 @@ func describe(keys []storage.Key) string {
 
 func set(keys ...storage.Key) storage.KeySet { return storage.KeySet{Keys: keys, Version: 7} }
 
+// published returns s recording the given JWKS max-age, margin and floor
+// (an offset from t0; 0 means none), as the servers record them.
+func published(s storage.KeySet, maxAge, margin, floor time.Duration) storage.KeySet {
+	s.Publication = storage.Publication{JWKSMaxAge: maxAge, PublishMargin: margin}
+	if floor != 0 {
+		s.Publication.Floor = storage.At(t0.Add(floor))
+	}
+	return s
+}
+
 var (
 	steadyActive = key("A", storage.KeyActive, -2*h, -1*h, 23*h, 23*h+ret)
 	steadyNext   = key("N", storage.KeyNext, -1*h, 23*h, 47*h, 47*h+ret)
@@ -121,6 +131,23 @@ func TestAdvance(t *testing.T) {
 				key("N", storage.KeyActive, -1*minute, 0, 24*h, 24*h+ret),
 				key("new1", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
 			}},
+		{name: "recorded publication counts, not the policy: 35s old next key rotates",
+			set: published(set(key("A", storage.KeyActive, -30*h, -24*h, 0, ret), key("N", storage.KeyNext, -35*time.Second, 0, 24*h, 24*h+ret)), 30*time.Second, 5*time.Second, 0),
+			want: []storage.Key{
+				key("A", storage.KeyRetired, -30*h, -24*h, 0, ret),
+				key("N", storage.KeyActive, -35*time.Second, 0, 24*h, 24*h+ret),
+				key("new1", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
+			}},
+		{name: "recorded longer max-age holds the next key back",
+			set: published(set(key("A", storage.KeyActive, -30*h, -24*h, 0, ret), key("N", storage.KeyNext, -10*minute, 0, 24*h, 24*h+ret)), 10*minute, minute, 0)},
+		{name: "the floor holds an old next key back",
+			set: published(set(key("A", storage.KeyActive, -30*h, -24*h, 0, ret), key("N", storage.KeyNext, -10*h, 0, 24*h, 24*h+ret)), 5*minute, minute, time.Millisecond)},
+		{name: "a fresh next key is planned with the recorded delay and the floor",
+			set: published(set(key("A", storage.KeyActive, -30*h, -25*h, -1*h, -1*h+ret)), 30*time.Second, 5*time.Second, 2*minute),
+			want: []storage.Key{
+				key("A", storage.KeyActive, -30*h, -25*h, -1*h, -1*h+ret),
+				key("new1", storage.KeyNext, 0, 2*minute, 24*h+2*minute, 24*h+2*minute+ret),
+			}},
 		{name: "two active keys is an error", set: set(steadyActive, key("B", storage.KeyActive, 0, 0, 24*h, 25*h)), wantErr: "two active keys"},
 		{name: "two next keys is an error", set: set(steadyActive, steadyNext, key("M", storage.KeyNext, 0, 0, 24*h, 25*h)), wantErr: "two next keys"},
 		{name: "unknown state is an error", set: set(key("X", "pending", 0, 0, 0, 0)), wantErr: "unknown state"},
@@ -156,8 +183,8 @@ func TestAdvance(t *testing.T) {
 			if g, w := describe(got.Keys), describe(want); g != w {
 				t.Errorf("got\n%s\nwant\n%s", g, w)
 			}
-			if got.Version != tt.set.Version {
-				t.Errorf("version %d, want it kept at %d", got.Version, tt.set.Version)
+			if got.Version != tt.set.Version || got.Publication != tt.set.Publication {
+				t.Errorf("version %d, publication %+v; want them kept at %d, %+v", got.Version, got.Publication, tt.set.Version, tt.set.Publication)
 			}
 		})
 	}
@@ -191,8 +218,8 @@ func TestAdvanceNeverLeavesAGap(t *testing.T) {
 		if a.KID != prevActive && prevActive != "" {
 			rotations++
 			stopped[prevActive] = now
-			if now.Sub(a.CreatedAt.Time) < p.publishDelay() {
-				t.Fatalf("%v: %s signs %v after it was published, want at least %v", now.Sub(t0), a.KID, now.Sub(a.CreatedAt.Time), p.publishDelay())
+			if delay := p.JWKSMaxAge + p.PublishMargin; now.Sub(a.CreatedAt.Time) < delay {
+				t.Fatalf("%v: %s signs %v after it was published, want at least %v", now.Sub(t0), a.KID, now.Sub(a.CreatedAt.Time), delay)
 			}
 		}
 		prevActive = a.KID
@@ -214,62 +241,173 @@ func TestAdvanceNeverLeavesAGap(t *testing.T) {
 
 func TestPromote(t *testing.T) {
 	active := key("A", storage.KeyActive, -30*h, -24*h, 1*h, 1*h+ret)
+	young := key("N", storage.KeyNext, -5*minute, 1*h, 25*h, 25*h+ret)
+	// young may sign 6m after it was published: 1m from t0.
+	youngScheduled := []storage.Key{
+		key("A", storage.KeyActive, -30*h, -24*h, 1*minute, 1*minute+ret),
+		key("N", storage.KeyNext, -5*minute, 1*minute, 24*h+1*minute, 24*h+1*minute+ret),
+	}
+	now := func(r Rotation) Rotation { r.At = t0; return r }
+	later := func(d time.Duration, r Rotation) Rotation { r.At, r.Scheduled = t0.Add(d), true; return r }
 	tests := []struct {
 		name    string
 		set     storage.KeySet
 		force   bool
 		want    []storage.Key
 		wantRot Rotation
-		wantErr error
 	}{
-		{name: "next published long enough", set: set(active, key("N", storage.KeyNext, -10*minute, 1*h, 25*h, 25*h+ret)),
+		{name: "next published long enough rotates now", set: set(active, key("N", storage.KeyNext, -10*minute, 1*h, 25*h, 25*h+ret)),
 			want: []storage.Key{
 				key("A", storage.KeyRetired, -30*h, -24*h, 0, ret),
 				key("N", storage.KeyActive, -10*minute, 0, 24*h, 24*h+ret),
 				key("new1", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
 			},
-			wantRot: Rotation{Retired: "A", Activated: "N", Next: "new1"}},
-		{name: "next too young", set: set(active, key("N", storage.KeyNext, -5*minute, 1*h, 25*h, 25*h+ret)), wantErr: ErrTooEarly},
-		{name: "next too young, forced", set: set(active, key("N", storage.KeyNext, -5*minute, 1*h, 25*h, 25*h+ret)), force: true,
+			wantRot: now(Rotation{Retired: "A", Activated: "N", Next: "new1"})},
+		{name: "next too young: scheduled for when it may sign", set: set(active, young),
+			want: youngScheduled, wantRot: later(minute, Rotation{Retired: "A", Activated: "N"})},
+		{name: "asking again changes nothing", set: set(youngScheduled...),
+			want: youngScheduled, wantRot: later(minute, Rotation{Retired: "A", Activated: "N"})},
+		{name: "active already overdue keeps its retirement, next waits", set: set(key("A", storage.KeyActive, -30*h, -25*h, -1*h, -1*h+ret), young),
+			want: []storage.Key{
+				key("A", storage.KeyActive, -30*h, -25*h, -1*h, -1*h+ret),
+				key("N", storage.KeyNext, -5*minute, 1*minute, 24*h+1*minute, 24*h+1*minute+ret),
+			},
+			wantRot: later(minute, Rotation{Retired: "A", Activated: "N"})},
+		{name: "next too young, forced", set: set(active, young), force: true,
 			want: []storage.Key{
 				key("A", storage.KeyRetired, -30*h, -24*h, 0, ret),
 				key("N", storage.KeyActive, -5*minute, 0, 24*h, 24*h+ret),
 				key("new1", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
 			},
-			wantRot: Rotation{Retired: "A", Activated: "N", Next: "new1", Forced: true}},
-		{name: "no next key", set: set(active), wantErr: ErrTooEarly},
+			wantRot: now(Rotation{Retired: "A", Activated: "N", Next: "new1", Forced: true})},
+		{name: "recorded short max-age: a 35s old next key rotates now", force: false,
+			set: published(set(active, key("N", storage.KeyNext, -35*time.Second, 1*h, 25*h, 25*h+ret)), 30*time.Second, 5*time.Second, 0),
+			want: []storage.Key{
+				key("A", storage.KeyRetired, -30*h, -24*h, 0, ret),
+				key("N", storage.KeyActive, -35*time.Second, 0, 24*h, 24*h+ret),
+				key("new1", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
+			},
+			wantRot: now(Rotation{Retired: "A", Activated: "N", Next: "new1"})},
+		{name: "recorded short max-age: a 20s old next key is scheduled 15s ahead",
+			set: published(set(active, key("N", storage.KeyNext, -20*time.Second, 1*h, 25*h, 25*h+ret)), 30*time.Second, 5*time.Second, 0),
+			want: []storage.Key{
+				key("A", storage.KeyActive, -30*h, -24*h, 15*time.Second, 15*time.Second+ret),
+				key("N", storage.KeyNext, -20*time.Second, 15*time.Second, 24*h+15*time.Second, 24*h+15*time.Second+ret),
+			},
+			wantRot: later(15*time.Second, Rotation{Retired: "A", Activated: "N"})},
+		{name: "recorded long max-age: a 10m old next key is scheduled",
+			set: published(set(active, key("N", storage.KeyNext, -10*minute, 1*h, 25*h, 25*h+ret)), 10*minute, minute, 0),
+			want: []storage.Key{
+				key("A", storage.KeyActive, -30*h, -24*h, 1*minute, 1*minute+ret),
+				key("N", storage.KeyNext, -10*minute, 1*minute, 24*h+1*minute, 24*h+1*minute+ret),
+			},
+			wantRot: later(minute, Rotation{Retired: "A", Activated: "N"})},
+		{name: "the floor schedules an old next key",
+			set: published(set(active, key("N", storage.KeyNext, -10*h, 1*h, 25*h, 25*h+ret)), 5*minute, minute, 3*minute),
+			want: []storage.Key{
+				key("A", storage.KeyActive, -30*h, -24*h, 3*minute, 3*minute+ret),
+				key("N", storage.KeyNext, -10*h, 3*minute, 24*h+3*minute, 24*h+3*minute+ret),
+			},
+			wantRot: later(3*minute, Rotation{Retired: "A", Activated: "N"})},
+		{name: "no next key: a fresh one is published and scheduled", set: set(active),
+			want: []storage.Key{
+				key("A", storage.KeyActive, -30*h, -24*h, 6*minute, 6*minute+ret),
+				key("new1", storage.KeyNext, 0, 6*minute, 24*h+6*minute, 24*h+6*minute+ret),
+			},
+			wantRot: later(6*minute, Rotation{Retired: "A", Activated: "new1"})},
 		{name: "no next key, forced", set: set(active), force: true,
 			want: []storage.Key{
 				key("A", storage.KeyRetired, -30*h, -24*h, 0, ret),
 				key("new1", storage.KeyActive, 0, 0, 24*h, 24*h+ret),
 				key("new2", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
 			},
-			wantRot: Rotation{Retired: "A", Activated: "new1", Next: "new2", Forced: true}},
+			wantRot: now(Rotation{Retired: "A", Activated: "new1", Next: "new2", Forced: true})},
 		{name: "no key at all", set: set(),
 			want: []storage.Key{
 				key("new1", storage.KeyActive, 0, 0, 24*h, 24*h+ret),
 				key("new2", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
 			},
-			wantRot: Rotation{Activated: "new1", Next: "new2"}},
+			wantRot: now(Rotation{Activated: "new1", Next: "new2"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			newKey, _ := fakeKeys()
+			before := describe(tt.set.Keys)
 			got, rot, err := promote(tt.set, t0, testPolicy, tt.force, newKey)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
-				return
-			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if describe(tt.set.Keys) != before {
+				t.Fatal("promote modified its input")
 			}
 			if g, w := describe(got.Keys), describe(tt.want); g != w {
 				t.Errorf("got\n%s\nwant\n%s", g, w)
 			}
 			if rot != tt.wantRot {
 				t.Errorf("rotation %+v, want %+v", rot, tt.wantRot)
+			}
+			if got.Publication != tt.set.Publication {
+				t.Errorf("publication %+v, want it kept at %+v", got.Publication, tt.set.Publication)
+			}
+			if !rot.Scheduled {
+				return
+			}
+			// The schedule carries it out: nothing before At, the rotation at At.
+			if out, changed, err := advance(got, rot.At.Add(-time.Millisecond), testPolicy, newKey); err != nil || changed {
+				t.Fatalf("advance before the scheduled moment changed the set: %s (%v)", describe(out.Keys), err)
+			}
+			out, _, err := advance(got, rot.At, testPolicy, newKey)
+			if a, _ := kidsOf(out.Keys); err != nil || a != rot.Activated {
+				t.Fatalf("advance at the scheduled moment: %s signs, want %s (%v)", a, rot.Activated, err)
+			}
+		})
+	}
+}
+
+// TestRecordPublication: a starting server records its own JWKS max-age and
+// margin, a running one only raises them, and lowering them sets a floor.
+func TestRecordPublication(t *testing.T) {
+	pol := func(maxAge, margin time.Duration) Policy {
+		p := testPolicy
+		p.JWKSMaxAge, p.PublishMargin = maxAge, margin
+		return p
+	}
+	empty := set(steadyActive, steadyNext)
+	recorded := published(empty, 5*minute, minute, 0)
+	tests := []struct {
+		name     string
+		set      storage.KeySet
+		p        Policy
+		starting bool
+		want     storage.KeySet // its Publication; nil Keys: unchanged
+	}{
+		{"nothing recorded, starting", empty, pol(30*time.Second, 5*time.Second), true, published(empty, 30*time.Second, 5*time.Second, 0)},
+		{"nothing recorded, running", empty, pol(5*minute, minute), false, recorded},
+		{"same values", recorded, pol(5*minute, minute), true, storage.KeySet{}},
+		{"running with smaller: the larger stays", recorded, pol(30*time.Second, 5*time.Second), false, storage.KeySet{}},
+		{"running with a larger max-age raises it", recorded, pol(10*minute, 5*time.Second), false, published(empty, 10*minute, minute, 0)},
+		{"running with a larger margin raises it", recorded, pol(time.Second, 2*minute), false, published(empty, 5*minute, 2*minute, 0)},
+		{"starting with larger raises, no floor", recorded, pol(10*minute, minute), true, published(empty, 10*minute, minute, 0)},
+		{"starting with smaller lowers, floor at now + old delay", recorded, pol(30*time.Second, 5*time.Second), true,
+			published(empty, 30*time.Second, 5*time.Second, 6*minute)},
+		{"a later floor stays", published(empty, 5*minute, minute, h), pol(30*time.Second, 5*time.Second), true,
+			published(empty, 30*time.Second, 5*time.Second, h)},
+		{"larger max-age, smaller margin, shorter delay: floor", recorded, pol(5*minute+time.Second, 5*time.Second), true,
+			published(empty, 5*minute+time.Second, 5*time.Second, 6*minute)},
+		{"sub-millisecond parts are not recorded", recorded, pol(5*minute+time.Microsecond, minute), false, storage.KeySet{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, changed := recordPublication(tt.set, t0, tt.p, tt.starting)
+			want := tt.want
+			if want.Keys == nil {
+				want = tt.set
+			}
+			if changed != (tt.want.Keys != nil) || got.Publication != want.Publication {
+				t.Fatalf("got %+v (changed %v), want %+v", got.Publication, changed, want.Publication)
+			}
+			if describe(got.Keys) != describe(tt.set.Keys) || got.Version != tt.set.Version {
+				t.Fatal("recordPublication changed the keys or the version")
 			}
 		})
 	}
@@ -292,19 +430,19 @@ func TestRevoke(t *testing.T) {
 				key("new1", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
 				retired,
 			},
-			wantRev: Revocation{KID: "A", State: storage.KeyActive, Activated: "N", Next: "new1"}},
+			wantRev: Revocation{KID: "A", State: storage.KeyActive, Active: "N", Activated: "N", Next: "new1"}},
 		{name: "active key without next: a fresh key signs", kid: "A", set: set(steadyActive),
 			want: []storage.Key{
 				key("new1", storage.KeyActive, 0, 0, 24*h, 24*h+ret),
 				key("new2", storage.KeyNext, 0, 24*h, 48*h, 48*h+ret),
 			},
-			wantRev: Revocation{KID: "A", State: storage.KeyActive, Activated: "new1", Next: "new2"}},
+			wantRev: Revocation{KID: "A", State: storage.KeyActive, Active: "new1", Activated: "new1", Next: "new2"}},
 		{name: "next key: a fresh next, its wait starts again", kid: "N", set: set(steadyActive, steadyNext),
 			want:    []storage.Key{steadyActive, key("new1", storage.KeyNext, 0, 23*h, 47*h, 47*h+ret)},
-			wantRev: Revocation{KID: "N", State: storage.KeyNext, Next: "new1"}},
+			wantRev: Revocation{KID: "N", State: storage.KeyNext, Active: "A", Next: "new1"}},
 		{name: "retired key", kid: "R", set: set(steadyActive, steadyNext, retired),
 			want:    []storage.Key{steadyActive, steadyNext},
-			wantRev: Revocation{KID: "R", State: storage.KeyRetired, Next: "N"}},
+			wantRev: Revocation{KID: "R", State: storage.KeyRetired, Active: "A", Next: "N"}},
 		{name: "unknown kid", kid: "nope", set: set(steadyActive, steadyNext), wantErr: ErrUnknownKey},
 	}
 	for _, tt := range tests {

@@ -62,7 +62,7 @@ func NewManager(ctx context.Context, store Store, kek []byte, p Policy, log *slo
 	if err := checkKEK(set, kek); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
-	if err := m.advance(ctx, set); err != nil {
+	if err := m.advance(ctx, set, true); err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	if err := m.Reload(ctx); err != nil {
@@ -104,15 +104,19 @@ func (m *Manager) tick(ctx context.Context) error {
 			return err
 		}
 	}
-	return m.advance(ctx, m.snap.Load().set)
+	return m.advance(ctx, m.snap.Load().set, false)
 }
 
-// advance applies the schedule when, judged on set, a transition is due; the
-// transaction decides again on fresh data, so of several replicas due at
-// once exactly one changes the set.
-func (m *Manager) advance(ctx context.Context, set storage.KeySet) error {
+// advance records this replica's JWKS max-age and margin in the key set
+// (recordPublication; starting says whether it may lower them) and applies
+// the schedule, including a rotation an operator asked for, when, judged on
+// set, either is due; the transaction decides again on fresh data, so of
+// several replicas due at once exactly one changes the set.
+func (m *Manager) advance(ctx context.Context, set storage.KeySet, starting bool) error {
 	decide := func(set storage.KeySet, now time.Time, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {
-		return advance(set, now, m.p, newKey)
+		set, recorded := recordPublication(set, now, m.p, starting)
+		out, changed, err := advance(set, now, m.p, newKey)
+		return out, recorded || changed, err
 	}
 	if _, due := dryRun(set, m.now(), decide); !due {
 		return nil
@@ -124,7 +128,8 @@ func (m *Manager) advance(ctx context.Context, set storage.KeySet) error {
 	}
 	if changed {
 		active, next := kidsOf(out.Keys)
-		m.log.InfoContext(ctx, "signing keys advanced", "kid", active, "next_kid", next, "keys", len(out.Keys))
+		m.log.InfoContext(ctx, "signing keys advanced", "kid", active, "next_kid", next, "keys", len(out.Keys),
+			"jwks_max_age", out.Publication.JWKSMaxAge, "publish_margin", out.Publication.PublishMargin)
 		if m.onRotate != nil && before != "" && active != before {
 			m.onRotate(ctx, Rotation{Retired: before, Activated: active, Next: next})
 		}
@@ -163,13 +168,19 @@ func (m *Manager) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Rotate rotates the stored key set (see Rotator.Rotate) and reloads.
+// Rotate rotates the stored key set now or schedules the rotation for the
+// earliest safe moment (see Rotator.Rotate), and reloads; Run carries out a
+// scheduled rotation.
 func (m *Manager) Rotate(ctx context.Context, force bool) (Rotation, error) {
 	r, err := m.rot.Rotate(ctx, force)
 	if err != nil {
 		return r, err
 	}
-	m.log.InfoContext(ctx, "signing key rotated", "kid", r.Activated, "retired_kid", r.Retired, "next_kid", r.Next, "forced", r.Forced)
+	if r.Scheduled {
+		m.log.InfoContext(ctx, "signing key rotation scheduled", "kid", r.Activated, "retired_kid", r.Retired, "at", r.At)
+	} else {
+		m.log.InfoContext(ctx, "signing key rotated", "kid", r.Activated, "retired_kid", r.Retired, "next_kid", r.Next, "forced", r.Forced)
+	}
 	return r, m.Reload(ctx)
 }
 

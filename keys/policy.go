@@ -14,7 +14,10 @@ type Policy struct {
 	// signing, until the next key has been published long enough.
 	RotationPeriod time.Duration
 	// JWKSMaxAge is the Cache-Control max-age the JWKS is served with:
-	// default 5m. It must equal what the HTTP handler sends.
+	// default 5m. It must equal what the HTTP handler sends. A Manager
+	// records it (and PublishMargin) in the key set, and every decision
+	// uses what is recorded, falling back to these only where nothing is
+	// (see recordPublication): a Rotator in the CLI follows the servers.
 	JWKSMaxAge time.Duration
 	// PublishMargin is added to JWKSMaxAge before a next key may sign, and to
 	// a retired key's publication after its tokens expire. It covers replicas
@@ -81,9 +84,6 @@ func (p Policy) WithDefaults() (Policy, error) {
 	}
 	return p, nil
 }
-
-// publishDelay is how long a next key is published before it may sign.
-func (p Policy) publishDelay() time.Duration { return p.JWKSMaxAge + p.PublishMargin }
 
 // retention is how long a retired key stays published after it stopped
 // signing: its last token's lifetime, the resource servers' leeway, and the

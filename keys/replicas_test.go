@@ -161,3 +161,47 @@ func TestRunFollowsOtherReplica(t *testing.T) {
 		t.Fatalf("Run returned %v", err)
 	}
 }
+
+// TestReplicasDisagreeOnMaxAge: a replica starting with a shorter JWKS
+// max-age lowers the recorded one, with a floor at now + the old delay; a
+// replica still running with the longer one raises it back on its next
+// round and the shorter one leaves it there, so the larger wins. A rotation
+// asked for meanwhile waits for the floor, when every copy of the JWKS cached
+// under the longer max-age has expired.
+func TestReplicasDisagreeOnMaxAge(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		kek, c := NewKEK(), newClock()
+		long := newManager(t, storagetest.Open(t, dsn), kek, c) // 5m + 1m
+		db := storagetest.Open(t, dsn)
+		want := func(what string, maxAge, margin time.Duration, floor time.Time) {
+			t.Helper()
+			if pub := mustKeySet(t, db).Publication; pub.JWKSMaxAge != maxAge || pub.PublishMargin != margin || !pub.Floor.Equal(floor) {
+				t.Fatalf("%s: recorded %+v, want max-age %v, margin %v, floor %v", what, pub, maxAge, margin, floor)
+			}
+		}
+		want("first replica started", 5*time.Minute, time.Minute, time.Time{})
+
+		c.Add(time.Minute)
+		p := managerPolicy
+		p.JWKSMaxAge, p.PublishMargin = 30*time.Second, 5*time.Second
+		short, err := NewManager(t.Context(), storagetest.Open(t, dsn), kek, p, nil, c.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		floor := t0.Add(7 * time.Minute) // lowered at 1m; the old delay was 6m
+		want("shorter replica started", 30*time.Second, 5*time.Second, floor)
+		tick(t, long)
+		want("longer replica's round", 5*time.Minute, time.Minute, floor)
+		v := mustKeySet(t, db).Version
+		tick(t, short)
+		want("shorter replica's round", 5*time.Minute, time.Minute, floor)
+		if got := mustKeySet(t, db).Version; got != v {
+			t.Fatalf("the shorter replica's round wrote version %d: the replicas flap", got)
+		}
+
+		r, err := short.Rotate(t.Context(), false)
+		if err != nil || !r.Scheduled || !r.At.Equal(floor) {
+			t.Fatalf("rotation at 1m: %+v, %v; want it scheduled for the floor at 7m", r, err)
+		}
+	})
+}

@@ -1,11 +1,12 @@
 package keys
 
 import (
-	"errors"
+	"context"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -107,29 +108,51 @@ func TestRotationKeepsCachedJWKSValid(t *testing.T) {
 	}
 }
 
+// TestManualRotate: a rotation asked for before the next key was published
+// long enough is scheduled, not refused, and the Manager's schedule carries
+// it out at that moment; one asked for later happens at once; a forced one
+// happens at once whatever the next key's age.
 func TestManualRotate(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
 	c := newClock()
 	m := newManager(t, db, NewKEK(), c)
+	var heard []Rotation
+	m.OnRotate(func(_ context.Context, r Rotation) { heard = append(heard, r) })
 	first := activeKID(m)
 	c.Add(5 * time.Minute)
-	if _, err := m.Rotate(t.Context(), false); !errors.Is(err, ErrTooEarly) {
-		t.Fatalf("rotate 5m after publishing: %v, want ErrTooEarly", err)
-	}
-	c.Add(time.Minute)
 	r, err := m.Rotate(t.Context(), false)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("rotate 5m after publishing: %v", err)
 	}
-	if r.Retired != first || r.Forced || activeKID(m) != r.Activated {
-		t.Fatalf("rotation %+v, active %s", r, activeKID(m))
+	if !r.Scheduled || r.Forced || r.Retired != first || !r.At.Equal(t0.Add(6*time.Minute)) || activeKID(m) != first {
+		t.Fatalf("rotation %+v, active %s: want it scheduled for 6m after publishing", r, activeKID(m))
 	}
+	if again, err := m.Rotate(t.Context(), false); err != nil || again != r {
+		t.Fatalf("asking again: %+v, %v; want %+v", again, err, r)
+	}
+	c.Add(59 * time.Second)
+	tick(t, m)
+	if activeKID(m) != first || len(heard) != 0 {
+		t.Fatalf("rotated 1s before the scheduled moment: active %s", activeKID(m))
+	}
+	c.Add(time.Second)
+	tick(t, m)
+	if activeKID(m) != r.Activated || len(heard) != 1 || heard[0].Retired != first || heard[0].Activated != r.Activated {
+		t.Fatalf("at the scheduled moment: active %s, heard %+v; want %s", activeKID(m), heard, r.Activated)
+	}
+
+	// The fresh next key is 0s old: forced, it signs now.
 	r2, err := m.Rotate(t.Context(), true)
-	if err != nil || !r2.Forced || r2.Retired != r.Activated || activeKID(m) != r2.Activated {
+	if err != nil || !r2.Forced || r2.Scheduled || r2.Retired != r.Activated || activeKID(m) != r2.Activated {
 		t.Fatalf("forced rotation %+v, %v", r2, err)
 	}
+	c.Add(6 * time.Minute)
+	r3, err := m.Rotate(t.Context(), false)
+	if err != nil || r3.Scheduled || r3.Forced || r3.Retired != r2.Activated || activeKID(m) != r3.Activated || !r3.At.Equal(c.Now()) {
+		t.Fatalf("rotation once the next key is published long enough: %+v, %v", r3, err)
+	}
 	list, err := List(t.Context(), db)
-	if err != nil || len(list) != 4 {
+	if err != nil || len(list) != 5 {
 		t.Fatalf("List: %v, %+v", err, list)
 	}
 	for _, k := range list {
@@ -137,4 +160,51 @@ func TestManualRotate(t *testing.T) {
 			t.Fatalf("listed %+v", k)
 		}
 	}
+}
+
+// TestRotatorFollowsRecordedPublication: a Rotator with the default policy
+// (as the CLI has, 5m max-age) decides with the max-age and margin the
+// server recorded (30s + 5s), not its own.
+func TestRotatorFollowsRecordedPublication(t *testing.T) {
+	backends(t, func(t *testing.T, dsn string) {
+		db := storagetest.Open(t, dsn)
+		kek, c := NewKEK(), newClock()
+		p := managerPolicy
+		p.JWKSMaxAge, p.PublishMargin = 30*time.Second, 5*time.Second
+		m, err := NewManager(t.Context(), db, kek, p, nil, c.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pub := mustKeySet(t, db).Publication; pub.JWKSMaxAge != 30*time.Second || pub.PublishMargin != 5*time.Second {
+			t.Fatalf("the server recorded %+v", pub)
+		}
+		cli, err := NewRotator(storagetest.Open(t, dsn), kek, Policy{}, c.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Add(20 * time.Second)
+		r, err := cli.Rotate(t.Context(), false)
+		if err != nil || !r.Scheduled || !r.At.Equal(t0.Add(35*time.Second)) {
+			t.Fatalf("rotate 20s after start: %+v, %v; want it scheduled 35s after start", r, err)
+		}
+		c.Add(15 * time.Second)
+		tick(t, m)
+		if activeKID(m) != r.Activated {
+			t.Fatalf("the server did not carry out the scheduled rotation: active %s, want %s", activeKID(m), r.Activated)
+		}
+		c.Add(35 * time.Second)
+		r2, err := cli.Rotate(t.Context(), false)
+		if err != nil || r2.Scheduled || r2.Forced || r2.Retired != r.Activated {
+			t.Fatalf("rotate 35s after the next key appeared: %+v, %v; want it done now", r2, err)
+		}
+	})
+}
+
+func mustKeySet(t *testing.T, db *storage.DB) storage.KeySet {
+	t.Helper()
+	s, err := db.KeySet(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -124,13 +124,16 @@ func checkKEK(set storage.KeySet, kek []byte) error {
 	return nil
 }
 
-// Rotate retires the active key now and lets the next key sign, then
-// publishes a fresh next key. Without force it refuses with ErrTooEarly while
-// the next key has not been published for JWKSMaxAge + PublishMargin, since
-// resource servers holding a cached JWKS would reject its tokens; the error
-// says from when it may. With force it rotates anyway (with no next key, to a
-// fresh one): for when the active key must stop signing now but need not be
-// withdrawn (use Revoke for a compromised key).
+// Rotate asks for a rotation as soon as it is safe. When the next key has
+// been published long enough (the JWKS max-age and margin the servers record
+// in the key set, else r's policy), the active key retires now, the next key
+// signs and a fresh next key is published. Otherwise the rotation is written
+// into the key set for the earliest safe moment (Rotation.Scheduled, At) and
+// the servers' schedule (Manager.Run) carries it out then; a resource server
+// with a cached JWKS never meets an unknown kid either way. With force it
+// rotates now anyway (with no next key, to a fresh one): for when the active
+// key must stop signing now but need not be withdrawn (use Revoke for a
+// compromised key).
 func (r *Rotator) Rotate(ctx context.Context, force bool) (Rotation, error) {
 	var rot Rotation
 	_, _, err := r.update(ctx, func(set storage.KeySet, now time.Time, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {

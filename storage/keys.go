@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -42,12 +43,36 @@ type Key struct {
 type KeySet struct {
 	Keys    []Key
 	Version int64
+	// Publication records what the servers publish the key set with.
+	Publication Publication
 }
 
-// keySetQuery reads the version and every key in one statement, so both come
-// from the same snapshot on either dialect. With no keys it returns one row
-// of NULL key columns.
-const keySetQuery = `SELECT v.version, k.kid, k.state, k.alg, k.public_jwk, k.private_key,
+// Publication is how the servers publish the key set, recorded with it so
+// that the CLI and every replica agree on when a next key may sign. Zero
+// fields mean nothing is recorded. Durations are kept to the millisecond.
+type Publication struct {
+	JWKSMaxAge    time.Duration // the JWKS Cache-Control max-age
+	PublishMargin time.Duration // added to JWKSMaxAge before a next key signs
+	// Floor is the earliest a next key may sign, whatever its age: set when
+	// the recorded max-age or margin went down, so copies of the JWKS cached
+	// under the longer one have expired first.
+	Floor Time
+}
+
+func (p Publication) normalized() Publication {
+	return Publication{p.JWKSMaxAge.Truncate(time.Millisecond), p.PublishMargin.Truncate(time.Millisecond), At(p.Floor.Time)}
+}
+
+func (p Publication) equal(o Publication) bool {
+	p, o = p.normalized(), o.normalized()
+	return p.JWKSMaxAge == o.JWKSMaxAge && p.PublishMargin == o.PublishMargin && p.Floor.Equal(o.Floor.Time)
+}
+
+// keySetQuery reads the version, the publication and every key in one
+// statement, so all come from the same snapshot on either dialect. With no
+// keys it returns one row of NULL key columns.
+const keySetQuery = `SELECT v.version, v.jwks_max_age_ms, v.publish_margin_ms, v.publish_floor,
+	k.kid, k.state, k.alg, k.public_jwk, k.private_key,
 	k.created_at, k.activates_at, k.retires_at, k.expires_at
 	FROM key_set_version v LEFT JOIN signing_keys k ON 1 = 1
 	WHERE v.id = 1
@@ -67,12 +92,16 @@ func (db *DB) readKeySet(ctx context.Context, q queryer) (KeySet, error) {
 	for rows.Next() {
 		var (
 			kid, state, alg, jwk sql.NullString
+			maxAge, margin       int64
 			k                    Key
 		)
-		if err := rows.Scan(&set.Version, &kid, &state, &alg, &jwk, &k.PrivateKey,
+		if err := rows.Scan(&set.Version, &maxAge, &margin, &set.Publication.Floor,
+			&kid, &state, &alg, &jwk, &k.PrivateKey,
 			&k.CreatedAt, &k.ActivatesAt, &k.RetiresAt, &k.ExpiresAt); err != nil {
 			return KeySet{}, err
 		}
+		set.Publication.JWKSMaxAge = time.Duration(maxAge) * time.Millisecond
+		set.Publication.PublishMargin = time.Duration(margin) * time.Millisecond
 		if !kid.Valid {
 			continue // the LEFT JOIN row of an empty set
 		}
@@ -82,7 +111,7 @@ func (db *DB) readKeySet(ctx context.Context, q queryer) (KeySet, error) {
 	return set, rows.Err()
 }
 
-// KeySet returns the published key set and its version.
+// KeySet returns the published key set, its publication and its version.
 func (db *DB) KeySet(ctx context.Context) (KeySet, error) {
 	set, err := db.readKeySet(ctx, db.x)
 	if err != nil {
@@ -107,11 +136,11 @@ func (db *DB) KeySetVersion(ctx context.Context) (int64, error) {
 // lock at BEGIN), so concurrent callers, in this process or in other
 // replicas, run one after another and each sees what the previous wrote.
 //
-// When update returns ErrNoChange, or a set with the same keys, nothing is
-// written and the version stays. Any other error rolls back and is returned.
-// Otherwise added keys are inserted, removed keys deleted, changed keys
-// rewritten, and the version grows by one. The Version update returns is
-// ignored.
+// When update returns ErrNoChange, or a set with the same keys and
+// publication, nothing is written and the version stays. Any other error
+// rolls back and is returned. Otherwise added keys are inserted, removed keys
+// deleted, changed keys rewritten, the publication written, and the version
+// grows by one. The Version update returns is ignored.
 func (db *DB) UpdateKeySet(ctx context.Context, update func(KeySet) (KeySet, error)) error {
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		if db.dialect == Postgres {
@@ -168,7 +197,7 @@ func (db *DB) writeKeySet(ctx context.Context, tx *sqlx.Tx, old, next KeySet) er
 			ins = append(ins, n)
 		}
 	}
-	if len(del) == 0 && len(ins) == 0 {
+	if len(del) == 0 && len(ins) == 0 && old.Publication.equal(next.Publication) {
 		return ErrNoChange
 	}
 	for _, k := range del {
@@ -186,7 +215,13 @@ func (db *DB) writeKeySet(ctx context.Context, tx *sqlx.Tx, old, next KeySet) er
 			return fmt.Errorf("write key %q: %w", k.KID, classify(err))
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE key_set_version SET version = version + 1 WHERE id = 1`); err != nil {
+	pub := next.Publication.normalized()
+	if pub.JWKSMaxAge < 0 || pub.PublishMargin < 0 {
+		return fmt.Errorf("negative JWKS max-age %v or publish margin %v", pub.JWKSMaxAge, pub.PublishMargin)
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE key_set_version SET version = version + 1,
+		jwks_max_age_ms = ?, publish_margin_ms = ?, publish_floor = ? WHERE id = 1`),
+		pub.JWKSMaxAge.Milliseconds(), pub.PublishMargin.Milliseconds(), pub.Floor); err != nil {
 		return fmt.Errorf("bump key set version: %w", err)
 	}
 	return nil
@@ -211,7 +246,7 @@ func sameKey(a, b Key) bool {
 
 // cloneKeySet copies the keys so update may change them freely.
 func cloneKeySet(s KeySet) KeySet {
-	c := KeySet{Version: s.Version, Keys: make([]Key, len(s.Keys))}
+	c := KeySet{Version: s.Version, Publication: s.Publication, Keys: make([]Key, len(s.Keys))}
 	for i, k := range s.Keys {
 		k.PrivateKey = slices.Clone(k.PrivateKey)
 		c.Keys[i] = k

@@ -75,9 +75,11 @@ func newAuditCmd(a *app) *cobra.Command {
 				views[i] = auditView{e.ID, e.At.Time, e.Type, e.Outcome, e.Reason, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID}
 			}
 			return a.print(cmd.OutOrStdout(), views, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "AT\tTYPE\tOUTCOME\tREASON\tSUBJECT\tCLIENT\tIP")
+				fmt.Fprintln(tw, "AT\tTYPE\tOUTCOME\tACTOR\tSUBJECT\tCLIENT\tIP\tREASON")
 				for _, v := range views {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.At.Format(time.RFC3339), v.Type, v.Outcome, v.Reason, v.Subject, v.ClientID, v.IP)
+					// The reason comes last: it is free text and may hold spaces.
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.At.UTC().Format(time.RFC3339), v.Type, v.Outcome,
+						cell(v.Actor), cell(v.Subject), cell(v.ClientID), cell(v.IP), cell(v.Reason))
 				}
 			})
 		},

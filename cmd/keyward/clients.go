@@ -30,8 +30,8 @@ func (a *app) printClients(cmd *cobra.Command, v any, cs []storage.Client, secre
 			if c.Public {
 				typ = "public"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ID, c.Name, typ, strings.Join(c.GrantTypes, ","),
-				strings.Join(c.Scopes, " "), strings.Join(c.Audiences, ","), strings.Join(c.IntrospectAudiences, ","), c.Disabled)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\n", c.ID, cell(c.Name), typ, cell(strings.Join(c.GrantTypes, ",")),
+				cell(strings.Join(c.Scopes, ",")), cell(strings.Join(c.Audiences, ",")), cell(strings.Join(c.IntrospectAudiences, ",")), c.Disabled)
 		}
 		if secret != "" {
 			fmt.Fprintf(tw, "\nclient secret (shown only now): %s\n", secret)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -103,6 +105,12 @@ func newKeysCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Inspect, rotate and revoke signing keys"}
 	kf.register(cmd.PersistentFlags())
 	pf.register(cmd.PersistentFlags())
+	// The servers record the max-age and margin they publish with; the
+	// CLI's flags only stand in while none has.
+	for _, name := range []string{"jwks-max-age", "key-publish-margin"} {
+		f := cmd.PersistentFlags().Lookup(name)
+		f.Usage += " (used only while no keyward serve has recorded its own in the database)"
+	}
 
 	// rotator opens the database and a Rotator with the key-encryption key.
 	rotator := func(cmd *cobra.Command) (*storage.DB, *keys.Rotator, error) {
@@ -141,9 +149,15 @@ func newKeysCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Oldest first; keys made together (an active key and its next
+			// key) in the order they sign.
+			order := map[string]int{storage.KeyRetired: 0, storage.KeyActive: 1, storage.KeyNext: 2}
+			slices.SortStableFunc(ks, func(x, y keys.KeyInfo) int {
+				return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(order[x.State], order[y.State]))
+			})
 			views := make([]keyView, len(ks))
 			for i, k := range ks {
-				views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt, k.ActivatesAt, k.RetiresAt, k.ExpiresAt}
+				views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.RetiresAt.UTC(), k.ExpiresAt.UTC()}
 			}
 			return a.print(cmd.OutOrStdout(), views, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tACTIVATES\tRETIRES\tEXPIRES")
@@ -158,8 +172,13 @@ func newKeysCmd(a *app) *cobra.Command {
 	var force bool
 	rotate := &cobra.Command{
 		Use:   "rotate",
-		Short: "Promote the next key to active now and publish a new next key",
-		Args:  cobra.NoArgs,
+		Short: "Promote the next key to active as soon as it is safe: now, or scheduled for the servers to carry out",
+		Long: "Promote the next key to active and publish a new next key, as soon as every JWKS copy a\n" +
+			"resource server may have cached holds the next key: at once if it has been published for the\n" +
+			"servers' JWKS max-age plus margin (recorded in the database by keyward serve), else the rotation\n" +
+			"is scheduled for that moment, printed, and carried out by the running servers.\n" +
+			"--force rotates now regardless (resource servers may then meet an unknown kid and refetch).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			db, r, err := rotator(cmd)
 			if err != nil {
@@ -168,16 +187,40 @@ func newKeysCmd(a *app) *cobra.Command {
 			defer db.Close()
 			rot, err := r.Rotate(cmd.Context(), force)
 			if err != nil {
-				return fmt.Errorf("rotate: %w (--force rotates anyway; resource servers may then refetch the JWKS)", err)
+				return fmt.Errorf("rotate: %w", err)
 			}
-			a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "retired "+rot.Retired)
-			return a.print(cmd.OutOrStdout(), map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next, "forced": rot.Forced},
+			at := rot.At.UTC().Add(time.Second - 1).Truncate(time.Second) // never shown before the moment
+			switch {
+			case rot.Scheduled:
+				a.audit(cmd, db, idp.EventKeyRotationScheduled, rot.Activated, "at "+at.Format(time.RFC3339))
+			case rot.Retired == "":
+				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "no key was signing")
+			case rot.Forced:
+				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "forced; retired "+rot.Retired)
+			default:
+				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "retired "+rot.Retired)
+			}
+			return a.print(cmd.OutOrStdout(), map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next,
+				"forced": rot.Forced, "scheduled": rot.Scheduled, "at": rot.At.UTC()},
 				func(tw *tabwriter.Writer) {
-					fmt.Fprintf(tw, "active key is now %s (was %s); next key %s\n", rot.Activated, rot.Retired, rot.Next)
+					if rot.Scheduled {
+						fmt.Fprintf(tw, "rotation scheduled for %s (in %s), when every cached JWKS holds the next key\n",
+							at.Format(time.RFC3339), time.Until(rot.At).Round(time.Second))
+						fmt.Fprintf(tw, "key %s signs until then, key %s from then; the running keyward servers carry it out\n", rot.Retired, rot.Activated)
+						return
+					}
+					switch {
+					case rot.Retired == "":
+						fmt.Fprintf(tw, "no key was signing: active key is now %s; next key %s\n", rot.Activated, rot.Next)
+					case rot.Forced:
+						fmt.Fprintf(tw, "active key is now %s (was %s), forced before every cached JWKS holds it; next key %s\n", rot.Activated, rot.Retired, rot.Next)
+					default:
+						fmt.Fprintf(tw, "active key is now %s (was %s); next key %s\n", rot.Activated, rot.Retired, rot.Next)
+					}
 				})
 		},
 	}
-	rotate.Flags().BoolVar(&force, "force", false, "rotate even if the next key has not been published for --jwks-max-age plus the margin")
+	rotate.Flags().BoolVar(&force, "force", false, "rotate now, even if the next key has not been published for the JWKS max-age plus the margin")
 
 	var revokeKID string
 	revoke := &cobra.Command{
@@ -206,9 +249,13 @@ func newKeysCmd(a *app) *cobra.Command {
 				return fmt.Errorf("revoke %s: %w", kid, err)
 			}
 			a.audit(cmd, db, idp.EventKeyRevoked, rev.KID, "was "+rev.State)
-			return a.print(cmd.OutOrStdout(), map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Activated, "next": rev.Next},
+			return a.print(cmd.OutOrStdout(), map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next},
 				func(tw *tabwriter.Writer) {
-					fmt.Fprintf(tw, "revoked %s (%s); active key %s, next key %s\n", rev.KID, rev.State, rev.Activated, rev.Next)
+					active := "active key " + rev.Active
+					if rev.Activated != "" {
+						active = "active key is now " + rev.Activated
+					}
+					fmt.Fprintf(tw, "revoked %s (was %s); %s, next key %s\n", rev.KID, rev.State, active, rev.Next)
 				})
 		},
 	}

@@ -37,11 +37,17 @@ func TestKeysCLI(t *testing.T) {
 			t.Fatalf("fresh key set %v", before)
 		}
 
-		if _, err := run(t, dsn, "", "keys", "rotate", kekArg); err == nil || !strings.Contains(err.Error(), "--force") {
-			t.Fatalf("rotate before the next key was published long enough: %v", err)
+		// The next key is younger than max-age + margin: the rotation is
+		// scheduled for the servers, and the keys stay as they are until then.
+		sched := decode[map[string]any](t, mustRun(t, dsn, "", "keys", "rotate", kekArg, "--output", "json"))
+		if sched["scheduled"] != true || sched["active"] != before["next"] || sched["retired"] != before["active"] || sched["forced"] != false {
+			t.Fatalf("rotate before the next key was published long enough: %v (before %v)", sched, before)
+		}
+		if now := list(); now["active"] != before["active"] || now["next"] != before["next"] {
+			t.Fatalf("after scheduling %v, before %v", now, before)
 		}
 		rot := decode[map[string]any](t, mustRun(t, dsn, "", "keys", "rotate", "--force", kekArg, "--output", "json"))
-		if rot["active"] != before["next"] || rot["retired"] != before["active"] {
+		if rot["active"] != before["next"] || rot["retired"] != before["active"] || rot["forced"] != true || rot["scheduled"] != false {
 			t.Fatalf("rotate: %v (before %v)", rot, before)
 		}
 		after := list()
@@ -75,7 +81,8 @@ func TestKeysCLI(t *testing.T) {
 		}
 
 		evs := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--output", "json"))
-		if len(evs) < 2 || evs[0]["type"] != "key_revoked" || evs[1]["type"] != "key_rotated" || evs[0]["subject"] != after["active"] {
+		if len(evs) < 3 || evs[0]["type"] != "key_revoked" || evs[1]["type"] != "key_rotated" || evs[2]["type"] != "key_rotation_scheduled" ||
+			evs[0]["subject"] != after["active"] || evs[2]["subject"] != before["next"] {
 			t.Fatalf("key audit events %v", evs)
 		}
 

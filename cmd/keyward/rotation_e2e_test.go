@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +126,71 @@ func TestReplicasRotateWithoutGap(t *testing.T) {
 		t.Fatalf("tokens were signed by %d keys over %d rotation periods; the schedule did not rotate", len(kids), rotations)
 	}
 	t.Logf("%d tokens from two replicas, signed by %d keys, all verified against JWKS copies up to %v old", issued, len(kids), maxAge)
+}
+
+// TestKeysRotateRightAfterStart runs `keyward keys rotate` (no --force, no
+// timing flags) as its own process right after a server with a 10 s JWKS
+// max-age and 5 s margin started. The next key is seconds old, so the
+// command schedules the rotation, prints when, and exits 0; the server
+// carries it out: a token with the new kid appears within max-age + margin
+// (+ the server's 5 s poll), never before the printed moment, and every
+// token verifies against the JWKS a resource server cached before the
+// command ran.
+func TestKeysRotateRightAfterStart(t *testing.T) {
+	const maxAge, margin, poll = 10 * time.Second, 5 * time.Second, 5 * time.Second
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		kek := writeKEK(t, t.TempDir())
+		c := decode[map[string]any](t, mustRun(t, dsn, "", "clients", "create", "--id", "svc", "--grant", "client_credentials",
+			"--scope", "api:read", "--audience", "api", "--output", "json"))
+		secret := c["client_secret"].(string)
+		p := startProcess(t, nil, "--database", dsn, "--key-encryption-key-file", kek,
+			"--jwks-max-age", maxAge.String(), "--key-publish-margin", margin.String())
+		started := time.Now() // the key set is at most this old
+		cached := fetchJWKS(t, p.URL)
+		oldKid, err := verifyWith(cached, clientCredentialsToken(t, p.URL, "svc", secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		cmd := exec.Command(os.Args[0], "--database", dsn, "keys", "rotate", "--key-encryption-key-file", kek, "--output", "json")
+		cmd.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("keyward keys rotate right after start: %v\n%s%s", err, out, stderr.String())
+		}
+		rot := decode[map[string]any](t, string(out))
+		newKid, _ := rot["active"].(string)
+		at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rot["at"]))
+		if err != nil || rot["scheduled"] != true || rot["forced"] != false || rot["retired"] != oldKid || newKid == "" || newKid == oldKid {
+			t.Fatalf("keys rotate printed %s: want a rotation from %s scheduled", out, oldKid)
+		}
+		if at.After(started.Add(maxAge + margin)) {
+			t.Fatalf("rotation scheduled for %v, later than max-age + margin after start (%v)", at, started.Add(maxAge+margin))
+		}
+
+		deadline := started.Add(maxAge + margin + poll + 2*time.Second)
+		for {
+			tok := clientCredentialsToken(t, p.URL, "svc", secret)
+			kid, err := verifyWith(cached, tok)
+			if err != nil {
+				t.Fatalf("a token does not verify against the JWKS cached before the rotation: %v", err)
+			}
+			if kid == newKid {
+				if time.Now().Before(at) {
+					t.Fatalf("the new key signed at %v, before the scheduled %v", time.Now(), at)
+				}
+				t.Logf("new kid %s signing %v after start (scheduled for %v after)", kid, time.Since(started).Round(100*time.Millisecond), at.Sub(started).Round(100*time.Millisecond))
+				break
+			}
+			if kid != oldKid {
+				t.Fatalf("token signed by %s, neither the old %s nor the new %s", kid, oldKid, newKid)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no token with the new kid %s within max-age + margin + poll of start", newKid)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 }

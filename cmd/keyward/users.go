@@ -93,7 +93,7 @@ func (a *app) printUsers(cmd *cobra.Command, v any, us []storage.User) error {
 	return a.print(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
 		fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tVERIFIED\tDISABLED\tCREATED")
 		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", u.ID, u.Username, u.Email, u.EmailVerified, u.Disabled, u.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", u.ID, u.Username, cell(u.Email), u.EmailVerified, u.Disabled, u.CreatedAt.Format(time.RFC3339))
 		}
 	})
 }

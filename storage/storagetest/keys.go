@@ -17,6 +17,7 @@ func runKeys(t *testing.T, open func(t *testing.T) *storage.DB) {
 	t.Run("KeySetUpdateErrorWritesNothing", func(t *testing.T) { testKeySetUpdateErrorWritesNothing(t, open(t)) })
 	t.Run("KeySetConcurrentEnsure", func(t *testing.T) { testKeySetConcurrentEnsure(t, open(t)) })
 	t.Run("KeySetConcurrentReplicas", func(t *testing.T) { testKeySetConcurrentReplicas(t, open(t)) })
+	t.Run("KeySetPublication", func(t *testing.T) { testKeySetPublication(t, open(t)) })
 }
 
 // newKey returns a key record with made-up contents: storage neither parses
@@ -300,4 +301,63 @@ func testKeySetConcurrentReplicas(t *testing.T, db *storage.DB) {
 		}
 	}
 	wantOneActiveOneNext(t, dbs[0])
+}
+
+// testKeySetPublication: the publication recorded with the key set is read
+// back exactly (to the millisecond), a change of it alone is a write that
+// bumps the version, and the same publication is no write.
+func testKeySetPublication(t *testing.T, db *storage.DB) {
+	ctx := t.Context()
+	read := func() storage.KeySet {
+		t.Helper()
+		s, err := db.KeySet(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if p := read().Publication; p != (storage.Publication{}) {
+		t.Fatalf("fresh database records %+v, want nothing", p)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	want := storage.Publication{JWKSMaxAge: 30 * time.Second, PublishMargin: 5*time.Second + 250*time.Millisecond, Floor: storage.At(t0)}
+	steps := []struct {
+		name        string
+		update      func(storage.KeySet) storage.KeySet
+		want        storage.Publication
+		wantVersion int64
+	}{
+		{"publication of an empty set", func(s storage.KeySet) storage.KeySet { s.Publication = want; return s }, want, 1},
+		{"same publication, sub-ms apart: no write", func(s storage.KeySet) storage.KeySet {
+			s.Publication.JWKSMaxAge += 999 * time.Microsecond
+			s.Publication.Floor.Time = s.Publication.Floor.Add(999 * time.Microsecond)
+			return s
+		}, want, 1},
+		{"keys change, publication kept", func(s storage.KeySet) storage.KeySet {
+			s.Keys = append(s.Keys, newKey("kid-a", storage.KeyActive, t0), newKey("kid-n", storage.KeyNext, t0))
+			return s
+		}, want, 2},
+		{"max-age alone changes", func(s storage.KeySet) storage.KeySet { s.Publication.JWKSMaxAge = 5 * time.Minute; return s },
+			storage.Publication{JWKSMaxAge: 5 * time.Minute, PublishMargin: want.PublishMargin, Floor: want.Floor}, 3},
+		{"floor cleared", func(s storage.KeySet) storage.KeySet { s.Publication.Floor = storage.Time{}; return s },
+			storage.Publication{JWKSMaxAge: 5 * time.Minute, PublishMargin: want.PublishMargin}, 4},
+	}
+	for _, st := range steps {
+		if err := db.UpdateKeySet(ctx, func(s storage.KeySet) (storage.KeySet, error) { return st.update(s), nil }); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := read()
+		if got.Publication != st.want || got.Version != st.wantVersion {
+			t.Fatalf("%s: read back %+v at version %d, want %+v at version %d", st.name, got.Publication, got.Version, st.want, st.wantVersion)
+		}
+		if len(got.Keys) != 0 && len(got.Keys) != 2 {
+			t.Fatalf("%s: keys %v", st.name, kids(got.Keys))
+		}
+	}
+	if err := db.UpdateKeySet(ctx, func(s storage.KeySet) (storage.KeySet, error) {
+		s.Publication.PublishMargin = -time.Second
+		return s, nil
+	}); err == nil {
+		t.Fatal("a negative publish margin was written")
+	}
 }
