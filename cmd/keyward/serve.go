@@ -211,6 +211,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		return err
 	}
 	defer db.Close()
+	warnSharedDatabase(log, a.database)
 	if !f.noMigrate {
 		if err := db.Migrate(ctx); err != nil {
 			return err
