@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // KeyAge is one signing key as the key-age gauge reports it.
@@ -113,9 +114,65 @@ func (m *Metrics) HashQueueFrom(depth func() int) {
 // Registry is the registry the metrics live on, for cmd/keyward to add to.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the metrics in the Prometheus text format.
+// Handler serves every metric in the Prometheus text format, with the
+// internal login failure reasons: for the operator's own listener
+// (serve --metrics-addr), never the public one (AD-09).
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Login failure reasons as PublicHandler shows them.
+const (
+	PublicReasonFailed    = "invalid_credentials" // every failure the password was checked for, whatever the account
+	PublicReasonThrottled = "throttled"           // refused by a limit before the password was checked
+)
+
+// PublicHandler serves the metrics as a listener anyone may reach can show
+// them (serve --public-metrics, which is unsafe: go_info names the Go
+// version, and traffic is visible). keyward_login_failures_total has its
+// reason collapsed into PublicReasonFailed and PublicReasonThrottled, so no
+// series tells an unknown user from a wrong password, a disabled account or
+// any reason added later (TE-11, AD-09); the throttle counts a name whether
+// or not an account has it, so "throttled" says nothing about existence.
+func (m *Metrics) PublicHandler() http.Handler {
+	return promhttp.HandlerFor(prometheus.GathererFunc(m.gatherPublic), promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// gatherPublic is the registry's gathering with the login failure reasons
+// collapsed (PublicHandler). Gather returns fresh copies, so they are
+// changed in place.
+func (m *Metrics) gatherPublic() ([]*dto.MetricFamily, error) {
+	mfs, err := m.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "keyward_login_failures_total" {
+			mf.Metric = collapseLoginFailures(mf.Metric)
+		}
+	}
+	return mfs, err
+}
+
+// collapseLoginFailures sums the keyward_login_failures_total series into
+// one per public reason; both are always present.
+func collapseLoginFailures(in []*dto.Metric) []*dto.Metric {
+	sums := map[string]float64{PublicReasonFailed: 0, PublicReasonThrottled: 0}
+	for _, mt := range in {
+		reason := PublicReasonFailed
+		for _, lp := range mt.GetLabel() {
+			if lp.GetName() == "reason" && lp.GetValue() == "throttled" {
+				reason = PublicReasonThrottled
+			}
+		}
+		sums[reason] += mt.GetCounter().GetValue()
+	}
+	var out []*dto.Metric
+	for _, reason := range []string{PublicReasonFailed, PublicReasonThrottled} {
+		name, value, sum := "reason", reason, sums[reason]
+		out = append(out, &dto.Metric{
+			Label:   []*dto.LabelPair{{Name: &name, Value: &value}},
+			Counter: &dto.Counter{Value: &sum},
+		})
+	}
+	return out
 }
 
 // knownGrants bounds the grant_type label: anything a client invents is "other".
@@ -134,7 +191,8 @@ func (m *Metrics) TokenRequest(grantType, outcome string) {
 }
 
 // LoginFailure counts a failed login by internal reason (bad_password,
-// unknown_user, locked, disabled, throttled).
+// unknown_user, disabled, bad_hash, wrong_pepper, throttled). Only Handler
+// shows the reasons; PublicHandler collapses them.
 func (m *Metrics) LoginFailure(reason string) {
 	if m == nil {
 		return

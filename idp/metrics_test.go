@@ -78,7 +78,8 @@ func TestMetricsExposition(t *testing.T) {
 		`keyward_http_request_duration_seconds_bucket{endpoint="/healthz",le="0.001"}`,
 		`keyward_token_requests_total{grant_type="password",outcome="success"} 1`,
 		`keyward_token_requests_total{grant_type="other",outcome="unsupported_grant_type"} 1`,
-		`keyward_login_failures_total{reason="bad_password"} 1`,
+		`keyward_login_failures_total{reason="invalid_credentials"} 1`, // the public view (PublicHandler)
+		`keyward_login_failures_total{reason="throttled"} 0`,
 		`keyward_throttled_total{kind="client"} 1`,
 		`keyward_throttled_total{kind="ip"} 0`,
 		`keyward_throttled_total{kind="caller"} 0`,
@@ -103,7 +104,8 @@ func TestMetricsSeparateRegistries(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
 	a, b := newProtectServer(t, db, nil), newProtectServer(t, db, nil) // would panic on a shared registry
 	a.Metrics().LoginFailure("bad_password")
-	w := get(t, b.Handler(), http.MethodGet, "/metrics")
+	w := httptest.NewRecorder()
+	b.Metrics().Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if strings.Contains(w.Body.String(), `keyward_login_failures_total{reason="bad_password"}`) {
 		t.Fatal("one server's observation showed on another's /metrics")
 	}

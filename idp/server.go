@@ -78,7 +78,11 @@ type Config struct {
 	Throttle       ThrottlePolicy  // brute-force limits; zero fields take defaults
 	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
 	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
-	HideMetrics    bool            // leave /metrics off Routes (served on its own listener, AD-09)
+	// HideMetrics leaves /metrics off Routes (AD-09): keyward serve sets it
+	// unless --public-metrics, and serves Metrics().Handler() on its own
+	// listener. Routes serves Metrics().PublicHandler(), whose login
+	// failure reasons are collapsed so no series tells accounts apart.
+	HideMetrics bool
 
 	KeyRotator KeyRotator // the admin API's key rotation and revocation (admin.go); nil: /admin/v1/keys answers 404
 	// Account self-service (account*.go, docs/account.md).
@@ -195,7 +199,7 @@ func (s *Server) Routes(r *mux.Router) {
 		r.Handle("/account/register", s.handle(s.register)).Methods(http.MethodPost)
 	}
 	if !s.cfg.HideMetrics {
-		r.Handle("/metrics", s.metrics.Handler()).Methods(http.MethodGet)
+		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)
 	}
 
 	// Admin API (admin*.go): s.admin authorizes every route (AD-01).

@@ -31,12 +31,13 @@ func NewKEK() []byte {
 	return k
 }
 
-// EncodeKEK returns kek as the base64 text --key-encryption-key takes.
+// EncodeKEK returns kek as the base64 text KEYWARD_KEY_ENCRYPTION_KEY and
+// key files take.
 func EncodeKEK(kek []byte) string { return base64.StdEncoding.EncodeToString(kek) }
 
 // DecodeKey decodes a secret key written as base64 text, in the standard
 // or URL alphabet, padded or not, surrounding whitespace ignored, as the
-// key files and flags of keyward take them.
+// key files and environment variables of keyward take them.
 func DecodeKey(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	var (
@@ -81,8 +82,8 @@ func ReadKEKFile(path string) ([]byte, error) {
 	return kek, nil
 }
 
-// LoadKEK returns the key-encryption key from b64 (--key-encryption-key) or
-// from the file at file (--key-encryption-key-file); setting both is an
+// LoadKEK returns the key-encryption key from b64 (KEYWARD_KEY_ENCRYPTION_KEY)
+// or from the file at file (--key-encryption-key-file); setting both is an
 // error. With neither, and generatePath not empty, it reads the key at
 // generatePath, creating it there first (mode 0600) if there is none; then
 // generated reports that a new key was written, and the caller should warn
@@ -94,7 +95,7 @@ func ReadKEKFile(path string) ([]byte, error) {
 func LoadKEK(b64, file, generatePath string) (kek []byte, generated bool, err error) {
 	switch {
 	case b64 != "" && file != "":
-		return nil, false, errors.New("set only one of --key-encryption-key and --key-encryption-key-file")
+		return nil, false, errors.New("set only one of KEYWARD_KEY_ENCRYPTION_KEY and --key-encryption-key-file")
 	case b64 != "":
 		kek, err := ParseKEK(b64)
 		return kek, false, err
@@ -102,7 +103,7 @@ func LoadKEK(b64, file, generatePath string) (kek []byte, generated bool, err er
 		kek, err := ReadKEKFile(file)
 		return kek, false, err
 	case generatePath == "":
-		return nil, false, errors.New("no key-encryption key: set --key-encryption-key or --key-encryption-key-file")
+		return nil, false, errors.New("no key-encryption key: set KEYWARD_KEY_ENCRYPTION_KEY or --key-encryption-key-file")
 	}
 	kek, err = ReadKEKFile(generatePath)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {

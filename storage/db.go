@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -69,12 +70,49 @@ func ParseDSN(dsn string) (dialect, source string, err error) {
 	}
 }
 
+// SQLitePath returns the file a sqlite:PATH address names (PATH up to any
+// "?"), and false for any other address.
+func SQLitePath(dsn string) (string, bool) {
+	if !strings.HasPrefix(dsn, "sqlite:") {
+		return "", false
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+	path, _, _ = strings.Cut(path, "?")
+	return path, true
+}
+
+// createPrivate creates the SQLite database file empty, with mode 0600,
+// unless something is there already, before SQLite opens it. SQLite would
+// create it 0644 (less the umask), so every local user could read the
+// password hashes, and it gives the -wal and -shm files the database
+// file's mode. An existing file keeps its mode: the operator chose it
+// (keyward serve warns when others can read it).
+func createPrivate(path string) error {
+	if path == "" || path == ":memory:" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("create sqlite database: %w", err)
+	}
+	return f.Close()
+}
+
 // Open connects to the database named by dsn (see ParseDSN) and checks that it
-// answers. It does not migrate; call Migrate.
+// answers. A SQLite database file it creates has mode 0600. It does not
+// migrate; call Migrate.
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	dialect, source, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	if path, ok := SQLitePath(dsn); ok {
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 	}
 	x, err := sqlx.Open(driverName(dialect), source)
 	if err != nil {

@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,36 +15,6 @@ import (
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
-
-// kekFlags name the key-encryption key; serve and the keys commands share them.
-type kekFlags struct {
-	kek, kekFile string
-}
-
-func (k *kekFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&k.kek, "key-encryption-key", "", "base64 of the 32-byte key that encrypts signing keys at rest")
-	fl.StringVar(&k.kekFile, "key-encryption-key-file", "", "file holding the 32-byte key-encryption key (raw or base64)")
-}
-
-// load returns the key-encryption key. Only with a SQLite database and no
-// key given is one generated, into keyward.kek (0600), with a warning.
-func (k *kekFlags) load(a *app, log *slog.Logger) ([]byte, error) {
-	gen := ""
-	if k.kek == "" && k.kekFile == "" && strings.HasPrefix(a.database, "sqlite:") {
-		gen = "keyward.kek"
-	}
-	kek, generated, err := keys.LoadKEK(k.kek, k.kekFile, gen)
-	if err != nil {
-		return nil, fmt.Errorf("--key-encryption-key: %w", err)
-	}
-	if kek == nil {
-		return nil, fmt.Errorf("a PostgreSQL deployment needs --key-encryption-key-file or --key-encryption-key (32 random bytes, e.g. from: head -c32 /dev/urandom | base64)")
-	}
-	if generated {
-		log.Warn("generated a key-encryption key into keyward.kek; production must supply its own with --key-encryption-key-file or --key-encryption-key", "file", gen)
-	}
-	return kek, nil
-}
 
 // keyPolicyFlags set the rotation schedule; serve and keys rotate share them.
 type keyPolicyFlags struct {

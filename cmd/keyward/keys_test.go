@@ -15,7 +15,7 @@ import (
 func TestKeysCLI(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		kek := keys.NewKEK()
-		kekArg := "--key-encryption-key=" + keys.EncodeKEK(kek)
+		kekArg := "--key-encryption-key-file=" + writeKEKFile(t, kek)
 		db := storagetest.Open(t, dsn)
 		if _, err := keys.NewManager(t.Context(), db, kek, keys.Policy{}, nil, time.Now); err != nil {
 			t.Fatal(err)

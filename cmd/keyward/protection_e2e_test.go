@@ -183,7 +183,7 @@ func TestBruteForceAcrossReplicas(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		secret := createLoginClient(t, dsn)
 		createLoginUser(t, dsn, "alice", alicePassword)
-		rs := startReplicas(t, dsn, 2, testThrottleFlags...)
+		rs := startReplicas(t, dsn, 2, append(testThrottleFlags, "--metrics-addr", "127.0.0.1:0")...)
 		peer := newPeerClients(t)
 		turn := 0
 		// try sends a login to the two replicas in turn.
@@ -346,7 +346,11 @@ func TestBruteForceAcrossReplicas(t *testing.T) {
 		}
 		metrics := ""
 		for _, p := range rs {
-			res, err := http.Get(p.URL + "/metrics")
+			m := metricsAddr.FindStringSubmatch(p.Log.String())
+			if m == nil {
+				t.Fatalf("no metrics listener in the log:\n%s", p.Log.String())
+			}
+			res, err := http.Get("http://" + m[1] + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}

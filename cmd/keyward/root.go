@@ -48,6 +48,9 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := refuseSecretFlags(cmd); err != nil {
+				return err
+			}
 			if err := bindEnv(cmd); err != nil {
 				return err
 			}
@@ -94,12 +97,35 @@ func (a *app) check() error {
 	return nil
 }
 
+// secretFlags hold a secret itself, so a command line must not carry them:
+// it is readable by every local user (ps, /proc/PID/cmdline). Only their
+// environment variable is accepted (bindEnv), or a file flag.
+var secretFlags = []string{"key-encryption-key"}
+
+// refuseSecretFlags refuses a secretFlags flag given on the command line,
+// naming its environment variable instead and never echoing the value.
+func refuseSecretFlags(cmd *cobra.Command) error {
+	for _, name := range secretFlags {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			return fmt.Errorf("--%s is refused: on the command line the key is readable by every local user (ps, /proc/PID/cmdline); set %s in the environment or use --%s-file",
+				name, envName(name), name)
+		}
+	}
+	return nil
+}
+
+// envName is the environment variable of a flag: KEYWARD_<FLAG>, with
+// dashes as underscores.
+func envName(flag string) string {
+	return "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 // bindEnv sets every flag the user did not give from KEYWARD_<FLAG>, with
 // dashes as underscores: --issuer from KEYWARD_ISSUER.
 func bindEnv(cmd *cobra.Command) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		env := "KEYWARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		env := envName(f.Name)
 		v, ok := os.LookupEnv(env)
 		if !ok || f.Changed {
 			return

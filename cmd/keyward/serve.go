@@ -44,6 +44,7 @@ type serveFlags struct {
 	passwordForbiddenScopes               []string
 	reuseWindow, auditRetention           time.Duration
 	metricsAddr                           string
+	publicMetrics                         bool
 	shutdownTimeout                       time.Duration
 	throttleFlags                         // throttle_flags.go
 	registration                          bool
@@ -79,7 +80,8 @@ func newServeCmd(a *app) *cobra.Command {
 		"comma-separated scopes the password grant never grants, even to a client registered for them (keyward:admin always); client_credentials still may")
 	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", idp.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
 	fl.DurationVar(&f.auditRetention, "audit-retention", idp.DefaultAuditRetention, "how long audit events are kept")
-	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the main listener")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics (every metric, login failures by reason) on this address, for the operator's network only; without it there is no /metrics")
+	fl.BoolVar(&f.publicMetrics, "public-metrics", false, "UNSAFE: also serve /metrics on the main listener, where anyone sees the Go version and the traffic (login failure reasons collapsed so they cannot tell accounts apart)")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed; with an https issuer and no --tls-cert, the only peers served, and only with X-Forwarded-Proto: https")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
 	f.throttleFlags.register(fl)
@@ -209,6 +211,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		return err
 	}
 	defer db.Close()
+	warnSharedDatabase(log, a.database)
 	if !f.noMigrate {
 		if err := db.Migrate(ctx); err != nil {
 			return err
@@ -250,7 +253,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		RefreshReuseWindow: reuse,
 		AuditRetention:     f.auditRetention,
 		KeyAges:            keyAges(km),
-		HideMetrics:        f.metricsAddr != "",
+		HideMetrics:        !f.publicMetrics, // AD-09: /metrics only on --metrics-addr unless asked
 		Throttle:           f.throttleFlags.policy(),
 		KeyRotator:         km, // the admin API's /admin/v1/keys
 		Policy:             pwPolicy, Registration: f.registration,
@@ -272,6 +275,9 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 		if err := serveMetrics(ctx, f.metricsAddr, srv, log); err != nil {
 			return err
 		}
+	}
+	if f.publicMetrics {
+		log.Warn("--public-metrics: /metrics is served on the main listener, to anyone who can reach it; prefer --metrics-addr")
 	}
 
 	hs := newHTTPServer(srv.Handler(), log)

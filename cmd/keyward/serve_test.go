@@ -176,7 +176,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 		{"bad duration", []string{"--key-rotation-period", "daily"}, "key-rotation-period"},
 		{"short rotation", []string{"--key-rotation-period", "10s"}, "rotation"},
 		{"bad key size", []string{"--key-size", "1024"}, "1024"},
-		{"bad kek", []string{"--key-encryption-key", "bm90IDMyIGJ5dGVz"}, "key-encryption key"},
+		{"kek on the command line", []string{"--key-encryption-key", "bm90IDMyIGJ5dGVz"}, "KEYWARD_KEY_ENCRYPTION_KEY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
