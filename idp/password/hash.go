@@ -232,6 +232,7 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, rehash boo
 	if err != nil {
 		return false, false, fmt.Errorf("verify password: %w", err)
 	}
+	floor := h.pace.floor() // before this check's own time moves it
 	ok, rehash, spent, err := h.verify(ctx, pw, n, encoded)
 	if err != nil && !errors.Is(err, errHashUnusable) {
 		return false, false, fmt.Errorf("verify password: %w", err) // overloaded or ctx ended: as VerifyDummy
@@ -246,7 +247,7 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, rehash boo
 			return false, false, fmt.Errorf("verify password: %w", derr)
 		}
 	}
-	h.failed(ctx, spent)
+	h.pace.pad(ctx, floor, spent)
 	if err != nil {
 		return false, false, fmt.Errorf("verify password: %w", err)
 	}
@@ -262,18 +263,13 @@ func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
 	if err != nil {
 		return fmt.Errorf("verify password: %w", err)
 	}
+	floor := h.pace.floor()
 	_, spent, err := h.verifyArgon2(ctx, n, h.dummy)
 	if err != nil {
 		return fmt.Errorf("verify password: %w", err)
 	}
-	h.failed(ctx, spent)
+	h.pace.pad(ctx, floor, spent)
 	return nil
-}
-
-// failed ends a check that did not match and spent spent hashing: it waits, holding
-// no hashing slot, until the floor has passed.
-func (h *Hasher) failed(ctx context.Context, spent time.Duration) {
-	h.pace.pad(ctx, spent)
 }
 
 // NeedsRehash reports whether encoded should be replaced at the next login: it is
