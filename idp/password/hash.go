@@ -167,6 +167,7 @@ func NewHasher(p Params, opts ...Option) (*Hasher, error) {
 	if err := h.ceiling.validate(); err != nil {
 		return nil, fmt.Errorf("new password hasher: %w", err)
 	}
+	h.pace.current = p
 	h.pace.argonCost = float64(max(uint64(h.ceiling.Memory)*uint64(h.ceiling.Time), uint64(p.Memory)*uint64(p.Time)))
 	h.pace.bcryptCost = h.ceiling.BcryptCost
 	if h.pepper != nil {

@@ -67,13 +67,14 @@ const calibrationBcryptCost = 5
 
 // pacer holds the floor on the time of failed checks. It estimates the time of a check
 // at the ceiling from two running figures: unit, the time of one KiB·pass of argon2id
-// (observed on every single-lane argon2id check, VerifyDummy's included, so it follows
-// the machine's load), and ratio, what one bcrypt round costs in units (calibrated by
-// NewHasher, then observed on every bcrypt check).
+// (observed on every argon2id check at the current parameters, VerifyDummy's included,
+// so it follows the machine's load), and ratio, what one bcrypt round costs in units
+// (calibrated by NewHasher, then averaged over every bcrypt check).
 type pacer struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration)
 
+	current    Params  // the Hasher's parameters: only their checks move unit
 	argonCost  float64 // KiB·passes at the ceiling
 	bcryptCost int     // cost at the ceiling
 
@@ -102,10 +103,12 @@ func ewma(cur, sample float64) float64 {
 	return cur + (sample-cur)*ewmaWeight
 }
 
-// observeArgon2 records that an argon2id check of want took d. Multi-lane hashes run
-// their lanes in parallel and so say less about the work per unit; they are left out.
+// observeArgon2 records that an argon2id check of want took d. Only checks at the
+// current parameters count (VerifyDummy's and those of current hashes): they are the
+// same work each time, so they measure the machine's load, and a slow stored hash does
+// not move the floor that the next failures wait for.
 func (p *pacer) observeArgon2(want phc, d time.Duration) {
-	if want.threads != 1 || d <= 0 {
+	if want.memory != p.current.Memory || want.time != p.current.Time || want.threads != p.current.Threads || d <= 0 {
 		return
 	}
 	p.mu.Lock()
@@ -120,7 +123,8 @@ func (p *pacer) observeBcrypt(cost int, d time.Duration) {
 	if p.unit == 0 || d <= 0 {
 		return
 	}
-	p.ratio = ewma(p.ratio, float64(d)/float64(uint64(1)<<cost)/p.unit)
+	// The ratio is a property of the processor more than of its load: a plain average.
+	p.ratio += (float64(d)/float64(uint64(1)<<cost)/p.unit - p.ratio) * ewmaWeight
 }
 
 // floorFor is the floor for a unit (ns per KiB·pass of argon2id) and a ratio (units per
