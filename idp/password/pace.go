@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,38 @@ func DefaultCeiling() Ceiling { return Ceiling{Memory: 64 << 10, Time: 3, Bcrypt
 // hash can be costlier (failed logins then return sooner); raise it to check older,
 // costlier hashes.
 func WithCeiling(c Ceiling) Option { return func(h *Hasher) { h.ceiling = c } }
+
+// String renders c as ParseCeiling reads it: m=KiB,t=passes,bcrypt=cost.
+func (c Ceiling) String() string {
+	return fmt.Sprintf("m=%d,t=%d,bcrypt=%d", c.Memory, c.Time, c.BcryptCost)
+}
+
+// ParseCeiling reads a Ceiling written as m=KiB,t=passes,bcrypt=cost (all three, in
+// that order, as String writes it), for a command-line flag.
+func ParseCeiling(s string) (Ceiling, error) {
+	bad := fmt.Errorf("ceiling %q is not m=KiB,t=passes,bcrypt=cost (such as %s)", s, DefaultCeiling())
+	kv := strings.Split(s, ",")
+	if len(kv) != 3 {
+		return Ceiling{}, bad
+	}
+	var vals [3]uint64
+	for i, name := range [3]string{"m=", "t=", "bcrypt="} {
+		digits, ok := strings.CutPrefix(kv[i], name)
+		if !ok {
+			return Ceiling{}, bad
+		}
+		v, err := parseDecimal(digits)
+		if err != nil || v > maxMemoryKiB {
+			return Ceiling{}, bad
+		}
+		vals[i] = v
+	}
+	c := Ceiling{Memory: uint32(vals[0]), Time: uint32(vals[1]), BcryptCost: int(vals[2])}
+	if err := c.validate(); err != nil {
+		return Ceiling{}, err
+	}
+	return c, nil
+}
 
 func (c Ceiling) validate() error {
 	switch {

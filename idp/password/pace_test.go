@@ -259,3 +259,30 @@ func TestFailedCheckTiming(t *testing.T) {
 		t.Errorf("medians differ by %.1f %% (floor now %v)", 100*spread, h.Floor())
 	}
 }
+
+func TestParseCeiling(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Ceiling
+		wantErr bool
+	}{
+		{"m=65536,t=3,bcrypt=12", DefaultCeiling(), false},
+		{DefaultCeiling().String(), DefaultCeiling(), false},
+		{"m=19456,t=2,bcrypt=10", Ceiling{Memory: 19456, Time: 2, BcryptCost: 10}, false},
+		{"m=65536,t=3", Ceiling{}, true},
+		{"t=3,m=65536,bcrypt=12", Ceiling{}, true},
+		{"m=065536,t=3,bcrypt=12", Ceiling{}, true},
+		{"m=65536,t=3,bcrypt=17", Ceiling{}, true},
+		{"m=65536,t=0,bcrypt=12", Ceiling{}, true},
+		{"m=99999999999,t=3,bcrypt=12", Ceiling{}, true},
+		{"", Ceiling{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseCeiling(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("ParseCeiling(%q) = %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
