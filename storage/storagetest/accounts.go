@@ -250,9 +250,12 @@ func testUsernameLookalike(t *testing.T, db *storage.DB) {
 		{"digit one for l", "a1ice"},
 		{"Cyrillic capitals", "\u0410LICE"},
 		{"rn for m", "rnallory"},
+		{"whole-script Cyrillic", "\u0455\u0441\u043e\u0440\u0435"}, // ѕсоре beside scope
 	}
-	if err := db.CreateUser(ctx, newUser("mallory")); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"mallory", "scope"} {
+		if err := db.CreateUser(ctx, newUser(name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
