@@ -36,11 +36,12 @@ func registrationKey(ipb string) string { return "r:" + hashKey("ip", ipb) }
 
 // register serves POST /account/register, bound only when
 // Config.Registration is on. The body is strict JSON {"username",
-// "password", "email"}; the username is normalised (NormalizeUsername),
-// the e-mail address checked (NormalizeEmail) and the password vetted by
-// the policy. A valid request counts against the per-IP registration
-// limit, is hashed, and creates the account unverified; a free and a taken
-// username get the same 202 body, after the same work (RR-10).
+// "password", "email"}; the username is normalised and must be of one
+// script (NormalizeNewUsername), the e-mail address checked
+// (NormalizeEmail) and the password vetted by the policy. A valid request
+// counts against the per-IP registration limit, is hashed, and creates the
+// account unverified; a free, a taken and a look-alike username
+// (storage.ErrLookalike) get the same 202 body, after the same work (RR-10).
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if s.cfg.Passwords == nil {
@@ -55,7 +56,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("username, password and email are required")
 		}
 	}
-	username, err := NormalizeUsername(in["username"])
+	username, err := NormalizeNewUsername(in["username"])
+	if errors.Is(err, ErrMixedScripts) {
+		return badRequest("the username mixes letters of different scripts (such as Latin and Cyrillic); write it in one script")
+	}
 	if err != nil {
 		return badRequest("the username must be 1 to 64 characters without spaces or control characters")
 	}
@@ -78,9 +82,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	err = s.cfg.Store.CreateUser(ctx, &u)
 	switch {
 	case errors.Is(err, storage.ErrConflict):
-		// The name (by storage.UsernameKey) is taken. The audit trail says
-		// so; the caller gets the answer a new account gets.
-		s.audit.Record(ctx, Event{Type: EventUserCreated, Outcome: OutcomeFailure, Reason: "username_taken",
+		// The name (by storage.UsernameKey) is taken, or looks like a taken
+		// one (storage.ErrLookalike: same storage.UsernameSkeleton). The
+		// audit trail says which; the caller gets the answer a new account
+		// gets, so neither tells which names exist (RR-10).
+		reason := "username_taken"
+		if errors.Is(err, storage.ErrLookalike) {
+			reason = "username_lookalike"
+		}
+		s.audit.Record(ctx, Event{Type: EventUserCreated, Outcome: OutcomeFailure, Reason: reason,
 			Actor: ActorSelf, UserAgent: r.UserAgent()})
 	case err != nil:
 		return err

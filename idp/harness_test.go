@@ -113,6 +113,10 @@ func (h *countingHasher) VerifyDummy(ctx context.Context, pw string) error {
 // testParams keep argon2id cheap in tests; benchmarks use the defaults.
 var testParams = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
+// testCeiling keeps the floor on failed checks (password.Ceiling) near a millisecond;
+// TestLoginTiming uses the defaults.
+var testCeiling = password.Ceiling{Memory: 64, Time: 1, BcryptCost: 4}
+
 // offsetClock is an adjustable offset from the real time, so real clients
 // (go-oidc checks exp against time.Now) and fake time agree.
 type offsetClock struct{ offset atomic.Int64 }
@@ -147,7 +151,7 @@ const alicePassword = "correct horse battery staple"
 func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 	t.Helper()
 	db := storagetest.Open(t, b.DSN(t))
-	h, err := password.NewHasher(testParams)
+	h, err := password.NewHasher(testParams, password.WithCeiling(testCeiling))
 	if err != nil {
 		t.Fatal(err)
 	}

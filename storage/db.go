@@ -238,7 +238,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	return nil
+	return db.fillSkeletons(ctx)
 }
 
 // MigrationVersion reports the newest applied migration and the newest known.

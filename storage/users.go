@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
+	"unicode"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/mtibben/confusables"
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
@@ -32,6 +35,53 @@ func UsernameKey(username string) string {
 	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(username)))
 }
 
+// ErrLookalike reports a username whose UsernameSkeleton another account's
+// username has: it would look like that name. errors.Is(err, ErrConflict) holds
+// for it too.
+var ErrLookalike = fmt.Errorf("%w: looks like an existing username", ErrConflict)
+
+// UsernameSkeleton is the form in which usernames that look alike are equal
+// (UTS #39 §4, confusable detection), so "alice", "аlice" (Cyrillic а),
+// "alicė", "a1ice" and "ALICE" share one. It starts from UsernameKey, then
+// repeats until nothing changes: drop the combining marks on Latin, Greek and
+// Cyrillic letters (after NFD), map each character by Unicode's confusables
+// table (UTS #39's skeleton: NFD, map, NFD) and case fold, since the table's
+// targets may be capitals (0 → O). UTS #39's skeleton keeps diacritics;
+// dropping them catches alicė, at the cost that "rené" cannot sit beside
+// "rene". Marks in other scripts (Devanagari vowel signs, Hebrew points) are
+// part of the letters and are kept.
+func UsernameSkeleton(username string) string {
+	s := UsernameKey(username)
+	for range 4 {
+		next := cases.Fold().String(confusables.Skeleton(stripMarks(s)))
+		next = stripMarks(next)
+		if next == s {
+			break
+		}
+		s = next
+	}
+	return s
+}
+
+// stripMarks returns s in NFD without the nonspacing and enclosing marks that
+// follow a Latin, Greek or Cyrillic letter (or a character common to scripts).
+func stripMarks(s string) string {
+	d := norm.NFD.String(s)
+	out := make([]rune, 0, len(d))
+	drop := false // the last base character's marks are dropped
+	for _, r := range d {
+		if unicode.In(r, unicode.Mn, unicode.Me) {
+			if !drop {
+				out = append(out, r)
+			}
+			continue
+		}
+		drop = unicode.In(r, unicode.Latin, unicode.Greek, unicode.Cyrillic, unicode.Common)
+		out = append(out, r)
+	}
+	return string(out)
+}
+
 // NewID returns a random 128-bit identifier in hex.
 func NewID() string {
 	var b [16]byte
@@ -45,7 +95,8 @@ const userColumns = `id, username, email, email_verified, password_hash, disable
 	password_changed_at, created_at, updated_at`
 
 // CreateUser stores u, filling in ID and timestamps when they are zero.
-// A username whose UsernameKey is taken gives ErrConflict.
+// A username whose UsernameKey is taken gives ErrConflict; one whose
+// UsernameSkeleton is taken (it looks like an existing name) ErrLookalike.
 func (db *DB) CreateUser(ctx context.Context, u *User) error {
 	now := At(time.Now())
 	if u.ID == "" {
@@ -58,12 +109,49 @@ func (db *DB) CreateUser(ctx context.Context, u *User) error {
 		u.PasswordChangedAt = u.CreatedAt
 	}
 	u.UpdatedAt = u.CreatedAt
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO users (`+userColumns+`, username_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO users (`+userColumns+`, username_key, username_skeleton)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.Username, u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
-		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, UsernameKey(u.Username))
+		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, UsernameKey(u.Username), UsernameSkeleton(u.Username))
 	if err != nil {
-		return fmt.Errorf("create user %q: %w", u.Username, classify(err))
+		return fmt.Errorf("create user %q: %w", u.Username, db.nameConflict(ctx, u.Username, classify(err)))
+	}
+	return nil
+}
+
+// nameConflict turns err, ErrConflict from writing username, into ErrLookalike
+// when the name itself (its UsernameKey) is free, so only its skeleton clashed.
+func (db *DB) nameConflict(ctx context.Context, username string, err error) error {
+	if !errors.Is(err, ErrConflict) {
+		return err
+	}
+	var n int
+	if qerr := db.get(ctx, &n, `SELECT COUNT(*) FROM users WHERE username_key = ?`, UsernameKey(username)); qerr == nil && n == 0 {
+		return ErrLookalike
+	}
+	return err
+}
+
+// fillSkeletons sets username_skeleton where it is NULL: rows from before
+// migration 00009, or written by a replica that does not know the column yet.
+// A row whose skeleton another row holds already (two look-alike names made
+// before the check existed) keeps NULL: both accounts go on working, and a
+// new name that looks like them is refused through the other. Migrate runs it.
+func (db *DB) fillSkeletons(ctx context.Context) error {
+	var rows []struct {
+		ID       string `db:"id"`
+		Username string `db:"username"`
+	}
+	if err := db.x.SelectContext(ctx, &rows, `SELECT id, username FROM users
+		WHERE username_skeleton IS NULL ORDER BY created_at, id`); err != nil {
+		return fmt.Errorf("fill username skeletons: %w", err)
+	}
+	for _, r := range rows {
+		_, err := db.x.ExecContext(ctx, db.q(`UPDATE users SET username_skeleton = ? WHERE id = ?`),
+			UsernameSkeleton(r.Username), r.ID)
+		if err = classify(err); err != nil && !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("fill username skeleton of user %q: %w", r.ID, err)
+		}
 	}
 	return nil
 }
@@ -105,13 +193,16 @@ func (db *DB) Users(ctx context.Context, offset, limit int) ([]User, error) {
 
 // UpdateUser reads the user, lets update change it, and writes it back in one
 // transaction. The id cannot change; a renamed user gets ErrConflict when the
-// new name is taken. When update returns an error nothing is written.
+// new name is taken (ErrLookalike when it looks like a taken one). The
+// skeleton is written only when the name changes, so a row that kept none
+// (fillSkeletons) stays updatable. When update returns an error nothing is written.
 func (db *DB) UpdateUser(ctx context.Context, id string, update func(*User) error) (User, error) {
 	var u User
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := tx.GetContext(ctx, &u, db.q(`SELECT `+userColumns+` FROM users WHERE id = ?`+db.forUpdate()), id); err != nil {
 			return notFound(err)
 		}
+		oldKey := UsernameKey(u.Username)
 		if err := update(&u); err != nil {
 			return err
 		}
@@ -122,6 +213,13 @@ func (db *DB) UpdateUser(ctx context.Context, id string, update func(*User) erro
 			WHERE id = ?`),
 			u.Username, UsernameKey(u.Username), u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
 			u.PasswordChangedAt, u.UpdatedAt, id)
+		if err == nil && UsernameKey(u.Username) != oldKey {
+			_, err = tx.ExecContext(ctx, db.q(`UPDATE users SET username_skeleton = ? WHERE id = ?`),
+				UsernameSkeleton(u.Username), id)
+			if errors.Is(classify(err), ErrConflict) {
+				return ErrLookalike
+			}
+		}
 		return classify(err)
 	})
 	if err != nil {

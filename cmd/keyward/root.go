@@ -38,6 +38,7 @@ type app struct {
 	blocklist    string
 	argon        password.Params
 	pepperFile   string
+	ceiling      string // --password-hash-ceiling, as password.ParseCeiling reads it
 }
 
 func newRootCmd() *cobra.Command {
@@ -68,6 +69,7 @@ func newRootCmd() *cobra.Command {
 	pf.Uint32Var(&a.argon.Memory, "argon2-memory", a.argon.Memory, "argon2id memory per hash, KiB")
 	pf.Uint32Var(&a.argon.Time, "argon2-time", a.argon.Time, "argon2id passes")
 	pf.Uint8Var(&a.argon.Threads, "argon2-threads", a.argon.Threads, "argon2id lanes")
+	pf.StringVar(&a.ceiling, "password-hash-ceiling", password.DefaultCeiling().String(), "costliest stored password hash checked (argon2id m·t, bcrypt cost); every failed login lasts as long as a check at it, and costlier hashes are refused (TE-21)")
 	pf.StringVar(&a.pepperFile, "password-pepper-file", "", "file holding the password pepper, an HMAC key of 32 or more random bytes (raw or base64) kept apart from the database; every command that hashes or checks passwords needs the same one")
 
 	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a), newKeysCmd(a))
@@ -93,6 +95,9 @@ func (a *app) check() error {
 	}
 	if _, _, err := storage.ParseDSN(a.database); err != nil {
 		return fmt.Errorf("--database: %w", err)
+	}
+	if _, err := password.ParseCeiling(a.ceiling); err != nil {
+		return fmt.Errorf("--password-hash-ceiling: %w", err)
 	}
 	return nil
 }
@@ -195,8 +200,9 @@ func (a *app) openMigrated(ctx context.Context) (*storage.DB, error) {
 	return db, nil
 }
 
-// hasher builds the password hasher from the --argon2-* flags and, with
-// --password-pepper-file, the pepper (PW-04); opts come after those.
+// hasher builds the password hasher from the --argon2-* flags,
+// --password-hash-ceiling and, with --password-pepper-file, the pepper
+// (PW-04); opts come after those.
 func (a *app) hasher(opts ...password.Option) (*password.Hasher, error) {
 	if a.pepperFile != "" {
 		key, err := readPepperFile(a.pepperFile)
@@ -205,6 +211,9 @@ func (a *app) hasher(opts ...password.Option) (*password.Hasher, error) {
 		}
 		opts = append([]password.Option{password.WithPepper(key)}, opts...)
 		clear(key) // WithPepper keeps its own copy
+	}
+	if c, err := password.ParseCeiling(a.ceiling); err == nil { // check() has vetted it
+		opts = append([]password.Option{password.WithCeiling(c)}, opts...)
 	}
 	h, err := password.NewHasher(a.argon, opts...)
 	if err != nil {

@@ -32,7 +32,7 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 			if !stdin {
 				return errors.New("give the password on standard input with --password-stdin (never on the command line)")
 			}
-			name, err := idp.NormalizeUsername(username)
+			name, err := idp.NormalizeNewUsername(username)
 			if err != nil {
 				return fmt.Errorf("--username: %w", err)
 			}
@@ -55,6 +55,9 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 			defer db.Close()
 			u := storage.User{Username: name, Email: addr, EmailVerified: verified, PasswordHash: hash}
 			if err := db.CreateUser(ctx, &u); err != nil {
+				if errors.Is(err, storage.ErrLookalike) {
+					return fmt.Errorf("username %q looks like an existing username (confusable characters, UTS #39); choose another", name)
+				}
 				if errors.Is(err, storage.ErrConflict) {
 					return fmt.Errorf("username %q is taken", name)
 				}

@@ -5,8 +5,11 @@
 // §3.1.1.2 password policy with a built-in blocklist of common passwords (PW-05 to PW-10).
 //
 // A Hasher normalises (NFKC) and length-checks the password before it spends any hashing
-// time (AV-02), so callers hand it the password as received. Policy decides whether a new
-// password may be set; it is pure and does no hashing.
+// time (AV-02), so callers hand it the password as received. Every check that does not
+// match, VerifyDummy's included, lasts at least Floor, the time of a check at the Ceiling
+// (the costliest stored hash it checks), so timing tells no stored hash from another or
+// from an unknown user (TE-21). Policy decides whether a new password may be set; it is
+// pure and does no hashing.
 //
 // The package stores nothing and imports nothing else of Keyward: callers own the user
 // record, decide when to rehash (Verify says so) and map ErrOverloaded to 503 with

@@ -132,10 +132,14 @@ type Hasher struct {
 	pepper []byte // nil: no pepper
 	keyid  []byte // derived from pepper; nil without one
 	dummy  phc    // a hash no password matches, at params and keyid, for VerifyDummy
+
+	ceiling Ceiling // the costliest stored hash checked
+	pace    *pacer  // the floor on the time of failed checks (TE-21)
 }
 
 // NewHasher returns a Hasher making argon2id hashes with p. It fails when p is out of
-// bounds or one hash at p does not fit the memory budget.
+// bounds or one hash at p does not fit the memory budget. It calibrates the floor on
+// failed checks (Floor) with a few small hashes, some milliseconds at DefaultParams.
 func NewHasher(p Params, opts ...Option) (*Hasher, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("new password hasher: %w", err)
@@ -143,7 +147,7 @@ func NewHasher(p Params, opts ...Option) (*Hasher, error) {
 	h := &Hasher{params: p, lim: &limiter{
 		maxConc: -1, budget: DefaultMemoryBudget >> 10,
 		maxQueue: DefaultMaxQueue, maxWait: DefaultMaxWait,
-	}}
+	}, ceiling: DefaultCeiling(), pace: &pacer{now: time.Now, sleep: sleepCtx}}
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -160,12 +164,19 @@ func NewHasher(p Params, opts ...Option) (*Hasher, error) {
 	case h.pepper != nil && (len(h.pepper) < MinPepperLen || len(h.pepper) > maxPepperLen):
 		return nil, fmt.Errorf("new password hasher: pepper is %d bytes, want %d to %d", len(h.pepper), MinPepperLen, maxPepperLen)
 	}
+	if err := h.ceiling.validate(); err != nil {
+		return nil, fmt.Errorf("new password hasher: %w", err)
+	}
+	h.pace.current = p
+	h.pace.argonCost = float64(max(uint64(h.ceiling.Memory)*uint64(h.ceiling.Time), uint64(p.Memory)*uint64(p.Time)))
+	h.pace.bcryptCost = h.ceiling.BcryptCost
 	if h.pepper != nil {
 		h.keyid = pepperKeyID(h.pepper)
 	}
 	if l.maxConc == -1 {
 		l.maxConc = max(1, min(runtime.GOMAXPROCS(0), int(l.budget/uint64(p.Memory))))
 	}
+	h.pace.measure(p.Memory)
 	h.dummy = phc{memory: p.Memory, time: p.Time, threads: p.Threads, keyid: h.keyid,
 		salt: randomBytes(p.SaltLen), key: randomBytes(p.KeyLen)}
 	return h, nil
@@ -176,6 +187,11 @@ func (h *Hasher) Params() Params { return h.params }
 
 // Stats returns a snapshot of the limiter, for gauges (queue depth, in-flight, memory).
 func (h *Hasher) Stats() Stats { return h.lim.snapshot() }
+
+// Floor returns how long every failed check and every VerifyDummy lasts at least, now:
+// the estimated time of a check at the Ceiling, with a margin. It follows the machine's
+// load.
+func (h *Hasher) Floor() time.Duration { return h.pace.floor() }
 
 // Peppered reports whether the Hasher peppers its hashes (WithPepper).
 func (h *Hasher) Peppered() bool { return h.pepper != nil }
@@ -206,25 +222,54 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 // pepper and is upgraded at the next login). A wrong password is (false, false, nil);
 // a hash that cannot be checked is an error wrapping ErrMalformedHash,
 // ErrUnsupportedHash or ErrWrongPepper (a peppered hash and no pepper, or another one).
+//
+// Every check that does not match lasts at least Floor, whatever the stored hash, as
+// VerifyDummy does (TE-21): a wrong password, a hash that cannot be checked (which costs
+// a dummy check first) and a hash above the Ceiling (refused with ErrUnsupportedHash)
+// take the same time, so timing tells no account from another or from an unknown user.
+// The wait after the hash holds no hashing slot. A match returns at once.
 func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
-	ok, rehash, err = h.verify(ctx, pw, encoded)
+	n, err := prepare(pw)
 	if err != nil {
 		return false, false, fmt.Errorf("verify password: %w", err)
 	}
-	return ok, rehash, nil
+	floor := h.pace.floor() // before this check's own time moves it
+	ok, rehash, spent, err := h.verify(ctx, pw, n, encoded)
+	if err != nil && !errors.Is(err, errHashUnusable) {
+		return false, false, fmt.Errorf("verify password: %w", err) // overloaded or ctx ended: as VerifyDummy
+	}
+	if ok {
+		return true, rehash, nil
+	}
+	if err != nil && spent == 0 {
+		// Nothing was hashed: cost what an unknown user costs.
+		var derr error
+		if _, spent, derr = h.verifyArgon2(ctx, n, h.dummy); derr != nil {
+			return false, false, fmt.Errorf("verify password: %w", derr)
+		}
+	}
+	h.pace.pad(ctx, floor, spent)
+	if err != nil {
+		return false, false, fmt.Errorf("verify password: %w", err)
+	}
+	return false, false, nil
 }
 
-// VerifyDummy costs what Verify costs for a hash with the current parameters, and never
-// matches. Call it for an unknown user so the answer takes as long as for a known one
-// (TE-21). It returns the errors Verify would: ErrTooLong, ErrOverloaded, ctx's error.
+// VerifyDummy costs what a failed Verify costs, whatever the stored hash, and never
+// matches: a check at the current parameters, then a wait until Floor has passed. Call
+// it for an unknown user so the answer takes as long as for a known one (TE-21). It
+// returns the errors Verify would: ErrTooLong, ErrOverloaded, ctx's error.
 func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
 	n, err := prepare(pw)
 	if err != nil {
 		return fmt.Errorf("verify password: %w", err)
 	}
-	if _, err := h.verifyArgon2(ctx, n, h.dummy); err != nil {
+	floor := h.pace.floor()
+	_, spent, err := h.verifyArgon2(ctx, n, h.dummy)
+	if err != nil {
 		return fmt.Errorf("verify password: %w", err)
 	}
+	h.pace.pad(ctx, floor, spent)
 	return nil
 }
 
@@ -246,37 +291,53 @@ func (h *Hasher) stale(parsed phc) bool {
 	return parsed.params() != h.params || !bytes.Equal(parsed.keyid, h.keyid)
 }
 
-func (h *Hasher) verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error) {
-	n, err := prepare(pw)
-	if err != nil {
-		return false, false, err
-	}
+// errHashUnusable marks the errors of verify that come from the stored hash (it cannot
+// be parsed, is unsupported, above the ceiling or peppered with another key), as
+// opposed to the limiter's or ctx's.
+var errHashUnusable = errors.New("stored hash cannot be checked")
+
+// unusable marks err, an error about the stored hash, with errHashUnusable.
+func unusable(err error) error { return unusableError{err} }
+
+// unusableError is an error about the stored hash; errors.Is finds errHashUnusable in it
+// and the error it carries, whose text it has.
+type unusableError struct{ error }
+
+func (e unusableError) Unwrap() []error { return []error{e.error, errHashUnusable} }
+
+// verify checks normalised password n (pw as received) against encoded. spent is the
+// time spent hashing in a slot, 0 if nothing was hashed.
+func (h *Hasher) verify(ctx context.Context, pw, n, encoded string) (ok, rehash bool, spent time.Duration, err error) {
 	s, err := classify(encoded)
 	if err != nil {
-		return false, false, err
+		return false, false, 0, unusable(err)
 	}
 	if s == schemeBcrypt {
-		ok, err := h.verifyBcrypt(ctx, pw, n, encoded)
-		return ok, ok, err
+		ok, spent, err := h.verifyBcrypt(ctx, pw, n, encoded)
+		return ok, ok, spent, err
 	}
 	parsed, err := parsePHC(encoded)
 	if err != nil {
-		return false, false, err
+		return false, false, 0, unusable(err)
 	}
 	if uint64(parsed.memory) > h.lim.budget {
-		return false, false, fmt.Errorf("%w: needs %d KiB, budget is %d KiB",
-			ErrUnsupportedHash, parsed.memory, h.lim.budget)
+		return false, false, 0, unusable(fmt.Errorf("%w: needs %d KiB, budget is %d KiB",
+			ErrUnsupportedHash, parsed.memory, h.lim.budget))
+	}
+	if cost := uint64(parsed.memory) * uint64(parsed.time); float64(cost) > h.pace.argonCost {
+		return false, false, 0, unusable(fmt.Errorf("%w: m·t is %d KiB·passes, above the ceiling of %.0f",
+			ErrUnsupportedHash, cost, h.pace.argonCost))
 	}
 	if parsed.keyid != nil && !bytes.Equal(parsed.keyid, h.keyid) {
 		if h.keyid == nil {
-			return false, false, fmt.Errorf("%w: hash has pepper keyid %s, no pepper is configured",
-				ErrWrongPepper, b64.EncodeToString(parsed.keyid))
+			return false, false, 0, unusable(fmt.Errorf("%w: hash has pepper keyid %s, no pepper is configured",
+				ErrWrongPepper, b64.EncodeToString(parsed.keyid)))
 		}
-		return false, false, fmt.Errorf("%w: hash has pepper keyid %s, the configured pepper is %s",
-			ErrWrongPepper, b64.EncodeToString(parsed.keyid), b64.EncodeToString(h.keyid))
+		return false, false, 0, unusable(fmt.Errorf("%w: hash has pepper keyid %s, the configured pepper is %s",
+			ErrWrongPepper, b64.EncodeToString(parsed.keyid), b64.EncodeToString(h.keyid)))
 	}
-	ok, err = h.verifyArgon2(ctx, n, parsed)
-	return ok, ok && h.stale(parsed), err
+	ok, spent, err = h.verifyArgon2(ctx, n, parsed)
+	return ok, ok && h.stale(parsed), spent, err
 }
 
 // input is what argon2id is fed for normalised password n in a hash with keyid: n itself
@@ -300,43 +361,60 @@ func pepperKeyID(pepper []byte) []byte {
 }
 
 // verifyArgon2 recomputes the key for normalised password n under want's parameters and
-// pepper; VerifyDummy takes the same path.
-func (h *Hasher) verifyArgon2(ctx context.Context, n string, want phc) (bool, error) {
+// pepper; VerifyDummy takes the same path. spent is the time the hash took.
+func (h *Hasher) verifyArgon2(ctx context.Context, n string, want phc) (ok bool, spent time.Duration, err error) {
 	release, err := h.lim.acquire(ctx, uint64(want.memory))
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	defer release()
+	start := h.pace.now()
 	got := argon2.IDKey(h.input(n, want.keyid), want.salt, want.time, want.memory, want.threads, uint32(len(want.key)))
-	return subtle.ConstantTimeCompare(got, want.key) == 1, nil
+	spent = max(h.pace.now().Sub(start), 1)
+	h.pace.observeArgon2(want, spent)
+	return subtle.ConstantTimeCompare(got, want.key) == 1, spent, nil
 }
 
 // verifyBcrypt checks an imported bcrypt hash. It tries the normalised password, then,
 // if different, the password as received, since the system that made the hash may not
 // have normalised. bcrypt reads only the first 72 bytes; the hash is replaced by argon2id
 // of the whole password at this login.
-func (h *Hasher) verifyBcrypt(ctx context.Context, raw, n, encoded string) (bool, error) {
-	if _, err := checkBcrypt(encoded); err != nil {
-		return false, err
+//
+// A password whose normalised form differs from it costs two bcrypt checks, where an
+// argon2id hash costs one; the floor covers a bcrypt hash at the ceiling checked once
+// (the margin covers some of a second), and a server with many such passwords and
+// bcrypt hashes near the ceiling lowers the ceiling's bcrypt cost by one.
+func (h *Hasher) verifyBcrypt(ctx context.Context, raw, n, encoded string) (ok bool, spent time.Duration, err error) {
+	cost, err := checkBcrypt(encoded)
+	if err != nil {
+		return false, 0, unusable(err)
+	}
+	if cost > h.ceiling.BcryptCost {
+		return false, 0, unusable(fmt.Errorf("%w: bcrypt cost %d is above the ceiling of %d",
+			ErrUnsupportedHash, cost, h.ceiling.BcryptCost))
 	}
 	release, err := h.lim.acquire(ctx, bcryptWeight)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	defer release()
 	for i, candidate := range []string{n, raw} {
 		if i == 1 && raw == n {
 			break
 		}
+		start := h.pace.now()
 		err := bcrypt.CompareHashAndPassword([]byte(encoded), []byte(candidate))
+		d := max(h.pace.now().Sub(start), 1)
+		spent += d
 		switch {
 		case err == nil:
-			return true, nil
+			return true, spent, nil
 		case !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
-			return false, fmt.Errorf("%w: bcrypt: %v", ErrMalformedHash, err)
+			return false, spent, unusable(fmt.Errorf("%w: bcrypt: %v", ErrMalformedHash, err))
 		}
+		h.pace.observeBcrypt(cost, d)
 	}
-	return false, nil
+	return false, spent, nil
 }
 
 // prepare enforces MaxBytes on pw as received and after NFKC, and returns the

@@ -137,7 +137,8 @@ func TestWaiterRunsAfterRelease(t *testing.T) {
 // it fits rather than overtaking the budget.
 func TestMemoryBudgetBoundsConcurrency(t *testing.T) {
 	p := Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	h := newTestHasher(t, p, WithMaxConcurrent(8), WithMemoryBudget(2<<20))
+	h := newTestHasher(t, p, WithMaxConcurrent(8), WithMemoryBudget(2<<20),
+		WithCeiling(Ceiling{Memory: 2048, Time: 1, BcryptCost: minBcryptCost}))
 	if s := h.Stats(); s.MaxConcurrent != 8 || s.MemoryBudget != 2<<20 {
 		t.Fatalf("stats %+v", s)
 	}

@@ -63,13 +63,13 @@ func TestPepperDumpCannotVerify(t *testing.T) {
 	plain := newTestHasher(t, fastParams)
 	unkeyed := parsed
 	unkeyed.keyid = nil
-	if ok, err := plain.verifyArgon2(t.Context(), Normalize(pw), unkeyed); ok || err != nil {
+	if ok, _, err := plain.verifyArgon2(t.Context(), Normalize(pw), unkeyed); ok || err != nil {
 		t.Errorf("argon2id of the right password without the pepper matched the stored key (ok=%v, err=%v)", ok, err)
 	}
 	wrongKey := newTestHasher(t, fastParams, WithPepper(pepperB))
 	rekeyed := parsed
 	rekeyed.keyid = wrongKey.keyid
-	if ok, err := wrongKey.verifyArgon2(t.Context(), Normalize(pw), rekeyed); ok || err != nil {
+	if ok, _, err := wrongKey.verifyArgon2(t.Context(), Normalize(pw), rekeyed); ok || err != nil {
 		t.Errorf("the right password under another pepper matched the stored key (ok=%v, err=%v)", ok, err)
 	}
 }

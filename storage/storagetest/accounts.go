@@ -229,3 +229,105 @@ func testClientIDConflict(t *testing.T, db *storage.DB) {
 		t.Fatalf("duplicate id: %v, want ErrConflict", err)
 	}
 }
+
+// testUsernameLookalike: a name whose UsernameSkeleton is taken is refused with
+// ErrLookalike (which is also ErrConflict), at creation and at a rename; the
+// same name is still ErrConflict alone.
+func testUsernameLookalike(t *testing.T, db *storage.DB) {
+	ctx := t.Context()
+	alice, bob := newUser("alice"), newUser("bob")
+	for _, u := range []*storage.User{alice, bob} {
+		if err := db.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, username string
+	}{
+		{"Cyrillic a", "\u0430lice"},
+		{"precomposed e with dot", "alic\u0117"},
+		{"combining dot", "alice\u0307"},
+		{"digit one for l", "a1ice"},
+		{"Cyrillic capitals", "\u0410LICE"},
+		{"rn for m", "rnallory"},
+		{"whole-script Cyrillic", "\u0455\u0441\u043e\u0440\u0435"}, // ѕсоре beside scope
+	}
+	for _, name := range []string{"mallory", "scope"} {
+		if err := db.CreateUser(ctx, newUser(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := db.CreateUser(ctx, newUser(tt.username))
+			if !errors.Is(err, storage.ErrLookalike) || !errors.Is(err, storage.ErrConflict) {
+				t.Errorf("create %q: %v, want ErrLookalike", tt.username, err)
+			}
+			_, err = db.UpdateUser(ctx, bob.ID, func(u *storage.User) error { u.Username = tt.username; return nil })
+			if !errors.Is(err, storage.ErrLookalike) {
+				t.Errorf("rename to %q: %v, want ErrLookalike", tt.username, err)
+			}
+		})
+	}
+	if err := db.CreateUser(ctx, newUser("Alice")); err == nil || errors.Is(err, storage.ErrLookalike) {
+		t.Errorf("create the same name: %v, want ErrConflict alone", err)
+	}
+	if got, _ := db.User(ctx, bob.ID); got.Username != "bob" {
+		t.Errorf("a refused rename wrote %q", got.Username)
+	}
+	for _, name := range []string{"alicia", "bobby", "ali"} {
+		if err := db.CreateUser(ctx, newUser(name)); err != nil {
+			t.Errorf("create %q: %v", name, err)
+		}
+	}
+}
+
+// testSkeletonBackfill: Migrate fills username_skeleton for rows that have none
+// (made before migration 00009); of two look-alike rows the older gets it and
+// the other keeps none and stays usable; a new look-alike is refused.
+func testSkeletonBackfill(t *testing.T, db *storage.DB) {
+	ctx := t.Context()
+	base := time.Now().Add(-time.Hour)
+	var users []*storage.User
+	for i, name := range []string{"alice", "\u0430lice", "bob"} {
+		u := newUser(name)
+		u.CreatedAt = storage.At(base.Add(time.Duration(i) * time.Minute))
+		if err := db.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		// As before migration 00009: no skeleton.
+		if _, err := db.SQL().ExecContext(ctx, db.SQL().Rebind(`UPDATE users SET username_skeleton = NULL WHERE id = ?`), u.ID); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	skeleton := func(id string) *string {
+		var s *string
+		if err := db.SQL().GetContext(ctx, &s, db.SQL().Rebind(`SELECT username_skeleton FROM users WHERE id = ?`), id); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := skeleton(users[0].ID); s == nil || *s != "alice" {
+		t.Errorf("alice's skeleton %v, want alice", s)
+	}
+	if s := skeleton(users[1].ID); s != nil {
+		t.Errorf("the younger look-alike got skeleton %q, want none", *s)
+	}
+	if s := skeleton(users[2].ID); s == nil || *s != "bob" {
+		t.Errorf("bob's skeleton %v, want bob", s)
+	}
+	// The row without a skeleton still updates and is found by name.
+	if _, err := db.UpdateUser(ctx, users[1].ID, func(u *storage.User) error { u.Email = "new@example.com"; return nil }); err != nil {
+		t.Errorf("update the row without a skeleton: %v", err)
+	}
+	if u, err := db.UserByUsername(ctx, "\u0430lice"); err != nil || u.ID != users[1].ID {
+		t.Errorf("find the row without a skeleton: %v", err)
+	}
+	if err := db.CreateUser(ctx, newUser("alic\u0117")); !errors.Is(err, storage.ErrLookalike) {
+		t.Errorf("create a new look-alike: %v, want ErrLookalike", err)
+	}
+}

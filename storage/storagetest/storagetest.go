@@ -13,6 +13,8 @@ func Run(t *testing.T, open func(t *testing.T) *storage.DB) {
 	t.Run("UserCRUD", func(t *testing.T) { testUserCRUD(t, open(t)) })
 	t.Run("UsernameUniqueAcrossCaseAndWidth", func(t *testing.T) { testUsernameUnique(t, open(t)) })
 	t.Run("UserRenameConflict", func(t *testing.T) { testUserRenameConflict(t, open(t)) })
+	t.Run("UsernameLookalike", func(t *testing.T) { testUsernameLookalike(t, open(t)) })
+	t.Run("SkeletonBackfill", func(t *testing.T) { testSkeletonBackfill(t, open(t)) })
 	t.Run("UserUpdateErrorWritesNothing", func(t *testing.T) { testUserUpdateErrorWritesNothing(t, open(t)) })
 	t.Run("ConcurrentCreateSameUsername", func(t *testing.T) { testConcurrentCreateSameUsername(t, open(t)) })
 	t.Run("ClientCRUD", func(t *testing.T) { testClientCRUD(t, open(t)) })
