@@ -25,7 +25,9 @@ const kekFileName = "keyward.kek"
 // kekFlags name the key-encryption key; serve and the keys commands share
 // them. kek is set only from KEYWARD_KEY_ENCRYPTION_KEY (bindEnv): the
 // hidden --key-encryption-key exists so that refuseSecretFlags can refuse
-// it with a clear message, and so that bindEnv finds the variable.
+// it with a clear message, and so that bindEnv finds the variable. source
+// checks them without opening anything; kekSource.load reads or generates
+// the key.
 type kekFlags struct {
 	kek, kekFile string
 }
