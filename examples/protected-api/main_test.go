@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -102,19 +103,14 @@ func TestProtectedAPI(t *testing.T) {
 			if tt.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.token)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != tt.wantCode {
-				t.Fatalf("status = %d, want %d (%s)", resp.StatusCode, tt.wantCode, body)
+			status, body, h := testsupport.Do(t, nil, req)
+			if status != tt.wantCode {
+				t.Fatalf("status = %d, want %d (%s)", status, tt.wantCode, body)
 			}
 			if !strings.Contains(string(body), tt.wantBody) {
 				t.Errorf("body = %s, want it to contain %s", body, tt.wantBody)
 			}
-			if ch := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, tt.wantChall) {
+			if ch := h.Get("WWW-Authenticate"); !strings.HasPrefix(ch, tt.wantChall) {
 				t.Errorf("WWW-Authenticate = %q, want prefix %q", ch, tt.wantChall)
 			}
 		})
@@ -138,18 +134,10 @@ func TestRunFailsWithoutIssuer(t *testing.T) {
 func TestRunServesUntilCancelled(t *testing.T) {
 	is := newTestIssuer(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"}, io.Discard)
-	}()
+	example := testsupport.Go(func() error {
+		return run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"}, io.Discard)
+	})
 	time.Sleep(200 * time.Millisecond)
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	example.Stopped(t, "run", 10*time.Second)
 }
