@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/password"
-	"github.com/keyward/keyward/internal/timingtest"
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 	"golang.org/x/crypto/bcrypt"
@@ -640,7 +640,7 @@ func TestLoginTiming(t *testing.T) {
 	for k := range kinds {
 		names[k] = kinds[k].name
 	}
-	report, worst := timingtest.Compare(timingtest.Kinds{Names: names, Times: times})
+	report, worst := testsupport.ComparePaired(testsupport.TimedKinds{Names: names, Times: times})
 	t.Log(report)
 	if math.Abs(worst) >= 0.10 || math.IsNaN(worst) {
 		t.Errorf("a kind differs from the wrong password by %.1f %% paired by round, want under 10 %%", 100*worst)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -21,11 +22,11 @@ import (
 // TestStoredRowsHoldNoPrivateKey reads the raw signing_keys rows (and, for
 // SQLite, the database files) and looks for any form of the private keys.
 func TestStoredRowsHoldNoPrivateKey(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		db := storagetest.Open(t, dsn)
 		kek, c := NewKEK(), newClock()
 		m := newManager(t, db, kek, c)
-		c.Add(10 * time.Minute)
+		c.Advance(10 * time.Minute)
 		if _, err := m.Rotate(t.Context(), false); err != nil {
 			t.Fatal(err)
 		}
@@ -98,12 +99,12 @@ func TestStoredRowsHoldNoPrivateKey(t *testing.T) {
 }
 
 func TestWrongKEK(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		db := storagetest.Open(t, dsn)
 		c := newClock()
 		m := newManager(t, db, NewKEK(), c)
 		before, _ := db.KeySet(t.Context())
-		c.Add(3 * time.Hour) // a rotation is due: it must not happen under the wrong key
+		c.Advance(3 * time.Hour) // a rotation is due: it must not happen under the wrong key
 		_, err := NewManager(t.Context(), db, NewKEK(), managerPolicy, nil, c.Now)
 		if !errors.Is(err, ErrWrongKEK) || !strings.Contains(err.Error(), "key-encryption key does not decrypt the stored signing keys") {
 			t.Fatalf("NewManager with another KEK: %v", err)
@@ -132,7 +133,7 @@ func kidsOfSet(s storage.KeySet) []string {
 }
 
 func TestRewrap(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		db := storagetest.Open(t, dsn)
 		oldKEK, newKEK, c := NewKEK(), NewKEK(), newClock()
 		running := newManager(t, db, oldKEK, c)
@@ -165,7 +166,7 @@ func TestRewrap(t *testing.T) {
 		}
 		// It cannot load a key made after the rewrap: it stops signing
 		// rather than sign with a key that is no longer active.
-		c.Add(10 * time.Minute)
+		c.Advance(10 * time.Minute)
 		if _, err := m.Rotate(t.Context(), false); err != nil {
 			t.Fatal(err)
 		}

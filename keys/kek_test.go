@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/keyward/keyward/internal/testsupport"
 )
 
 func TestParseKEK(t *testing.T) {
@@ -88,14 +90,8 @@ func TestLoadKEK(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, gen, err := LoadKEK(tt.b64, tt.file, tt.gen)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if testsupport.WantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if gen != tt.wantGenerated || len(got) != KEKSize {
 				t.Fatalf("LoadKEK = %d bytes, generated %v", len(got), gen)

@@ -14,43 +14,22 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/keyward/keyward/internal/testsupport"
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
-// clock is the injected time of these tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the injected time of these tests, starting at t0.
+type clock = testsupport.Clock
 
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testsupport.NewClock(t0) }
 
 // managerPolicy rotates hourly; a next key waits 6m, a retired key stays
 // 17m (15m tokens + 1m skew + 1m margin).
 var managerPolicy = Policy{
 	RotationPeriod: time.Hour, JWKSMaxAge: 5 * time.Minute, PublishMargin: time.Minute,
 	TokenLifetime: 15 * time.Minute, ClockSkew: time.Minute,
-}
-
-// backends runs fn against a fresh database of each kind; dsn lets a test
-// open more handles (replicas) on the same database.
-func backends(t *testing.T, fn func(t *testing.T, dsn string)) {
-	for _, b := range storagetest.Backends {
-		t.Run(b.Name, func(t *testing.T) { fn(t, b.DSN(t)) })
-	}
 }
 
 func newManager(t *testing.T, db *storage.DB, kek []byte, c *clock) *Manager {
@@ -114,7 +93,7 @@ func activeKID(m *Manager) string {
 const accessToken = `{"iss":"https://id.example.com","sub":"8d3f0c1e6a2b4c9d8e7f6a5b4c3d2e1f","aud":"https://api.example.com","exp":1772369100,"iat":1772368200,"jti":"0f8e7d6c5b4a39281706f5e4d3c2b1a0","client_id":"my-app","scope":"openid profile api:read api:write","auth_time":1772368190,"sid":"2b7c9e41a0d35f68"}`
 
 func TestManagerFirstStart(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		db := storagetest.Open(t, dsn)
 		m := newManager(t, db, NewKEK(), newClock())
 		if err := m.Ready(); err != nil {
@@ -184,7 +163,7 @@ func TestJWKSPublicOnly(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
 	c := newClock()
 	m := newManager(t, db, NewKEK(), c)
-	c.Add(10 * time.Minute)
+	c.Advance(10 * time.Minute)
 	if _, err := m.Rotate(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +207,7 @@ func TestJWKSETag(t *testing.T) {
 	if doc, etag := m.JWKS(); etag != etag1 || !bytes.Equal(doc, doc1) {
 		t.Fatal("JWKS changed without a key-set change")
 	}
-	c.Add(10 * time.Minute)
+	c.Advance(10 * time.Minute)
 	if _, err := m.Rotate(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +229,7 @@ func TestJWKSETag(t *testing.T) {
 		t.Fatal("another replica built another ETag for the same keys")
 	}
 	// The retired key leaves after 17m: the ETag changes again.
-	c.Add(18 * time.Minute)
+	c.Advance(18 * time.Minute)
 	tick(t, m)
 	if doc, etag := m.JWKS(); etag == etag2 || len(jwksKIDs(doc)) != 2 {
 		t.Fatalf("after the retired key expired: %v, etag %s", jwksKIDs(doc), etag)

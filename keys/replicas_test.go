@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -15,7 +16,7 @@ import (
 // TestReplicasFirstStart starts four replicas, each with its own handle, on
 // one empty database at once: they create one key set and all sign with it.
 func TestReplicasFirstStart(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		const n = 4
 		kek, c := NewKEK(), newClock()
 		dbs := make([]*storage.DB, n)
@@ -48,13 +49,13 @@ func TestReplicasFirstStart(t *testing.T) {
 // one write per transition, and both sign with the same key once each has
 // reloaded.
 func TestReplicasRotateOnce(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		kek, c := NewKEK(), newClock()
 		a := newManager(t, storagetest.Open(t, dsn), kek, c)
 		b := newManager(t, storagetest.Open(t, dsn), kek, c)
 		rotations := 0
 		prev := activeKID(a)
-		for end := t0.Add(3*time.Hour + 30*time.Minute); c.Now().Before(end); c.Add(time.Minute) {
+		for end := t0.Add(3*time.Hour + 30*time.Minute); c.Now().Before(end); c.Advance(time.Minute) {
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
 			for i, m := range []*Manager{a, b} {
@@ -97,7 +98,7 @@ func TestReplicasRotateOnce(t *testing.T) {
 }
 
 func TestRevokeReachesReplicas(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		kek, c := NewKEK(), newClock()
 		a := newManager(t, storagetest.Open(t, dsn), kek, c)
 		b := newManager(t, storagetest.Open(t, dsn), kek, c)
@@ -169,7 +170,7 @@ func TestRunFollowsOtherReplica(t *testing.T) {
 // asked for meanwhile waits for the floor, when every copy of the JWKS cached
 // under the longer max-age has expired.
 func TestReplicasDisagreeOnMaxAge(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		kek, c := NewKEK(), newClock()
 		long := newManager(t, storagetest.Open(t, dsn), kek, c) // 5m + 1m
 		db := storagetest.Open(t, dsn)
@@ -181,7 +182,7 @@ func TestReplicasDisagreeOnMaxAge(t *testing.T) {
 		}
 		want("first replica started", 5*time.Minute, time.Minute, time.Time{})
 
-		c.Add(time.Minute)
+		c.Advance(time.Minute)
 		p := managerPolicy
 		p.JWKSMaxAge, p.PublishMargin = 30*time.Second, 5*time.Second
 		short, err := NewManager(t.Context(), storagetest.Open(t, dsn), kek, p, nil, c.Now)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -58,7 +59,7 @@ func TestRotationKeepsCachedJWKSValid(t *testing.T) {
 				actives []string
 			)
 			const step = 30 * time.Second
-			for end := t0.Add(tt.run); c.Now().Before(end); c.Add(step) {
+			for end := t0.Add(tt.run); c.Now().Before(end); c.Advance(step) {
 				tick(t, m)
 				now := c.Now()
 				doc, _ := m.JWKS()
@@ -119,7 +120,7 @@ func TestManualRotate(t *testing.T) {
 	var heard []Rotation
 	m.OnRotate(func(_ context.Context, r Rotation) { heard = append(heard, r) })
 	first := activeKID(m)
-	c.Add(5 * time.Minute)
+	c.Advance(5 * time.Minute)
 	r, err := m.Rotate(t.Context(), false)
 	if err != nil {
 		t.Fatalf("rotate 5m after publishing: %v", err)
@@ -130,12 +131,12 @@ func TestManualRotate(t *testing.T) {
 	if again, err := m.Rotate(t.Context(), false); err != nil || again != r {
 		t.Fatalf("asking again: %+v, %v; want %+v", again, err, r)
 	}
-	c.Add(59 * time.Second)
+	c.Advance(59 * time.Second)
 	tick(t, m)
 	if activeKID(m) != first || len(heard) != 0 {
 		t.Fatalf("rotated 1s before the scheduled moment: active %s", activeKID(m))
 	}
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	tick(t, m)
 	if activeKID(m) != r.Activated || len(heard) != 1 || heard[0].Retired != first || heard[0].Activated != r.Activated {
 		t.Fatalf("at the scheduled moment: active %s, heard %+v; want %s", activeKID(m), heard, r.Activated)
@@ -146,7 +147,7 @@ func TestManualRotate(t *testing.T) {
 	if err != nil || !r2.Forced || r2.Scheduled || r2.Retired != r.Activated || activeKID(m) != r2.Activated {
 		t.Fatalf("forced rotation %+v, %v", r2, err)
 	}
-	c.Add(6 * time.Minute)
+	c.Advance(6 * time.Minute)
 	r3, err := m.Rotate(t.Context(), false)
 	if err != nil || r3.Scheduled || r3.Forced || r3.Retired != r2.Activated || activeKID(m) != r3.Activated || !r3.At.Equal(c.Now()) {
 		t.Fatalf("rotation once the next key is published long enough: %+v, %v", r3, err)
@@ -166,7 +167,7 @@ func TestManualRotate(t *testing.T) {
 // (as the CLI has, 5m max-age) decides with the max-age and margin the
 // server recorded (30s + 5s), not its own.
 func TestRotatorFollowsRecordedPublication(t *testing.T) {
-	backends(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		db := storagetest.Open(t, dsn)
 		kek, c := NewKEK(), newClock()
 		p := managerPolicy
@@ -182,17 +183,17 @@ func TestRotatorFollowsRecordedPublication(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Add(20 * time.Second)
+		c.Advance(20 * time.Second)
 		r, err := cli.Rotate(t.Context(), false)
 		if err != nil || !r.Scheduled || !r.At.Equal(t0.Add(35*time.Second)) {
 			t.Fatalf("rotate 20s after start: %+v, %v; want it scheduled 35s after start", r, err)
 		}
-		c.Add(15 * time.Second)
+		c.Advance(15 * time.Second)
 		tick(t, m)
 		if activeKID(m) != r.Activated {
 			t.Fatalf("the server did not carry out the scheduled rotation: active %s, want %s", activeKID(m), r.Activated)
 		}
-		c.Add(35 * time.Second)
+		c.Advance(35 * time.Second)
 		r2, err := cli.Rotate(t.Context(), false)
 		if err != nil || r2.Scheduled || r2.Forced || r2.Retired != r.Activated {
 			t.Fatalf("rotate 35s after the next key appeared: %+v, %v; want it done now", r2, err)

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -55,25 +57,10 @@ func testKeys(testing.TB) {
 // testNow is the fixed time tokens are minted and verified at, unless a test moves it.
 var testNow = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-// clock is an injectable, movable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is an injectable, movable time source, starting at testNow.
+type clock = testsupport.Clock
 
-func newClock() *clock { return &clock{t: testNow} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return testsupport.NewClock(testNow) }
 
 // issuer is an httptest authorization server publishing discovery metadata and a JWKS.
 // It counts and records the JWKS requests it gets.
@@ -278,4 +265,14 @@ func signRSA(t testing.TB, k *rsa.PrivateKey, h crypto.Hash, pss bool, header, p
 // valid is the baseline token V for is, signed with k1.
 func valid(t testing.TB, is *issuer) string {
 	return rs256(t, rsaK1, obj(baseHeader()...), obj(basePayload(is.srv.URL)...))
+}
+
+// wantVerify checks that v answers tok with want: an error errors.Is finds,
+// or nil for an accepted token.
+func wantVerify(t *testing.T, v *verify.Verifier, tok string, want error) {
+	t.Helper()
+	_, err := v.Verify(t.Context(), tok)
+	if !errors.Is(err, want) || (want == nil) != (err == nil) {
+		t.Fatalf("Verify error = %v, want %v", err, want)
+	}
 }

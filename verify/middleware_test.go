@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -89,30 +90,15 @@ func TestMiddleware(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var body io.Reader
-			if tt.form != nil {
-				body = strings.NewReader(tt.form.Encode())
-			}
-			req, err := http.NewRequestWithContext(t.Context(), tt.method, srv.URL+tt.path, body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.form != nil {
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			}
+			req := testsupport.FormRequest(t, tt.method, srv.URL+tt.path, tt.form)
 			for _, a := range tt.auth {
 				req.Header.Add("Authorization", a)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			status, b, header := testsupport.Do(t, nil, req)
+			if status != tt.wantCode {
+				t.Fatalf("status = %d, want %d (body %q)", status, tt.wantCode, b)
 			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != tt.wantCode {
-				t.Fatalf("status = %d, want %d (body %q)", resp.StatusCode, tt.wantCode, b)
-			}
-			if got := resp.Header.Values("WWW-Authenticate"); strings.Join(got, "|") != tt.wantChall {
+			if got := header.Values("WWW-Authenticate"); strings.Join(got, "|") != tt.wantChall {
 				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.wantChall)
 			}
 			if tt.wantCode == 200 {
@@ -122,12 +108,12 @@ func TestMiddleware(t *testing.T) {
 				return
 			}
 			for _, part := range strings.Split(V, ".") {
-				if strings.Contains(string(b), part) || strings.Contains(resp.Header.Get("WWW-Authenticate"), part) {
+				if strings.Contains(string(b), part) || strings.Contains(header.Get("WWW-Authenticate"), part) {
 					t.Errorf("response echoes part of the token")
 				}
 			}
 			if tt.wantCode != 401 || strings.Contains(tt.wantChall, "error=") {
-				if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+				if ct := header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
 					t.Errorf("Content-Type = %q, want JSON with its charset", ct)
 				}
 				var e struct{ Error string }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -42,16 +43,22 @@ func decode[T any](t *testing.T, s string) T {
 	return v
 }
 
-const alicePassword = "correct horse battery staple"
-
-func forEachBackend(t *testing.T, f func(t *testing.T, dsn string)) {
-	for _, b := range storagetest.Backends {
-		t.Run(b.Name, func(t *testing.T) { f(t, b.DSN(t)) })
+// clientCreatedReasons maps each client's id to the reason its
+// client_created audit event names.
+func clientCreatedReasons(t *testing.T, dsn string) map[any]any {
+	t.Helper()
+	created := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "client_created", "--output", "json"))
+	reasons := map[any]any{}
+	for _, e := range created {
+		reasons[e["subject"]] = e["reason"]
 	}
+	return reasons
 }
 
+const alicePassword = "correct horse battery staple"
+
 func TestUsersCLI(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		out := mustRun(t, dsn, alicePassword+"\n", "users", "create", "--username", "alice", "--email", "alice@example.com", "--password-stdin", "--output", "json")
 		u := decode[map[string]any](t, out)
 		id, _ := u["id"].(string)
@@ -147,7 +154,7 @@ func TestUsersCLI(t *testing.T) {
 }
 
 func TestClientsCLI(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		out := mustRun(t, dsn, "", "clients", "create", "--id", "my-app", "--grant", "password", "--grant", "refresh_token",
 			"--scope", "openid profile email api:read", "--audience", "api", "--name", "My App", "--output", "json")
 		c := decode[map[string]any](t, out)
@@ -199,11 +206,7 @@ func TestClientsCLI(t *testing.T) {
 				}
 			})
 		}
-		created := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "client_created", "--output", "json"))
-		reasons := map[any]any{}
-		for _, e := range created {
-			reasons[e["subject"]] = e["reason"]
-		}
+		reasons := clientCreatedReasons(t, dsn)
 		if reasons["my-app"] != "password_grant_enabled" || reasons["spa"] != nil {
 			t.Fatalf("client_created reasons %v: enabling the password grant must be named (TE-14)", reasons)
 		}

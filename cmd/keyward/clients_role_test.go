@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -12,7 +13,7 @@ import (
 // away the role of an existing client (the upgrade path of migration
 // 00005), both audited, both shown in JSON and in the table.
 func TestClientsCLIIntrospection(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		out := mustRun(t, dsn, "", "clients", "create", "--id", "orders-api", "--introspect-audience", "api",
 			"--introspect-audience", "api https://orders.example", "--output", "json")
 		c := decode[map[string]any](t, out)
@@ -74,11 +75,7 @@ func TestClientsCLIIntrospection(t *testing.T) {
 			})
 		}
 
-		created := decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "client_created", "--output", "json"))
-		reasons := map[any]any{}
-		for _, e := range created {
-			reasons[e["subject"]] = e["reason"]
-		}
+		reasons := clientCreatedReasons(t, dsn)
 		if reasons["orders-api"] != "introspect_audiences" || reasons["app"] != nil {
 			t.Errorf("client_created reasons %v", reasons)
 		}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/testsupport"
 )
 
 // noRedirects makes c return a redirect instead of following it, so a test
@@ -32,30 +34,12 @@ func noRedirects(c *http.Client) *http.Client {
 // send sends one request from c and returns the answer.
 func send(t *testing.T, c *http.Client, method, target string, header http.Header, form url.Values) tokenReply {
 	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, target, body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := testsupport.FormRequest(t, method, target, form)
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tokenReply{res.StatusCode, res.Header, string(b)}
+	status, b, h := testsupport.Do(t, c, req)
+	return tokenReply{status, h, string(b)}
 }
 
 func basicAuth(id, secret string) string {

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
 func TestKeysCLI(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		kek := keys.NewKEK()
 		kekArg := "--key-encryption-key-file=" + writeKEKFile(t, kek)
 		db := storagetest.Open(t, dsn)

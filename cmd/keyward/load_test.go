@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward/bench/load"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/internal/testsupport"
 )
 
 // burstRSSCeiling is the most resident memory the server may reach while
@@ -57,13 +57,8 @@ func burstCeiling() int64 {
 // which is what this test measures. The in-process tests cover races.
 func startBuiltProcess(t *testing.T, args ...string) *process {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keyward")
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return startCommand(t, exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...))
+	bin := testsupport.BuildKeyward(t)
+	return testsupport.StartProcess(t, exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...))
 }
 
 // raceEnabled reports whether this binary was built with -race.

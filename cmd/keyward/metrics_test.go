@@ -2,28 +2,21 @@ package main
 
 import (
 	"bufio"
-	"io"
 	"maps"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/testsupport"
 )
 
 // scrape GETs url and returns the status and the body.
 func scrape(t *testing.T, url string) (int, string) {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(b)
+	code, b, _ := testsupport.Get(t, url)
+	return code, string(b)
 }
 
 // counters are the keyward_ counters of an exposition (series ending in

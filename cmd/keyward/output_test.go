@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -24,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // -update ./cmd/keyward/` after changing what a command prints, and read
 // the diff. No line may hold an empty field ("active key ,").
 func TestHumanOutput(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		dir := t.TempDir()
 		kek := writeKEK(t, dir)
 		newKEK := filepath.Join(dir, "new.kek")

@@ -27,6 +27,21 @@ func writePepper(t *testing.T, dir, name string, content []byte) string {
 	return file
 }
 
+// storedHash is the password hash stored for user id in the database at dsn.
+func storedHash(t *testing.T, dsn, id string) string {
+	t.Helper()
+	db, err := storage.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u, err := db.User(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.PasswordHash
+}
+
 var pepperedHash = regexp.MustCompile(`^\$argon2id\$v=19\$m=19456,t=2,p=1,keyid=[A-Za-z0-9+/]{8}\$`)
 
 // TestPasswordPepperThroughServe is PW-04 on a real serve: a user created by
@@ -53,24 +68,11 @@ func TestPasswordPepperThroughServe(t *testing.T) {
 		"--password-stdin", "--password-pepper-file", file, "--output", "json"))
 	aliceID, _ := u["id"].(string)
 
-	storedHash := func(id string) string {
-		t.Helper()
-		db, err := storage.Open(t.Context(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		u, err := db.User(t.Context(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u.PasswordHash
-	}
-	aliceHash := storedHash(aliceID)
+	aliceHash := storedHash(t, dsn, aliceID)
 	if !pepperedHash.MatchString(aliceHash) {
 		t.Fatalf("alice's stored hash %q is not peppered", aliceHash)
 	}
-	if bobHash := storedHash(bobID); strings.Contains(bobHash, "keyid=") {
+	if bobHash := storedHash(t, dsn, bobID); strings.Contains(bobHash, "keyid=") {
 		t.Fatalf("bob's hash %q is peppered though made without the pepper", bobHash)
 	}
 	// The dump: the stored string and the right password, no key.
@@ -102,7 +104,7 @@ func TestPasswordPepperThroughServe(t *testing.T) {
 	checkTokenErrorE1(t, "alice, wrong password", login(s, "alice", "wrong horse battery staple"), 400, "invalid_grant")
 	checkIssued(t, "bob, hashed before the pepper", login(s, "bob", bobPassword))
 	s.stop(t)
-	if bobHash := storedHash(bobID); !pepperedHash.MatchString(bobHash) {
+	if bobHash := storedHash(t, dsn, bobID); !pepperedHash.MatchString(bobHash) {
 		t.Errorf("bob's hash after his login %q is not peppered", bobHash)
 	} else if ok, _, err := keyed.Verify(t.Context(), bobPassword, bobHash); !ok || err != nil {
 		t.Errorf("bob's rehash with the pepper: Verify = %v, %v", ok, err)
@@ -156,20 +158,12 @@ func TestPasswordPepperFileFormats(t *testing.T) {
 			u := decode[map[string]any](t, mustRun(t, dsn, alicePassword+"\n", "users", "create", "--username", name,
 				"--password-stdin", "--password-pepper-file", writePepper(t, t.TempDir(), "pepper", tt.content), "--output", "json"))
 			id, _ := u["id"].(string)
-			db, err := storage.Open(t.Context(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			stored, err := db.User(t.Context(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
+			stored := storedHash(t, dsn, id)
 			h, err := password.NewHasher(password.DefaultParams(), password.WithPepper(key))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok, _, err := h.Verify(t.Context(), alicePassword, stored.PasswordHash); !ok || err != nil {
+			if ok, _, err := h.Verify(t.Context(), alicePassword, stored); !ok || err != nil {
 				t.Errorf("Verify with the key = %v, %v", ok, err)
 			}
 		})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -20,7 +19,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyward/keyward/idp/password"
-	"github.com/keyward/keyward/internal/timingtest"
+	"github.com/keyward/keyward/internal/testsupport"
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -183,7 +183,7 @@ var testThrottleFlags = []string{
 // PostgreSQL database), and every limit holds across them (DESIGN
 // "Accounts and protection", BF-01…BF-07, BF-10, LG-01, LG-03).
 func TestBruteForceAcrossReplicas(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		secret := createLoginClient(t, dsn)
 		createLoginUser(t, dsn, "alice", alicePassword)
 		rs := startReplicas(t, dsn, 2, append(testThrottleFlags, "--metrics-addr", "127.0.0.1:0")...)
@@ -353,12 +353,7 @@ func TestBruteForceAcrossReplicas(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no metrics listener in the log:\n%s", p.Log.String())
 			}
-			res, err := http.Get("http://" + m[1] + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
+			_, b, _ := testsupport.Get(t, "http://"+m[1]+"/metrics")
 			metrics += string(b)
 		}
 		for _, kind := range []string{"account_ip", "account", "ip"} {
@@ -389,7 +384,7 @@ func TestLoginTimingAgainstProcess(t *testing.T) {
 	if os.Getenv("KEYWARD_TIMING_TEST") != "1" {
 		t.Skip("set KEYWARD_TIMING_TEST=1 to measure login timing through a server process (TE-21)")
 	}
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		const rounds, warmup = 50, 5
 		secret := createLoginClient(t, dsn)
 		createLoginUser(t, dsn, "erin", alicePassword)
@@ -468,12 +463,12 @@ func TestLoginTimingAgainstProcess(t *testing.T) {
 		// Each kind against the wrong password in the same round: pairing
 		// within a round cancels the machine's drift, which the floor on
 		// failed checks follows and which moves plain medians apart even
-		// when no kind differs (timingtest.Compare).
+		// when no kind differs (testsupport.ComparePaired).
 		names := make([]string, len(kinds))
 		for k := range kinds {
 			names[k] = kinds[k].name
 		}
-		report, worst := timingtest.Compare(timingtest.Kinds{Names: names, Times: ds})
+		report, worst := testsupport.ComparePaired(testsupport.TimedKinds{Names: names, Times: ds})
 		t.Log(report)
 		if math.Abs(worst) >= 0.10 || math.IsNaN(worst) {
 			t.Errorf("a kind differs from the wrong password by %.1f %% paired by round, want under 10 %%", 100*worst)
@@ -486,7 +481,7 @@ func TestLoginTimingAgainstProcess(t *testing.T) {
 // protection"), so an old refresh token gets invalid_grant, and stays dead
 // when the user is enabled again.
 func TestAccountEventsRevokeSessions(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		secret := createLoginClient(t, dsn)
 		id := createLoginUser(t, dsn, "alice", alicePassword)
 		p := startProcess(t, nil, "--database", dsn, "--key-encryption-key-file", writeKEK(t, t.TempDir()))

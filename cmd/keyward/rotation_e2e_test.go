@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/testsupport"
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -41,20 +42,14 @@ func fetchJWKS(t *testing.T, base string) jwksSnapshot {
 // clientCredentialsToken asks base for an access token.
 func clientCredentialsToken(t *testing.T, base, id, secret string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := testsupport.FormRequest(t, http.MethodPost, base+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}})
 	req.SetBasicAuth(id, secret)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	status, b, _ := testsupport.Do(t, nil, req)
 	var body struct {
 		AccessToken string `json:"access_token"`
 	}
-	if res.StatusCode != http.StatusOK || json.Unmarshal(b, &body) != nil || body.AccessToken == "" {
-		t.Fatalf("token from %s: %d %s", base, res.StatusCode, b)
+	if status != http.StatusOK || json.Unmarshal(b, &body) != nil || body.AccessToken == "" {
+		t.Fatalf("token from %s: %d %s", base, status, b)
 	}
 	return body.AccessToken
 }
@@ -138,7 +133,7 @@ func TestReplicasRotateWithoutGap(t *testing.T) {
 // command ran.
 func TestKeysRotateRightAfterStart(t *testing.T) {
 	const maxAge, margin, poll = 10 * time.Second, 5 * time.Second, 5 * time.Second
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		kek := writeKEK(t, t.TempDir())
 		c := decode[map[string]any](t, mustRun(t, dsn, "", "clients", "create", "--id", "svc", "--grant", "client_credentials",
 			"--scope", "api:read", "--audience", "api", "--output", "json"))

@@ -1,75 +1,41 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/testsupport"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines to write
-// while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // server is a keyward serve running in-process on a loopback port.
 type server struct {
 	URL    string
-	Out    *syncBuffer // standard output (the --demo credentials)
-	Log    *syncBuffer // the JSON log
+	Out    *testsupport.SyncBuffer // standard output (the --demo credentials)
+	Log    *testsupport.SyncBuffer // the JSON log
 	cancel context.CancelFunc
-	done   chan error
+	task   *testsupport.Task
 }
-
-var servingAddr = regexp.MustCompile(`"msg":"keyward serving","addr":"([^"]+)"`)
 
 // startServe runs the real serve command with args (plus --addr on a free
 // port) and waits until it listens. The server stops when the test ends.
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{Out: &syncBuffer{}, Log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{Out: &testsupport.SyncBuffer{}, Log: &testsupport.SyncBuffer{}, cancel: cancel}
 	cmd := newRootCmd()
 	cmd.SetOut(s.Out)
 	cmd.SetErr(s.Log)
 	cmd.SetArgs(append([]string{"serve", "--addr", "127.0.0.1:0"}, args...))
-	go func() { s.done <- cmd.ExecuteContext(ctx) }()
+	s.task = testsupport.Go(func() error { return cmd.ExecuteContext(ctx) })
 	t.Cleanup(func() { s.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := servingAddr.FindStringSubmatch(s.Log.String()); m != nil {
-			s.URL = "http://" + m[1]
-			return s
-		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("serve exited: %v\n%s", err, s.Log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("serve did not start:\n%s", s.Log.String())
-	return nil
+	s.URL = "http://" + testsupport.WaitFor(t, "serve", s.Log, testsupport.ServingAddr, s.task, 30*time.Second)[1]
+	return s
 }
 
 func (s *server) stop(t *testing.T) {
@@ -78,27 +44,16 @@ func (s *server) stop(t *testing.T) {
 	}
 	s.cancel()
 	s.cancel = nil
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Error("serve did not stop")
-	}
+	s.task.Stopped(t, "serve", 20*time.Second)
 }
 
+// get GETs url and returns the status and the JSON object answered, if any.
 func get(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	code, b, _ := testsupport.Get(t, url)
 	var body map[string]any
-	b, _ := io.ReadAll(res.Body)
 	json.Unmarshal(b, &body)
-	return res.StatusCode, body
+	return code, body
 }
 
 // TestServeEmbeddedDefaults runs serve with no configuration in an empty
@@ -201,13 +156,8 @@ func TestServeMetricsAddr(t *testing.T) {
 	if code, _ := get(t, s.URL+"/metrics"); code != http.StatusNotFound {
 		t.Fatalf("/metrics on the public listener: %d", code)
 	}
-	res, err := http.Get("http://" + m[1] + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), "keyward_http_requests_total") {
-		t.Fatalf("/metrics on its own listener: %d", res.StatusCode)
+	code, b, _ := testsupport.Get(t, "http://"+m[1]+"/metrics")
+	if code != http.StatusOK || !strings.Contains(string(b), "keyward_http_requests_total") {
+		t.Fatalf("/metrics on its own listener: %d", code)
 	}
 }

@@ -3,13 +3,15 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 )
 
 // TestUsersCreateLookalike is issue 12's finding 9 for `keyward users
 // create`: a name mixing scripts and a name that looks like an existing one
 // are refused with a message saying which, and create nothing.
 func TestUsersCreateLookalike(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		mustRun(t, dsn, alicePassword+"\n", "users", "create", "--username", "alice", "--password-stdin")
 		tests := []struct {
 			name, username, wantErr string

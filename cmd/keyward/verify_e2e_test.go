@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/testsupport"
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -46,7 +47,7 @@ func (c *jwksCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 // printed by serve --demo.
 func demoCredentials(t *testing.T, p *process) (secret, password string) {
 	t.Helper()
-	m := p.waitOut(t, demoCreds)
+	m := p.WaitOut(t, demoCreds)
 	return m[1], m[2]
 }
 
@@ -54,11 +55,7 @@ func demoCredentials(t *testing.T, p *process) (secret, password string) {
 // the access token.
 func demoToken(t *testing.T, p *process, secret string, form url.Values) string {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, p.URL+"/oauth2/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := testsupport.FormRequest(t, http.MethodPost, p.URL+"/oauth2/token", form)
 	req.SetBasicAuth("demo-app", secret)
 	var body struct {
 		AccessToken string `json:"access_token"`
@@ -79,12 +76,7 @@ func demoClientToken(t *testing.T, p *process, secret string) string {
 // demoIntrospect asks the server whether tok is active, as the demo client.
 func demoIntrospect(t *testing.T, p *process, secret, tok string) bool {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, p.URL+"/oauth2/introspect",
-		strings.NewReader(url.Values{"token": {tok}}.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req := testsupport.FormRequest(t, http.MethodPost, p.URL+"/oauth2/introspect", url.Values{"token": {tok}})
 	req.SetBasicAuth("demo-app", secret)
 	var body struct {
 		Active bool `json:"active"`
@@ -98,21 +90,13 @@ func demoIntrospect(t *testing.T, p *process, secret, tok string) bool {
 // decodeOK sends req and decodes a 200 answer into v; it returns the status.
 func decodeOK(t *testing.T, req *http.Request, v any) int {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode == http.StatusOK {
+	status, b, _ := testsupport.Do(t, nil, req)
+	if status == http.StatusOK {
 		if err := json.Unmarshal(b, v); err != nil {
 			t.Fatalf("decode %s: %v", b, err)
 		}
 	}
-	return resp.StatusCode
+	return status
 }
 
 // tokenKid is the kid in a compact JWS's header.
@@ -151,7 +135,7 @@ func retryUntil(t *testing.T, timeout time.Duration, what string, f func() bool)
 // reaches a verifier within its cache age, with ErrUnknownKey, while tokens
 // of the fresh key verify. The server's own introspection follows too.
 func TestVerifyFollowsKeywardRotation(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		policy := []string{"--jwks-max-age", "2s", "--key-publish-margin", "5s", "--key-encryption-key-file", writeKEK(t, t.TempDir())}
 		p := startProcess(t, nil, append([]string{"--demo", "--database", dsn}, policy...)...)
 		secret, _ := demoCredentials(t, p)

@@ -1,65 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/testsupport"
 )
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var (
-	keywardServing = regexp.MustCompile(`"msg":"keyward serving"`)
-	apiListening   = regexp.MustCompile(`"msg":"protected-api listening","addr":"([^"]+)"`)
-	demoSecrets    = regexp.MustCompile(`client_secret: (\S+)[\s\S]*password:\s+(\S+)`)
+	apiListening = regexp.MustCompile(`"msg":"protected-api listening","addr":"([^"]+)"`)
+	demoSecrets  = regexp.MustCompile(`client_secret: (\S+)[\s\S]*password:\s+(\S+)`)
 )
-
-// waitFor polls out until re matches, failing the test after timeout or when
-// exited reports that the process ended.
-func waitFor(t *testing.T, out fmt.Stringer, re *regexp.Regexp, exited <-chan error, timeout time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return m
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("exited: %v\n%s", err, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("no %q within %v:\n%s", re, timeout, out.String())
-	return nil
-}
 
 // startKeywardDemo builds keyward and runs "keyward serve --demo" in a fresh
 // directory, as docs/verify.md does with go run, on a free loopback port that
@@ -67,15 +24,10 @@ func waitFor(t *testing.T, out fmt.Stringer, re *regexp.Regexp, exited <-chan er
 // user password.
 func startKeywardDemo(t *testing.T) (issuer, secret, password string) {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go command to build keyward with")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "keyward")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/keyward/keyward/cmd/keyward").CombinedOutput(); err != nil {
-		t.Fatalf("go build keyward: %v\n%s", err, out)
-	}
+	bin := testsupport.BuildKeyward(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port, for the issuer to name
 	if err != nil {
 		t.Fatal(err)
@@ -87,27 +39,11 @@ func startKeywardDemo(t *testing.T) (issuer, secret, password string) {
 	// With no key-encryption key and SQLite, serve generates keyward.kek
 	// next to keyward.db in its working directory, as on a first run.
 	cmd := exec.Command(bin, "serve", "--demo", "--addr", addr, "--issuer", issuer, "--database", "sqlite:keyward.db")
-	cmd.Dir = dir
-	var stdout, stderr lockedBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Error("keyward did not stop on SIGTERM")
-		}
-	})
-	waitFor(t, &stderr, keywardServing, exited, 60*time.Second)
+	cmd.Dir = t.TempDir()
+	p := testsupport.StartProcess(t, cmd)
 	// The credentials come on stdout, a separate pipe from the log: they
 	// may arrive after the "serving" line.
-	m := waitFor(t, &stdout, demoSecrets, exited, 10*time.Second)
+	m := p.WaitOut(t, demoSecrets)
 	return issuer, m[1], m[2]
 }
 
@@ -121,31 +57,20 @@ func TestAgainstKeywardDemo(t *testing.T) {
 	issuer, secret, password := startKeywardDemo(t)
 
 	ctx := t.Context()
-	var logs lockedBuffer
-	exited := make(chan error, 1)
-	go func() {
-		exited <- run(ctx, []string{"--issuer", issuer, "--audience", "api", "--addr", "127.0.0.1:0"}, &logs)
-	}()
-	api := "http://" + waitFor(t, &logs, apiListening, exited, 30*time.Second)[1]
-	t.Cleanup(func() {
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("the example did not stop")
-		}
+	var logs testsupport.SyncBuffer
+	example := testsupport.Go(func() error {
+		return run(ctx, []string{"--issuer", issuer, "--audience", "api", "--addr", "127.0.0.1:0"}, &logs)
 	})
+	api := "http://" + testsupport.WaitFor(t, "the example", &logs, apiListening, example, 30*time.Second)[1]
+	t.Cleanup(func() { example.Stopped(t, "the example", 10*time.Second) })
 	// t.Context is cancelled before Cleanup runs, which stops the example.
 
 	token := func(scope string) string {
 		t.Helper()
 		form := url.Values{"grant_type": {"password"}, "username": {"demo"}, "password": {password}, "scope": {scope}}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, issuer+"/oauth2/token", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req := testsupport.FormRequest(t, http.MethodPost, issuer+"/oauth2/token", form)
 		req.SetBasicAuth("demo-app", secret)
-		status, body, _ := get(t, req)
+		status, body, _ := testsupport.Do(t, nil, req)
 		var tr struct {
 			AccessToken string `json:"access_token"`
 			Scope       string `json:"scope"`
@@ -160,7 +85,7 @@ func TestAgainstKeywardDemo(t *testing.T) {
 	// The subject the API sees is the one Keyward's userinfo names.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, issuer+"/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+withRead)
-	status, body, _ := get(t, req)
+	status, body, _ := testsupport.Do(t, nil, req)
 	var info struct {
 		Sub string `json:"sub"`
 	}
@@ -169,14 +94,7 @@ func TestAgainstKeywardDemo(t *testing.T) {
 	}
 	wantProtected, _ := json.Marshal(map[string]string{"message": "Protected resource!", "sub": info.Sub})
 
-	tests := []struct {
-		name      string
-		path      string
-		token     string
-		wantCode  int
-		wantBody  string // substring
-		wantChall string // prefix of WWW-Authenticate
-	}{
+	checkRoutes(t, api, []routeCase{
 		{"protected", "/protected", withRead, 200, string(wantProtected), ""},
 		{"orders with api:read", "/orders", withRead, 200, `"orders":[`, ""},
 		{"protected without a token", "/protected", "", 401, "", `Bearer realm="api"`},
@@ -184,37 +102,5 @@ func TestAgainstKeywardDemo(t *testing.T) {
 		{"protected without api:read", "/protected", withoutRead, 200, `"message":"Protected resource!"`, ""},
 		{"orders without api:read", "/orders", withoutRead, 403, `"error":"insufficient_scope"`, `Bearer realm="api", error="insufficient_scope"`},
 		{"a tampered token", "/protected", withRead[:len(withRead)-4] + "AAAA", 401, `"error":"invalid_token"`, `Bearer realm="api", error="invalid_token"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api+tt.path, nil)
-			if tt.token != "" {
-				req.Header.Set("Authorization", "Bearer "+tt.token)
-			}
-			status, body, h := get(t, req)
-			if status != tt.wantCode {
-				t.Fatalf("status = %d, want %d (%s)", status, tt.wantCode, body)
-			}
-			if !strings.Contains(string(body), tt.wantBody) {
-				t.Errorf("body = %s, want it to contain %s", body, tt.wantBody)
-			}
-			if ch := h.Get("WWW-Authenticate"); !strings.HasPrefix(ch, tt.wantChall) || (tt.wantChall == "" && ch != "") {
-				t.Errorf("WWW-Authenticate = %q, want prefix %q", ch, tt.wantChall)
-			}
-		})
-	}
-}
-
-func get(t *testing.T, req *http.Request) (int, []byte, http.Header) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, bytes.TrimSpace(body), resp.Header
+	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/verify"
 )
 
@@ -70,6 +71,39 @@ func (is *testIssuer) token(t *testing.T, aud, scope string) string {
 	return s
 }
 
+// routeCase is one request to the example's API and the answer it must get.
+type routeCase struct {
+	name      string
+	path      string
+	token     string // sent as a bearer token when not empty
+	wantCode  int
+	wantBody  string // substring
+	wantChall string // prefix of WWW-Authenticate; empty: none
+}
+
+// checkRoutes sends each case to the API at base, in a subtest of its own.
+func checkRoutes(t *testing.T, base string, tests []routeCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+tt.path, nil)
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			status, body, h := testsupport.Do(t, nil, req)
+			if status != tt.wantCode {
+				t.Fatalf("status = %d, want %d (%s)", status, tt.wantCode, body)
+			}
+			if !strings.Contains(string(body), tt.wantBody) {
+				t.Errorf("body = %s, want it to contain %s", body, tt.wantBody)
+			}
+			if ch := h.Get("WWW-Authenticate"); !strings.HasPrefix(ch, tt.wantChall) || (tt.wantChall == "" && ch != "") {
+				t.Errorf("WWW-Authenticate = %q, want prefix %q", ch, tt.wantChall)
+			}
+		})
+	}
+}
+
 // TestProtectedAPI drives the example's routes with tokens from a test issuer.
 func TestProtectedAPI(t *testing.T) {
 	is := newTestIssuer(t)
@@ -81,44 +115,14 @@ func TestProtectedAPI(t *testing.T) {
 	api := httptest.NewServer(routes(v))
 	defer api.Close()
 
-	tests := []struct {
-		name      string
-		path      string
-		token     string
-		wantCode  int
-		wantBody  string // substring
-		wantChall string // prefix of WWW-Authenticate
-	}{
+	checkRoutes(t, api.URL, []routeCase{
 		{"protected with a token", "/protected", is.token(t, "api", "api:read"), 200, `{"message":"Protected resource!","sub":"u-alice"}`, ""},
 		{"protected without a token", "/protected", "", 401, "", `Bearer realm="api"`},
 		{"protected with another audience", "/protected", is.token(t, "other", "api:read"), 401, "", `Bearer realm="api", error="invalid_token"`},
 		{"orders with api:read", "/orders", is.token(t, "api", "openid api:read"), 200, `"orders":[`, ""},
 		{"orders without api:read", "/orders", is.token(t, "api", "openid"), 403, "", `Bearer realm="api", error="insufficient_scope"`},
 		{"orders without a token", "/orders", "", 401, "", `Bearer realm="api"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(t.Context(), "GET", api.URL+tt.path, nil)
-			if tt.token != "" {
-				req.Header.Set("Authorization", "Bearer "+tt.token)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != tt.wantCode {
-				t.Fatalf("status = %d, want %d (%s)", resp.StatusCode, tt.wantCode, body)
-			}
-			if !strings.Contains(string(body), tt.wantBody) {
-				t.Errorf("body = %s, want it to contain %s", body, tt.wantBody)
-			}
-			if ch := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, tt.wantChall) {
-				t.Errorf("WWW-Authenticate = %q, want prefix %q", ch, tt.wantChall)
-			}
-		})
-	}
+	})
 }
 
 // TestRunFailsWithoutIssuer: the example refuses to start when discovery fails.
@@ -138,18 +142,10 @@ func TestRunFailsWithoutIssuer(t *testing.T) {
 func TestRunServesUntilCancelled(t *testing.T) {
 	is := newTestIssuer(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"}, io.Discard)
-	}()
+	example := testsupport.Go(func() error {
+		return run(ctx, []string{"--issuer", is.srv.URL, "--audience", "api", "--addr", "127.0.0.1:0"}, io.Discard)
+	})
 	time.Sleep(200 * time.Millisecond)
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	example.Stopped(t, "run", 10*time.Second)
 }

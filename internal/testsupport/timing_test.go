@@ -1,4 +1,4 @@
-package timingtest
+package testsupport
 
 import (
 	"math"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestCompare(t *testing.T) {
+func TestComparePaired(t *testing.T) {
 	ms := time.Millisecond
 	tests := []struct {
 		name  string
@@ -21,7 +21,7 @@ func TestCompare(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			names := []string{"ref", "a", "b"}[:len(tt.times)]
-			report, worst := Compare(Kinds{Names: names, Times: tt.times})
+			report, worst := ComparePaired(TimedKinds{Names: names, Times: tt.times})
 			if math.Abs(worst-tt.want) > 1e-9 {
 				t.Fatalf("worst %v, want %v (%s)", worst, tt.want, report)
 			}

@@ -1,7 +1,4 @@
-// Package timingtest compares the times of kinds of request measured round by
-// round (TE-21's login-timing tests in idp and cmd/keyward). It is imported
-// only by tests.
-package timingtest
+package testsupport
 
 import (
 	"fmt"
@@ -11,21 +8,22 @@ import (
 	"time"
 )
 
-// Kinds holds what Compare reads: the name of each kind and, per kind, one
+// TimedKinds holds what ComparePaired reads: the name of each kind and, per kind, one
 // time per round, every kind measured once in each round (ds[k][i] is kind
 // k in round i). Kind 0 is the reference.
-type Kinds struct {
+type TimedKinds struct {
 	Names []string
 	Times [][]time.Duration
 }
 
-// Compare returns, for every kind but the reference, the median over rounds
+// ComparePaired compares the times of kinds of request measured round by
+// round (TE-21's login-timing tests in idp and cmd/keyward). It returns, for every kind but the reference, the median over rounds
 // of its time divided by the reference's time in the same round, less one,
 // and the largest of those in absolute value. Pairing within a round cancels
 // the machine's drift (other load, a floor that follows it), which moves the
 // plain medians of kinds apart even when no kind differs systematically;
 // the report also gives the plain medians and their spread, for the log.
-func Compare(k Kinds) (report string, worst float64) {
+func ComparePaired(k TimedKinds) (report string, worst float64) {
 	rounds := len(k.Times[0])
 	var paired, plain []string
 	medians := make([]time.Duration, len(k.Times))

@@ -1,0 +1,24 @@
+package testsupport
+
+import (
+	"strings"
+	"testing"
+)
+
+// WantError checks err against a table test's expected error: with want
+// set, err must mention it, and WantError returns true (the case is done);
+// with want empty, err must be nil and it returns false. It fails the test
+// otherwise.
+func WantError(t testing.TB, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error = %v, want one mentioning %q", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
+}

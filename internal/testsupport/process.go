@@ -1,0 +1,74 @@
+package testsupport
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ServingAddr matches the log line in which keyward serve says where it
+// listens; the submatch is host:port.
+var ServingAddr = regexp.MustCompile(`"msg":"keyward serving","addr":"([^"]+)"`)
+
+// Process is a keyward serve running as its own operating-system process.
+type Process struct {
+	URL  string      // http://host:port, from the log
+	Out  *SyncBuffer // standard output (the --demo credentials)
+	Log  *SyncBuffer // standard error: the JSON log
+	cmd  *exec.Cmd
+	task *Task
+}
+
+// StartProcess starts cmd, a keyward serve, and waits (up to a minute)
+// until its log says where it serves. When the test ends the process gets
+// SIGTERM, and is killed, failing the test, if it has not stopped 20 s on.
+func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Out: &SyncBuffer{}, Log: &SyncBuffer{}, cmd: cmd}
+	cmd.Stdout, cmd.Stderr = p.Out, p.Log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.task = Go(cmd.Wait)
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if _, ended := p.task.Wait(20 * time.Second); !ended {
+			cmd.Process.Kill()
+			t.Error("keyward process did not stop on SIGTERM")
+		}
+	})
+	m := WaitFor(t, "keyward process", p.Log, ServingAddr, p.task, 60*time.Second)
+	p.URL = "http://" + m[1]
+	return p
+}
+
+// WaitOut waits until the process's standard output matches re and returns
+// the match. Standard output and the log travel through separate pipes, so
+// what serve printed before it logged "keyward serving" may still be on its
+// way when StartProcess returns.
+func (p *Process) WaitOut(t testing.TB, re *regexp.Regexp) []string {
+	t.Helper()
+	return WaitFor(t, "keyward process", p.Out, re, p.task, 10*time.Second)
+}
+
+// Pid is the process id, for reading its memory use from /proc.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// BuildKeyward builds the keyward command into a temporary directory and
+// returns the binary's path. Tests that need a binary of their own (not the
+// test binary standing in for it) use it: one built without -race, or one
+// run from another package's tests.
+func BuildKeyward(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "keyward")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/keyward/keyward/cmd/keyward").CombinedOutput(); err != nil {
+		t.Fatalf("go build keyward: %v\n%s", err, out)
+	}
+	return bin
+}
