@@ -7,14 +7,15 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
 // errWrongCurrentPassword is the one answer to a wrong current password and
 // to an attempt the brute-force throttle refused (BF-03): the same status
 // and body, so the caller cannot tell them apart.
-func errWrongCurrentPassword() *Error {
-	return &Error{Code: ErrInvalidGrant, Description: "the current password is incorrect"}
+func errWrongCurrentPassword() *web.Error {
+	return &web.Error{Code: web.ErrInvalidGrant, Description: "the current password is incorrect"}
 }
 
 // errChangedMeanwhile stops a change whose current password was verified
@@ -38,16 +39,16 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in, err := decodeStrict(r, "current_password", "new_password")
+	in, err := web.DecodeStrict(r, "current_password", "new_password")
 	if err != nil {
 		return err
 	}
 	current, next := in["current_password"], in["new_password"]
 	if current == "" || next == "" {
-		return badRequest("current_password and new_password are required")
+		return web.BadRequest("current_password and new_password are required")
 	}
 	if len(current) > password.MaxBytes {
-		return badRequest("current_password is too long")
+		return web.BadRequest("current_password is too long")
 	}
 	// The policy is public and the check is pure: a new password it refuses
 	// is answered before the current one is looked at, which guesses nothing.
@@ -58,7 +59,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	// Brute force (BF-01, BF-03): the same throttle and the same order as
 	// the password grant (grant_password.go), keyed on the account's
 	// username and the client IP.
-	ip := ClientIP(ctx)
+	ip := web.ClientIP(ctx)
 	dec, err := s.throttle.CheckLogin(ctx, u.Username, ip)
 	if err != nil {
 		return err
@@ -115,7 +116,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 		// is no longer the current one.
 		return errWrongCurrentPassword()
 	case errors.Is(err, storage.ErrNotFound):
-		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	case err != nil:
 		return err
 	}
@@ -130,7 +131,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if _, err := EndUserSessions(ctx, s.cfg.Store, s.audit, by, u.ID, storage.RevokePassword, now); err != nil {
 		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", err)
 	}
-	noStore(w)
+	web.NoStore(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -155,21 +156,21 @@ func (s *Server) currentPasswordFailed(ctx context.Context, u storage.User, clie
 func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) (accessClaims, storage.User, error) {
 	ctx := r.Context()
 	invalid := func() error {
-		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	}
 	if r.URL.Query().Has("access_token") {
-		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest)
+		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest)
 	}
 	auths := r.Header.Values("Authorization")
 	switch {
 	case len(auths) == 0:
 		return accessClaims{}, storage.User{}, bearerError(w, "", "an access token is required", http.StatusUnauthorized)
 	case len(auths) > 1:
-		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest)
+		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest)
 	}
 	scheme, tok, _ := strings.Cut(auths[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t,") {
-		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
+		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
 	}
 	claims, err := s.validateAccessToken(ctx, tok)
 	if errors.Is(err, errInvalidToken) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -47,25 +48,25 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Passwords == nil {
 		return errAccountsOff()
 	}
-	in, err := decodeStrict(r, "username", "password", "email")
+	in, err := web.DecodeStrict(r, "username", "password", "email")
 	if err != nil {
 		return err
 	}
 	for _, k := range []string{"username", "password", "email"} {
 		if in[k] == "" {
-			return badRequest("username, password and email are required")
+			return web.BadRequest("username, password and email are required")
 		}
 	}
 	username, err := NormalizeNewUsername(in["username"])
 	if errors.Is(err, ErrMixedScripts) {
-		return badRequest("the username mixes letters of different scripts (such as Latin and Cyrillic); write it in one script")
+		return web.BadRequest("the username mixes letters of different scripts (such as Latin and Cyrillic); write it in one script")
 	}
 	if err != nil {
-		return badRequest("the username must be 1 to 64 characters without spaces or control characters")
+		return web.BadRequest("the username must be 1 to 64 characters without spaces or control characters")
 	}
 	email, err := NormalizeEmail(in["email"])
 	if err != nil {
-		return badRequest("the email must be one bare address such as alice@example.com, with an ASCII (punycode) domain")
+		return web.BadRequest("the email must be one bare address such as alice@example.com, with an ASCII (punycode) domain")
 	}
 	if err := s.checkNewPassword(in["password"], username, email); err != nil {
 		return err
@@ -97,8 +98,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	default:
 		s.audit.Record(ctx, Event{Type: EventUserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
 	}
-	noStore(w)
-	writeJSON(w, http.StatusAccepted, acceptedBody)
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusAccepted, acceptedBody)
 	return nil
 }
 
@@ -109,7 +110,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) countRegistration(ctx context.Context) error {
 	p := s.throttle.Policy()
 	cs, err := s.cfg.Store.RecordFailures(ctx, s.now(),
-		storage.Failure{Key: registrationKey(IPBucket(ClientIP(ctx))), Policy: windowed(p.IPFailures, p.IPWindow)})
+		storage.Failure{Key: registrationKey(IPBucket(web.ClientIP(ctx))), Policy: windowed(p.IPFailures, p.IPWindow)})
 	if err != nil {
 		return err
 	}
@@ -121,6 +122,6 @@ func (s *Server) countRegistration(ctx context.Context) error {
 		return nil
 	}
 	s.metrics.Throttled(KindRegistration)
-	return &Error{Code: ErrTemporarilyUnavail, Description: "too many registrations from this address; retry later",
+	return &web.Error{Code: web.ErrTemporarilyUnavail, Description: "too many registrations from this address; retry later",
 		Status: http.StatusTooManyRequests, RetryAfter: max(c.BlockedUntil.Sub(s.now()), time.Second)}
 }

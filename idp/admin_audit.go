@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
@@ -37,16 +38,16 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) er
 	}
 	f := storage.AuditFilter{Subject: q.Get("user"), Type: q.Get("type"), ClientID: q.Get("client")}
 	if f.Type != "" && !slices.Contains(EventTypes, EventType(f.Type)) {
-		return badRequest("type is not a known event type")
+		return web.BadRequest("type is not a known event type")
 	}
 	if v := q.Get("since"); v != "" {
 		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
-			return badRequest("since must be an RFC 3339 time, as 2026-01-02T15:04:05Z")
+			return web.BadRequest("since must be an RFC 3339 time, as 2026-01-02T15:04:05Z")
 		}
 	}
 	if v := q.Get("before_id"); v != "" {
 		if f.BeforeID, err = strconv.ParseInt(v, 10, 64); err != nil || f.BeforeID < 1 {
-			return badRequest("before_id must be a positive integer")
+			return web.BadRequest("before_id must be a positive integer")
 		}
 	}
 	if f.Limit, err = intParam(q, "limit", storage.DefaultAuditLimit, 1, storage.MaxAuditLimit); err != nil {
@@ -61,7 +62,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) er
 	for i, e := range evs {
 		views[i] = auditView{e.ID, e.At.UTC(), e.Type, e.Outcome, e.Reason, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"events": views})
 	return nil
 }
 
@@ -80,7 +81,7 @@ type keyView struct {
 // without one.
 func (s *Server) keyRotator() (KeyRotator, error) {
 	if s.cfg.KeyRotator == nil {
-		return nil, &Error{Code: "not_found", Description: "key management is not enabled on this server", Status: http.StatusNotFound}
+		return nil, &web.Error{Code: "not_found", Description: "key management is not enabled on this server", Status: http.StatusNotFound}
 	}
 	return s.cfg.KeyRotator, nil
 }
@@ -99,7 +100,7 @@ func (s *Server) adminListKeys(w http.ResponseWriter, r *http.Request, _ string)
 	for i, k := range ks {
 		views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.RetiresAt.UTC(), k.ExpiresAt.UTC()}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"keys": views})
 	return nil
 }
 
@@ -131,7 +132,7 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 		"scheduled": rot.Scheduled, "at": at}
 	if rot.Scheduled {
 		s.record(r, actor, Event{Type: EventKeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
-		writeJSON(w, http.StatusAccepted, body)
+		web.WriteJSON(w, http.StatusAccepted, body)
 		return nil
 	}
 	reason := "retired " + rot.Retired
@@ -139,7 +140,7 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 		reason = "forced; " + reason
 	}
 	s.record(r, actor, Event{Type: EventKeyRotated, Subject: rot.Activated, Reason: reason})
-	writeJSON(w, http.StatusOK, body)
+	web.WriteJSON(w, http.StatusOK, body)
 	return nil
 }
 
@@ -166,6 +167,6 @@ func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request, actor st
 		return err
 	}
 	s.record(r, actor, Event{Type: EventKeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -37,7 +38,7 @@ func (s *Server) adminListClients(w http.ResponseWriter, r *http.Request, _ stri
 	for i, c := range cs {
 		views[i] = ViewClient(c, "")
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"clients": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"clients": views})
 	return nil
 }
 
@@ -47,7 +48,7 @@ func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ViewClient(c, ""))
+	web.WriteJSON(w, http.StatusOK, ViewClient(c, ""))
 	return nil
 }
 
@@ -122,7 +123,7 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 		return err
 	}
 	if p == (clientPatch{}) {
-		return badRequest("give at least one of " + strings.Join(clientPatchFields, ", "))
+		return web.BadRequest("give at least one of " + strings.Join(clientPatchFields, ", "))
 	}
 	var changes []string
 	c, err = s.cfg.Store.UpdateClient(ctx, c.ID, func(c *storage.Client) error {
@@ -146,7 +147,7 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 			c.IntrospectAudiences = uniq(*p.IntrospectAudiences)
 		}
 		if err := CheckClient(c); err != nil {
-			return badRequest(err.Error())
+			return web.BadRequest(err.Error())
 		}
 		changes = clientChanges(before, *c)
 		return nil
@@ -167,7 +168,7 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 			return fmt.Errorf("client %s disabled, sessions not revoked: %w", c.ID, err)
 		}
 	}
-	writeJSON(w, http.StatusOK, ViewClient(c, ""))
+	web.WriteJSON(w, http.StatusOK, ViewClient(c, ""))
 	return nil
 }
 
@@ -198,16 +199,16 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 	}
 	c, secret, err := NewClient(ClientSpec{ID: b.ClientID, Name: b.Name, Public: b.Public, AuthMethod: b.AuthMethod})
 	if err != nil {
-		return badRequest(err.Error())
+		return web.BadRequest(err.Error())
 	}
 	c.GrantTypes, c.Scopes, c.Audiences = uniq(b.GrantTypes), uniq(b.Scopes), uniq(b.Audiences)
 	c.IntrospectAudiences = uniq(b.IntrospectAudiences)
 	if err := CheckClient(&c); err != nil {
-		return badRequest(err.Error())
+		return web.BadRequest(err.Error())
 	}
 	err = s.cfg.Store.CreateClient(r.Context(), &c)
 	if errors.Is(err, storage.ErrConflict) {
-		return &Error{Code: ErrInvalidRequest, Description: "the client_id is taken", Status: http.StatusConflict}
+		return &web.Error{Code: web.ErrInvalidRequest, Description: "the client_id is taken", Status: http.StatusConflict}
 	}
 	if err != nil {
 		return err
@@ -216,6 +217,6 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 	s.record(r, actor, Event{Type: EventClientCreated, Subject: c.ID, ClientID: c.ID, Reason: reason})
 	v := ViewClient(c, secret)
 	w.Header().Set("Location", s.url("/admin/v1/clients/"+url.PathEscape(c.ID)))
-	writeJSON(w, http.StatusCreated, v)
+	web.WriteJSON(w, http.StatusCreated, v)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -167,11 +168,11 @@ func TestAdminAuthorization(t *testing.T) {
 			status     int
 			code, auth string // auth: what WWW-Authenticate must contain
 		}{
-			{"no token", "", 401, ErrInvalidToken, `Bearer realm="keyward"`},
-			{"garbage token", "not.a.jwt", 401, ErrInvalidToken, `error="invalid_token"`},
+			{"no token", "", 401, web.ErrInvalidToken, `Bearer realm="keyward"`},
+			{"garbage token", "not.a.jwt", 401, web.ErrInvalidToken, `error="invalid_token"`},
 			{"user token (password grant)", userTok, 403, errInsufficientScope, `error="insufficient_scope"`},
 			{"client token without the admin scope", e.ccToken("CC"), 403, errInsufficientScope, `error="insufficient_scope"`},
-			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, ErrInvalidToken, `error="invalid_token"`},
+			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, web.ErrInvalidToken, `error="invalid_token"`},
 			{"a user token claiming the admin scope", e.signClaims(typAccessToken, map[string]any{
 				"iss": e.url, "sub": alice, "aud": e.url, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 				"jti": "forged-1", "client_id": "C1", "scope": ScopeAdmin}), 403, errInsufficientScope, `error="insufficient_scope"`},
@@ -207,7 +208,7 @@ func TestAdminAuthorization(t *testing.T) {
 		// An admin client that loses the scope or is disabled loses the
 		// API at once, whatever its tokens say (AD-11).
 		want(t, e.call("PATCH", "/admin/v1/clients/OPS", ops, `{"disabled":true}`), 200, "")
-		want(t, e.call("GET", "/admin/v1/users", ops, ""), 401, ErrInvalidToken)
+		want(t, e.call("GET", "/admin/v1/users", ops, ""), 401, web.ErrInvalidToken)
 	})
 }
 
@@ -224,9 +225,9 @@ func TestAdminUsers(t *testing.T) {
 		if us, _ := r.json["users"].([]any); len(us) != 2 {
 			t.Fatalf("limit 2 gave %s", r.body)
 		}
-		want(t, e.call("GET", "/admin/v1/users?limit=0", ops, ""), 400, ErrInvalidRequest)
-		want(t, e.call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, ErrInvalidRequest)
-		want(t, e.call("GET", "/admin/v1/users?role=admin", ops, ""), 400, ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?limit=0", ops, ""), 400, web.ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, web.ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?role=admin", ops, ""), 400, web.ErrInvalidRequest)
 
 		r = e.call("GET", "/admin/v1/users/"+alice, ops, "")
 		want(t, r, 200, "")
@@ -241,7 +242,7 @@ func TestAdminUsers(t *testing.T) {
 			t.Errorf("after email change: %s", r.body)
 		}
 		e.wantAudit(t, EventUserUpdated, 1, alice, "email")
-		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, ErrInvalidRequest)
+		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, web.ErrInvalidRequest)
 
 		// Sessions: list, then sign out everywhere; refresh fails after.
 		rt := e.login().str("refresh_token")
@@ -256,7 +257,7 @@ func TestAdminUsers(t *testing.T) {
 			t.Errorf("revoked %s", r.body)
 		}
 		e.wantAudit(t, EventTokenRevoked, 1, alice, storage.RevokeSignOut)
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Disable revokes the sessions for good (enable brings none back).
 		rt = e.login().str("refresh_token")
@@ -264,7 +265,7 @@ func TestAdminUsers(t *testing.T) {
 		e.wantAudit(t, EventUserUpdated, 2, alice, "disabled")
 		e.wantAudit(t, EventTokenRevoked, 2, alice, storage.RevokeUserDisabled)
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 		e.login() // enabled again
 
 		// Delete; a deleted id answers exactly as one that never existed.
@@ -333,7 +334,7 @@ func TestAdminStrictJSON(t *testing.T) {
 				}
 				start := time.Now()
 				r := e.call("PATCH", path, ops, tt.body)
-				want(t, r, tt.status, ErrInvalidRequest)
+				want(t, r, tt.status, web.ErrInvalidRequest)
 				if d := time.Since(start); d > time.Second {
 					t.Errorf("took %v", d)
 				}
@@ -342,7 +343,7 @@ func TestAdminStrictJSON(t *testing.T) {
 		t.Run("media type", func(t *testing.T) {
 			r := e.do(request{method: "PATCH", path: "/admin/v1/users/" + alice, body: `{"disabled":true}`,
 				contentType: "text/plain", auth: "Bearer " + ops})
-			want(t, r, http.StatusUnsupportedMediaType, ErrInvalidRequest)
+			want(t, r, http.StatusUnsupportedMediaType, web.ErrInvalidRequest)
 		})
 		u, err := e.db.User(t.Context(), alice)
 		if err != nil || u.Disabled || u.Email != "alice@example.com" || !u.EmailVerified {
@@ -367,15 +368,15 @@ func TestAdminUnlock(t *testing.T) {
 		})
 		ops := e.opsToken()
 		for range 3 {
-			checkE1(t, e.token("C1", passwordForm("alice", "wrong password")), 400, ErrInvalidGrant)
+			checkE1(t, e.token("C1", passwordForm("alice", "wrong password")), 400, web.ErrInvalidGrant)
 		}
-		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), 400, ErrInvalidGrant) // throttled
+		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), 400, web.ErrInvalidGrant) // throttled
 		alice := e.users["alice"].ID
 		r := e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, "")
 		want(t, r, 200, "")
 		e.wantAudit(t, EventUserUnlocked, 1, alice, "")
 		e.login()
-		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, web.ErrInvalidRequest)
 	})
 }
 
@@ -410,7 +411,7 @@ func TestAdminClients(t *testing.T) {
 			t.Error("the password-grant enablement is not in the log")
 		}
 		// A change CheckClient refuses changes nothing.
-		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, ErrInvalidRequest)
+		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
 		if c, _ := e.db.Client(t.Context(), "CC"); !c.GrantTypes.Has(GrantPassword) || c.Name != "batch" {
 			t.Errorf("CC after a refused patch: %+v", c)
 		}
@@ -420,9 +421,9 @@ func TestAdminClients(t *testing.T) {
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":true}`), 200, "")
 		e.wantAudit(t, EventClientUpdated, 2, "C1", "disabled")
 		e.wantAudit(t, EventTokenRevoked, 1, "C1", storage.RevokeClient)
-		checkE1(t, e.token("C1", refreshForm(rt)), 401, ErrInvalidClient)
+		checkE1(t, e.token("C1", refreshForm(rt)), 401, web.ErrInvalidClient)
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":false}`), 200, "")
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Creation shows the secret once, and it works.
 		r = e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc","grant_types":["client_credentials"],"scopes":["read"]}`)
@@ -438,8 +439,8 @@ func TestAdminClients(t *testing.T) {
 		if r := e.call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.body), `"client_secret"`) || strings.Contains(string(r.body), secret) {
 			t.Errorf("secret shown again: %s", r.body)
 		}
-		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, ErrInvalidRequest)
-		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, web.ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
 	})
 }
 
@@ -469,7 +470,7 @@ func TestAdminAudit(t *testing.T) {
 			t.Errorf("page 2: %s", r.body)
 		}
 		for _, q := range []string{"type=bogus", "since=yesterday", "since=24h", "limit=0", "limit=1001", "before_id=-1", "actor=x", "type=a&type=b"} {
-			want(t, e.call("GET", "/admin/v1/audit?"+q, ops, ""), 400, ErrInvalidRequest)
+			want(t, e.call("GET", "/admin/v1/audit?"+q, ops, ""), 400, web.ErrInvalidRequest)
 		}
 	})
 }
@@ -497,7 +498,7 @@ func TestAdminKeys(t *testing.T) {
 			t.Fatalf("rotate without force %s", r.body)
 		}
 		e.wantAudit(t, EventKeyRotationScheduled, 1, r.str("active"), "at ")
-		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, web.ErrInvalidRequest)
 		r = e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
 		want(t, r, 200, "")
 		if r.str("retired") != e.kid || r.str("active") == e.kid || r.json["forced"] != true || r.json["scheduled"] != false {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -67,7 +68,7 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string
 	for i, u := range us {
 		views[i] = ViewUser(u)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": views, "limit": limit, "offset": offset})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"users": views, "limit": limit, "offset": offset})
 	return nil
 }
 
@@ -77,7 +78,7 @@ func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request, _ string) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ViewUser(u))
+	web.WriteJSON(w, http.StatusOK, ViewUser(u))
 	return nil
 }
 
@@ -106,12 +107,12 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 		return err
 	}
 	if p == (userPatch{}) {
-		return badRequest("give at least one of " + strings.Join(userPatchFields, ", "))
+		return web.BadRequest("give at least one of " + strings.Join(userPatchFields, ", "))
 	}
 	var email string
 	if p.Email != nil {
 		if email, err = NormalizeEmail(*p.Email); err != nil {
-			return badRequest("email is not a valid address")
+			return web.BadRequest("email is not a valid address")
 		}
 	}
 	var changed []string
@@ -148,7 +149,7 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 			return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, err)
 		}
 	}
-	writeJSON(w, http.StatusOK, ViewUser(u))
+	web.WriteJSON(w, http.StatusOK, ViewUser(u))
 	return nil
 }
 
@@ -186,7 +187,7 @@ func (s *Server) adminUnlockUser(w http.ResponseWriter, r *http.Request, actor s
 		return err
 	}
 	s.record(r, actor, Event{Type: EventUserUnlocked, Subject: u.ID})
-	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
 	return nil
 }
 
@@ -206,7 +207,7 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request, _ str
 			AuthTime: f.AuthTime.UTC(), CreatedAt: f.CreatedAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(),
 			RevokedAt: f.RevokedAt.Time, RevokeReason: f.RevokeReason}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"sessions": views})
 	return nil
 }
 
@@ -228,6 +229,6 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, act
 		// Nothing was live; the action is still recorded.
 		s.record(r, actor, Event{Type: EventTokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
 	return nil
 }

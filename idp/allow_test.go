@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -42,7 +43,7 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 			if got := r.header.Get("Allow"); got != tt.wantAllow {
 				t.Errorf("Allow %q, want %q", got, tt.wantAllow)
 			}
-			if tt.method != http.MethodHead && r.str("error") != ErrInvalidRequest {
+			if tt.method != http.MethodHead && r.str("error") != web.ErrInvalidRequest {
 				t.Errorf("body %s", r.body)
 			}
 		})

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -131,9 +131,7 @@ func NewAuditor(store AuditStore, log *slog.Logger, now func() time.Time, retent
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if _, ok := log.Handler().(ctxHandler); !ok {
-		log = slog.New(LogHandler(log.Handler()))
-	}
+	log = slog.New(web.LogHandler(log.Handler()))
 	if now == nil {
 		now = time.Now
 	}
@@ -184,15 +182,15 @@ func (a *Auditor) logEvent(ctx context.Context, e Event) storage.AuditEvent {
 	}
 	row := storage.AuditEvent{
 		At:        storage.At(a.now()),
-		Type:      truncate(string(e.Type), 64),
-		Actor:     truncate(e.Actor, 256),
-		Subject:   truncate(e.Subject, 256),
-		ClientID:  truncate(e.ClientID, 128),
-		IP:        ClientIP(ctx),
-		UserAgent: truncate(e.UserAgent, 256),
-		RequestID: RequestID(ctx),
-		Outcome:   truncate(e.Outcome, 32),
-		Reason:    truncate(e.Reason, 64),
+		Type:      web.Truncate(string(e.Type), 64),
+		Actor:     web.Truncate(e.Actor, 256),
+		Subject:   web.Truncate(e.Subject, 256),
+		ClientID:  web.Truncate(e.ClientID, 128),
+		IP:        web.ClientIP(ctx),
+		UserAgent: web.Truncate(e.UserAgent, 256),
+		RequestID: web.RequestID(ctx),
+		Outcome:   web.Truncate(e.Outcome, 32),
+		Reason:    web.Truncate(e.Reason, 64),
 	}
 	level := slog.LevelInfo
 	if warnEvents[e.Type] {
@@ -307,14 +305,3 @@ func (a *Auditor) Prune(ctx context.Context) (int64, error) {
 // Auditor returns the server's audit trail, for the flows that record
 // events and for cmd/keyward to Run.
 func (s *Server) Auditor() *Auditor { return s.audit }
-
-// truncate cuts s to at most n bytes at a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}

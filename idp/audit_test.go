@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -38,8 +39,7 @@ func jsonLogger(w *syncBuffer) *slog.Logger {
 
 // requestCtx is the context the middleware gives a request.
 func requestCtx(ctx context.Context, id, ip string) context.Context {
-	ctx = context.WithValue(ctx, ctxRequestID, id)
-	return context.WithValue(ctx, ctxClientIP, ip)
+	return web.WithRequest(ctx, id, ip)
 }
 
 var auditNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -102,7 +102,7 @@ func TestAuditRecord(t *testing.T) {
 // request_id and client_ip once, not twice.
 func TestAuditLoggerNotDoubled(t *testing.T) {
 	var logs syncBuffer
-	log := slog.New(LogHandler(slog.NewJSONHandler(&logs, nil)))
+	log := slog.New(web.LogHandler(slog.NewJSONHandler(&logs, nil)))
 	a := NewAuditor(storagetest.OpenSQLite(t), log, nil, 0)
 	a.Record(requestCtx(t.Context(), "req-9", "192.0.2.9"), Event{Type: EventUserCreated, Subject: "u1"})
 	if n := strings.Count(logs.String(), `"request_id"`); n != 1 {
@@ -188,10 +188,10 @@ func TestAuditSecretScan(t *testing.T) {
 			login := func(w http.ResponseWriter, r *http.Request) error {
 				ctx := r.Context()
 				if err := r.ParseForm(); err != nil {
-					return badRequest("bad form")
+					return web.BadRequest("bad form")
 				}
 				user, clientID := r.PostForm.Get("username"), r.PostForm.Get("client_id")
-				d, err := s.Throttler().CheckLogin(ctx, user, ClientIP(ctx))
+				d, err := s.Throttler().CheckLogin(ctx, user, web.ClientIP(ctx))
 				if err != nil {
 					return err
 				}
@@ -202,24 +202,24 @@ func TestAuditSecretScan(t *testing.T) {
 				if !d.Allowed() { // answer as a wrong password, count nothing
 					s.Metrics().LoginFailure("throttled")
 					s.Auditor().Record(ctx, Event{Type: EventLoginFailed, Reason: d.Kind, Subject: user, ClientID: clientID, UserAgent: r.UserAgent()})
-					return &Error{Code: ErrInvalidGrant, Status: http.StatusBadRequest}
+					return &web.Error{Code: web.ErrInvalidGrant, Status: http.StatusBadRequest}
 				}
 				if r.PostForm.Get("password") == password {
-					s.Throttler().LoginSucceeded(ctx, user, ClientIP(ctx))
+					s.Throttler().LoginSucceeded(ctx, user, web.ClientIP(ctx))
 					s.Auditor().Record(ctx, Event{Type: EventLoginSucceeded, Subject: user, ClientID: clientID, UserAgent: r.UserAgent()})
 					s.Auditor().Record(ctx, Event{Type: EventTokenIssued, Subject: user, ClientID: clientID})
-					writeJSON(w, http.StatusOK, map[string]string{"refresh_token": refreshToken})
+					web.WriteJSON(w, http.StatusOK, map[string]string{"refresh_token": refreshToken})
 					return nil
 				}
-				s.Throttler().LoginFailed(ctx, user, ClientIP(ctx))
+				s.Throttler().LoginFailed(ctx, user, web.ClientIP(ctx))
 				s.Metrics().LoginFailure("bad_password")
 				s.Auditor().Record(ctx, Event{Type: EventLoginFailed, Reason: "bad_password", Subject: user, ClientID: clientID, UserAgent: r.UserAgent()})
-				return &Error{Code: ErrInvalidGrant, Status: http.StatusBadRequest}
+				return &web.Error{Code: web.ErrInvalidGrant, Status: http.StatusBadRequest}
 			}
 			r := mux.NewRouter()
 			s.Routes(r)
 			r.Use(s.metrics.Middleware)
-			r.Handle("/test/login", s.handle(login)).Methods(http.MethodPost)
+			r.Handle("/test/login", web.Handle(s.log, login)).Methods(http.MethodPost)
 			h := s.middleware(r)
 
 			send := func(pw string) int {

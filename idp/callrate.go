@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -64,7 +65,7 @@ func newCallerLimits(p ThrottlePolicy, now func() time.Time, s *Server) *callerL
 func (l *callerLimits) allow(ctx context.Context, c storage.Client) error {
 	key := c.ID
 	if c.Public {
-		key = c.ID + "\x00" + IPBucket(ClientIP(ctx))
+		key = c.ID + "\x00" + IPBucket(web.ClientIP(ctx))
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -96,8 +97,8 @@ func (l *callerLimits) allow(ctx context.Context, c storage.Client) error {
 		l.log.WarnContext(ctx, "caller rate limit reached", "client_id", c.ID,
 			"rate_per_second", float64(l.every), "burst", l.burst)
 	}
-	return &Error{
-		Code: ErrTemporarilyUnavail, Description: "too many requests; retry later",
+	return &web.Error{
+		Code: web.ErrTemporarilyUnavail, Description: "too many requests; retry later",
 		Status: http.StatusTooManyRequests, RetryAfter: max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second),
 	}
 }

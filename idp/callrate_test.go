@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -55,7 +55,7 @@ func TestCallerRateLimit(t *testing.T) {
 			t.Fatalf("%d introspections, none refused (last %d %s)", ok, refused.status, refused.body)
 		case ok < p.CallerBurst || ok > 2*p.CallerBurst:
 			t.Errorf("%d introspections before 429, want about the burst of %d", ok, p.CallerBurst)
-		case refused.header.Get("Retry-After") == "" || refused.json["error"] != ErrTemporarilyUnavail ||
+		case refused.header.Get("Retry-After") == "" || refused.json["error"] != web.ErrTemporarilyUnavail ||
 			refused.header.Get("Cache-Control") != "no-store":
 			t.Errorf("429 without Retry-After, RFC 6749 error or no-store: %v %s", refused.header, refused.body)
 		}
@@ -132,7 +132,7 @@ func TestCallerRateLimitLogsOncePerRun(t *testing.T) {
 
 	pub := storage.Client{ID: "pub1", Public: true}
 	for i := range 3 * maxCallerBuckets {
-		ctx := context.WithValue(t.Context(), ctxClientIP, fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff))
+		ctx := web.WithClientIP(t.Context(), fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff))
 		for range 6 { // empty each bucket, so none is dropped as full
 			l.allow(ctx, pub)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -21,8 +22,8 @@ const maxClientIDBytes = 128
 // errClientAuth is the one answer to every failed client authentication:
 // unknown client, wrong secret, wrong method, disabled client (CA-03). It is
 // 401 with WWW-Authenticate: Basic (writeError adds both).
-func errClientAuth() *Error {
-	return &Error{Code: ErrInvalidClient, Description: "client authentication failed"}
+func errClientAuth() *web.Error {
+	return &web.Error{Code: web.ErrInvalidClient, Description: "client authentication failed"}
 }
 
 // dummyClient makes an unknown client id cost one secret comparison too.
@@ -38,12 +39,12 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	auths := r.Header.Values("Authorization")
 	formID, formSecret := f["client_id"], f["client_secret"]
 	if len(formID) > maxClientIDBytes {
-		return storage.Client{}, badRequest("client_id is too long")
+		return storage.Client{}, web.BadRequest("client_id is too long")
 	}
 	var id, secret, method string
 	switch {
 	case len(auths) > 1:
-		return storage.Client{}, badRequest("send one Authorization header")
+		return storage.Client{}, web.BadRequest("send one Authorization header")
 	case len(auths) == 1:
 		var ok bool
 		id, secret, ok = parseBasic(auths[0])
@@ -51,10 +52,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 			return storage.Client{}, errClientAuth()
 		}
 		if len(id) > maxClientIDBytes {
-			return storage.Client{}, badRequest("client_id is too long")
+			return storage.Client{}, web.BadRequest("client_id is too long")
 		}
 		if formSecret != "" || (formID != "" && formID != id) {
-			return storage.Client{}, badRequest("use one client authentication method")
+			return storage.Client{}, web.BadRequest("use one client authentication method")
 		}
 		method = storage.AuthSecretBasic
 	case formSecret != "":
@@ -70,7 +71,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	// Brute force on client secrets (RFC 6749 §2.3.1, CA-08): a (client, IP)
 	// pair that failed too often is answered 429 before any check; from an
 	// IP that failed too often, only failures are (decideClient).
-	ip := ClientIP(ctx)
+	ip := web.ClientIP(ctx)
 	dec, err := s.throttle.CheckClient(ctx, id, ip)
 	if err != nil {
 		return storage.Client{}, err
@@ -125,10 +126,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 // then meets the 429 before any check from this IP (decideClient): a flood
 // of unknown ids from a throttled IP writes nothing.
 func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Decision, id, method, reason string, exists bool) error {
-	id = truncate(id, maxClientIDBytes)
+	id = web.Truncate(id, maxClientIDBytes)
 	if dec.Verdict == VerifyFirst {
 		if exists {
-			if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
+			if err := s.throttle.ClientAuthFailed(ctx, id, web.ClientIP(ctx)); err != nil {
 				s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
 			}
 		}
@@ -137,7 +138,7 @@ func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Deci
 		return dec.Err()
 	}
 	s.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", method, "reason", reason)
-	if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
+	if err := s.throttle.ClientAuthFailed(ctx, id, web.ClientIP(ctx)); err != nil {
 		s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
 	}
 	return errClientAuth()
@@ -150,7 +151,7 @@ func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Deci
 // it tells nobody else whether the id exists (CA-03).
 func (s *Server) wrongAuthMethod(ctx context.Context, r *http.Request, c storage.Client) error {
 	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: "wrong_auth_method", Actor: c.ID, ClientID: c.ID, UserAgent: r.UserAgent()})
-	return &Error{Code: ErrInvalidClient, Description: "this client must authenticate with HTTP Basic (client_secret_basic)"}
+	return &web.Error{Code: web.ErrInvalidClient, Description: "this client must authenticate with HTTP Basic (client_secret_basic)"}
 }
 
 // parseBasic decodes HTTP Basic client credentials, which RFC 6749 §2.3.1

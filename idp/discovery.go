@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/keyward/keyward/idp/web"
 )
 
 // discoveryMaxAge is how long clients may cache the metadata documents.
@@ -88,7 +90,7 @@ type discoveryState struct {
 func (s *Server) wellKnown(w http.ResponseWriter, r *http.Request) error {
 	b := s.discoveryDoc()
 	h := w.Header()
-	h.Set("Content-Type", contentTypeJSON)
+	h.Set("Content-Type", web.ContentTypeJSON)
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(discoveryMaxAge))
 	h.Set("Access-Control-Allow-Origin", "*")
 	w.Write(b)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -82,7 +83,7 @@ func checkServerFailure(t *testing.T, r response) {
 	if r.status < 500 || r.status > 599 {
 		problems = append(problems, fmt.Sprintf("status %d, want 5xx", r.status))
 	}
-	if code := r.str("error"); code != ErrServerError && code != ErrTemporarilyUnavail {
+	if code := r.str("error"); code != web.ErrServerError && code != web.ErrTemporarilyUnavail {
 		problems = append(problems, fmt.Sprintf("error %q, want server_error or temporarily_unavailable", code))
 	}
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
@@ -247,7 +248,7 @@ func TestPasswordVerifierErrorFailsClosed(t *testing.T) {
 				r := e.token("C1", passwordForm(tt.user, tt.pw))
 				switch {
 				case r.status == http.StatusBadRequest:
-					checkE1(t, r, http.StatusBadRequest, ErrInvalidGrant)
+					checkE1(t, r, http.StatusBadRequest, web.ErrInvalidGrant)
 				case r.status >= 500:
 					checkServerFailure(t, r)
 				default:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -17,8 +18,8 @@ type passwordGrant struct{ s *Server }
 
 // errBadCredentials is the one answer to a wrong password, an unknown user
 // and a disabled or locked account: byte-identical bodies (TE-11).
-func errBadCredentials() *Error {
-	return &Error{Code: ErrInvalidGrant, Description: "the username or password is incorrect"}
+func errBadCredentials() *web.Error {
+	return &web.Error{Code: web.ErrInvalidGrant, Description: "the username or password is incorrect"}
 }
 
 // errHashing maps a hasher error: a full hashing queue is 503 with
@@ -30,11 +31,11 @@ func errHashing(err error) error {
 		if errors.As(err, &oe) && oe.RetryAfter > retry {
 			retry = oe.RetryAfter
 		}
-		return &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
+		return &web.Error{Code: web.ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
 			Status: http.StatusServiceUnavailable, RetryAfter: retry, Err: err}
 	}
 	if errors.Is(err, password.ErrTooLong) {
-		return badRequest("password is too long")
+		return web.BadRequest("password is too long")
 	}
 	return err
 }
@@ -42,14 +43,14 @@ func errHashing(err error) error {
 func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
 	s := g.s
 	if c.Public {
-		return issuance{}, &Error{Code: ErrUnauthorizedClient, Description: "the password grant is for confidential clients only"}
+		return issuance{}, &web.Error{Code: web.ErrUnauthorizedClient, Description: "the password grant is for confidential clients only"}
 	}
 	username, pw := f["username"], f["password"]
 	if username == "" || pw == "" {
-		return issuance{}, badRequest("username and password are required")
+		return issuance{}, web.BadRequest("username and password are required")
 	}
 	if len(pw) > password.MaxBytes {
-		return issuance{}, badRequest("password is too long")
+		return issuance{}, web.BadRequest("password is too long")
 	}
 	requested, err := parseScope(f["scope"])
 	if err != nil {
@@ -67,7 +68,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	// Brute force (DESIGN "Accounts and protection"): a throttled attempt is
 	// 429 before any hashing; a denied one is answered as a wrong password
 	// after a dummy verification, and guesses nothing.
-	ip := ClientIP(ctx)
+	ip := web.ClientIP(ctx)
 	dec, err := s.throttle.CheckLogin(ctx, username, ip)
 	if err != nil {
 		return issuance{}, err

@@ -24,6 +24,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -167,7 +168,7 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 	e.url = "http://" + ts.Listener.Addr().String()
 	cfg := Config{
 		Issuer: e.url, Store: e.store, Keys: e.keys, Passwords: e.hasher, Now: e.clock.Now,
-		Log: slog.New(LogHandler(slog.NewJSONHandler(e.logs, nil))),
+		Log: slog.New(web.LogHandler(slog.NewJSONHandler(e.logs, nil))),
 	}
 	for _, c := range change {
 		c(&cfg)
@@ -378,7 +379,7 @@ func checkE1(t testing.TB, r response, wantStatus int, wantCode string) {
 	if r.status != wantStatus {
 		t.Errorf("status %d, want %d (body %s)", r.status, wantStatus, r.body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != contentTypeJSON {
+	if ct := r.header.Get("Content-Type"); ct != web.ContentTypeJSON {
 		t.Errorf("Content-Type %q", ct)
 	}
 	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
@@ -397,7 +398,7 @@ func checkE1(t testing.TB, r response, wantStatus int, wantCode string) {
 	if _, ok := r.json["access_token"]; ok {
 		t.Error("an error carries an access token")
 	}
-	if code == ErrInvalidClient && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic realm=") {
+	if code == web.ErrInvalidClient && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic realm=") {
 		t.Errorf("invalid_client without WWW-Authenticate: Basic (%q)", r.header.Get("WWW-Authenticate"))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -50,7 +51,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	}
 	tok := f["token"]
 	if tok == "" {
-		return badRequest("token is required")
+		return web.BadRequest("token is required")
 	}
 	var resp introspection
 	if looksLikeRefreshToken(tok) {
@@ -61,8 +62,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	noStore(w)
-	writeJSON(w, http.StatusOK, resp)
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -187,7 +188,7 @@ func (m *Metrics) TokenRequest(grantType, outcome string) {
 	if !knownGrants[grantType] {
 		grantType = "other"
 	}
-	m.tokenRequests.WithLabelValues(grantType, truncate(outcome, 32)).Inc()
+	m.tokenRequests.WithLabelValues(grantType, web.Truncate(outcome, 32)).Inc()
 }
 
 // LoginFailure counts a failed login by internal reason (bad_password,
@@ -197,7 +198,7 @@ func (m *Metrics) LoginFailure(reason string) {
 	if m == nil {
 		return
 	}
-	m.loginFailures.WithLabelValues(truncate(reason, 32)).Inc()
+	m.loginFailures.WithLabelValues(web.Truncate(reason, 32)).Inc()
 }
 
 // Throttled counts an attempt a limit refused (a Kind constant).
@@ -205,7 +206,7 @@ func (m *Metrics) Throttled(kind string) {
 	if m == nil {
 		return
 	}
-	m.throttled.WithLabelValues(truncate(kind, 32)).Inc()
+	m.throttled.WithLabelValues(web.Truncate(kind, 32)).Inc()
 }
 
 // RefreshReuse counts a reused refresh token (ReuseReplayedInWindow or
@@ -214,7 +215,7 @@ func (m *Metrics) RefreshReuse(result string) {
 	if m == nil {
 		return
 	}
-	m.refreshReuse.WithLabelValues(truncate(result, 32)).Inc()
+	m.refreshReuse.WithLabelValues(web.Truncate(result, 32)).Inc()
 }
 
 // HashQueued moves the password-hash queue depth by delta (+1 on entering

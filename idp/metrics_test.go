@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -57,7 +58,7 @@ func TestMetricsExposition(t *testing.T) {
 	get(t, h, http.MethodDelete, "/healthz")
 	m := s.Metrics()
 	m.TokenRequest(GrantPassword, "success")
-	m.TokenRequest("urn:made-up:grant", ErrUnsupportedGrantType)
+	m.TokenRequest("urn:made-up:grant", web.ErrUnsupportedGrantType)
 	m.LoginFailure("bad_password")
 	m.Throttled(KindClient)
 	m.RefreshReuse(ReuseFamilyRevoked)

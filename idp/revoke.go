@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -29,9 +30,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	tok := f["token"]
 	if tok == "" {
-		return badRequest("token is required")
+		return web.BadRequest("token is required")
 	}
-	notYours := &Error{Code: ErrUnauthorizedClient, Description: "the token was not issued to this client"}
+	notYours := &web.Error{Code: web.ErrUnauthorizedClient, Description: "the token was not issued to this client"}
 	switch {
 	case looksLikeRefreshToken(tok):
 		_, fam, err := s.cfg.Store.RefreshToken(ctx, refreshHash(tok))
@@ -64,7 +65,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 			s.audit.Record(ctx, Event{Type: EventTokenRevoked, Reason: "access_token", Actor: c.ID, Subject: claims.ID, ClientID: c.ID})
 		}
 	}
-	noStore(w)
+	web.NoStore(w)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -28,8 +29,8 @@ func isOIDCScope(s string) bool {
 	return s == ScopeOpenID || s == ScopeProfile || s == ScopeEmail
 }
 
-func invalidScope(description string) *Error {
-	return &Error{Code: ErrInvalidScope, Description: description}
+func invalidScope(description string) *web.Error {
+	return &web.Error{Code: web.ErrInvalidScope, Description: description}
 }
 
 // parseScope splits a scope parameter (RFC 6749 §3.3: scope-tokens separated
@@ -136,7 +137,7 @@ func narrowScope(requested []string, granted storage.List, c storage.Client, for
 func requestedAudience(f form) (string, error) {
 	aud, res := f["audience"], f["resource"]
 	if aud != "" && res != "" && aud != res {
-		return "", badRequest("send one of audience and resource")
+		return "", web.BadRequest("send one of audience and resource")
 	}
 	if aud == "" {
 		aud = res
@@ -156,7 +157,7 @@ func resolveAudience(f form, c storage.Client, issuer string) (string, error) {
 		return "", err
 	case aud != "":
 		if !c.Audiences.Has(aud) {
-			return "", &Error{Code: ErrInvalidTarget, Description: "the requested audience is not registered for this client"}
+			return "", &web.Error{Code: web.ErrInvalidTarget, Description: "the requested audience is not registered for this client"}
 		}
 		return aud, nil
 	case len(c.Audiences) > 0:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 )
 
 // Store is the part of storage the server needs. Each flow adds the small
@@ -150,12 +151,12 @@ func ParseIssuer(issuer string) (*url.URL, error) {
 // Handler returns the server's routes wrapped in its middleware.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return &Error{Code: "not_found", Status: http.StatusNotFound}
+	r.NotFoundHandler = s.metrics.Unmatched(web.Handle(s.log, func(http.ResponseWriter, *http.Request) error {
+		return &web.Error{Code: "not_found", Status: http.StatusNotFound}
 	}))
-	r.MethodNotAllowedHandler = s.metrics.Unmatched(s.handle(func(w http.ResponseWriter, req *http.Request) error {
+	r.MethodNotAllowedHandler = s.metrics.Unmatched(web.Handle(s.log, func(w http.ResponseWriter, req *http.Request) error {
 		w.Header().Set("Allow", strings.Join(allowedMethods(r, req), ", ")) // RFC 9110 §15.5.6: MUST
-		return &Error{Code: ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
+		return &web.Error{Code: web.ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
 	}))
 	r.Use(s.metrics.Middleware)
 	s.Routes(r)
@@ -185,18 +186,18 @@ func allowedMethods(router *mux.Router, req *http.Request) []string {
 
 // Routes binds every endpoint; this is the one place routes are listed.
 func (s *Server) Routes(r *mux.Router) {
-	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet)
-	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet)
-	r.Handle("/.well-known/openid-configuration", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/oauth-authorization-server", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/jwks.json", s.handle(s.jwks)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/oauth2/token", s.handle(s.token)).Methods(http.MethodPost)
-	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
-	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
-	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle("/account/password", s.handle(s.changePassword)).Methods(http.MethodPost)
+	r.Handle("/healthz", web.Handle(s.log, s.healthz)).Methods(http.MethodGet)
+	r.Handle("/readyz", web.Handle(s.log, s.readyz)).Methods(http.MethodGet)
+	r.Handle("/.well-known/openid-configuration", web.Handle(s.log, s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/oauth-authorization-server", web.Handle(s.log, s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/jwks.json", web.Handle(s.log, s.jwks)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/oauth2/token", web.Handle(s.log, s.token)).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", web.Handle(s.log, s.revoke)).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", web.Handle(s.log, s.introspect)).Methods(http.MethodPost)
+	r.Handle("/userinfo", web.Handle(s.log, s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/account/password", web.Handle(s.log, s.changePassword)).Methods(http.MethodPost)
 	if s.cfg.Registration {
-		r.Handle("/account/register", s.handle(s.register)).Methods(http.MethodPost)
+		r.Handle("/account/register", web.Handle(s.log, s.register)).Methods(http.MethodPost)
 	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)

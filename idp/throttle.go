@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -230,8 +231,8 @@ func (d Decision) Err() error {
 	if d.Verdict != Throttle && d.Verdict != VerifyFirst {
 		return nil
 	}
-	return &Error{
-		Code: ErrTemporarilyUnavail, Description: "too many failed attempts; retry later",
+	return &web.Error{
+		Code: web.ErrTemporarilyUnavail, Description: "too many failed attempts; retry later",
 		Status: http.StatusTooManyRequests, RetryAfter: max(d.RetryAfter, time.Second),
 	}
 }
@@ -505,7 +506,7 @@ func (t *Throttler) ClientAuthFailed(ctx context.Context, clientID, ip string) e
 	}
 	// Log when a limit starts to bite, once per window, for alerting (BF-07).
 	if cs[0].Failures == p.ClientFailures {
-		t.log.WarnContext(ctx, "throttle engaged", "kind", KindClient, "client_id", truncate(clientID, 128), "failures", cs[0].Failures, "until", cs[0].BlockedUntil.Time)
+		t.log.WarnContext(ctx, "throttle engaged", "kind", KindClient, "client_id", web.Truncate(clientID, 128), "failures", cs[0].Failures, "until", cs[0].BlockedUntil.Time)
 	}
 	if cs[1].Failures == p.IPFailures {
 		t.log.WarnContext(ctx, "throttle engaged", "kind", KindIP, "failures", cs[1].Failures, "until", cs[1].BlockedUntil.Time)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -70,7 +71,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		// and the same bogus id over and over (its (client, IP) limit).
 		const flooder = "198.51.100.1"
 		for i := range p.IPFailures {
-			checkE1(t, bogus(flooder, i), http.StatusUnauthorized, ErrInvalidClient)
+			checkE1(t, bogus(flooder, i), http.StatusUnauthorized, web.ErrInvalidClient)
 		}
 		before := e.trail()
 		const flood = 3000
@@ -94,7 +95,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		const guesser = "198.51.100.2"
 		for range p.ClientFailures {
 			checkE1(t, e.do(request{auth: basicHeader("C2", "kwcs_wrong"), header: from(guesser), body: "grant_type=client_credentials"}),
-				http.StatusUnauthorized, ErrInvalidClient)
+				http.StatusUnauthorized, web.ErrInvalidClient)
 		}
 		before = e.trail()
 		for i := range flood / 3 {
@@ -111,7 +112,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 			return e.do(request{auth: e.basic("C1"), header: from(ip), body: passwordForm(user, pw).Encode()})
 		}
 		for i := range p.IPFailures {
-			checkE1(t, login(sprayer, fmt.Sprintf("user%d", i), "Winter2026!"), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(sprayer, fmt.Sprintf("user%d", i), "Winter2026!"), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
 		before = e.trail()
 		for i := range flood / 3 {
@@ -125,13 +126,13 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		// backoff from one IP, hammered.
 		const attacker = "198.51.100.4"
 		for range p.FreeFailures + 1 {
-			checkE1(t, login(attacker, "alice", "guess"), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(attacker, "alice", "guess"), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
 		before = e.trail()
 		verifies := e.hasher.verifies.Load()
 		const denied = 300
 		for i := range denied {
-			checkE1(t, login(attacker, "alice", fmt.Sprintf("guess %d", i)), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(attacker, "alice", fmt.Sprintf("guess %d", i)), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
 		checkBounded(t, e, "(account, IP) backoff", denied, before)
 		if n := e.hasher.verifies.Load() - verifies; n != denied {
@@ -201,7 +202,7 @@ func TestSharedIPKeepsValidClients(t *testing.T) {
 		// 30 bogus client ids from 127.0.0.1.
 		for i := range p.IPFailures {
 			checkE1(t, e.do(request{auth: basicHeader(fmt.Sprintf("bogus-%d", i), "kwcs_guess"), body: "grant_type=client_credentials"}),
-				http.StatusUnauthorized, ErrInvalidClient)
+				http.StatusUnauthorized, web.ErrInvalidClient)
 		}
 		// Valid clients from 127.0.0.1 go on: client credentials, a
 		// password login, a client_secret_post client.
@@ -219,11 +220,11 @@ func TestSharedIPKeepsValidClients(t *testing.T) {
 		// 429, and a real client id one guess (429), after which even its
 		// right secret is refused from this address before any check.
 		checkE1(t, e.do(request{auth: basicHeader("bogus-x", "kwcs_guess"), body: "grant_type=client_credentials"}),
-			http.StatusTooManyRequests, ErrTemporarilyUnavail)
+			http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		checkE1(t, e.do(request{auth: basicHeader("CC", "kwcs_guess"), body: "grant_type=client_credentials"}),
-			http.StatusTooManyRequests, ErrTemporarilyUnavail)
+			http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		r := e.token("CC", ccForm())
-		checkE1(t, r, http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, r, http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		if r.header.Get("Retry-After") == "" {
 			t.Error("429 without Retry-After")
 		}
@@ -235,9 +236,9 @@ func TestSharedIPKeepsValidClients(t *testing.T) {
 		// limit: 30 failed logins, then 429 for every login from the IP,
 		// while client authentication from it is unaffected.
 		for i := range p.IPFailures {
-			checkE1(t, e.token("C1", passwordForm(fmt.Sprintf("user%d", i), "Winter2026!")), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, e.token("C1", passwordForm(fmt.Sprintf("user%d", i), "Winter2026!")), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
-		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		if r := e.do(request{body: post.Encode()}); r.status != http.StatusOK {
 			t.Fatalf("client authentication after 30 failed logins: %d %s", r.status, r.body)
 		}
@@ -265,9 +266,9 @@ func TestTrustedBackendPassesUserIP(t *testing.T) {
 		}
 		const noisy, other = "203.0.113.50", "198.51.100.77"
 		for i := range p.IPFailures {
-			checkE1(t, login(noisy, fmt.Sprintf("typo%d", i), "wrong password"), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(noisy, fmt.Sprintf("typo%d", i), "wrong password"), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
-		checkE1(t, login(noisy, "alice", alicePassword), http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, login(noisy, "alice", alicePassword), http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		if r := login(other, "alice", alicePassword); r.status != http.StatusOK {
 			t.Fatalf("another user's address through the backend: %d %s", r.status, r.body)
 		}
@@ -305,7 +306,7 @@ func TestClientWrongAuthMethod(t *testing.T) {
 		}
 		for range p.ClientFailures + 5 {
 			r := inBody(e.secrets["CC"])
-			checkE1(t, r, http.StatusUnauthorized, ErrInvalidClient)
+			checkE1(t, r, http.StatusUnauthorized, web.ErrInvalidClient)
 			if d := r.str("error_description"); d != "this client must authenticate with HTTP Basic (client_secret_basic)" {
 				t.Fatalf("error_description %q", d)
 			}
@@ -328,11 +329,11 @@ func TestClientWrongAuthMethod(t *testing.T) {
 		// A wrong secret in the body: the generic answer, and counted.
 		for i := range p.ClientFailures {
 			r := inBody("kwcs_wrong")
-			checkE1(t, r, http.StatusUnauthorized, ErrInvalidClient)
+			checkE1(t, r, http.StatusUnauthorized, web.ErrInvalidClient)
 			if d := r.str("error_description"); d != "client authentication failed" {
 				t.Fatalf("wrong secret %d: error_description %q", i, d)
 			}
 		}
-		checkE1(t, inBody(e.secrets["CC"]), http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, inBody(e.secrets["CC"]), http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -179,7 +180,7 @@ func TestThrottleDecisionErr(t *testing.T) {
 	}
 	d := Decision{Verdict: Throttle, Kind: KindIP, RetryAfter: 90*time.Second + time.Millisecond}
 	w := httptest.NewRecorder()
-	s.writeError(w, httptest.NewRequest(http.MethodPost, "/oauth2/token", nil), d.Err())
+	web.WriteError(s.log, w, httptest.NewRequest(http.MethodPost, "/oauth2/token", nil), d.Err())
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "91" || !strings.Contains(w.Body.String(), `"temporarily_unavailable"`) {
 		t.Fatalf("429 answer: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
 	}
@@ -379,7 +380,7 @@ func testThrottleIPRate(t *testing.T, b storagetest.Backend) {
 	if d.Verdict != Throttle || d.Kind != KindIP || d.RetryAfter != 10*time.Minute-10*time.Second {
 		t.Fatalf("sprayer got %+v", d)
 	}
-	var oe *Error
+	var oe *web.Error
 	if err := d.Err(); !errors.As(err, &oe) || oe.Status != http.StatusTooManyRequests || oe.RetryAfter != d.RetryAfter {
 		t.Fatalf("Err() = %v", err)
 	}

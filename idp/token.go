@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -87,39 +88,39 @@ var knownParams = map[string]bool{
 // query in and read up to 10 MB.
 func parseForm(r *http.Request) (form, error) {
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
-		return nil, badRequest("parameters belong in the request body, not the URL")
+		return nil, web.BadRequest("parameters belong in the request body, not the URL")
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" || len(r.Header.Values("Content-Type")) > 1 {
-		return nil, badRequest("the request body must be application/x-www-form-urlencoded")
+		return nil, web.BadRequest("the request body must be application/x-www-form-urlencoded")
 	}
 	for k, v := range params {
 		if k != "charset" || !strings.EqualFold(v, "utf-8") {
-			return nil, badRequest("the request body must be UTF-8 application/x-www-form-urlencoded")
+			return nil, web.BadRequest("the request body must be UTF-8 application/x-www-form-urlencoded")
 		}
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, errTooLarge()
+			return nil, web.TooLarge()
 		}
-		return nil, badRequest("the request body is unreadable")
+		return nil, web.BadRequest("the request body is unreadable")
 	}
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, badRequest("the request body is not valid form encoding")
+		return nil, web.BadRequest("the request body is not valid form encoding")
 	}
 	f := make(form, len(vals))
 	for k, vs := range vals {
 		if len(vs) > 1 {
 			if knownParams[k] {
-				return nil, badRequest("parameter " + k + " is repeated")
+				return nil, web.BadRequest("parameter " + k + " is repeated")
 			}
-			return nil, badRequest("a parameter is repeated")
+			return nil, web.BadRequest("a parameter is repeated")
 		}
 		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
-			return nil, badRequest("parameters must be UTF-8")
+			return nil, web.BadRequest("parameters must be UTF-8")
 		}
 		if vs[0] != "" {
 			f[k] = vs[0]
@@ -150,15 +151,15 @@ func checkLengths(f form) error {
 	scope := f["scope"]
 	switch {
 	case utf8.RuneCountInString(f["username"]) > maxUsernameChars:
-		return badRequest("username is too long")
+		return web.BadRequest("username is too long")
 	case passwordTooLong(f["password"]):
-		return badRequest("password is too long")
+		return web.BadRequest("password is too long")
 	case len(scope) > maxScopeBytes:
-		return badRequest("scope is too long")
+		return web.BadRequest("scope is too long")
 	case strings.Count(scope, " ") >= maxScopeTokens:
-		return badRequest("scope has too many values")
+		return web.BadRequest("scope has too many values")
 	case len(f["refresh_token"]) > maxRefreshTokenBytes:
-		return badRequest("refresh_token is too long")
+		return web.BadRequest("refresh_token is too long")
 	}
 	return nil
 }
@@ -238,14 +239,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
 	}
 	name = f["grant_type"]
 	if name == "" {
-		return badRequest("grant_type is required")
+		return web.BadRequest("grant_type is required")
 	}
 	g := s.grant(name)
 	if g == nil {
-		return &Error{Code: ErrUnsupportedGrantType, Description: "the grant type is not supported"}
+		return &web.Error{Code: web.ErrUnsupportedGrantType, Description: "the grant type is not supported"}
 	}
 	if !c.GrantTypes.Has(name) {
-		return &Error{Code: ErrUnauthorizedClient, Description: "the client is not allowed this grant type"}
+		return &web.Error{Code: web.ErrUnauthorizedClient, Description: "the client is not allowed this grant type"}
 	}
 	is, err := g.exchange(ctx, c, f)
 	if err != nil {
@@ -256,8 +257,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
 	if err != nil {
 		return err
 	}
-	noStore(w)
-	writeJSON(w, http.StatusOK, resp)
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -266,11 +267,11 @@ func tokenOutcome(err error) string {
 	if err == nil {
 		return "success"
 	}
-	var oe *Error
+	var oe *web.Error
 	if errors.As(err, &oe) {
 		return oe.Code
 	}
-	return ErrServerError
+	return web.ErrServerError
 }
 
 // issue signs the access token and, when openid was granted to a user, the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -60,7 +61,7 @@ func TestRegisterLookalike(t *testing.T) {
 		}
 		for _, name := range []string{"\u0430lice", "\u0430l\u0456ce", "p\u0430ypal"} {
 			r := e.account("/account/register", "", jsonObject("username", name, "password", pw, "email", "x@example.com"))
-			checkAccountError(t, r, http.StatusBadRequest, ErrInvalidRequest)
+			checkAccountError(t, r, http.StatusBadRequest, web.ErrInvalidRequest)
 			if !strings.Contains(r.str("error_description"), "scripts") {
 				t.Errorf("register %q: description %q does not name the rule", name, r.str("error_description"))
 			}

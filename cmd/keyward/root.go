@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -161,7 +162,7 @@ func (a *app) logger(w io.Writer) *slog.Logger {
 	if a.logFormat == "text" {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(idp.LogHandler(h))
+	return slog.New(web.LogHandler(h))
 }
 
 // openDB opens the database, retrying an unreachable one with backoff for
