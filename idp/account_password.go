@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -66,7 +67,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch dec.Verdict {
 	case Throttle:
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return dec.Err()
 	case Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
@@ -76,7 +77,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return errWrongCurrentPassword()
 	}
 	ok, _, err := s.cfg.Passwords.Verify(ctx, current, u.PasswordHash)
@@ -120,14 +121,14 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	s.audit.Record(ctx, Event{Type: EventPasswordChanged, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID,
+	s.audit.Record(ctx, audit.Event{Type: audit.PasswordChanged, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID,
 		UserAgent: r.UserAgent()})
 
 	// Refresh already refuses a family older than PasswordChangedAt; the
 	// revocation also ends the access tokens bound to those families (sid)
 	// at once. The password is changed whatever happens here, so a failure
 	// is logged, not answered.
-	by := Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
+	by := audit.Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
 	if _, err := EndUserSessions(ctx, s.cfg.Store, s.audit, by, u.ID, storage.RevokePassword, now); err != nil {
 		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", err)
 	}
@@ -144,7 +145,7 @@ func (s *Server) currentPasswordFailed(ctx context.Context, u storage.User, clie
 		s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
 	}
 	s.metrics.LoginFailure(reason)
-	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Actor: u.ID, Subject: u.ID, ClientID: clientID})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Actor: u.ID, Subject: u.ID, ClientID: clientID})
 	return errWrongCurrentPassword()
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -91,12 +92,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, storage.ErrLookalike) {
 			reason = "username_lookalike"
 		}
-		s.audit.Record(ctx, Event{Type: EventUserCreated, Outcome: OutcomeFailure, Reason: reason,
+		s.audit.Record(ctx, audit.Event{Type: audit.UserCreated, Outcome: audit.OutcomeFailure, Reason: reason,
 			Actor: ActorSelf, UserAgent: r.UserAgent()})
 	case err != nil:
 		return err
 	default:
-		s.audit.Record(ctx, Event{Type: EventUserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
+		s.audit.Record(ctx, audit.Event{Type: audit.UserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
 	}
 	web.NoStore(w)
 	web.WriteJSON(w, http.StatusAccepted, acceptedBody)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -161,14 +162,14 @@ func TestChangePassword(t *testing.T) {
 		if !u.PasswordChangedAt.After(before.PasswordChangedAt.Time) {
 			t.Errorf("PasswordChangedAt %v not after %v", u.PasswordChangedAt, before.PasswordChangedAt)
 		}
-		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventPasswordChanged)})
+		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.PasswordChanged)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(evs) != 1 || evs[0].Subject != u.ID || evs[0].Actor != u.ID || evs[0].ClientID != "C1" {
 			t.Errorf("password_changed events: %+v", evs)
 		}
-		revs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventTokenRevoked)})
+		revs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.TokenRevoked)})
 		if len(revs) != 1 || revs[0].Reason != storage.RevokePassword {
 			t.Errorf("token_revoked events: %+v", revs)
 		}
@@ -188,7 +189,7 @@ func TestChangePasswordThrottle(t *testing.T) {
 			wrong = e.changePassword(at, "not my password at all", newAlicePassword)
 			checkAccountError(t, wrong, 400, web.ErrInvalidGrant)
 		}
-		evs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventLoginFailed)})
+		evs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.LoginFailed)})
 		if len(evs) != free+1 || evs[0].Reason != "bad_password" {
 			t.Errorf("login_failed events: %d %+v", len(evs), evs)
 		}
@@ -307,8 +308,8 @@ func TestRegister(t *testing.T) {
 		if r := e.token("C1", passwordForm("bob", pw)); r.status != http.StatusOK {
 			t.Fatalf("login as the new user: %d %s", r.status, r.body)
 		}
-		evs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventUserCreated)})
-		if len(evs) != 1 || evs[0].Actor != ActorSelf || evs[0].Subject != u.ID || evs[0].Outcome != OutcomeSuccess {
+		evs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.UserCreated)})
+		if len(evs) != 1 || evs[0].Actor != ActorSelf || evs[0].Subject != u.ID || evs[0].Outcome != audit.OutcomeSuccess {
 			t.Errorf("user_created events: %+v", evs)
 		}
 
@@ -325,8 +326,8 @@ func TestRegister(t *testing.T) {
 			t.Errorf("users %d, want %d", m, n)
 		}
 		e.login() // alice's password is untouched
-		evs, _ = e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventUserCreated)})
-		if len(evs) != 5 || evs[0].Outcome != OutcomeFailure || evs[0].Reason != "username_taken" {
+		evs, _ = e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.UserCreated)})
+		if len(evs) != 5 || evs[0].Outcome != audit.OutcomeFailure || evs[0].Reason != "username_taken" {
 			t.Errorf("user_created events after taken names: %d, newest %+v", len(evs), evs[0])
 		}
 

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -27,7 +28,7 @@ import (
 // describe it for callers.
 
 // AdminStore is the part of storage the admin API needs beyond TokenStore
-// and AuditStore.
+// and audit.Store.
 type AdminStore interface {
 	Users(ctx context.Context, offset, limit int) ([]storage.User, error)
 	DeleteUser(ctx context.Context, id string) error
@@ -124,7 +125,7 @@ func (s *Server) authorizeAdmin(w http.ResponseWriter, r *http.Request) (string,
 }
 
 // record writes the audit event of an admin action, with the actor.
-func (s *Server) record(r *http.Request, actor string, e Event) {
+func (s *Server) record(r *http.Request, actor string, e audit.Event) {
 	e.Actor = actor
 	e.UserAgent = r.UserAgent()
 	s.audit.Record(r.Context(), e)

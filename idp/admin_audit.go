@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -37,7 +38,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) er
 		return err
 	}
 	f := storage.AuditFilter{Subject: q.Get("user"), Type: q.Get("type"), ClientID: q.Get("client")}
-	if f.Type != "" && !slices.Contains(EventTypes, EventType(f.Type)) {
+	if f.Type != "" && !slices.Contains(audit.Types, audit.Type(f.Type)) {
 		return web.BadRequest("type is not a known event type")
 	}
 	if v := q.Get("since"); v != "" {
@@ -131,7 +132,7 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 	body := map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next, "forced": rot.Forced,
 		"scheduled": rot.Scheduled, "at": at}
 	if rot.Scheduled {
-		s.record(r, actor, Event{Type: EventKeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
+		s.record(r, actor, audit.Event{Type: audit.KeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
 		web.WriteJSON(w, http.StatusAccepted, body)
 		return nil
 	}
@@ -139,7 +140,7 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 	if rot.Forced {
 		reason = "forced; " + reason
 	}
-	s.record(r, actor, Event{Type: EventKeyRotated, Subject: rot.Activated, Reason: reason})
+	s.record(r, actor, audit.Event{Type: audit.KeyRotated, Subject: rot.Activated, Reason: reason})
 	web.WriteJSON(w, http.StatusOK, body)
 	return nil
 }
@@ -166,7 +167,7 @@ func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request, actor st
 	if err != nil {
 		return err
 	}
-	s.record(r, actor, Event{Type: EventKeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
+	s.record(r, actor, audit.Event{Type: audit.KeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
 	web.WriteJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -161,9 +162,9 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 	if len(changes) == 0 {
 		changes = []string{"unchanged"}
 	}
-	s.record(r, actor, Event{Type: EventClientUpdated, Subject: c.ID, ClientID: c.ID, Reason: strings.Join(changes, " ")})
+	s.record(r, actor, audit.Event{Type: audit.ClientUpdated, Subject: c.ID, ClientID: c.ID, Reason: strings.Join(changes, " ")})
 	if c.Disabled {
-		by := Event{Actor: actor, UserAgent: r.UserAgent()}
+		by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
 		if _, err := EndClientSessions(ctx, s.cfg.Store, s.audit, by, c.ID, storage.RevokeClient, s.now()); err != nil {
 			return fmt.Errorf("client %s disabled, sessions not revoked: %w", c.ID, err)
 		}
@@ -214,7 +215,7 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 		return err
 	}
 	reason := strings.Join(clientChanges(storage.Client{}, c), " ")
-	s.record(r, actor, Event{Type: EventClientCreated, Subject: c.ID, ClientID: c.ID, Reason: reason})
+	s.record(r, actor, audit.Event{Type: audit.ClientCreated, Subject: c.ID, ClientID: c.ID, Reason: reason})
 	v := ViewClient(c, secret)
 	w.Header().Set("Location", s.url("/admin/v1/clients/"+url.PathEscape(c.ID)))
 	web.WriteJSON(w, http.StatusCreated, v)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -55,7 +56,7 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 		if got := roleOf(t, r); !slices.Equal(got, []string{"api", "https://rs1.test"}) {
 			t.Errorf("patched introspect_audiences %q", got)
 		}
-		e.wantAudit(t, EventClientUpdated, 1, "orders-api", "introspect_audiences")
+		e.wantAudit(t, audit.ClientUpdated, 1, "orders-api", "introspect_audiences")
 		if introspect("orders-api") != true {
 			t.Error("granted the role for https://rs1.test, still inactive")
 		}

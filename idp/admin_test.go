@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -112,7 +113,7 @@ func (e *adminEnv) checkNoSecrets(t *testing.T) {
 }
 
 // auditRows returns the audit rows of type typ, newest first.
-func (e *adminEnv) auditRows(typ EventType) []storage.AuditEvent {
+func (e *adminEnv) auditRows(typ audit.Type) []storage.AuditEvent {
 	e.t.Helper()
 	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(typ)})
 	if err != nil {
@@ -123,7 +124,7 @@ func (e *adminEnv) auditRows(typ EventType) []storage.AuditEvent {
 
 // wantAudit checks that exactly n rows of typ exist and that the newest
 // has the admin as actor, the subject and a reason containing reason.
-func (e *adminEnv) wantAudit(t *testing.T, typ EventType, n int, subject, reason string) {
+func (e *adminEnv) wantAudit(t *testing.T, typ audit.Type, n int, subject, reason string) {
 	t.Helper()
 	rows := e.auditRows(typ)
 	if len(rows) != n {
@@ -241,7 +242,7 @@ func TestAdminUsers(t *testing.T) {
 		if r.str("email") != "alice@example.org" || r.json["email_verified"] != false {
 			t.Errorf("after email change: %s", r.body)
 		}
-		e.wantAudit(t, EventUserUpdated, 1, alice, "email")
+		e.wantAudit(t, audit.UserUpdated, 1, alice, "email")
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, web.ErrInvalidRequest)
 
 		// Sessions: list, then sign out everywhere; refresh fails after.
@@ -256,14 +257,14 @@ func TestAdminUsers(t *testing.T) {
 		if r.json["revoked"] != 1.0 {
 			t.Errorf("revoked %s", r.body)
 		}
-		e.wantAudit(t, EventTokenRevoked, 1, alice, storage.RevokeSignOut)
+		e.wantAudit(t, audit.TokenRevoked, 1, alice, storage.RevokeSignOut)
 		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Disable revokes the sessions for good (enable brings none back).
 		rt = e.login().str("refresh_token")
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":true}`), 200, "")
-		e.wantAudit(t, EventUserUpdated, 2, alice, "disabled")
-		e.wantAudit(t, EventTokenRevoked, 2, alice, storage.RevokeUserDisabled)
+		e.wantAudit(t, audit.UserUpdated, 2, alice, "disabled")
+		e.wantAudit(t, audit.TokenRevoked, 2, alice, storage.RevokeUserDisabled)
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
 		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 		e.login() // enabled again
@@ -271,7 +272,7 @@ func TestAdminUsers(t *testing.T) {
 		// Delete; a deleted id answers exactly as one that never existed.
 		bob := e.addUser("bob", alicePassword, false).ID
 		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 204, "")
-		e.wantAudit(t, EventUserDeleted, 1, bob, "")
+		e.wantAudit(t, audit.UserDeleted, 1, bob, "")
 		for _, path := range []string{"/admin/v1/users/" + bob, "/admin/v1/users/" + storage.NewID(), "/admin/v1/users/%00x"} {
 			gone := e.call("GET", path, ops, "")
 			want(t, gone, 404, "not_found")
@@ -353,7 +354,7 @@ func TestAdminStrictJSON(t *testing.T) {
 		if err != nil || c.Disabled || !c.GrantTypes.Has(GrantRefreshToken) || len(c.GrantTypes) != 1 {
 			t.Errorf("pub1 changed: %+v %v", c, err)
 		}
-		if n := len(e.auditRows(EventUserUpdated)) + len(e.auditRows(EventClientUpdated)); n != 0 {
+		if n := len(e.auditRows(audit.UserUpdated)) + len(e.auditRows(audit.ClientUpdated)); n != 0 {
 			t.Errorf("%d update rows for refused requests", n)
 		}
 	})
@@ -374,7 +375,7 @@ func TestAdminUnlock(t *testing.T) {
 		alice := e.users["alice"].ID
 		r := e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, "")
 		want(t, r, 200, "")
-		e.wantAudit(t, EventUserUnlocked, 1, alice, "")
+		e.wantAudit(t, audit.UserUnlocked, 1, alice, "")
 		e.login()
 		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, web.ErrInvalidRequest)
 	})
@@ -406,7 +407,7 @@ func TestAdminClients(t *testing.T) {
 		// TE-14: enabling the password grant is audited as such.
 		r = e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["client_credentials","password"],"name":"batch"}`)
 		want(t, r, 200, "")
-		e.wantAudit(t, EventClientUpdated, 1, "CC", "password_grant_enabled")
+		e.wantAudit(t, audit.ClientUpdated, 1, "CC", "password_grant_enabled")
 		if !strings.Contains(e.logs.String(), "password_grant_enabled") {
 			t.Error("the password-grant enablement is not in the log")
 		}
@@ -419,8 +420,8 @@ func TestAdminClients(t *testing.T) {
 		// CA-09: disabling C1 ends its sessions; enabling does not revive them.
 		rt := e.login().str("refresh_token")
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":true}`), 200, "")
-		e.wantAudit(t, EventClientUpdated, 2, "C1", "disabled")
-		e.wantAudit(t, EventTokenRevoked, 1, "C1", storage.RevokeClient)
+		e.wantAudit(t, audit.ClientUpdated, 2, "C1", "disabled")
+		e.wantAudit(t, audit.TokenRevoked, 1, "C1", storage.RevokeClient)
 		checkE1(t, e.token("C1", refreshForm(rt)), 401, web.ErrInvalidClient)
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":false}`), 200, "")
 		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
@@ -434,7 +435,7 @@ func TestAdminClients(t *testing.T) {
 		}
 		e.bodies = e.bodies[:len(e.bodies)-1] // the one answer that shows a secret
 		e.secrets["svc"] = secret
-		e.wantAudit(t, EventClientCreated, 1, "svc", "")
+		e.wantAudit(t, audit.ClientCreated, 1, "svc", "")
 		e.ccToken("svc")
 		if r := e.call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.body), `"client_secret"`) || strings.Contains(string(r.body), secret) {
 			t.Errorf("secret shown again: %s", r.body)
@@ -497,19 +498,19 @@ func TestAdminKeys(t *testing.T) {
 		if r.json["scheduled"] != true || r.str("retired") != e.kid || r.str("active") == e.kid || r.str("active") == "" {
 			t.Fatalf("rotate without force %s", r.body)
 		}
-		e.wantAudit(t, EventKeyRotationScheduled, 1, r.str("active"), "at ")
+		e.wantAudit(t, audit.KeyRotationScheduled, 1, r.str("active"), "at ")
 		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, web.ErrInvalidRequest)
 		r = e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
 		want(t, r, 200, "")
 		if r.str("retired") != e.kid || r.str("active") == e.kid || r.json["forced"] != true || r.json["scheduled"] != false {
 			t.Fatalf("rotate %s", r.body)
 		}
-		e.wantAudit(t, EventKeyRotated, 1, r.str("active"), "forced")
+		e.wantAudit(t, audit.KeyRotated, 1, r.str("active"), "forced")
 		next := r.str("next")
 		want(t, e.call("POST", "/admin/v1/keys/nosuchkid/revoke", ops, ""), 404, "not_found")
 		r = e.call("POST", "/admin/v1/keys/"+next+"/revoke", ops, "")
 		want(t, r, 200, "")
-		e.wantAudit(t, EventKeyRevoked, 1, next, "was next")
+		e.wantAudit(t, audit.KeyRevoked, 1, next, "was next")
 		// The token signed before the rotation is still good: its key is retired, not revoked.
 		want(t, e.call("GET", "/admin/v1/keys", ops, ""), 200, "")
 	})
@@ -544,7 +545,7 @@ func TestAdminRotateScheduled(t *testing.T) {
 			at.Before(asked.Add(30*time.Second)) || at.After(asked.Add(35*time.Second)) {
 			t.Fatalf("rotate %s asked at %v: want it scheduled for 35s after the key set was made", r.body, asked)
 		}
-		e.wantAudit(t, EventKeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
+		e.wantAudit(t, audit.KeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
 		// The listing shows the plan: the active key retires and the next
 		// key activates at that moment.
 		r = e.call("GET", "/admin/v1/keys", e.opsToken(), "")

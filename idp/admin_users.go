@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -142,9 +143,9 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 	if len(changed) == 0 {
 		changed = []string{"unchanged"}
 	}
-	s.record(r, actor, Event{Type: EventUserUpdated, Subject: u.ID, Reason: strings.Join(changed, " ")})
+	s.record(r, actor, audit.Event{Type: audit.UserUpdated, Subject: u.ID, Reason: strings.Join(changed, " ")})
 	if u.Disabled {
-		by := Event{Actor: actor, UserAgent: r.UserAgent()}
+		by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
 		if _, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeUserDisabled, s.now()); err != nil {
 			return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, err)
 		}
@@ -167,7 +168,7 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, actor s
 	if err != nil {
 		return err
 	}
-	s.record(r, actor, Event{Type: EventUserDeleted, Subject: u.ID})
+	s.record(r, actor, audit.Event{Type: audit.UserDeleted, Subject: u.ID})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -186,7 +187,7 @@ func (s *Server) adminUnlockUser(w http.ResponseWriter, r *http.Request, actor s
 	if err := s.throttle.Unlock(r.Context(), u.Username); err != nil {
 		return err
 	}
-	s.record(r, actor, Event{Type: EventUserUnlocked, Subject: u.ID})
+	s.record(r, actor, audit.Event{Type: audit.UserUnlocked, Subject: u.ID})
 	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
 	return nil
 }
@@ -220,14 +221,14 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, act
 	if err != nil {
 		return err
 	}
-	by := Event{Actor: actor, UserAgent: r.UserAgent()}
+	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
 	n, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeSignOut, s.now())
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		// Nothing was live; the action is still recorded.
-		s.record(r, actor, Event{Type: EventTokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
+		s.record(r, actor, audit.Event{Type: audit.TokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
 	}
 	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
 	return nil

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -77,7 +78,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return storage.Client{}, err
 	}
 	if dec.Verdict == Throttle {
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return storage.Client{}, dec.Err()
 	}
 	var c storage.Client
@@ -134,7 +135,7 @@ func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Deci
 			}
 		}
 		s.metrics.Throttled(dec.Kind)
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return dec.Err()
 	}
 	s.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", method, "reason", reason)
@@ -150,7 +151,7 @@ func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Deci
 // toward the throttle. Only a client holding its secret sees the hint, so
 // it tells nobody else whether the id exists (CA-03).
 func (s *Server) wrongAuthMethod(ctx context.Context, r *http.Request, c storage.Client) error {
-	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: "wrong_auth_method", Actor: c.ID, ClientID: c.ID, UserAgent: r.UserAgent()})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: "wrong_auth_method", Actor: c.ID, ClientID: c.ID, UserAgent: r.UserAgent()})
 	return &web.Error{Code: web.ErrInvalidClient, Description: "this client must authenticate with HTTP Basic (client_secret_basic)"}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -83,7 +84,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	}
 	switch dec.Verdict {
 	case Throttle:
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, dec.Err()
 	case Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
@@ -96,7 +97,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, errBadCredentials()
 	}
 
@@ -152,7 +153,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if err := s.throttle.LoginSucceeded(ctx, username, ip); err != nil {
 		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
 	}
-	s.audit.Record(ctx, Event{Type: EventLoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
 	return is, nil
 }
 
@@ -183,7 +184,7 @@ func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason
 		}
 	}
 	s.metrics.LoginFailure(reason)
-	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
 	return errBadCredentials()
 }
 

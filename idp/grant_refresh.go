@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -86,7 +87,7 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 	case storage.RefreshReuse:
 		s.metrics.RefreshReuse(ReuseFamilyRevoked)
 		s.log.WarnContext(ctx, "refresh token reuse detected", "family_id", fam.ID, "client_id", c.ID, "sub", fam.UserID)
-		s.audit.Record(ctx, Event{Type: EventRefreshReuseDetected, Reason: "family_revoked", Actor: fam.UserID, Subject: fam.ID, ClientID: c.ID})
+		s.audit.Record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Reason: "family_revoked", Actor: fam.UserID, Subject: fam.ID, ClientID: c.ID})
 		return issuance{}, errBadRefresh()
 	default:
 		s.log.InfoContext(ctx, "refresh rejected", "client_id", c.ID, "family_id", fam.ID, "reason", res.Outcome.String())

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -79,7 +80,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), Event{Actor: "cli"}, u.ID, storage.RevokePassword, time.Now()); err != nil {
+			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), audit.Event{Actor: "cli"}, u.ID, storage.RevokePassword, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			return next
@@ -90,7 +91,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled, time.Now()); err != nil {
+			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), audit.Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			return current

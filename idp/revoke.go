@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -47,7 +48,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			s.log.InfoContext(ctx, "token revoked", "token_type", "refresh_token", "client_id", c.ID, "sub", fam.UserID, "family_id", fam.ID)
-			s.audit.Record(ctx, Event{Type: EventTokenRevoked, Reason: "refresh_token", Actor: c.ID, Subject: fam.ID, ClientID: c.ID})
+			s.audit.Record(ctx, audit.Event{Type: audit.TokenRevoked, Reason: "refresh_token", Actor: c.ID, Subject: fam.ID, ClientID: c.ID})
 		}
 	default:
 		claims, err := s.validateAccessToken(ctx, tok)
@@ -62,7 +63,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			s.log.InfoContext(ctx, "token revoked", "token_type", "access_token", "client_id", c.ID, "sub", claims.Subject, "jti", claims.ID)
-			s.audit.Record(ctx, Event{Type: EventTokenRevoked, Reason: "access_token", Actor: c.ID, Subject: claims.ID, ClientID: c.ID})
+			s.audit.Record(ctx, audit.Event{Type: audit.TokenRevoked, Reason: "access_token", Actor: c.ID, Subject: claims.ID, ClientID: c.ID})
 		}
 	}
 	web.NoStore(w)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 )
@@ -22,7 +23,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 	ThrottleStore
-	AuditStore
+	audit.Store
 	AdminStore   // admin.go
 	AccountStore // account.go
 }
@@ -102,7 +103,7 @@ type Server struct {
 
 	throttle *Throttler
 	callers  *callerLimits
-	audit    *Auditor
+	audit    *audit.Auditor
 	metrics  *Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
@@ -133,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = NewMetrics(cfg.KeyAges)
 	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
 	s.callers = newCallerLimits(s.throttle.Policy(), cfg.Now, s)
-	s.audit = NewAuditor(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
+	s.audit = audit.New(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
 	return s, nil
 }
 
@@ -225,3 +226,7 @@ func (s *Server) Routes(r *mux.Router) {
 func (s *Server) url(path string) string {
 	return strings.TrimSuffix(s.cfg.Issuer, "/") + path
 }
+
+// Auditor returns the server's audit trail, for the flows that record
+// events and for cmd/keyward to Run.
+func (s *Server) Auditor() *audit.Auditor { return s.audit }

@@ -3,6 +3,8 @@ package idp
 import (
 	"context"
 	"time"
+
+	"github.com/keyward/keyward/idp/audit"
 )
 
 // Ending every session of a user or a client is written once, here, for
@@ -29,31 +31,31 @@ type ClientSessionStore interface {
 // ClientID, UserAgent); its Type, Subject and Reason are set here. It
 // returns how many families it revoked. On error it records nothing and
 // returns the store's error as it is, for the caller to word.
-func EndUserSessions(ctx context.Context, store UserSessionStore, audit *Auditor, by Event,
+func EndUserSessions(ctx context.Context, store UserSessionStore, aud *audit.Auditor, by audit.Event,
 	userID, reason string, now time.Time) (int64, error) {
 	n, err := store.RevokeUserRefreshFamilies(ctx, userID, reason, now)
-	return recordEnded(ctx, audit, by, userID, reason, n, err)
+	return recordEnded(ctx, aud, by, userID, reason, n, err)
 }
 
 // EndClientSessions is EndUserSessions for every live refresh-token family
 // of a client (CA-09): the event's subject and client_id are the client,
 // whoever ended them.
-func EndClientSessions(ctx context.Context, store ClientSessionStore, audit *Auditor, by Event,
+func EndClientSessions(ctx context.Context, store ClientSessionStore, aud *audit.Auditor, by audit.Event,
 	clientID, reason string, now time.Time) (int64, error) {
 	n, err := store.RevokeClientRefreshFamilies(ctx, clientID, reason, now)
 	by.ClientID = clientID
-	return recordEnded(ctx, audit, by, clientID, reason, n, err)
+	return recordEnded(ctx, aud, by, clientID, reason, n, err)
 }
 
 // recordEnded records the token_revoked event of a revocation that ended n
 // families about subject, unless it failed or none was live.
-func recordEnded(ctx context.Context, audit *Auditor, by Event, subject, reason string, n int64, err error) (int64, error) {
+func recordEnded(ctx context.Context, aud *audit.Auditor, by audit.Event, subject, reason string, n int64, err error) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
 	if n > 0 {
-		by.Type, by.Subject, by.Reason = EventTokenRevoked, subject, reason
-		audit.Record(ctx, by)
+		by.Type, by.Subject, by.Reason = audit.TokenRevoked, subject, reason
+		aud.Record(ctx, by)
 	}
 	return n, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -589,7 +590,7 @@ func (t *Throttler) refusedQuietly(ctx context.Context, d Decision) error {
 // and window in this process, so throttled traffic costs O(1) rows and log
 // lines per window and replica, however much of it comes. A Deny that is
 // not reported still costs a write like the row's (refusedQuietly).
-func (s *Server) recordThrottled(ctx context.Context, d Decision, e Event) {
+func (s *Server) recordThrottled(ctx context.Context, d Decision, e audit.Event) {
 	if s.throttle.firstRefusal(d) {
 		s.audit.Record(ctx, e)
 		return

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -138,7 +139,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		if n := e.hasher.verifies.Load() - verifies; n != denied {
 			t.Errorf("%d hash runs for %d refused logins, want one each (TE-21)", n, denied)
 		}
-		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Subject: e.users["alice"].ID, Type: string(EventLoginThrottled)})
+		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Subject: e.users["alice"].ID, Type: string(audit.LoginThrottled)})
 		if err != nil || len(evs) != 1 || evs[0].Reason != KindAccountIP || evs[0].IP != attacker {
 			t.Errorf("alice's login_throttled rows: %v %+v, want one account_ip from %s", err, evs, attacker)
 		}
@@ -315,7 +316,7 @@ func TestClientWrongAuthMethod(t *testing.T) {
 			t.Fatalf("Basic after %d body attempts with the right secret: %d %s", p.ClientFailures+5, r.status, r.body)
 		}
 		e.srv.Auditor().Flush()
-		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{ClientID: "CC", Type: string(EventLoginFailed)})
+		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{ClientID: "CC", Type: string(audit.LoginFailed)})
 		if err != nil || len(evs) != p.ClientFailures+5 || evs[0].Reason != "wrong_auth_method" {
 			t.Fatalf("audit: %v, %d rows, want %d with reason wrong_auth_method (%+v)", err, len(evs), p.ClientFailures+5, evs[:min(1, len(evs))])
 		}

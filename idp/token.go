@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -307,13 +308,13 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 	}
 	s.log.InfoContext(ctx, "token issued", "grant_type", is.grantType, "client_id", c.ID, "sub", is.subject,
 		"jti", at.ID, "scope", scope, "aud", is.audience, "family_id", is.familyID, "refresh_token_issued", is.refresh != "")
-	ev := EventTokenIssued
+	ev := audit.TokenIssued
 	if is.grantType == GrantRefreshToken {
-		ev = EventTokenRefreshed
+		ev = audit.TokenRefreshed
 	}
 	// The log record above and this event's are written now; the row
 	// follows without holding the answer back (RecordAsync).
-	s.audit.RecordAsync(ctx, Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
+	s.audit.RecordAsync(ctx, audit.Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
 	return resp, nil
 }
 

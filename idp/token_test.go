@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -523,7 +524,7 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 		t.Error("429 without Retry-After")
 	}
 	// The refused client authentication is in the audit trail (CA-08, LG-03).
-	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginThrottled), ClientID: "CC"})
+	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(audit.LoginThrottled), ClientID: "CC"})
 	if err != nil || len(evs) != 1 || evs[0].Reason != KindClient {
 		t.Errorf("client-auth 429 audit rows: %v %+v", err, evs)
 	}
@@ -544,7 +545,7 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	if r.status != 429 {
 		checkE1(t, r, 400, web.ErrInvalidGrant)
 	}
-	evs, _ = e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginFailed)})
+	evs, _ = e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(audit.LoginFailed)})
 	if len(evs) < 2 {
 		t.Errorf("%d login_failed audit rows", len(evs))
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -76,8 +77,8 @@ func TestRegisterLookalike(t *testing.T) {
 		if m, _ := e.db.CountUsers(t.Context()); m != n {
 			t.Errorf("users %d after look-alike names, want %d", m, n)
 		}
-		evs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventUserCreated)})
-		if len(evs) == 0 || evs[0].Outcome != OutcomeFailure || evs[0].Reason != "username_lookalike" {
+		evs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.UserCreated)})
+		if len(evs) == 0 || evs[0].Outcome != audit.OutcomeFailure || evs[0].Reason != "username_lookalike" {
 			t.Errorf("newest user_created event %+v, want a username_lookalike failure", evs[0])
 		}
 		// Names of several scripts that UTS #39 allows together still register.

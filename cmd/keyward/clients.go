@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -69,7 +70,7 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 			if len(c.IntrospectAudiences) > 0 {
 				reasons = append(reasons, "introspect_audiences") // reads other clients' tokens: audited too
 			}
-			a.audit(cmd, db, idp.EventClientCreated, c.ID, strings.Join(reasons, " "))
+			a.audit(cmd, db, audit.ClientCreated, c.ID, strings.Join(reasons, " "))
 			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
 		},
 	}
@@ -136,7 +137,7 @@ func newClientsDeleteCmd(a *app) *cobra.Command {
 		if err := db.DeleteClient(cmd.Context(), c.ID); err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventClientDeleted, c.ID, "")
+		a.audit(cmd, db, audit.ClientDeleted, c.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"client_id": c.ID, "deleted": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "deleted client %s\n", c.ID)
 		})
@@ -154,7 +155,7 @@ func newClientsRotateSecretCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.audit(cmd, db, idp.EventClientUpdated, c.ID, "secret_rotated")
+			a.audit(cmd, db, audit.ClientUpdated, c.ID, "secret_rotated")
 			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
 		})
 }
@@ -169,11 +170,11 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 		if err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventClientUpdated, c.ID, verb+"d")
+		a.audit(cmd, db, audit.ClientUpdated, c.ID, verb+"d")
 		if disabled {
 			// A compromised client's logins end for good: re-enabling it
 			// does not bring its refresh tokens back (CA-09).
-			by := idp.Event{Actor: cliActor}
+			by := audit.Event{Actor: cliActor}
 			if _, err := idp.EndClientSessions(cmd.Context(), db, a.auditor(cmd, db), by, c.ID, storage.RevokeClient, time.Now()); err != nil {
 				return err
 			}
@@ -208,7 +209,7 @@ func newClientsSetIntrospectionCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.audit(cmd, db, idp.EventClientUpdated, c.ID, "introspect_audiences")
+			a.audit(cmd, db, audit.ClientUpdated, c.ID, "introspect_audiences")
 			return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
 		})
 	cmd.Flags().StringArrayVar(&auds, "introspect-audience", nil, "an audience the client may introspect tokens for, repeatable")

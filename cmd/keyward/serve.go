@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -79,7 +80,7 @@ func newServeCmd(a *app) *cobra.Command {
 	fl.StringSliceVar(&f.passwordForbiddenScopes, "password-grant-forbidden-scopes", nil,
 		"comma-separated scopes the password grant never grants, even to a client registered for them (keyward:admin always); client_credentials still may")
 	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", idp.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
-	fl.DurationVar(&f.auditRetention, "audit-retention", idp.DefaultAuditRetention, "how long audit events are kept")
+	fl.DurationVar(&f.auditRetention, "audit-retention", audit.DefaultRetention, "how long audit events are kept")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics (every metric, login failures by reason) on this address, for the operator's network only; without it there is no /metrics")
 	fl.BoolVar(&f.publicMetrics, "public-metrics", false, "UNSAFE: also serve /metrics on the main listener, where anyone sees the Go version and the traffic (login failure reasons collapsed so they cannot tell accounts apart)")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed; with an https issuer and no --tls-cert, the only peers served, and only with X-Forwarded-Proto: https")
@@ -265,7 +266,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, f serveFlags) erro
 	}
 	srv.Metrics().HashQueueFrom(func() int { return hasher.Stats().Queued })
 	km.OnRotate(func(ctx context.Context, r keys.Rotation) {
-		srv.Auditor().Record(ctx, idp.Event{Type: idp.EventKeyRotated, Actor: "schedule", Subject: r.Activated, Reason: "retired " + r.Retired})
+		srv.Auditor().Record(ctx, audit.Event{Type: audit.KeyRotated, Actor: "schedule", Subject: r.Activated, Reason: "retired " + r.Retired})
 	})
 	go km.Run(ctx)
 	go srv.Throttler().Run(ctx)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -63,7 +64,7 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 				}
 				return err
 			}
-			a.audit(cmd, db, idp.EventUserCreated, u.ID, "")
+			a.audit(cmd, db, audit.UserCreated, u.ID, "")
 			return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
 		},
 	}
@@ -176,7 +177,7 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.audit(cmd, db, idp.EventPasswordChanged, u.ID, "set_by_operator")
+			a.audit(cmd, db, audit.PasswordChanged, u.ID, "set_by_operator")
 			if err := a.revokeSessions(cmd, db, u, storage.RevokePassword); err != nil {
 				return err
 			}
@@ -195,7 +196,7 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 // session back. The user is already updated when this fails; the error
 // says so and running the command again revokes what is left.
 func (a *app) revokeSessions(cmd *cobra.Command, db *storage.DB, u storage.User, reason string) error {
-	n, err := idp.EndUserSessions(cmd.Context(), db, a.auditor(cmd, db), idp.Event{Actor: cliActor}, u.ID, reason, time.Now())
+	n, err := idp.EndUserSessions(cmd.Context(), db, a.auditor(cmd, db), audit.Event{Actor: cliActor}, u.ID, reason, time.Now())
 	if err != nil {
 		return fmt.Errorf("user %s updated, but their sessions were not revoked (run the command again): %w", u.Username, err)
 	}
@@ -215,7 +216,7 @@ func newUsersSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventUserUpdated, u.ID, verb+"d")
+		a.audit(cmd, db, audit.UserUpdated, u.ID, verb+"d")
 		if disabled {
 			if err := a.revokeSessions(cmd, db, u, storage.RevokeUserDisabled); err != nil {
 				return err
@@ -230,7 +231,7 @@ func newUsersDeleteCmd(a *app) *cobra.Command {
 		if err := db.DeleteUser(cmd.Context(), u.ID); err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventUserDeleted, u.ID, "")
+		a.audit(cmd, db, audit.UserDeleted, u.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"id": u.ID, "deleted": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "deleted user %s (%s)\n", u.Username, u.ID)
 		})
@@ -244,7 +245,7 @@ func newUsersUnlockCmd(a *app) *cobra.Command {
 		if err := t.Unlock(ctx, u.Username); err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventUserUnlocked, u.ID, "")
+		a.audit(cmd, db, audit.UserUnlocked, u.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"id": u.ID, "unlocked": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "unlocked user %s (%s)\n", u.Username, u.ID)
 		})
