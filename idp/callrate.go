@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -32,7 +33,7 @@ type callerLimits struct {
 	burst   int
 	now     func() time.Time
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 
 	mu      sync.Mutex
 	buckets map[string]*callerBucket

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -83,9 +84,9 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 	switch res.Outcome {
 	case storage.Rotated:
 	case storage.Replayed:
-		s.metrics.RefreshReuse(ReuseReplayedInWindow)
+		s.metrics.RefreshReuse(metrics.ReuseReplayedInWindow)
 	case storage.RefreshReuse:
-		s.metrics.RefreshReuse(ReuseFamilyRevoked)
+		s.metrics.RefreshReuse(metrics.ReuseFamilyRevoked)
 		s.log.WarnContext(ctx, "refresh token reuse detected", "family_id", fam.ID, "client_id", c.ID, "sub", fam.UserID)
 		s.audit.Record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Reason: "family_revoked", Actor: fam.UserID, Subject: fam.ID, ClientID: c.ID})
 		return issuance{}, errBadRefresh()

@@ -33,8 +33,7 @@ func (s *Server) requireHTTPS(next http.Handler) http.Handler {
 	if !s.cfg.RequireForwardedHTTPS {
 		return next
 	}
-	refuse := s.metrics.instrument(func(*http.Request) string { return "https_required" },
-		web.Handle(s.log, errHTTPSRequired))
+	refuse := s.metrics.Endpoint("https_required", web.Handle(s.log, errHTTPSRequired))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if why := s.notHTTPS(r); why != "" && !probePaths[r.URL.Path] {
 			s.log.WarnContext(r.Context(), "request refused: not https", "path", r.URL.Path, "reason", why)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 )
@@ -77,9 +78,9 @@ type Config struct {
 	// grants them.
 	PasswordForbiddenScopes []string
 
-	Throttle       ThrottlePolicy  // brute-force limits; zero fields take defaults
-	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
-	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
+	Throttle       ThrottlePolicy          // brute-force limits; zero fields take defaults
+	AuditRetention time.Duration           // how long audit rows are kept; default 90 days
+	KeyAges        func() []metrics.KeyAge // feeds keyward_signing_key_age_seconds; may be nil
 	// HideMetrics leaves /metrics off Routes (AD-09): keyward serve sets it
 	// unless --public-metrics, and serves Metrics().Handler() on its own
 	// listener. Routes serves Metrics().PublicHandler(), whose login
@@ -104,7 +105,7 @@ type Server struct {
 	throttle *Throttler
 	callers  *callerLimits
 	audit    *audit.Auditor
-	metrics  *Metrics
+	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
 
@@ -131,7 +132,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.tokenDefaults()
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
-	s.metrics = NewMetrics(cfg.KeyAges)
+	s.metrics = metrics.New(metrics.Options{
+		KeyAges:       cfg.KeyAges,
+		Grants:        []string{GrantPassword, GrantRefreshToken, GrantClientCredentials},
+		ThrottleKinds: []string{KindAccountIP, KindAccount, KindIP, KindClient, KindCaller},
+	})
 	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
 	s.callers = newCallerLimits(s.throttle.Policy(), cfg.Now, s)
 	s.audit = audit.New(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
@@ -230,3 +235,6 @@ func (s *Server) url(path string) string {
 // Auditor returns the server's audit trail, for the flows that record
 // events and for cmd/keyward to Run.
 func (s *Server) Auditor() *audit.Auditor { return s.audit }
+
+// Metrics returns the server's metrics, for the flows that observe them.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }

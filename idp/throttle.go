@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -300,13 +301,13 @@ type Throttler struct {
 	p       ThrottlePolicy
 	now     func() time.Time
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 	reports refusals
 }
 
 // NewThrottler returns a Throttler. now, log and m may be nil (time.Now, no
 // logging, no metrics).
-func NewThrottler(store ThrottleStore, p ThrottlePolicy, now func() time.Time, log *slog.Logger, m *Metrics) *Throttler {
+func NewThrottler(store ThrottleStore, p ThrottlePolicy, now func() time.Time, log *slog.Logger, m *metrics.Metrics) *Throttler {
 	if now == nil {
 		now = time.Now
 	}

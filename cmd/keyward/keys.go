@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
@@ -48,11 +48,11 @@ func (k *keyPolicyFlags) keyPolicy() (keys.Policy, error) {
 }
 
 // keyAges feeds the key-age metric from the manager's current set.
-func keyAges(km *keys.Manager) func() []idp.KeyAge {
-	return func() []idp.KeyAge {
-		var out []idp.KeyAge
+func keyAges(km *keys.Manager) func() []metrics.KeyAge {
+	return func() []metrics.KeyAge {
+		var out []metrics.KeyAge
 		for _, k := range km.Keys() {
-			out = append(out, idp.KeyAge{KID: k.KID, State: k.State, Age: time.Since(k.CreatedAt)})
+			out = append(out, metrics.KeyAge{KID: k.KID, State: k.State, Age: time.Since(k.CreatedAt)})
 		}
 		return out
 	}
