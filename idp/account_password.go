@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -66,10 +67,10 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	switch dec.Verdict {
-	case Throttle:
-		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+	case guard.Throttle:
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return dec.Err()
-	case Deny:
+	case guard.Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
 			return errHashing(err)
 		}
@@ -77,7 +78,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return errWrongCurrentPassword()
 	}
 	ok, _, err := s.cfg.Passwords.Verify(ctx, current, u.PasswordHash)

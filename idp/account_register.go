@@ -1,10 +1,8 @@
 package idp
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
@@ -27,14 +25,6 @@ var acceptedBody = registrationAccepted{
 // ActorSelf is the audit actor of an action a user took on their own
 // behalf without being signed in (registration).
 const ActorSelf = "self"
-
-// KindRegistration is the throttle kind of the per-IP registration limit.
-const KindRegistration = "registration"
-
-// registrationKey is the counter of registrations from one IP bucket; no
-// login check reads it, so registering does not use up the IP's login
-// failures, nor failed logins its registrations.
-func registrationKey(ipb string) string { return "r:" + hashKey("ip", ipb) }
 
 // register serves POST /account/register, bound only when
 // Config.Registration is on. The body is strict JSON {"username",
@@ -72,7 +62,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkNewPassword(in["password"], username, email); err != nil {
 		return err
 	}
-	if err := s.countRegistration(ctx); err != nil {
+	if err := s.throttle.CountRegistration(ctx, web.ClientIP(ctx)); err != nil {
 		return err
 	}
 	hash, err := s.cfg.Passwords.Hash(ctx, in["password"])
@@ -102,27 +92,4 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	web.NoStore(w)
 	web.WriteJSON(w, http.StatusAccepted, acceptedBody)
 	return nil
-}
-
-// countRegistration counts a registration from the request's client IP and
-// refuses it with 429 and Retry-After once the IP has made the throttle's
-// IPFailures registrations within IPWindow (BF-06, BF-09). Counting first,
-// in one transaction, keeps the limit exact under parallel requests.
-func (s *Server) countRegistration(ctx context.Context) error {
-	p := s.throttle.Policy()
-	cs, err := s.cfg.Store.RecordFailures(ctx, s.now(),
-		storage.Failure{Key: registrationKey(IPBucket(web.ClientIP(ctx))), Policy: windowed(p.IPFailures, p.IPWindow)})
-	if err != nil {
-		return err
-	}
-	c := cs[0]
-	if c.Failures == p.IPFailures {
-		s.log.WarnContext(ctx, "throttle engaged", "kind", KindRegistration, "failures", c.Failures, "until", c.BlockedUntil.Time)
-	}
-	if c.Failures <= p.IPFailures {
-		return nil
-	}
-	s.metrics.Throttled(KindRegistration)
-	return &web.Error{Code: web.ErrTemporarilyUnavail, Description: "too many registrations from this address; retry later",
-		Status: http.StatusTooManyRequests, RetryAfter: max(c.BlockedUntil.Sub(s.now()), time.Second)}
 }

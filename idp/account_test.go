@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -183,7 +184,7 @@ func TestChangePasswordThrottle(t *testing.T) {
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newEnv(t, b)
 		at := e.login().str("access_token")
-		free := DefaultThrottlePolicy().FreeFailures
+		free := guard.DefaultPolicy().FreeFailures
 		var wrong response
 		for i := 0; i <= free; i++ { // free+1 failures: the (alice, IP) backoff starts
 			wrong = e.changePassword(at, "not my password at all", newAlicePassword)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -365,7 +366,7 @@ func TestAdminStrictJSON(t *testing.T) {
 func TestAdminUnlock(t *testing.T) {
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b, func(c *Config) {
-			c.Throttle = ThrottlePolicy{FreeFailures: 2, BaseDelay: time.Hour, MaxDelay: time.Hour}
+			c.Throttle = guard.Policy{FreeFailures: 2, BaseDelay: time.Hour, MaxDelay: time.Hour}
 		})
 		ops := e.opsToken()
 		for range 3 {

@@ -50,7 +50,7 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 	}
 	// A path no route has is 404, without Allow.
 	if r := e.do(request{method: http.MethodGet, path: "/nope", contentType: "-"}); r.status != 404 || r.header.Get("Allow") != "" {
-		t.Errorf("unknown path: %d, Allow %q", r.status, r.header.Get("Allow"))
+		t.Errorf("unknown path: %d, guard.Allow %q", r.status, r.header.Get("Allow"))
 	}
 }
 

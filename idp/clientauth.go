@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -77,8 +78,8 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	if err != nil {
 		return storage.Client{}, err
 	}
-	if dec.Verdict == Throttle {
-		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+	if dec.Verdict == guard.Throttle {
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return storage.Client{}, dec.Err()
 	}
 	var c storage.Client
@@ -126,16 +127,16 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 // window (recordThrottled), and counted only for an existing client, which
 // then meets the 429 before any check from this IP (decideClient): a flood
 // of unknown ids from a throttled IP writes nothing.
-func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Decision, id, method, reason string, exists bool) error {
+func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec guard.Decision, id, method, reason string, exists bool) error {
 	id = web.Truncate(id, maxClientIDBytes)
-	if dec.Verdict == VerifyFirst {
+	if dec.Verdict == guard.VerifyFirst {
 		if exists {
 			if err := s.throttle.ClientAuthFailed(ctx, id, web.ClientIP(ctx)); err != nil {
 				s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
 			}
 		}
 		s.metrics.Throttled(dec.Kind)
-		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return dec.Err()
 	}
 	s.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", method, "reason", reason)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -83,10 +84,10 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, err
 	}
 	switch dec.Verdict {
-	case Throttle:
-		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+	case guard.Throttle:
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, dec.Err()
-	case Deny:
+	case guard.Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
 			return issuance{}, errHashing(err)
 		}
@@ -97,7 +98,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.recordThrottled(ctx, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, errBadCredentials()
 	}
 

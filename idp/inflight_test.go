@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -113,7 +114,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			c.Passwords = slowHasher{PasswordHasher: c.Passwords, delay: 4 * time.Millisecond}
 			// Each round ends with a login or two refused with the old
 			// password; hundreds of them must not trip the throttle.
-			c.Throttle = ThrottlePolicy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
+			c.Throttle = guard.Policy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
 		})
 		current := alicePassword
 		total := 0

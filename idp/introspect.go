@@ -46,7 +46,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	if c.Public {
 		return errClientAuth()
 	}
-	if err := s.callers.allow(ctx, c); err != nil {
+	if err := s.callers.Allow(ctx, c); err != nil {
 		return err
 	}
 	tok := f["token"]

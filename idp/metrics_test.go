@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -61,7 +62,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.TokenRequest(GrantPassword, "success")
 	m.TokenRequest("urn:made-up:grant", web.ErrUnsupportedGrantType)
 	m.LoginFailure("bad_password")
-	m.Throttled(KindClient)
+	m.Throttled(guard.KindClient)
 	m.RefreshReuse(metrics.ReuseFamilyRevoked)
 	m.HashQueued(+2)
 	m.HashQueued(-1)

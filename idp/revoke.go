@@ -26,7 +26,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.callers.allow(ctx, c); err != nil {
+	if err := s.callers.Allow(ctx, c); err != nil {
 		return err
 	}
 	tok := f["token"]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
@@ -23,7 +24,7 @@ import (
 type Store interface {
 	Ping(ctx context.Context) error
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
-	ThrottleStore
+	guard.Store
 	audit.Store
 	AdminStore   // admin.go
 	AccountStore // account.go
@@ -78,7 +79,7 @@ type Config struct {
 	// grants them.
 	PasswordForbiddenScopes []string
 
-	Throttle       ThrottlePolicy          // brute-force limits; zero fields take defaults
+	Throttle       guard.Policy            // brute-force limits; zero fields take defaults
 	AuditRetention time.Duration           // how long audit rows are kept; default 90 days
 	KeyAges        func() []metrics.KeyAge // feeds keyward_signing_key_age_seconds; may be nil
 	// HideMetrics leaves /metrics off Routes (AD-09): keyward serve sets it
@@ -102,8 +103,8 @@ type Server struct {
 	discoveryState
 	tokenState // tokens_jwt.go
 
-	throttle *Throttler
-	callers  *callerLimits
+	throttle *guard.Throttler
+	callers  *guard.Callers
 	audit    *audit.Auditor
 	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
@@ -135,10 +136,10 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = metrics.New(metrics.Options{
 		KeyAges:       cfg.KeyAges,
 		Grants:        []string{GrantPassword, GrantRefreshToken, GrantClientCredentials},
-		ThrottleKinds: []string{KindAccountIP, KindAccount, KindIP, KindClient, KindCaller},
+		ThrottleKinds: []string{guard.KindAccountIP, guard.KindAccount, guard.KindIP, guard.KindClient, guard.KindCaller},
 	})
-	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
-	s.callers = newCallerLimits(s.throttle.Policy(), cfg.Now, s)
+	s.throttle = guard.NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
+	s.callers = guard.NewCallers(s.throttle.Policy(), cfg.Now, cfg.Log, s.metrics)
 	s.audit = audit.New(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
 	return s, nil
 }
@@ -238,3 +239,7 @@ func (s *Server) Auditor() *audit.Auditor { return s.audit }
 
 // Metrics returns the server's metrics, for the flows that observe them.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Throttler returns the server's brute-force throttle, for the grants and
+// for cmd/keyward to Run.
+func (s *Server) Throttler() *guard.Throttler { return s.throttle }

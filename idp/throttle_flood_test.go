@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -59,7 +60,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		e := newEnv(t, b, func(c *Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 			// Blocks outlast the test, so every refusal below falls in one window.
-			c.Throttle = ThrottlePolicy{BaseDelay: time.Hour, MaxDelay: time.Hour}
+			c.Throttle = guard.Policy{BaseDelay: time.Hour, MaxDelay: time.Hour}
 		})
 		p := e.srv.Throttler().Policy()
 		from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
@@ -140,7 +141,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 			t.Errorf("%d hash runs for %d refused logins, want one each (TE-21)", n, denied)
 		}
 		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Subject: e.users["alice"].ID, Type: string(audit.LoginThrottled)})
-		if err != nil || len(evs) != 1 || evs[0].Reason != KindAccountIP || evs[0].IP != attacker {
+		if err != nil || len(evs) != 1 || evs[0].Reason != guard.KindAccountIP || evs[0].IP != attacker {
 			t.Errorf("alice's login_throttled rows: %v %+v, want one account_ip from %s", err, evs, attacker)
 		}
 
@@ -148,7 +149,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		w := httptest.NewRecorder()
 		e.srv.Metrics().Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		metrics := w.Body.String()
-		for kind, least := range map[string]int{KindIP: flood + flood/3, KindClient: flood / 3, KindAccountIP: denied} {
+		for kind, least := range map[string]int{guard.KindIP: flood + flood/3, guard.KindClient: flood / 3, guard.KindAccountIP: denied} {
 			var n int
 			series := `keyward_throttled_total{kind="` + kind + `"} `
 			if i := strings.Index(metrics, series); i >= 0 {
@@ -167,27 +168,6 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 			t.Errorf("an issued token added %d rows, want 1", after.rows-before.rows)
 		}
 	})
-}
-
-// TestRefusalsBounded: the memory that keeps refusals to one report per
-// window stays bounded however many windows an attacker opens, and
-// reports a window again only once it has been forgotten.
-func TestRefusalsBounded(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	var r refusals
-	d := Decision{Verdict: Throttle, Kind: KindIP, key: "i:x", until: now.Add(time.Minute)}
-	if !r.first(d, now) || r.first(d, now) {
-		t.Fatal("a window is reported once")
-	}
-	if next := (Decision{Verdict: Throttle, Kind: KindIP, key: "i:x", until: now.Add(2 * time.Minute)}); !r.first(next, now) {
-		t.Fatal("the next window of the same limit is reported")
-	}
-	for i := range 10 * maxRefusals {
-		r.first(Decision{Verdict: Throttle, Kind: KindClient, key: fmt.Sprintf("c:%d", i), until: now.Add(time.Minute)}, now)
-		if len(r.seen) > maxRefusals {
-			t.Fatalf("%d windows remembered, want at most %d", len(r.seen), maxRefusals)
-		}
-	}
 }
 
 // TestSharedIPKeepsValidClients is issue 12's finding 4: failures of other

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -512,7 +513,7 @@ func TestNoFormValue(t *testing.T) {
 // before any secret or password check.
 func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	e := newEnv(t, storagetest.Backends[0], func(c *Config) {
-		c.Throttle = ThrottlePolicy{ClientFailures: 3, FreeFailures: 2, IPFailures: 1000}
+		c.Throttle = guard.Policy{ClientFailures: 3, FreeFailures: 2, IPFailures: 1000}
 	})
 	for range 3 {
 		checkE1(t, e.token("", nil), 401, web.ErrInvalidClient) // no credentials: not counted
@@ -525,7 +526,7 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	}
 	// The refused client authentication is in the audit trail (CA-08, LG-03).
 	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(audit.LoginThrottled), ClientID: "CC"})
-	if err != nil || len(evs) != 1 || evs[0].Reason != KindClient {
+	if err != nil || len(evs) != 1 || evs[0].Reason != guard.KindClient {
 		t.Errorf("client-auth 429 audit rows: %v %+v", err, evs)
 	}
 	if r := e.token("C1", passwordForm("alice", alicePassword)); r.status != 200 {
@@ -591,7 +592,7 @@ func TestLoginTiming(t *testing.T) {
 	}
 	e := newEnv(t, storagetest.Backends[0], func(c *Config) {
 		c.Passwords = h
-		c.Throttle = ThrottlePolicy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
+		c.Throttle = guard.Policy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
 	})
 	ctx := context.Background()
 	older, err := password.NewHasher(password.Params{Memory: 64 << 10, Time: 3, Threads: 1, SaltLen: 16, KeyLen: 32})

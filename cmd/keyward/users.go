@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -241,7 +242,7 @@ func newUsersDeleteCmd(a *app) *cobra.Command {
 func newUsersUnlockCmd(a *app) *cobra.Command {
 	return userCmd(a, "unlock", "Clear a user's failed-login counts from every address", func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
 		ctx := cmd.Context()
-		t := idp.NewThrottler(db, idp.ThrottlePolicy{}, time.Now, a.logger(cmd.ErrOrStderr()), nil)
+		t := guard.NewThrottler(db, guard.Policy{}, time.Now, a.logger(cmd.ErrOrStderr()), nil)
 		if err := t.Unlock(ctx, u.Username); err != nil {
 			return err
 		}
