@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -19,7 +20,7 @@ import (
 // TokenStore.
 type AccountStore interface {
 	CreateUser(ctx context.Context, u *storage.User) error
-	UserSessionStore // sessions.go
+	manage.UserSessionStore // sessions.go
 }
 
 // ErrInvalidPassword is the error code of a new password the policy refuses;

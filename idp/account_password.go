@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -103,16 +104,22 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errHashing(err)
 	}
-	now := s.now()
-	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
+	// The change records password_changed and ends the user's sessions:
+	// refresh already refuses a family older than PasswordChangedAt, and the
+	// revocation also ends the access tokens bound to those families (sid)
+	// at once. The password is changed whatever happens to the sessions, so
+	// a failure there is logged, not answered.
+	by := audit.Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
+	_, _, err = s.ops.SetPassword(ctx, by, u.ID, hash, func(cur *storage.User) error {
 		if cur.PasswordHash != u.PasswordHash || cur.Disabled {
 			return errChangedMeanwhile
 		}
-		cur.PasswordHash = hash
-		cur.PasswordChangedAt = storage.At(now)
 		return nil
 	})
+	var se *manage.SessionsError
 	switch {
+	case errors.As(err, &se):
+		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", se.Err)
 	case errors.Is(err, errChangedMeanwhile):
 		// Another change (or a lock) won the race: the verified password
 		// is no longer the current one.
@@ -121,17 +128,6 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	case err != nil:
 		return err
-	}
-	s.audit.Record(ctx, audit.Event{Type: audit.PasswordChanged, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID,
-		UserAgent: r.UserAgent()})
-
-	// Refresh already refuses a family older than PasswordChangedAt; the
-	// revocation also ends the access tokens bound to those families (sid)
-	// at once. The password is changed whatever happens here, so a failure
-	// is logged, not answered.
-	by := audit.Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
-	if _, err := EndUserSessions(ctx, s.cfg.Store, s.audit, by, u.ID, storage.RevokePassword, now); err != nil {
-		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", err)
 	}
 	web.NoStore(w)
 	w.WriteHeader(http.StatusNoContent)

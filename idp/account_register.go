@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -48,14 +49,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 			return web.BadRequest("username, password and email are required")
 		}
 	}
-	username, err := NormalizeNewUsername(in["username"])
-	if errors.Is(err, ErrMixedScripts) {
+	username, err := manage.NormalizeNewUsername(in["username"])
+	if errors.Is(err, manage.ErrMixedScripts) {
 		return web.BadRequest("the username mixes letters of different scripts (such as Latin and Cyrillic); write it in one script")
 	}
 	if err != nil {
 		return web.BadRequest("the username must be 1 to 64 characters without spaces or control characters")
 	}
-	email, err := NormalizeEmail(in["email"])
+	email, err := manage.NormalizeEmail(in["email"])
 	if err != nil {
 		return web.BadRequest("the email must be one bare address such as alice@example.com, with an ASCII (punycode) domain")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -333,7 +334,7 @@ func TestRegister(t *testing.T) {
 		}
 
 		// A name no account can have is refused as a bad request.
-		for _, name := range []string{"alice ", "al ice", "bob\u0007", strings.Repeat("b", MaxUsernameLength+1)} {
+		for _, name := range []string{"alice ", "al ice", "bob\u0007", strings.Repeat("b", manage.MaxUsernameLength+1)} {
 			checkAccountError(t, e.account("/account/register", "", jsonObject("username", name, "password", pw, "email", "b@example.com")), 400, web.ErrInvalidRequest)
 		}
 		if r := e.do(request{method: http.MethodGet, path: "/account/register", contentType: "-"}); r.status != http.StatusMethodNotAllowed {

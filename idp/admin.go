@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -33,8 +34,8 @@ type AdminStore interface {
 	Users(ctx context.Context, offset, limit int) ([]storage.User, error)
 	DeleteUser(ctx context.Context, id string) error
 	RefreshFamilies(ctx context.Context, userID string) ([]storage.RefreshFamily, error)
-	UserSessionStore   // sessions.go
-	ClientSessionStore // sessions.go
+	manage.UserSessionStore   // sessions.go
+	manage.ClientSessionStore // sessions.go
 	Clients(ctx context.Context) ([]storage.Client, error)
 	CreateClient(ctx context.Context, c *storage.Client) error
 	UpdateClient(ctx context.Context, id string, update func(*storage.Client) error) (storage.Client, error)
@@ -118,7 +119,7 @@ func (s *Server) authorizeAdmin(w http.ResponseWriter, r *http.Request) (string,
 		return invalid("client_deleted", c.Subject)
 	case err != nil:
 		return "", err
-	case cl.Disabled || !cl.Scopes.Has(ScopeAdmin) || !cl.GrantTypes.Has(GrantClientCredentials):
+	case cl.Disabled || !cl.Scopes.Has(ScopeAdmin) || !cl.GrantTypes.Has(manage.GrantClientCredentials):
 		return invalid("client_not_admin", c.Subject)
 	}
 	return c.Subject, nil

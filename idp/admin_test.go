@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -30,11 +31,11 @@ func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*Config)) *
 	t.Helper()
 	change = append([]func(*Config){func(c *Config) { c.KeyRotator = c.Keys.(*keys.Manager) }}, change...)
 	e := &adminEnv{env: newEnv(t, b, change...)}
-	for _, spec := range []ClientSpec{
-		{ID: "OPS", Grants: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin, "read"}},
-		{ID: "OPSRS", Grants: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
+	for _, spec := range []manage.ClientSpec{
+		{ID: "OPS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{ScopeAdmin, "read"}},
+		{ID: "OPSRS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
 	} {
-		c, secret, err := NewClient(spec)
+		c, secret, err := manage.NewClient(spec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +106,7 @@ func (e *adminEnv) checkNoSecrets(t *testing.T) {
 			if secret == "" {
 				continue // a public client
 			}
-			h := HashClientSecret(secret)
+			h := manage.HashClientSecret(secret)
 			if strings.Contains(s, secret) || strings.Contains(s, base64.StdEncoding.EncodeToString(h)) {
 				t.Errorf("an admin answer holds client %s's secret or its hash: %s", id, s)
 			}
@@ -352,7 +353,7 @@ func TestAdminStrictJSON(t *testing.T) {
 			t.Errorf("alice changed: %+v %v", u, err)
 		}
 		c, err := e.db.Client(t.Context(), "pub1")
-		if err != nil || c.Disabled || !c.GrantTypes.Has(GrantRefreshToken) || len(c.GrantTypes) != 1 {
+		if err != nil || c.Disabled || !c.GrantTypes.Has(manage.GrantRefreshToken) || len(c.GrantTypes) != 1 {
 			t.Errorf("pub1 changed: %+v %v", c, err)
 		}
 		if n := len(e.auditRows(audit.UserUpdated)) + len(e.auditRows(audit.ClientUpdated)); n != 0 {
@@ -414,7 +415,7 @@ func TestAdminClients(t *testing.T) {
 		}
 		// A change CheckClient refuses changes nothing.
 		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
-		if c, _ := e.db.Client(t.Context(), "CC"); !c.GrantTypes.Has(GrantPassword) || c.Name != "batch" {
+		if c, _ := e.db.Client(t.Context(), "CC"); !c.GrantTypes.Has(manage.GrantPassword) || c.Name != "batch" {
 			t.Errorf("CC after a refused patch: %+v", c)
 		}
 
@@ -431,7 +432,7 @@ func TestAdminClients(t *testing.T) {
 		r = e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc","grant_types":["client_credentials"],"scopes":["read"]}`)
 		want(t, r, 201, "")
 		secret := r.str("client_secret")
-		if !strings.HasPrefix(secret, ClientSecretPrefix) {
+		if !strings.HasPrefix(secret, manage.ClientSecretPrefix) {
 			t.Fatalf("create: %s", r.body)
 		}
 		e.bodies = e.bodies[:len(e.bodies)-1] // the one answer that shows a secret

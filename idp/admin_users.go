@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
-// UserView is what the admin API shows of a user: never the password hash
+// manage.UserView is what the admin API shows of a user: never the password hash
 // (AD-06).
 // sessionView is one refresh-token family: one sign-in on one client.
 type sessionView struct {
@@ -65,9 +66,9 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	views := make([]UserView, len(us))
+	views := make([]manage.UserView, len(us))
 	for i, u := range us {
-		views[i] = ViewUser(u)
+		views[i] = manage.ViewUser(u)
 	}
 	web.WriteJSON(w, http.StatusOK, map[string]any{"users": views, "limit": limit, "offset": offset})
 	return nil
@@ -79,7 +80,7 @@ func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request, _ string) 
 	if err != nil {
 		return err
 	}
-	web.WriteJSON(w, http.StatusOK, ViewUser(u))
+	web.WriteJSON(w, http.StatusOK, manage.ViewUser(u))
 	return nil
 }
 
@@ -112,13 +113,13 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 	}
 	var email string
 	if p.Email != nil {
-		if email, err = NormalizeEmail(*p.Email); err != nil {
+		if email, err = manage.NormalizeEmail(*p.Email); err != nil {
 			return web.BadRequest("email is not a valid address")
 		}
 	}
-	var changed []string
-	u, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(u *storage.User) error {
-		changed = changed[:0]
+	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
+	u, _, err = s.ops.UpdateUser(ctx, by, u.ID, func(u *storage.User) ([]string, error) {
+		var changed []string
 		if p.Disabled != nil && *p.Disabled != u.Disabled {
 			u.Disabled = *p.Disabled
 			changed = append(changed, map[bool]string{true: "disabled", false: "enabled"}[u.Disabled])
@@ -132,25 +133,18 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 			u.EmailVerified = *p.EmailVerified
 			changed = append(changed, "email_verified")
 		}
-		return nil
+		return changed, nil
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	var se *manage.SessionsError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, se.Err)
+	case errors.Is(err, storage.ErrNotFound):
 		return notFound("user")
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	if len(changed) == 0 {
-		changed = []string{"unchanged"}
-	}
-	s.record(r, actor, audit.Event{Type: audit.UserUpdated, Subject: u.ID, Reason: strings.Join(changed, " ")})
-	if u.Disabled {
-		by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
-		if _, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeUserDisabled, s.now()); err != nil {
-			return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, err)
-		}
-	}
-	web.WriteJSON(w, http.StatusOK, ViewUser(u))
+	web.WriteJSON(w, http.StatusOK, manage.ViewUser(u))
 	return nil
 }
 
@@ -161,14 +155,13 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, actor s
 	if err != nil {
 		return err
 	}
-	err = s.cfg.Store.DeleteUser(r.Context(), u.ID)
+	err = s.ops.DeleteUser(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return notFound("user")
 	}
 	if err != nil {
 		return err
 	}
-	s.record(r, actor, audit.Event{Type: audit.UserDeleted, Subject: u.ID})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -184,10 +177,9 @@ func (s *Server) adminUnlockUser(w http.ResponseWriter, r *http.Request, actor s
 	if err != nil {
 		return err
 	}
-	if err := s.throttle.Unlock(r.Context(), u.Username); err != nil {
+	if err := s.ops.Unlock(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u); err != nil {
 		return err
 	}
-	s.record(r, actor, audit.Event{Type: audit.UserUnlocked, Subject: u.ID})
 	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
 	return nil
 }
@@ -222,7 +214,7 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, act
 		return err
 	}
 	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
-	n, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeSignOut, s.now())
+	n, err := s.ops.EndUserSessions(r.Context(), by, u.ID, storage.RevokeSignOut)
 	if err != nil {
 		return err
 	}

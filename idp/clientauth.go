@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -29,7 +30,7 @@ func errClientAuth() *web.Error {
 }
 
 // dummyClient makes an unknown client id cost one secret comparison too.
-var dummyClient = storage.Client{SecretHash: HashClientSecret("kwcs_dummy")}
+var dummyClient = storage.Client{SecretHash: manage.HashClientSecret("kwcs_dummy")}
 
 // authenticateClient identifies the calling client by exactly one method
 // (RFC 6749 §2.3, CA-05): client_secret_basic (any confidential client, RFC
@@ -84,11 +85,11 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	}
 	var c storage.Client
 	err = storage.ErrNotFound
-	if checkClientID(id) == nil { // a malformed id names no client
+	if manage.CheckClientID(id) == nil { // a malformed id names no client
 		c, err = s.cfg.Store.Client(ctx, id)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		ClientSecretMatches(dummyClient, secret)
+		manage.ClientSecretMatches(dummyClient, secret)
 		return storage.Client{}, s.clientAuthFailed(ctx, r, dec, id, method, "unknown_client", false)
 	}
 	if err != nil {
@@ -97,9 +98,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	var ok bool
 	switch method {
 	case storage.AuthSecretBasic:
-		ok = !c.Public && ClientSecretMatches(c, secret)
+		ok = !c.Public && manage.ClientSecretMatches(c, secret)
 	case storage.AuthSecretPost:
-		ok = !c.Public && ClientSecretMatches(c, secret)
+		ok = !c.Public && manage.ClientSecretMatches(c, secret)
 		if ok && c.AuthMethod != storage.AuthSecretPost {
 			// The right secret in the body of a client_secret_basic
 			// client (requests-oauthlib's refresh recipe does this). No

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) discoveryDoc() []byte {
 			RevocationEndpoint:               s.url("/oauth2/revoke"),
 			IntrospectionEndpoint:            s.url("/oauth2/introspect"),
 			UserinfoEndpoint:                 s.url("/userinfo"),
-			GrantTypesSupported:              Grants,
+			GrantTypesSupported:              manage.Grants,
 			ResponseTypesSupported:           responseTypes,
 			ScopesSupported:                  []string{"openid", "profile", "email"},
 			TokenEndpointAuthMethods:         append(authMethods, "none"),

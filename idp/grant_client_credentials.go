@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -20,7 +21,7 @@ func (g clientCredentialsGrant) exchange(ctx context.Context, c storage.Client, 
 	if err != nil {
 		return issuance{}, err
 	}
-	scope, err := grantScope(requested, c, GrantClientCredentials, nil)
+	scope, err := grantScope(requested, c, manage.GrantClientCredentials, nil)
 	if err != nil {
 		return issuance{}, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -58,7 +59,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if err != nil {
 		return issuance{}, err
 	}
-	scope, err := grantScope(requested, c, GrantPassword, s.cfg.PasswordForbiddenScopes)
+	scope, err := grantScope(requested, c, manage.GrantPassword, s.cfg.PasswordForbiddenScopes)
 	if err != nil {
 		return issuance{}, err
 	}
@@ -161,7 +162,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 // loginUser looks up the account a login names. A name no account can have
 // is not looked up.
 func (s *Server) loginUser(ctx context.Context, username string) (storage.User, bool, error) {
-	if _, err := NormalizeUsername(username); err != nil {
+	if _, err := manage.NormalizeUsername(username); err != nil {
 		return storage.User{}, false, nil
 	}
 	u, err := s.cfg.Store.UserByUsername(ctx, username)

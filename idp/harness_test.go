@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
@@ -191,21 +192,21 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 func (e *env) seed() {
 	e.t.Helper()
 	ctx := context.Background()
-	clients := []ClientSpec{
-		{ID: "C1", Grants: []string{GrantPassword, GrantRefreshToken},
+	clients := []manage.ClientSpec{
+		{ID: "C1", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken},
 			Scopes: []string{"openid", "profile", "email", "read", "write", ScopeAdmin}, Audiences: []string{"https://rs1.test", "https://rs2.test"}},
-		{ID: "C2", Grants: []string{GrantPassword, GrantRefreshToken}, Scopes: []string{"read"}, Audiences: []string{"https://rs2.test"}},
-		{ID: "CC", Grants: []string{GrantClientCredentials}, Scopes: []string{"read", "write", "openid"}, Audiences: []string{"https://rs1.test"}},
-		{ID: "POST", AuthMethod: storage.AuthSecretPost, Grants: []string{GrantClientCredentials}, Scopes: []string{"read"}},
-		{ID: "NOREF", Grants: []string{GrantPassword}, Scopes: []string{"openid", "read"}},
-		{ID: "ROPC", Grants: []string{GrantPassword, GrantRefreshToken}, Scopes: []string{"read"}}, // password only: CC on it is unauthorized
-		{ID: "pub1", Public: true, Grants: []string{GrantRefreshToken}, Scopes: []string{"read"}},
-		{ID: "RS", Grants: []string{GrantClientCredentials}, Audiences: []string{"https://rs1.test"},
+		{ID: "C2", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken}, Scopes: []string{"read"}, Audiences: []string{"https://rs2.test"}},
+		{ID: "CC", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read", "write", "openid"}, Audiences: []string{"https://rs1.test"}},
+		{ID: "POST", AuthMethod: storage.AuthSecretPost, Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read"}},
+		{ID: "NOREF", Grants: []string{manage.GrantPassword}, Scopes: []string{"openid", "read"}},
+		{ID: "ROPC", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken}, Scopes: []string{"read"}}, // password only: CC on it is unauthorized
+		{ID: "pub1", Public: true, Grants: []string{manage.GrantRefreshToken}, Scopes: []string{"read"}},
+		{ID: "RS", Grants: []string{manage.GrantClientCredentials}, Audiences: []string{"https://rs1.test"},
 			IntrospectAudiences: []string{"https://rs1.test"}}, // a resource server introspecting
 		{ID: "a"},
 	}
 	for _, spec := range clients {
-		c, secret, err := NewClient(spec)
+		c, secret, err := manage.NewClient(spec)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -215,8 +216,8 @@ func (e *env) seed() {
 		e.secrets[spec.ID] = secret
 	}
 	// CA-02: an id and a secret that need form-encoding in Basic.
-	ab := storage.Client{ID: "a:b+c", SecretHash: HashClientSecret("p@ss w%rd"), AuthMethod: storage.AuthSecretBasic,
-		GrantTypes: storage.List{GrantClientCredentials}}
+	ab := storage.Client{ID: "a:b+c", SecretHash: manage.HashClientSecret("p@ss w%rd"), AuthMethod: storage.AuthSecretBasic,
+		GrantTypes: storage.List{manage.GrantClientCredentials}}
 	if err := e.db.CreateClient(ctx, &ab); err != nil {
 		e.t.Fatal(err)
 	}

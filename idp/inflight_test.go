@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -81,7 +82,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), audit.Event{Actor: "cli"}, u.ID, storage.RevokePassword, time.Now()); err != nil {
+			if _, err := manage.New(e.db, e.srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokePassword); err != nil {
 				t.Fatal(err)
 			}
 			return next
@@ -92,7 +93,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), audit.Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled, time.Now()); err != nil {
+			if _, err := manage.New(e.db, e.srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled); err != nil {
 				t.Fatal(err)
 			}
 			return current

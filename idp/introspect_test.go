@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -53,7 +54,7 @@ func TestIntrospect(t *testing.T) {
 			{"another client's refresh token", "C2", rt, false, nil},
 			{"resource server and a refresh token", "RS", rt, false, nil},
 			{"garbage", "C1", "garbage", false, nil},
-			{"unknown refresh token", "C1", RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false, nil},
+			{"unknown refresh token", "C1", manage.RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false, nil},
 			{"signed by an unknown key", "C1", forged, false, nil},
 			{"expired", "C1", expired, false, nil},
 			{"typ JWT", "C1", wrongTyp, false, nil},

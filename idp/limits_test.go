@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -264,7 +265,7 @@ func TestFieldLimits(t *testing.T) {
 			wantCode   string
 		}{
 			// username ≤ 256 characters. 65 to 256 cannot exist
-			// (MaxUsernameLength) and answer as an unknown user.
+			// (manage.MaxUsernameLength) and answer as an unknown user.
 			{"65-character username", pw(strings.Repeat("u", 65), "x"), 400, web.ErrInvalidGrant},
 			{"256-character username", pw(strings.Repeat("u", 256), "x"), 400, web.ErrInvalidGrant},
 			{"256 two-byte characters", pw(strings.Repeat("é", 256), "x"), 400, web.ErrInvalidGrant},
@@ -282,8 +283,8 @@ func TestFieldLimits(t *testing.T) {
 			{"65 scopes", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(65))}, 400, web.ErrInvalidRequest},
 			{"1025-byte scope, password grant", request{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", strings.Repeat("s", 1025)).Encode()}, 400, web.ErrInvalidRequest},
 			// refresh_token ≤ 512 bytes.
-			{"512-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 507)).Encode()}, 400, web.ErrInvalidGrant},
-			{"513-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 508)).Encode()}, 400, web.ErrInvalidRequest},
+			{"512-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 507)).Encode()}, 400, web.ErrInvalidGrant},
+			{"513-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 508)).Encode()}, 400, web.ErrInvalidRequest},
 			// client_id ≤ 128 bytes, in the form and in Basic, at every
 			// endpoint that authenticates clients.
 			{"128-byte client_id", ccID("", strings.Repeat("c", 128), "grant_type=client_credentials"), 401, web.ErrInvalidClient},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -59,7 +60,7 @@ func TestMetricsExposition(t *testing.T) {
 	get(t, h, http.MethodGet, "/no/such/path/a1b2c3")
 	get(t, h, http.MethodDelete, "/healthz")
 	m := s.Metrics()
-	m.TokenRequest(GrantPassword, "success")
+	m.TokenRequest(manage.GrantPassword, "success")
 	m.TokenRequest("urn:made-up:grant", web.ErrUnsupportedGrantType)
 	m.LoginFailure("bad_password")
 	m.Throttled(guard.KindClient)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -35,7 +36,7 @@ func TestRevoke(t *testing.T) {
 		// Unknown, garbage, and a bogus hint: 200.
 		for _, f := range []url.Values{
 			{"token": {"garbage"}},
-			{"token": {RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
+			{"token": {manage.RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
 			{"token": {"a.b.c"}, "token_type_hint": {"bogus"}},
 		} {
 			if r := rev("C1", f); r.status != 200 || r.header.Get("Cache-Control") != "no-store" {

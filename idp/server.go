@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
@@ -28,6 +29,7 @@ type Store interface {
 	audit.Store
 	AdminStore   // admin.go
 	AccountStore // account.go
+	manage.Store // the operations the admin API shares with the CLI
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -106,6 +108,7 @@ type Server struct {
 	throttle *guard.Throttler
 	callers  *guard.Callers
 	audit    *audit.Auditor
+	ops      *manage.Ops // the user and client operations of the admin and account APIs
 	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
@@ -135,12 +138,13 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
 	s.metrics = metrics.New(metrics.Options{
 		KeyAges:       cfg.KeyAges,
-		Grants:        []string{GrantPassword, GrantRefreshToken, GrantClientCredentials},
+		Grants:        []string{manage.GrantPassword, manage.GrantRefreshToken, manage.GrantClientCredentials},
 		ThrottleKinds: []string{guard.KindAccountIP, guard.KindAccount, guard.KindIP, guard.KindClient, guard.KindCaller},
 	})
 	s.throttle = guard.NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
 	s.callers = guard.NewCallers(s.throttle.Policy(), cfg.Now, cfg.Log, s.metrics)
 	s.audit = audit.New(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
+	s.ops = manage.New(cfg.Store, s.audit, s.throttle, cfg.Now)
 	return s, nil
 }
 

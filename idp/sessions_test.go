@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -32,7 +33,7 @@ func TestEndSessions(t *testing.T) {
 				name: "user with two sessions", logins: 2,
 				end: func(ctx context.Context) (int64, error) {
 					by := audit.Event{Actor: "client:OPS", UserAgent: "ops-tool/1"}
-					return EndUserSessions(ctx, e.db, e.srv.Auditor(), by, alice, storage.RevokeSignOut, e.clock.Now())
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, by, alice, storage.RevokeSignOut)
 				},
 				wantN: 2,
 				wantRow: &storage.AuditEvent{Type: string(audit.TokenRevoked), Actor: "client:OPS", Subject: alice,
@@ -41,14 +42,14 @@ func TestEndSessions(t *testing.T) {
 			{
 				name: "user with none live",
 				end: func(ctx context.Context) (int64, error) {
-					return EndUserSessions(ctx, e.db, e.srv.Auditor(), audit.Event{Actor: "cli"}, alice, storage.RevokeUserDisabled, e.clock.Now())
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, audit.Event{Actor: "cli"}, alice, storage.RevokeUserDisabled)
 				},
 			},
 			{
 				name: "client", logins: 1,
 				end: func(ctx context.Context) (int64, error) {
 					by := audit.Event{Actor: "client:OPS"} // the client_id is the client's, whoever ends them
-					return EndClientSessions(ctx, e.db, e.srv.Auditor(), by, "C1", storage.RevokeClient, e.clock.Now())
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndClientSessions(ctx, by, "C1", storage.RevokeClient)
 				},
 				wantN: 1,
 				wantRow: &storage.AuditEvent{Type: string(audit.TokenRevoked), Actor: "client:OPS", Subject: "C1",
@@ -58,7 +59,7 @@ func TestEndSessions(t *testing.T) {
 				name: "store fails", logins: 1, ctx: canceled,
 				end: func(ctx context.Context) (int64, error) {
 					by := audit.Event{Actor: alice, ClientID: "C1"}
-					return EndUserSessions(ctx, e.db, e.srv.Auditor(), by, alice, storage.RevokePassword, e.clock.Now())
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, by, alice, storage.RevokePassword)
 				},
 				wantErr: true,
 			},

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -135,7 +136,7 @@ func parseForm(r *http.Request) (form, error) {
 // is password.MaxBytes (PW-06).
 const (
 	// maxUsernameChars bounds the username parameter. Names of 65 to 256
-	// characters cannot exist (MaxUsernameLength) and are answered as an
+	// characters cannot exist (manage.MaxUsernameLength) and are answered as an
 	// unknown user; only longer ones are refused as malformed.
 	maxUsernameChars = 256
 	// maxRefreshTokenBytes bounds refresh_token. Keyward's own are 48 bytes
@@ -183,13 +184,13 @@ type grant interface {
 // grant returns the grant type named exactly name (TE-08), or nil.
 func (s *Server) grant(name string) grant {
 	switch name {
-	case GrantPassword:
+	case manage.GrantPassword:
 		if s.cfg.Passwords != nil {
 			return passwordGrant{s}
 		}
-	case GrantRefreshToken:
+	case manage.GrantRefreshToken:
 		return refreshGrant{s}
-	case GrantClientCredentials:
+	case manage.GrantClientCredentials:
 		return clientCredentialsGrant{s}
 	}
 	return nil
@@ -309,7 +310,7 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 	s.log.InfoContext(ctx, "token issued", "grant_type", is.grantType, "client_id", c.ID, "sub", is.subject,
 		"jti", at.ID, "scope", scope, "aud", is.audience, "family_id", is.familyID, "refresh_token_issued", is.refresh != "")
 	ev := audit.TokenIssued
-	if is.grantType == GrantRefreshToken {
+	if is.grantType == manage.GrantRefreshToken {
 		ev = audit.TokenRefreshed
 	}
 	// The log record above and this event's are written now; the row
@@ -327,7 +328,7 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 // account's password changed, or it was disabled or deleted, since
 // is.signIn was read (RT-08): the caller answers that as a failed login.
 func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration) error {
-	if !c.GrantTypes.Has(GrantRefreshToken) {
+	if !c.GrantTypes.Has(manage.GrantRefreshToken) {
 		return nil
 	}
 	now := s.now()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -136,9 +137,9 @@ func TestTokenErrors(t *testing.T) {
 			// AC-F3: a refresh grant carrying password parameters is still a refresh.
 			{"refresh with username and password", request{auth: e.basic("C1"), body: refreshForm("kwrt_x", "username", "alice", "password", alicePassword).Encode()}, 400, web.ErrInvalidGrant},
 			// AC-F6: refresh tokens that are not ours.
-			{"random refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 43)).Encode()}, 400, web.ErrInvalidGrant},
+			{"random refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 43)).Encode()}, 400, web.ErrInvalidGrant},
 			{"10 KiB refresh token", request{auth: e.basic("C1"), body: refreshForm(strings.Repeat("k", 10<<10)).Encode()}, 400, web.ErrInvalidRequest},
-			{"refresh token with spaces", request{auth: e.basic("C1"), body: refreshForm(" " + RefreshTokenPrefix + strings.Repeat("A", 43) + " ").Encode()}, 400, web.ErrInvalidGrant},
+			{"refresh token with spaces", request{auth: e.basic("C1"), body: refreshForm(" " + manage.RefreshTokenPrefix + strings.Repeat("A", 43) + " ").Encode()}, 400, web.ErrInvalidGrant},
 			{"NUL in client_id", request{body: "grant_type=client_credentials&client_id=C%00&client_secret=x"}, 401, web.ErrInvalidClient},
 			{"sql refresh token", request{auth: e.basic("C1"), body: refreshForm("' OR 1=1--").Encode()}, 400, web.ErrInvalidGrant},
 			// IN-01: bodies over the 16 KiB cap.
@@ -450,7 +451,7 @@ func TestTokenEntropy(t *testing.T) {
 		seen[rt], seen[jti] = true, true
 	}
 	rt := newRefreshToken()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(rt, RefreshTokenPrefix))
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(rt, manage.RefreshTokenPrefix))
 	if err != nil || len(raw)*8 < 256 || !looksLikeRefreshToken(rt) {
 		t.Fatalf("refresh token %d bits", len(raw)*8)
 	}

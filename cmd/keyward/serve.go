@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -346,7 +347,7 @@ func (f *serveFlags) forbiddenScopes() ([]string, error) {
 		switch {
 		case s == "":
 			continue
-		case !idp.ValidScopeToken(s):
+		case !manage.ValidScopeToken(s):
 			return nil, fmt.Errorf("--password-grant-forbidden-scopes: %q is not a scope (RFC 6749 §3.3 scope-token)", s)
 		}
 		out = append(out, s)
@@ -392,9 +393,9 @@ func (a *app) createDemo(ctx context.Context, db *storage.DB, out io.Writer, iss
 		fmt.Fprintln(out, "--demo: the database is not empty; no demo client or user created")
 		return nil
 	}
-	c, secret, err := idp.NewClient(idp.ClientSpec{
+	c, secret, err := manage.NewClient(manage.ClientSpec{
 		ID: demoClientID, Name: "Keyward demo",
-		Grants:    []string{idp.GrantPassword, idp.GrantRefreshToken, idp.GrantClientCredentials},
+		Grants:    []string{manage.GrantPassword, manage.GrantRefreshToken, manage.GrantClientCredentials},
 		Scopes:    []string{"openid", "profile", "email", "api:read"},
 		Audiences: []string{"api"},
 	})
