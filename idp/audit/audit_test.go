@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,20 +16,9 @@ import (
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
-// syncBuffer is a log sink safe for the handlers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func jsonLogger(w *syncBuffer) *slog.Logger {
+// jsonLogger logs to w as JSON. The records these tests read are
+// written before Record or Flush returns, so w needs no lock.
+func jsonLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -44,7 +33,7 @@ func TestAuditRecord(t *testing.T) {
 	for _, b := range storagetest.Backends {
 		t.Run(b.Name, func(t *testing.T) {
 			db := storagetest.Open(t, b.DSN(t))
-			var logs syncBuffer
+			var logs bytes.Buffer
 			a := New(db, jsonLogger(&logs), func() time.Time { return auditNow }, 0)
 			ctx := requestCtx(t.Context(), "req-1", "192.0.2.1")
 			a.Record(ctx, Event{Type: LoginFailed, Reason: "bad_password", Actor: "u-alice", Subject: "u-alice", ClientID: "app", UserAgent: "curl/8.5"})
@@ -97,7 +86,7 @@ func TestAuditRecord(t *testing.T) {
 // TestAuditLoggerNotDoubled: a logger already wrapped by LogHandler gets
 // request_id and client_ip once, not twice.
 func TestAuditLoggerNotDoubled(t *testing.T) {
-	var logs syncBuffer
+	var logs bytes.Buffer
 	log := slog.New(web.LogHandler(slog.NewJSONHandler(&logs, nil)))
 	a := New(storagetest.OpenSQLite(t), log, nil, 0)
 	a.Record(requestCtx(t.Context(), "req-9", "192.0.2.9"), Event{Type: UserCreated, Subject: "u1"})
@@ -108,7 +97,7 @@ func TestAuditLoggerNotDoubled(t *testing.T) {
 
 func TestAuditWriteFailureDoesNotFailRequest(t *testing.T) {
 	db := storagetest.OpenSQLite(t)
-	var logs syncBuffer
+	var logs bytes.Buffer
 	a := New(db, jsonLogger(&logs), nil, 0)
 	db.Close()                                                        // a real fault: the database is gone
 	a.Record(t.Context(), Event{Type: LoginSucceeded, Subject: "u1"}) // returns, does not panic

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -143,7 +144,7 @@ func TestAuditRecordAsync(t *testing.T) {
 // with its request id, and Flush still returns.
 func TestAuditRecordAsyncFailure(t *testing.T) {
 	db := storagetest.Open(t, storagetest.SQLiteDSN(t))
-	logs := &syncBuffer{}
+	logs := &bytes.Buffer{}
 	a := New(db, jsonLogger(logs), nil, 0)
 	db.Close() // a database that is gone
 	a.RecordAsync(requestCtx(t.Context(), "req-lost", "127.0.0.1"), Event{Type: TokenIssued, Subject: "s"})
