@@ -20,7 +20,7 @@ import (
 // TokenStore.
 type AccountStore interface {
 	CreateUser(ctx context.Context, u *storage.User) error
-	manage.UserSessionStore // sessions.go
+	manage.UserSessionStore // idp/manage/ops.go
 }
 
 // ErrInvalidPassword is the error code of a new password the policy refuses;

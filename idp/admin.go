@@ -34,8 +34,8 @@ type AdminStore interface {
 	Users(ctx context.Context, offset, limit int) ([]storage.User, error)
 	DeleteUser(ctx context.Context, id string) error
 	RefreshFamilies(ctx context.Context, userID string) ([]storage.RefreshFamily, error)
-	manage.UserSessionStore   // sessions.go
-	manage.ClientSessionStore // sessions.go
+	manage.UserSessionStore   // idp/manage/ops.go
+	manage.ClientSessionStore // idp/manage/ops.go
 	Clients(ctx context.Context) ([]storage.Client, error)
 	CreateClient(ctx context.Context, c *storage.Client) error
 	UpdateClient(ctx context.Context, id string, update func(*storage.Client) error) (storage.Client, error)

@@ -13,8 +13,6 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// manage.UserView is what the admin API shows of a user: never the password hash
-// (AD-06).
 // sessionView is one refresh-token family: one sign-in on one client.
 type sessionView struct {
 	ID           string    `json:"id"`

@@ -18,13 +18,13 @@ import (
 // maxAuthorizationBytes bounds the Authorization header we decode.
 const maxAuthorizationBytes = 4 << 10
 
-// maxClientIDBytes is the longest client id (checkClientID). A longer one,
+// maxClientIDBytes is the longest client id (manage.CheckClientID). A longer one,
 // in the form or in Basic, is invalid_request before any lookup (IN-03).
 const maxClientIDBytes = 128
 
 // errClientAuth is the one answer to every failed client authentication:
 // unknown client, wrong secret, wrong method, disabled client (CA-03). It is
-// 401 with WWW-Authenticate: Basic (writeError adds both).
+// 401 with WWW-Authenticate: Basic (web.WriteError adds both).
 func errClientAuth() *web.Error {
 	return &web.Error{Code: web.ErrInvalidClient, Description: "client authentication failed"}
 }
@@ -125,7 +125,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 // the failure, counts it for the throttle (a failure to count is logged) and
 // answers invalid_client. When the IP is over its limit (dec is
 // VerifyFirst) the failure is answered 429 instead, reported once per
-// window (recordThrottled), and counted only for an existing client, which
+// window (Throttler.Report), and counted only for an existing client, which
 // then meets the 429 before any check from this IP (decideClient): a flood
 // of unknown ids from a throttled IP writes nothing.
 func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec guard.Decision, id, method, reason string, exists bool) error {

@@ -117,7 +117,7 @@ const metricsContentType = "text/plain; version=…; charset=utf-8"
 type cacheKind int
 
 const (
-	private     cacheKind = iota // Cache-Control: no-store and Pragma: no-cache (noStore)
+	private     cacheKind = iota // Cache-Control: no-store and Pragma: no-cache (web.NoStore)
 	noStoreOnly                  // Cache-Control: no-store, the middleware's default
 	public                       // the JWKS and metadata: public, max-age=300
 )

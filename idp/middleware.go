@@ -23,7 +23,7 @@ const requestTimeout = 10 * time.Second
 // Request body caps (IN-01). Every Keyward request is a small form or JSON
 // document: the OAuth endpoints take a few short parameters, the admin and
 // account APIs somewhat larger JSON. A body past its cap is refused 413
-// (parseForm, readJSONBody) after reading at most the cap plus one byte,
+// (parseForm, web.ReadJSONBody) after reading at most the cap plus one byte,
 // and the connection is closed rather than drained.
 const (
 	maxBody      = 64 << 10 // admin, account and every other route
@@ -80,7 +80,7 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'"
 //   - Cache-Control: no-store by default (TH-03); the public documents (the
 //     JWKS and the metadata) replace it with their max-age, and the answers
 //     that carry tokens, credentials or personal data add Pragma: no-cache
-//     (noStore);
+//     (web.NoStore);
 //   - Strict-Transport-Security when the request reached Keyward over TLS
 //     (TH-02, see hstsFor).
 //

@@ -12,7 +12,7 @@ import (
 const errInsufficientScope = "insufficient_scope"
 
 // bearerError sets RFC 6750 §3's WWW-Authenticate and returns the error
-// writeError sends. code "" is a request without a token: no error
+// web.WriteError sends. code "" is a request without a token: no error
 // attribute (§3.1).
 func bearerError(w http.ResponseWriter, code, description string, status int) *web.Error {
 	h := `Bearer realm="keyward"`

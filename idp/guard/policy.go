@@ -50,7 +50,7 @@ type Policy struct {
 	// CallerRate is how many calls per second one authenticated client may
 	// make to introspection and revocation together, after a burst of
 	// CallerBurst (BF-09); more answer 429 with Retry-After. Counted per
-	// process (see callerLimits). Default 50 per second, burst 100.
+	// process (see Callers). Default 50 per second, burst 100.
 	CallerRate  float64
 	CallerBurst int
 
