@@ -127,7 +127,7 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 	if p == (clientPatch{}) {
 		return web.BadRequest("give at least one of " + strings.Join(clientPatchFields, ", "))
 	}
-	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
+	by := audit.Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}
 	c, _, err = s.ops.UpdateClient(ctx, by, c.ID, func(c *storage.Client) ([]string, error) {
 		before := *c
 		if p.Disabled != nil {
@@ -203,7 +203,7 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 		return web.BadRequest(err.Error())
 	}
 	reason := strings.Join(clientChanges(storage.Client{}, c), " ")
-	err = s.ops.CreateClient(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, &c, reason)
+	err = s.ops.CreateClient(r.Context(), audit.Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}, &c, reason)
 	if errors.Is(err, storage.ErrConflict) {
 		return &web.Error{Code: web.ErrInvalidRequest, Description: "the client_id is taken", Status: http.StatusConflict}
 	}

@@ -46,8 +46,11 @@ type Unlocker interface {
 }
 
 // Ops performs the operations. Every one takes by, the audit event of who
-// acts (Actor, and UserAgent or ClientID where known); the operation sets
-// its Type and Subject, and keeps by's Reason where it has none of its own.
+// acts (Actor, and UserAgent or ClientID where the caller records them: the
+// admin API names the client it changes as ClientID, the CLI does not);
+// the operation sets its Type and Subject, and keeps by's Reason where it
+// has none of its own. The token_revoked event of ending a client's
+// sessions always names the client as ClientID.
 type Ops struct {
 	store  Store
 	audit  Recorder
@@ -230,7 +233,7 @@ func (o *Ops) CreateClient(ctx context.Context, by audit.Event, c *storage.Clien
 	if err := o.store.CreateClient(ctx, c); err != nil {
 		return err
 	}
-	by.ClientID, by.Reason = c.ID, reason
+	by.Reason = reason
 	o.record(ctx, by, audit.ClientCreated, c.ID)
 	return nil
 }
@@ -258,7 +261,7 @@ func (o *Ops) UpdateClient(ctx context.Context, by audit.Event, id string,
 	if err != nil {
 		return c, 0, err
 	}
-	by.ClientID, by.Reason = c.ID, reason(changes)
+	by.Reason = reason(changes)
 	o.record(ctx, by, audit.ClientUpdated, c.ID)
 	if !c.Disabled {
 		return c, 0, nil
@@ -295,7 +298,7 @@ func (o *Ops) RotateSecret(ctx context.Context, by audit.Event, id string) (stor
 	if err != nil {
 		return c, "", err
 	}
-	by.ClientID, by.Reason = c.ID, "secret_rotated"
+	by.Reason = "secret_rotated"
 	o.record(ctx, by, audit.ClientUpdated, c.ID)
 	return c, secret, nil
 }
@@ -306,7 +309,6 @@ func (o *Ops) DeleteClient(ctx context.Context, by audit.Event, id string) error
 	if err := o.store.DeleteClient(ctx, id); err != nil {
 		return err
 	}
-	by.ClientID = id
 	o.record(ctx, by, audit.ClientDeleted, id)
 	return nil
 }

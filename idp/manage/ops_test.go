@@ -90,7 +90,9 @@ func TestOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.CreateClient(ctx, by, &c, "why"); err != nil {
+	byAdmin := by
+	byAdmin.ClientID = "app" // the admin API names the client; the CLI does not
+	if err := o.CreateClient(ctx, byAdmin, &c, "why"); err != nil {
 		t.Fatal(err)
 	}
 	if e := last(); e.Type != audit.ClientCreated || e.Subject != "app" || e.ClientID != "app" || e.Reason != "why" {
@@ -123,7 +125,7 @@ func TestOps(t *testing.T) {
 		t.Error("a public client got a secret")
 	}
 
-	if err := o.DeleteClient(ctx, by, "spa"); err != nil || last().Type != audit.ClientDeleted || last().ClientID != "spa" {
+	if err := o.DeleteClient(ctx, by, "spa"); err != nil || last().Type != audit.ClientDeleted || last().Subject != "spa" || last().ClientID != "" {
 		t.Errorf("delete client: %v %+v", err, last())
 	}
 	if err := o.DeleteUser(ctx, by, u.ID); err != nil || last().Type != audit.UserDeleted || last().Subject != u.ID {
