@@ -25,7 +25,9 @@ const kekFileName = "keyward.kek"
 // kekFlags name the key-encryption key; serve and the keys commands share
 // them. kek is set only from KEYWARD_KEY_ENCRYPTION_KEY (bindEnv): the
 // hidden --key-encryption-key exists so that refuseSecretFlags can refuse
-// it with a clear message, and so that bindEnv finds the variable.
+// it with a clear message, and so that bindEnv finds the variable. source
+// checks them without opening anything; kekSource.load reads or generates
+// the key.
 type kekFlags struct {
 	kek, kekFile string
 }
@@ -39,34 +41,66 @@ func (k *kekFlags) register(fl *pflag.FlagSet) {
 			kekFileName+" generated beside its file (development only); PostgreSQL needs one")
 }
 
-// load returns the key-encryption key: from KEYWARD_KEY_ENCRYPTION_KEY,
-// from --key-encryption-key-file, or, for a SQLite database given neither,
-// from keyward.kek beside the database file, generated there (mode 0600,
-// with a warning) the first time. A PostgreSQL database has no such place
-// and needs one of the two.
-func (k *kekFlags) load(a *app, log *slog.Logger) ([]byte, error) {
+// kekSource is where the key-encryption key comes from, as source checked
+// it: the key itself (KEYWARD_KEY_ENCRYPTION_KEY), a file
+// (--key-encryption-key-file), or, with neither, keyward.kek beside the
+// SQLite database at sqlitePath.
+type kekSource struct {
+	key        []byte
+	file       string
+	sqlitePath string
+}
+
+// source checks the flags against the database dsn, before anything is
+// opened: at most one of KEYWARD_KEY_ENCRYPTION_KEY and
+// --key-encryption-key-file, a well-formed key in the former, and one of the
+// two for a PostgreSQL database, which has no place beside it for a file.
+func (k *kekFlags) source(dsn string) (kekSource, error) {
 	switch {
 	case k.kek != "" && k.kekFile != "":
-		return nil, fmt.Errorf("set only one of %s and --key-encryption-key-file", kekEnv)
+		return kekSource{}, fmt.Errorf("set only one of %s and --key-encryption-key-file", kekEnv)
 	case k.kek != "":
 		kek, err := keys.ParseKEK(k.kek)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", kekEnv, err)
+			return kekSource{}, fmt.Errorf("%s: %w", kekEnv, err)
 		}
-		return kek, nil
+		return kekSource{key: kek}, nil
 	case k.kekFile != "":
-		kek, err := keys.ReadKEKFile(k.kekFile)
+		return kekSource{file: k.kekFile}, nil
+	}
+	dbPath, ok := storage.SQLitePath(dsn)
+	if !ok {
+		return kekSource{}, fmt.Errorf("a PostgreSQL deployment needs --key-encryption-key-file or %s (32 random bytes, e.g. from: head -c32 /dev/urandom | base64)", kekEnv)
+	}
+	return kekSource{sqlitePath: dbPath}, nil
+}
+
+// load checks the flags (source) and returns the key-encryption key; the
+// keys commands use it.
+func (k *kekFlags) load(a *app, log *slog.Logger) ([]byte, error) {
+	src, err := k.source(a.database)
+	if err != nil {
+		return nil, err
+	}
+	return src.load(log)
+}
+
+// load returns the key-encryption key: the one given, the one in the file,
+// or, for a SQLite database given neither, keyward.kek beside the database
+// file, generated there (mode 0600, with a warning) the first time.
+func (s kekSource) load(log *slog.Logger) ([]byte, error) {
+	switch {
+	case s.key != nil:
+		return s.key, nil
+	case s.file != "":
+		kek, err := keys.ReadKEKFile(s.file)
 		if err != nil {
 			return nil, fmt.Errorf("--key-encryption-key-file: %w", err)
 		}
-		warnShared(log, "the key-encryption key file", k.kekFile)
+		warnShared(log, "the key-encryption key file", s.file)
 		return kek, nil
 	}
-	dbPath, ok := storage.SQLitePath(a.database)
-	if !ok {
-		return nil, fmt.Errorf("a PostgreSQL deployment needs --key-encryption-key-file or %s (32 random bytes, e.g. from: head -c32 /dev/urandom | base64)", kekEnv)
-	}
-	path := filepath.Join(filepath.Dir(dbPath), kekFileName)
+	path := filepath.Join(filepath.Dir(s.sqlitePath), kekFileName)
 	if old, ok := oldKEK(path); ok {
 		kek, err := keys.ReadKEKFile(old)
 		if err != nil {
