@@ -6,15 +6,19 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
 // errWrongCurrentPassword is the one answer to a wrong current password and
 // to an attempt the brute-force throttle refused (BF-03): the same status
 // and body, so the caller cannot tell them apart.
-func errWrongCurrentPassword() *Error {
-	return &Error{Code: ErrInvalidGrant, Description: "the current password is incorrect"}
+func errWrongCurrentPassword() *web.Error {
+	return &web.Error{Code: web.ErrInvalidGrant, Description: "the current password is incorrect"}
 }
 
 // errChangedMeanwhile stops a change whose current password was verified
@@ -38,16 +42,16 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	in, err := decodeStrict(r, "current_password", "new_password")
+	in, err := web.DecodeStrict(r, "current_password", "new_password")
 	if err != nil {
 		return err
 	}
 	current, next := in["current_password"], in["new_password"]
 	if current == "" || next == "" {
-		return badRequest("current_password and new_password are required")
+		return web.BadRequest("current_password and new_password are required")
 	}
 	if len(current) > password.MaxBytes {
-		return badRequest("current_password is too long")
+		return web.BadRequest("current_password is too long")
 	}
 	// The policy is public and the check is pure: a new password it refuses
 	// is answered before the current one is looked at, which guesses nothing.
@@ -58,16 +62,16 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	// Brute force (BF-01, BF-03): the same throttle and the same order as
 	// the password grant (grant_password.go), keyed on the account's
 	// username and the client IP.
-	ip := ClientIP(ctx)
+	ip := web.ClientIP(ctx)
 	dec, err := s.throttle.CheckLogin(ctx, u.Username, ip)
 	if err != nil {
 		return err
 	}
 	switch dec.Verdict {
-	case Throttle:
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+	case guard.Throttle:
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return dec.Err()
-	case Deny:
+	case guard.Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
 			return errHashing(err)
 		}
@@ -75,7 +79,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
 		return errWrongCurrentPassword()
 	}
 	ok, _, err := s.cfg.Passwords.Verify(ctx, current, u.PasswordHash)
@@ -100,37 +104,32 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errHashing(err)
 	}
-	now := s.now()
-	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
+	// The change records password_changed and ends the user's sessions:
+	// refresh already refuses a family older than PasswordChangedAt, and the
+	// revocation also ends the access tokens bound to those families (sid)
+	// at once. The password is changed whatever happens to the sessions, so
+	// a failure there is logged, not answered.
+	by := audit.Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
+	_, _, err = s.ops.SetPassword(ctx, by, u.ID, hash, func(cur *storage.User) error {
 		if cur.PasswordHash != u.PasswordHash || cur.Disabled {
 			return errChangedMeanwhile
 		}
-		cur.PasswordHash = hash
-		cur.PasswordChangedAt = storage.At(now)
 		return nil
 	})
+	var se *manage.SessionsError
 	switch {
+	case errors.As(err, &se):
+		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", se.Err)
 	case errors.Is(err, errChangedMeanwhile):
 		// Another change (or a lock) won the race: the verified password
 		// is no longer the current one.
 		return errWrongCurrentPassword()
 	case errors.Is(err, storage.ErrNotFound):
-		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	case err != nil:
 		return err
 	}
-	s.audit.Record(ctx, Event{Type: EventPasswordChanged, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID,
-		UserAgent: r.UserAgent()})
-
-	// Refresh already refuses a family older than PasswordChangedAt; the
-	// revocation also ends the access tokens bound to those families (sid)
-	// at once. The password is changed whatever happens here, so a failure
-	// is logged, not answered.
-	by := Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
-	if _, err := EndUserSessions(ctx, s.cfg.Store, s.audit, by, u.ID, storage.RevokePassword, now); err != nil {
-		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", err)
-	}
-	noStore(w)
+	web.NoStore(w)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -143,7 +142,7 @@ func (s *Server) currentPasswordFailed(ctx context.Context, u storage.User, clie
 		s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
 	}
 	s.metrics.LoginFailure(reason)
-	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Actor: u.ID, Subject: u.ID, ClientID: clientID})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Actor: u.ID, Subject: u.ID, ClientID: clientID})
 	return errWrongCurrentPassword()
 }
 
@@ -155,21 +154,21 @@ func (s *Server) currentPasswordFailed(ctx context.Context, u storage.User, clie
 func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) (accessClaims, storage.User, error) {
 	ctx := r.Context()
 	invalid := func() error {
-		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	}
 	if r.URL.Query().Has("access_token") {
-		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest)
+		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest)
 	}
 	auths := r.Header.Values("Authorization")
 	switch {
 	case len(auths) == 0:
 		return accessClaims{}, storage.User{}, bearerError(w, "", "an access token is required", http.StatusUnauthorized)
 	case len(auths) > 1:
-		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest)
+		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest)
 	}
 	scheme, tok, _ := strings.Cut(auths[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t,") {
-		return accessClaims{}, storage.User{}, bearerError(w, ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
+		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
 	}
 	claims, err := s.validateAccessToken(ctx, tok)
 	if errors.Is(err, errInvalidToken) {

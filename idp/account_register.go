@@ -1,11 +1,12 @@
 package idp
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -26,14 +27,6 @@ var acceptedBody = registrationAccepted{
 // behalf without being signed in (registration).
 const ActorSelf = "self"
 
-// KindRegistration is the throttle kind of the per-IP registration limit.
-const KindRegistration = "registration"
-
-// registrationKey is the counter of registrations from one IP bucket; no
-// login check reads it, so registering does not use up the IP's login
-// failures, nor failed logins its registrations.
-func registrationKey(ipb string) string { return "r:" + hashKey("ip", ipb) }
-
 // register serves POST /account/register, bound only when
 // Config.Registration is on. The body is strict JSON {"username",
 // "password", "email"}; the username is normalised and must be of one
@@ -47,30 +40,30 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Passwords == nil {
 		return errAccountsOff()
 	}
-	in, err := decodeStrict(r, "username", "password", "email")
+	in, err := web.DecodeStrict(r, "username", "password", "email")
 	if err != nil {
 		return err
 	}
 	for _, k := range []string{"username", "password", "email"} {
 		if in[k] == "" {
-			return badRequest("username, password and email are required")
+			return web.BadRequest("username, password and email are required")
 		}
 	}
-	username, err := NormalizeNewUsername(in["username"])
-	if errors.Is(err, ErrMixedScripts) {
-		return badRequest("the username mixes letters of different scripts (such as Latin and Cyrillic); write it in one script")
+	username, err := manage.NormalizeNewUsername(in["username"])
+	if errors.Is(err, manage.ErrMixedScripts) {
+		return web.BadRequest("the username mixes letters of different scripts (such as Latin and Cyrillic); write it in one script")
 	}
 	if err != nil {
-		return badRequest("the username must be 1 to 64 characters without spaces or control characters")
+		return web.BadRequest("the username must be 1 to 64 characters without spaces or control characters")
 	}
-	email, err := NormalizeEmail(in["email"])
+	email, err := manage.NormalizeEmail(in["email"])
 	if err != nil {
-		return badRequest("the email must be one bare address such as alice@example.com, with an ASCII (punycode) domain")
+		return web.BadRequest("the email must be one bare address such as alice@example.com, with an ASCII (punycode) domain")
 	}
 	if err := s.checkNewPassword(in["password"], username, email); err != nil {
 		return err
 	}
-	if err := s.countRegistration(ctx); err != nil {
+	if err := s.throttle.CountRegistration(ctx, web.ClientIP(ctx)); err != nil {
 		return err
 	}
 	hash, err := s.cfg.Passwords.Hash(ctx, in["password"])
@@ -90,37 +83,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, storage.ErrLookalike) {
 			reason = "username_lookalike"
 		}
-		s.audit.Record(ctx, Event{Type: EventUserCreated, Outcome: OutcomeFailure, Reason: reason,
+		s.audit.Record(ctx, audit.Event{Type: audit.UserCreated, Outcome: audit.OutcomeFailure, Reason: reason,
 			Actor: ActorSelf, UserAgent: r.UserAgent()})
 	case err != nil:
 		return err
 	default:
-		s.audit.Record(ctx, Event{Type: EventUserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
+		s.audit.Record(ctx, audit.Event{Type: audit.UserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
 	}
-	noStore(w)
-	writeJSON(w, http.StatusAccepted, acceptedBody)
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusAccepted, acceptedBody)
 	return nil
-}
-
-// countRegistration counts a registration from the request's client IP and
-// refuses it with 429 and Retry-After once the IP has made the throttle's
-// IPFailures registrations within IPWindow (BF-06, BF-09). Counting first,
-// in one transaction, keeps the limit exact under parallel requests.
-func (s *Server) countRegistration(ctx context.Context) error {
-	p := s.throttle.Policy()
-	cs, err := s.cfg.Store.RecordFailures(ctx, s.now(),
-		storage.Failure{Key: registrationKey(IPBucket(ClientIP(ctx))), Policy: windowed(p.IPFailures, p.IPWindow)})
-	if err != nil {
-		return err
-	}
-	c := cs[0]
-	if c.Failures == p.IPFailures {
-		s.log.WarnContext(ctx, "throttle engaged", "kind", KindRegistration, "failures", c.Failures, "until", c.BlockedUntil.Time)
-	}
-	if c.Failures <= p.IPFailures {
-		return nil
-	}
-	s.metrics.Throttled(KindRegistration)
-	return &Error{Code: ErrTemporarilyUnavail, Description: "too many registrations from this address; retry later",
-		Status: http.StatusTooManyRequests, RetryAfter: max(c.BlockedUntil.Sub(s.now()), time.Second)}
 }

@@ -15,6 +15,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
@@ -26,13 +29,13 @@ import (
 // describe it for callers.
 
 // AdminStore is the part of storage the admin API needs beyond TokenStore
-// and AuditStore.
+// and audit.Store.
 type AdminStore interface {
 	Users(ctx context.Context, offset, limit int) ([]storage.User, error)
 	DeleteUser(ctx context.Context, id string) error
 	RefreshFamilies(ctx context.Context, userID string) ([]storage.RefreshFamily, error)
-	UserSessionStore   // sessions.go
-	ClientSessionStore // sessions.go
+	manage.UserSessionStore   // idp/manage/ops.go
+	manage.ClientSessionStore // idp/manage/ops.go
 	Clients(ctx context.Context) ([]storage.Client, error)
 	CreateClient(ctx context.Context, c *storage.Client) error
 	UpdateClient(ctx context.Context, id string, update func(*storage.Client) error) (storage.Client, error)
@@ -54,8 +57,8 @@ type adminHandler func(w http.ResponseWriter, r *http.Request, actor string) err
 
 // admin wraps an admin route: no-store on every answer, then authorization.
 func (s *Server) admin(h adminHandler) http.Handler {
-	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		noStore(w)
+	return web.Handle(s.log, func(w http.ResponseWriter, r *http.Request) error {
+		web.NoStore(w)
 		actor, err := s.authorizeAdmin(w, r)
 		if err != nil {
 			return err
@@ -75,27 +78,27 @@ func (s *Server) admin(h adminHandler) http.Handler {
 // (LG-02).
 func (s *Server) authorizeAdmin(w http.ResponseWriter, r *http.Request) (string, error) {
 	ctx := r.Context()
-	deny := func(reason, sub string, e *Error) (string, error) {
+	deny := func(reason, sub string, e *web.Error) (string, error) {
 		s.log.WarnContext(ctx, "admin authorization failed", "reason", reason, "sub", sub,
 			"method", r.Method, "path", r.URL.Path, "status", e.Status)
 		return "", e
 	}
 	if r.URL.Query().Has("access_token") {
-		return deny("token_in_query", "", bearerError(w, ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest))
+		return deny("token_in_query", "", bearerError(w, web.ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest))
 	}
 	auths := r.Header.Values("Authorization")
 	switch {
 	case len(auths) == 0:
 		return deny("no_token", "", bearerError(w, "", "an access token with scope keyward:admin is required", http.StatusUnauthorized))
 	case len(auths) > 1:
-		return deny("two_tokens", "", bearerError(w, ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest))
+		return deny("two_tokens", "", bearerError(w, web.ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest))
 	}
 	scheme, tok, _ := strings.Cut(auths[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t,") {
-		return deny("malformed_token", "", bearerError(w, ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized))
+		return deny("malformed_token", "", bearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized))
 	}
 	invalid := func(reason, sub string) (string, error) {
-		return deny(reason, sub, bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized))
+		return deny(reason, sub, bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized))
 	}
 	c, err := s.validateAccessToken(ctx, tok)
 	if errors.Is(err, errInvalidToken) {
@@ -116,14 +119,14 @@ func (s *Server) authorizeAdmin(w http.ResponseWriter, r *http.Request) (string,
 		return invalid("client_deleted", c.Subject)
 	case err != nil:
 		return "", err
-	case cl.Disabled || !cl.Scopes.Has(ScopeAdmin) || !cl.GrantTypes.Has(GrantClientCredentials):
+	case cl.Disabled || !cl.Scopes.Has(ScopeAdmin) || !cl.GrantTypes.Has(manage.GrantClientCredentials):
 		return invalid("client_not_admin", c.Subject)
 	}
 	return c.Subject, nil
 }
 
 // record writes the audit event of an admin action, with the actor.
-func (s *Server) record(r *http.Request, actor string, e Event) {
+func (s *Server) record(r *http.Request, actor string, e audit.Event) {
 	e.Actor = actor
 	e.UserAgent = r.UserAgent()
 	s.audit.Record(r.Context(), e)
@@ -131,8 +134,8 @@ func (s *Server) record(r *http.Request, actor string, e Event) {
 
 // notFound is the one 404 of the admin API: the same for an id that never
 // existed and one that was deleted (AC-A2).
-func notFound(what string) *Error {
-	return &Error{Code: "not_found", Description: "no such " + what, Status: http.StatusNotFound}
+func notFound(what string) *web.Error {
+	return &web.Error{Code: "not_found", Description: "no such " + what, Status: http.StatusNotFound}
 }
 
 // pathID returns the route variable name, or a 404 when it cannot be an id
@@ -153,14 +156,14 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 
 func adminQuery(r *http.Request, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return nil, badRequest("the query string is malformed")
+		return nil, web.BadRequest("the query string is malformed")
 	}
 	for k, vs := range q {
 		if !slices.Contains(allowed, k) {
-			return nil, badRequest(fmt.Sprintf("unknown query parameter; use %s", strings.Join(allowed, ", ")))
+			return nil, web.BadRequest(fmt.Sprintf("unknown query parameter; use %s", strings.Join(allowed, ", ")))
 		}
 		if len(vs) > 1 {
-			return nil, badRequest("a query parameter is repeated")
+			return nil, web.BadRequest("a query parameter is repeated")
 		}
 	}
 	return q, nil
@@ -174,7 +177,7 @@ func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, badRequest(fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi))
+		return 0, web.BadRequest(fmt.Sprintf("%s must be an integer from %d to %d", name, lo, hi))
 	}
 	return n, nil
 }
@@ -194,7 +197,7 @@ func decodeJSON(r *http.Request, fields []string, dst any, optional bool) error 
 	if optional && r.ContentLength == 0 && r.Header.Get("Content-Type") == "" {
 		return nil
 	}
-	body, err := readJSONBody(r)
+	body, err := web.ReadJSONBody(r)
 	if err != nil {
 		return err
 	}
@@ -209,9 +212,9 @@ func decodeJSON(r *http.Request, fields []string, dst any, optional bool) error 
 	if err := dec.Decode(dst); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return badRequest(fmt.Sprintf("%s has the wrong type", te.Field))
+			return web.BadRequest(fmt.Sprintf("%s has the wrong type", te.Field))
 		}
-		return badRequest("the request body does not match the expected object")
+		return web.BadRequest("the request body does not match the expected object")
 	}
 	return nil
 }
@@ -222,7 +225,7 @@ func decodeJSON(r *http.Request, fields []string, dst any, optional bool) error 
 // finite numbers, no control characters, a depth limit, no trailing data.
 func checkJSON(body []byte, fields []string) error {
 	if !utf8.Valid(body) {
-		return badRequest("the request body is not valid UTF-8")
+		return web.BadRequest("the request body is not valid UTF-8")
 	}
 	type frame struct {
 		object, wantKey bool
@@ -238,14 +241,14 @@ func checkJSON(body []byte, fields []string) error {
 			break
 		}
 		if err != nil {
-			return badRequest("the request body is not valid JSON")
+			return web.BadRequest("the request body is not valid JSON")
 		}
 		if len(stack) == 0 {
 			if started {
-				return badRequest("the request body has data after the JSON object")
+				return web.BadRequest("the request body has data after the JSON object")
 			}
 			if d, ok := tok.(json.Delim); !ok || d != '{' {
-				return badRequest("the request body must be a JSON object")
+				return web.BadRequest("the request body must be a JSON object")
 			}
 			started = true
 		}
@@ -259,17 +262,17 @@ func checkJSON(body []byte, fields []string) error {
 			}
 			k, _ := tok.(string)
 			if strings.IndexFunc(k, isControl) >= 0 {
-				return badRequest("a key contains a control character")
+				return web.BadRequest("a key contains a control character")
 			}
 			if n == 1 && !slices.Contains(fields, k) {
 				if strings.Contains(strings.ToLower(k), "password") {
-					return badRequest("the admin API never sets a password; the user resets their own")
+					return web.BadRequest("the admin API never sets a password; the user resets their own")
 				}
-				return badRequest(fmt.Sprintf("unknown field; the fields are %s", strings.Join(fields, ", ")))
+				return web.BadRequest(fmt.Sprintf("unknown field; the fields are %s", strings.Join(fields, ", ")))
 			}
 			lk := strings.ToLower(k)
 			if stack[n-1].keys[lk] {
-				return badRequest("a key appears more than once")
+				return web.BadRequest("a key appears more than once")
 			}
 			stack[n-1].keys[lk] = true
 			stack[n-1].wantKey = false
@@ -279,21 +282,21 @@ func checkJSON(body []byte, fields []string) error {
 		case json.Delim:
 			if v == '{' || v == '[' {
 				if len(stack) >= maxJSONDepth {
-					return badRequest("the request body is nested too deeply")
+					return web.BadRequest("the request body is nested too deeply")
 				}
 				stack = append(stack, frame{object: v == '{', wantKey: v == '{', keys: map[string]bool{}})
 				continue
 			}
 			stack = stack[:len(stack)-1]
 		case nil:
-			return badRequest("null is not an accepted value")
+			return web.BadRequest("null is not an accepted value")
 		case string:
 			if strings.IndexFunc(v, isControl) >= 0 {
-				return badRequest("a value contains a control character")
+				return web.BadRequest("a value contains a control character")
 			}
 		case json.Number:
 			if _, err := strconv.ParseFloat(string(v), 64); err != nil {
-				return badRequest("a number is out of range")
+				return web.BadRequest("a number is out of range")
 			}
 		}
 		if n := len(stack); n > 0 && stack[n-1].object {
@@ -301,7 +304,7 @@ func checkJSON(body []byte, fields []string) error {
 		}
 	}
 	if len(stack) != 0 || !started {
-		return badRequest("the request body is not valid JSON")
+		return web.BadRequest("the request body is not valid JSON")
 	}
 	return nil
 }
@@ -310,7 +313,7 @@ func checkJSON(body []byte, fields []string) error {
 func noBody(r *http.Request) error {
 	b, err := io.ReadAll(r.Body)
 	if err != nil || len(bytes.TrimSpace(b)) > 0 {
-		return badRequest("this request takes no body")
+		return web.BadRequest("this request takes no body")
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
@@ -36,17 +38,17 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) er
 		return err
 	}
 	f := storage.AuditFilter{Subject: q.Get("user"), Type: q.Get("type"), ClientID: q.Get("client")}
-	if f.Type != "" && !slices.Contains(EventTypes, EventType(f.Type)) {
-		return badRequest("type is not a known event type")
+	if f.Type != "" && !slices.Contains(audit.Types, audit.Type(f.Type)) {
+		return web.BadRequest("type is not a known event type")
 	}
 	if v := q.Get("since"); v != "" {
 		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
-			return badRequest("since must be an RFC 3339 time, as 2026-01-02T15:04:05Z")
+			return web.BadRequest("since must be an RFC 3339 time, as 2026-01-02T15:04:05Z")
 		}
 	}
 	if v := q.Get("before_id"); v != "" {
 		if f.BeforeID, err = strconv.ParseInt(v, 10, 64); err != nil || f.BeforeID < 1 {
-			return badRequest("before_id must be a positive integer")
+			return web.BadRequest("before_id must be a positive integer")
 		}
 	}
 	if f.Limit, err = intParam(q, "limit", storage.DefaultAuditLimit, 1, storage.MaxAuditLimit); err != nil {
@@ -61,7 +63,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) er
 	for i, e := range evs {
 		views[i] = auditView{e.ID, e.At.UTC(), e.Type, e.Outcome, e.Reason, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"events": views})
 	return nil
 }
 
@@ -80,7 +82,7 @@ type keyView struct {
 // without one.
 func (s *Server) keyRotator() (KeyRotator, error) {
 	if s.cfg.KeyRotator == nil {
-		return nil, &Error{Code: "not_found", Description: "key management is not enabled on this server", Status: http.StatusNotFound}
+		return nil, &web.Error{Code: "not_found", Description: "key management is not enabled on this server", Status: http.StatusNotFound}
 	}
 	return s.cfg.KeyRotator, nil
 }
@@ -99,7 +101,7 @@ func (s *Server) adminListKeys(w http.ResponseWriter, r *http.Request, _ string)
 	for i, k := range ks {
 		views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.RetiresAt.UTC(), k.ExpiresAt.UTC()}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"keys": views})
 	return nil
 }
 
@@ -130,16 +132,16 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 	body := map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next, "forced": rot.Forced,
 		"scheduled": rot.Scheduled, "at": at}
 	if rot.Scheduled {
-		s.record(r, actor, Event{Type: EventKeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
-		writeJSON(w, http.StatusAccepted, body)
+		s.record(r, actor, audit.Event{Type: audit.KeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
+		web.WriteJSON(w, http.StatusAccepted, body)
 		return nil
 	}
 	reason := "retired " + rot.Retired
 	if rot.Forced {
 		reason = "forced; " + reason
 	}
-	s.record(r, actor, Event{Type: EventKeyRotated, Subject: rot.Activated, Reason: reason})
-	writeJSON(w, http.StatusOK, body)
+	s.record(r, actor, audit.Event{Type: audit.KeyRotated, Subject: rot.Activated, Reason: reason})
+	web.WriteJSON(w, http.StatusOK, body)
 	return nil
 }
 
@@ -165,7 +167,7 @@ func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request, actor st
 	if err != nil {
 		return err
 	}
-	s.record(r, actor, Event{Type: EventKeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next})
+	s.record(r, actor, audit.Event{Type: audit.KeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next})
 	return nil
 }

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -33,11 +36,11 @@ func (s *Server) adminListClients(w http.ResponseWriter, r *http.Request, _ stri
 	if err != nil {
 		return err
 	}
-	views := make([]ClientView, len(cs))
+	views := make([]manage.ClientView, len(cs))
 	for i, c := range cs {
-		views[i] = ViewClient(c, "")
+		views[i] = manage.ViewClient(c, "")
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"clients": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"clients": views})
 	return nil
 }
 
@@ -47,7 +50,7 @@ func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ViewClient(c, ""))
+	web.WriteJSON(w, http.StatusOK, manage.ViewClient(c, ""))
 	return nil
 }
 
@@ -82,7 +85,7 @@ func uniq(xs []string) storage.List {
 // (TE-14, LG-03), first, so it survives the reason's length limit.
 func clientChanges(before, after storage.Client) []string {
 	var out []string
-	if !before.GrantTypes.Has(GrantPassword) && after.GrantTypes.Has(GrantPassword) {
+	if !before.GrantTypes.Has(manage.GrantPassword) && after.GrantTypes.Has(manage.GrantPassword) {
 		out = append(out, "password_grant_enabled")
 	} else if !slices.Equal(before.GrantTypes, after.GrantTypes) {
 		out = append(out, "grant_types")
@@ -122,10 +125,10 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 		return err
 	}
 	if p == (clientPatch{}) {
-		return badRequest("give at least one of " + strings.Join(clientPatchFields, ", "))
+		return web.BadRequest("give at least one of " + strings.Join(clientPatchFields, ", "))
 	}
-	var changes []string
-	c, err = s.cfg.Store.UpdateClient(ctx, c.ID, func(c *storage.Client) error {
+	by := audit.Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}
+	c, _, err = s.ops.UpdateClient(ctx, by, c.ID, func(c *storage.Client) ([]string, error) {
 		before := *c
 		if p.Disabled != nil {
 			c.Disabled = *p.Disabled
@@ -145,29 +148,23 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 		if p.IntrospectAudiences != nil {
 			c.IntrospectAudiences = uniq(*p.IntrospectAudiences)
 		}
-		if err := CheckClient(c); err != nil {
-			return badRequest(err.Error())
-		}
-		changes = clientChanges(before, *c)
-		return nil
+		// The changes are named once the operation's CheckClient has
+		// filled in the defaults, which change nothing a patch can name.
+		return clientChanges(before, *c), nil
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	var se *manage.SessionsError
+	var inv *manage.InvalidError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("client %s disabled, sessions not revoked: %w", c.ID, se.Err)
+	case errors.As(err, &inv):
+		return web.BadRequest(inv.Error())
+	case errors.Is(err, storage.ErrNotFound):
 		return notFound("client")
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	if len(changes) == 0 {
-		changes = []string{"unchanged"}
-	}
-	s.record(r, actor, Event{Type: EventClientUpdated, Subject: c.ID, ClientID: c.ID, Reason: strings.Join(changes, " ")})
-	if c.Disabled {
-		by := Event{Actor: actor, UserAgent: r.UserAgent()}
-		if _, err := EndClientSessions(ctx, s.cfg.Store, s.audit, by, c.ID, storage.RevokeClient, s.now()); err != nil {
-			return fmt.Errorf("client %s disabled, sessions not revoked: %w", c.ID, err)
-		}
-	}
-	writeJSON(w, http.StatusOK, ViewClient(c, ""))
+	web.WriteJSON(w, http.StatusOK, manage.ViewClient(c, ""))
 	return nil
 }
 
@@ -196,26 +193,25 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 	if err := decodeJSON(r, clientCreateFields, &b, false); err != nil {
 		return err
 	}
-	c, secret, err := NewClient(ClientSpec{ID: b.ClientID, Name: b.Name, Public: b.Public, AuthMethod: b.AuthMethod})
+	c, secret, err := manage.NewClient(manage.ClientSpec{ID: b.ClientID, Name: b.Name, Public: b.Public, AuthMethod: b.AuthMethod})
 	if err != nil {
-		return badRequest(err.Error())
+		return web.BadRequest(err.Error())
 	}
 	c.GrantTypes, c.Scopes, c.Audiences = uniq(b.GrantTypes), uniq(b.Scopes), uniq(b.Audiences)
 	c.IntrospectAudiences = uniq(b.IntrospectAudiences)
-	if err := CheckClient(&c); err != nil {
-		return badRequest(err.Error())
+	if err := manage.CheckClient(&c); err != nil {
+		return web.BadRequest(err.Error())
 	}
-	err = s.cfg.Store.CreateClient(r.Context(), &c)
+	reason := strings.Join(clientChanges(storage.Client{}, c), " ")
+	err = s.ops.CreateClient(r.Context(), audit.Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}, &c, reason)
 	if errors.Is(err, storage.ErrConflict) {
-		return &Error{Code: ErrInvalidRequest, Description: "the client_id is taken", Status: http.StatusConflict}
+		return &web.Error{Code: web.ErrInvalidRequest, Description: "the client_id is taken", Status: http.StatusConflict}
 	}
 	if err != nil {
 		return err
 	}
-	reason := strings.Join(clientChanges(storage.Client{}, c), " ")
-	s.record(r, actor, Event{Type: EventClientCreated, Subject: c.ID, ClientID: c.ID, Reason: reason})
-	v := ViewClient(c, secret)
+	v := manage.ViewClient(c, secret)
 	w.Header().Set("Location", s.url("/admin/v1/clients/"+url.PathEscape(c.ID)))
-	writeJSON(w, http.StatusCreated, v)
+	web.WriteJSON(w, http.StatusCreated, v)
 	return nil
 }

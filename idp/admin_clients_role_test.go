@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -54,7 +56,7 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 		if got := roleOf(t, r); !slices.Equal(got, []string{"api", "https://rs1.test"}) {
 			t.Errorf("patched introspect_audiences %q", got)
 		}
-		e.wantAudit(t, EventClientUpdated, 1, "orders-api", "introspect_audiences")
+		e.wantAudit(t, audit.ClientUpdated, 1, "orders-api", "introspect_audiences")
 		if introspect("orders-api") != true {
 			t.Error("granted the role for https://rs1.test, still inactive")
 		}
@@ -71,7 +73,7 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 			{"not a list", "PATCH", "/admin/v1/clients/orders-api", `{"introspect_audiences":"api"}`},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				want(t, e.call(tt.method, tt.path, ops, tt.body), 400, ErrInvalidRequest)
+				want(t, e.call(tt.method, tt.path, ops, tt.body), 400, web.ErrInvalidRequest)
 			})
 		}
 		if c, _ := e.db.Client(t.Context(), "orders-api"); len(c.IntrospectAudiences) != 0 {
@@ -92,7 +94,7 @@ func TestAdminClientIDRule(t *testing.T) {
 		t.Run(id, func(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{"client_id": id, "grant_types": []string{"client_credentials"}})
 			r := e.call("POST", "/admin/v1/clients", ops, string(body))
-			want(t, r, 400, ErrInvalidRequest)
+			want(t, r, 400, web.ErrInvalidRequest)
 			if d := r.str("error_description"); !strings.Contains(d, "client id") {
 				t.Errorf("error_description %q does not name the rule", d)
 			}

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -27,11 +31,11 @@ func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*Config)) *
 	t.Helper()
 	change = append([]func(*Config){func(c *Config) { c.KeyRotator = c.Keys.(*keys.Manager) }}, change...)
 	e := &adminEnv{env: newEnv(t, b, change...)}
-	for _, spec := range []ClientSpec{
-		{ID: "OPS", Grants: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin, "read"}},
-		{ID: "OPSRS", Grants: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
+	for _, spec := range []manage.ClientSpec{
+		{ID: "OPS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{ScopeAdmin, "read"}},
+		{ID: "OPSRS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
 	} {
-		c, secret, err := NewClient(spec)
+		c, secret, err := manage.NewClient(spec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +106,7 @@ func (e *adminEnv) checkNoSecrets(t *testing.T) {
 			if secret == "" {
 				continue // a public client
 			}
-			h := HashClientSecret(secret)
+			h := manage.HashClientSecret(secret)
 			if strings.Contains(s, secret) || strings.Contains(s, base64.StdEncoding.EncodeToString(h)) {
 				t.Errorf("an admin answer holds client %s's secret or its hash: %s", id, s)
 			}
@@ -111,7 +115,7 @@ func (e *adminEnv) checkNoSecrets(t *testing.T) {
 }
 
 // auditRows returns the audit rows of type typ, newest first.
-func (e *adminEnv) auditRows(typ EventType) []storage.AuditEvent {
+func (e *adminEnv) auditRows(typ audit.Type) []storage.AuditEvent {
 	e.t.Helper()
 	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(typ)})
 	if err != nil {
@@ -122,7 +126,7 @@ func (e *adminEnv) auditRows(typ EventType) []storage.AuditEvent {
 
 // wantAudit checks that exactly n rows of typ exist and that the newest
 // has the admin as actor, the subject and a reason containing reason.
-func (e *adminEnv) wantAudit(t *testing.T, typ EventType, n int, subject, reason string) {
+func (e *adminEnv) wantAudit(t *testing.T, typ audit.Type, n int, subject, reason string) {
 	t.Helper()
 	rows := e.auditRows(typ)
 	if len(rows) != n {
@@ -167,11 +171,11 @@ func TestAdminAuthorization(t *testing.T) {
 			status     int
 			code, auth string // auth: what WWW-Authenticate must contain
 		}{
-			{"no token", "", 401, ErrInvalidToken, `Bearer realm="keyward"`},
-			{"garbage token", "not.a.jwt", 401, ErrInvalidToken, `error="invalid_token"`},
+			{"no token", "", 401, web.ErrInvalidToken, `Bearer realm="keyward"`},
+			{"garbage token", "not.a.jwt", 401, web.ErrInvalidToken, `error="invalid_token"`},
 			{"user token (password grant)", userTok, 403, errInsufficientScope, `error="insufficient_scope"`},
 			{"client token without the admin scope", e.ccToken("CC"), 403, errInsufficientScope, `error="insufficient_scope"`},
-			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, ErrInvalidToken, `error="invalid_token"`},
+			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, web.ErrInvalidToken, `error="invalid_token"`},
 			{"a user token claiming the admin scope", e.signClaims(typAccessToken, map[string]any{
 				"iss": e.url, "sub": alice, "aud": e.url, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 				"jti": "forged-1", "client_id": "C1", "scope": ScopeAdmin}), 403, errInsufficientScope, `error="insufficient_scope"`},
@@ -207,7 +211,7 @@ func TestAdminAuthorization(t *testing.T) {
 		// An admin client that loses the scope or is disabled loses the
 		// API at once, whatever its tokens say (AD-11).
 		want(t, e.call("PATCH", "/admin/v1/clients/OPS", ops, `{"disabled":true}`), 200, "")
-		want(t, e.call("GET", "/admin/v1/users", ops, ""), 401, ErrInvalidToken)
+		want(t, e.call("GET", "/admin/v1/users", ops, ""), 401, web.ErrInvalidToken)
 	})
 }
 
@@ -224,9 +228,9 @@ func TestAdminUsers(t *testing.T) {
 		if us, _ := r.json["users"].([]any); len(us) != 2 {
 			t.Fatalf("limit 2 gave %s", r.body)
 		}
-		want(t, e.call("GET", "/admin/v1/users?limit=0", ops, ""), 400, ErrInvalidRequest)
-		want(t, e.call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, ErrInvalidRequest)
-		want(t, e.call("GET", "/admin/v1/users?role=admin", ops, ""), 400, ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?limit=0", ops, ""), 400, web.ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, web.ErrInvalidRequest)
+		want(t, e.call("GET", "/admin/v1/users?role=admin", ops, ""), 400, web.ErrInvalidRequest)
 
 		r = e.call("GET", "/admin/v1/users/"+alice, ops, "")
 		want(t, r, 200, "")
@@ -240,8 +244,8 @@ func TestAdminUsers(t *testing.T) {
 		if r.str("email") != "alice@example.org" || r.json["email_verified"] != false {
 			t.Errorf("after email change: %s", r.body)
 		}
-		e.wantAudit(t, EventUserUpdated, 1, alice, "email")
-		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, ErrInvalidRequest)
+		e.wantAudit(t, audit.UserUpdated, 1, alice, "email")
+		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, web.ErrInvalidRequest)
 
 		// Sessions: list, then sign out everywhere; refresh fails after.
 		rt := e.login().str("refresh_token")
@@ -255,22 +259,22 @@ func TestAdminUsers(t *testing.T) {
 		if r.json["revoked"] != 1.0 {
 			t.Errorf("revoked %s", r.body)
 		}
-		e.wantAudit(t, EventTokenRevoked, 1, alice, storage.RevokeSignOut)
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+		e.wantAudit(t, audit.TokenRevoked, 1, alice, storage.RevokeSignOut)
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Disable revokes the sessions for good (enable brings none back).
 		rt = e.login().str("refresh_token")
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":true}`), 200, "")
-		e.wantAudit(t, EventUserUpdated, 2, alice, "disabled")
-		e.wantAudit(t, EventTokenRevoked, 2, alice, storage.RevokeUserDisabled)
+		e.wantAudit(t, audit.UserUpdated, 2, alice, "disabled")
+		e.wantAudit(t, audit.TokenRevoked, 2, alice, storage.RevokeUserDisabled)
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 		e.login() // enabled again
 
 		// Delete; a deleted id answers exactly as one that never existed.
 		bob := e.addUser("bob", alicePassword, false).ID
 		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 204, "")
-		e.wantAudit(t, EventUserDeleted, 1, bob, "")
+		e.wantAudit(t, audit.UserDeleted, 1, bob, "")
 		for _, path := range []string{"/admin/v1/users/" + bob, "/admin/v1/users/" + storage.NewID(), "/admin/v1/users/%00x"} {
 			gone := e.call("GET", path, ops, "")
 			want(t, gone, 404, "not_found")
@@ -333,7 +337,7 @@ func TestAdminStrictJSON(t *testing.T) {
 				}
 				start := time.Now()
 				r := e.call("PATCH", path, ops, tt.body)
-				want(t, r, tt.status, ErrInvalidRequest)
+				want(t, r, tt.status, web.ErrInvalidRequest)
 				if d := time.Since(start); d > time.Second {
 					t.Errorf("took %v", d)
 				}
@@ -342,17 +346,17 @@ func TestAdminStrictJSON(t *testing.T) {
 		t.Run("media type", func(t *testing.T) {
 			r := e.do(request{method: "PATCH", path: "/admin/v1/users/" + alice, body: `{"disabled":true}`,
 				contentType: "text/plain", auth: "Bearer " + ops})
-			want(t, r, http.StatusUnsupportedMediaType, ErrInvalidRequest)
+			want(t, r, http.StatusUnsupportedMediaType, web.ErrInvalidRequest)
 		})
 		u, err := e.db.User(t.Context(), alice)
 		if err != nil || u.Disabled || u.Email != "alice@example.com" || !u.EmailVerified {
 			t.Errorf("alice changed: %+v %v", u, err)
 		}
 		c, err := e.db.Client(t.Context(), "pub1")
-		if err != nil || c.Disabled || !c.GrantTypes.Has(GrantRefreshToken) || len(c.GrantTypes) != 1 {
+		if err != nil || c.Disabled || !c.GrantTypes.Has(manage.GrantRefreshToken) || len(c.GrantTypes) != 1 {
 			t.Errorf("pub1 changed: %+v %v", c, err)
 		}
-		if n := len(e.auditRows(EventUserUpdated)) + len(e.auditRows(EventClientUpdated)); n != 0 {
+		if n := len(e.auditRows(audit.UserUpdated)) + len(e.auditRows(audit.ClientUpdated)); n != 0 {
 			t.Errorf("%d update rows for refused requests", n)
 		}
 	})
@@ -363,19 +367,19 @@ func TestAdminStrictJSON(t *testing.T) {
 func TestAdminUnlock(t *testing.T) {
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b, func(c *Config) {
-			c.Throttle = ThrottlePolicy{FreeFailures: 2, BaseDelay: time.Hour, MaxDelay: time.Hour}
+			c.Throttle = guard.Policy{FreeFailures: 2, BaseDelay: time.Hour, MaxDelay: time.Hour}
 		})
 		ops := e.opsToken()
 		for range 3 {
-			checkE1(t, e.token("C1", passwordForm("alice", "wrong password")), 400, ErrInvalidGrant)
+			checkE1(t, e.token("C1", passwordForm("alice", "wrong password")), 400, web.ErrInvalidGrant)
 		}
-		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), 400, ErrInvalidGrant) // throttled
+		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), 400, web.ErrInvalidGrant) // throttled
 		alice := e.users["alice"].ID
 		r := e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, "")
 		want(t, r, 200, "")
-		e.wantAudit(t, EventUserUnlocked, 1, alice, "")
+		e.wantAudit(t, audit.UserUnlocked, 1, alice, "")
 		e.login()
-		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, web.ErrInvalidRequest)
 	})
 }
 
@@ -405,41 +409,41 @@ func TestAdminClients(t *testing.T) {
 		// TE-14: enabling the password grant is audited as such.
 		r = e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["client_credentials","password"],"name":"batch"}`)
 		want(t, r, 200, "")
-		e.wantAudit(t, EventClientUpdated, 1, "CC", "password_grant_enabled")
+		e.wantAudit(t, audit.ClientUpdated, 1, "CC", "password_grant_enabled")
 		if !strings.Contains(e.logs.String(), "password_grant_enabled") {
 			t.Error("the password-grant enablement is not in the log")
 		}
 		// A change CheckClient refuses changes nothing.
-		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, ErrInvalidRequest)
-		if c, _ := e.db.Client(t.Context(), "CC"); !c.GrantTypes.Has(GrantPassword) || c.Name != "batch" {
+		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
+		if c, _ := e.db.Client(t.Context(), "CC"); !c.GrantTypes.Has(manage.GrantPassword) || c.Name != "batch" {
 			t.Errorf("CC after a refused patch: %+v", c)
 		}
 
 		// CA-09: disabling C1 ends its sessions; enabling does not revive them.
 		rt := e.login().str("refresh_token")
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":true}`), 200, "")
-		e.wantAudit(t, EventClientUpdated, 2, "C1", "disabled")
-		e.wantAudit(t, EventTokenRevoked, 1, "C1", storage.RevokeClient)
-		checkE1(t, e.token("C1", refreshForm(rt)), 401, ErrInvalidClient)
+		e.wantAudit(t, audit.ClientUpdated, 2, "C1", "disabled")
+		e.wantAudit(t, audit.TokenRevoked, 1, "C1", storage.RevokeClient)
+		checkE1(t, e.token("C1", refreshForm(rt)), 401, web.ErrInvalidClient)
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":false}`), 200, "")
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, ErrInvalidGrant)
+		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Creation shows the secret once, and it works.
 		r = e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc","grant_types":["client_credentials"],"scopes":["read"]}`)
 		want(t, r, 201, "")
 		secret := r.str("client_secret")
-		if !strings.HasPrefix(secret, ClientSecretPrefix) {
+		if !strings.HasPrefix(secret, manage.ClientSecretPrefix) {
 			t.Fatalf("create: %s", r.body)
 		}
 		e.bodies = e.bodies[:len(e.bodies)-1] // the one answer that shows a secret
 		e.secrets["svc"] = secret
-		e.wantAudit(t, EventClientCreated, 1, "svc", "")
+		e.wantAudit(t, audit.ClientCreated, 1, "svc", "")
 		e.ccToken("svc")
 		if r := e.call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.body), `"client_secret"`) || strings.Contains(string(r.body), secret) {
 			t.Errorf("secret shown again: %s", r.body)
 		}
-		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, ErrInvalidRequest)
-		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, web.ErrInvalidRequest)
+		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
 	})
 }
 
@@ -469,7 +473,7 @@ func TestAdminAudit(t *testing.T) {
 			t.Errorf("page 2: %s", r.body)
 		}
 		for _, q := range []string{"type=bogus", "since=yesterday", "since=24h", "limit=0", "limit=1001", "before_id=-1", "actor=x", "type=a&type=b"} {
-			want(t, e.call("GET", "/admin/v1/audit?"+q, ops, ""), 400, ErrInvalidRequest)
+			want(t, e.call("GET", "/admin/v1/audit?"+q, ops, ""), 400, web.ErrInvalidRequest)
 		}
 	})
 }
@@ -496,19 +500,19 @@ func TestAdminKeys(t *testing.T) {
 		if r.json["scheduled"] != true || r.str("retired") != e.kid || r.str("active") == e.kid || r.str("active") == "" {
 			t.Fatalf("rotate without force %s", r.body)
 		}
-		e.wantAudit(t, EventKeyRotationScheduled, 1, r.str("active"), "at ")
-		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, ErrInvalidRequest)
+		e.wantAudit(t, audit.KeyRotationScheduled, 1, r.str("active"), "at ")
+		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, web.ErrInvalidRequest)
 		r = e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
 		want(t, r, 200, "")
 		if r.str("retired") != e.kid || r.str("active") == e.kid || r.json["forced"] != true || r.json["scheduled"] != false {
 			t.Fatalf("rotate %s", r.body)
 		}
-		e.wantAudit(t, EventKeyRotated, 1, r.str("active"), "forced")
+		e.wantAudit(t, audit.KeyRotated, 1, r.str("active"), "forced")
 		next := r.str("next")
 		want(t, e.call("POST", "/admin/v1/keys/nosuchkid/revoke", ops, ""), 404, "not_found")
 		r = e.call("POST", "/admin/v1/keys/"+next+"/revoke", ops, "")
 		want(t, r, 200, "")
-		e.wantAudit(t, EventKeyRevoked, 1, next, "was next")
+		e.wantAudit(t, audit.KeyRevoked, 1, next, "was next")
 		// The token signed before the rotation is still good: its key is retired, not revoked.
 		want(t, e.call("GET", "/admin/v1/keys", ops, ""), 200, "")
 	})
@@ -543,7 +547,7 @@ func TestAdminRotateScheduled(t *testing.T) {
 			at.Before(asked.Add(30*time.Second)) || at.After(asked.Add(35*time.Second)) {
 			t.Fatalf("rotate %s asked at %v: want it scheduled for 35s after the key set was made", r.body, asked)
 		}
-		e.wantAudit(t, EventKeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
+		e.wantAudit(t, audit.KeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
 		// The listing shows the plan: the active key retires and the next
 		// key activates at that moment.
 		r = e.call("GET", "/admin/v1/keys", e.opsToken(), "")

@@ -7,11 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
-// UserView is what the admin API shows of a user: never the password hash
-// (AD-06).
 // sessionView is one refresh-token family: one sign-in on one client.
 type sessionView struct {
 	ID           string    `json:"id"`
@@ -63,11 +64,11 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	views := make([]UserView, len(us))
+	views := make([]manage.UserView, len(us))
 	for i, u := range us {
-		views[i] = ViewUser(u)
+		views[i] = manage.ViewUser(u)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": views, "limit": limit, "offset": offset})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"users": views, "limit": limit, "offset": offset})
 	return nil
 }
 
@@ -77,7 +78,7 @@ func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request, _ string) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ViewUser(u))
+	web.WriteJSON(w, http.StatusOK, manage.ViewUser(u))
 	return nil
 }
 
@@ -106,17 +107,17 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 		return err
 	}
 	if p == (userPatch{}) {
-		return badRequest("give at least one of " + strings.Join(userPatchFields, ", "))
+		return web.BadRequest("give at least one of " + strings.Join(userPatchFields, ", "))
 	}
 	var email string
 	if p.Email != nil {
-		if email, err = NormalizeEmail(*p.Email); err != nil {
-			return badRequest("email is not a valid address")
+		if email, err = manage.NormalizeEmail(*p.Email); err != nil {
+			return web.BadRequest("email is not a valid address")
 		}
 	}
-	var changed []string
-	u, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(u *storage.User) error {
-		changed = changed[:0]
+	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
+	u, _, err = s.ops.UpdateUser(ctx, by, u.ID, func(u *storage.User) ([]string, error) {
+		var changed []string
 		if p.Disabled != nil && *p.Disabled != u.Disabled {
 			u.Disabled = *p.Disabled
 			changed = append(changed, map[bool]string{true: "disabled", false: "enabled"}[u.Disabled])
@@ -130,25 +131,18 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 			u.EmailVerified = *p.EmailVerified
 			changed = append(changed, "email_verified")
 		}
-		return nil
+		return changed, nil
 	})
-	if errors.Is(err, storage.ErrNotFound) {
+	var se *manage.SessionsError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, se.Err)
+	case errors.Is(err, storage.ErrNotFound):
 		return notFound("user")
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	if len(changed) == 0 {
-		changed = []string{"unchanged"}
-	}
-	s.record(r, actor, Event{Type: EventUserUpdated, Subject: u.ID, Reason: strings.Join(changed, " ")})
-	if u.Disabled {
-		by := Event{Actor: actor, UserAgent: r.UserAgent()}
-		if _, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeUserDisabled, s.now()); err != nil {
-			return fmt.Errorf("user %s disabled, sessions not revoked: %w", u.ID, err)
-		}
-	}
-	writeJSON(w, http.StatusOK, ViewUser(u))
+	web.WriteJSON(w, http.StatusOK, manage.ViewUser(u))
 	return nil
 }
 
@@ -159,14 +153,13 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, actor s
 	if err != nil {
 		return err
 	}
-	err = s.cfg.Store.DeleteUser(r.Context(), u.ID)
+	err = s.ops.DeleteUser(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return notFound("user")
 	}
 	if err != nil {
 		return err
 	}
-	s.record(r, actor, Event{Type: EventUserDeleted, Subject: u.ID})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -182,11 +175,10 @@ func (s *Server) adminUnlockUser(w http.ResponseWriter, r *http.Request, actor s
 	if err != nil {
 		return err
 	}
-	if err := s.throttle.Unlock(r.Context(), u.Username); err != nil {
+	if err := s.ops.Unlock(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u); err != nil {
 		return err
 	}
-	s.record(r, actor, Event{Type: EventUserUnlocked, Subject: u.ID})
-	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
 	return nil
 }
 
@@ -206,7 +198,7 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request, _ str
 			AuthTime: f.AuthTime.UTC(), CreatedAt: f.CreatedAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(),
 			RevokedAt: f.RevokedAt.Time, RevokeReason: f.RevokeReason}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"sessions": views})
 	return nil
 }
 
@@ -219,15 +211,15 @@ func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, act
 	if err != nil {
 		return err
 	}
-	by := Event{Actor: actor, UserAgent: r.UserAgent()}
-	n, err := EndUserSessions(r.Context(), s.cfg.Store, s.audit, by, u.ID, storage.RevokeSignOut, s.now())
+	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
+	n, err := s.ops.EndUserSessions(r.Context(), by, u.ID, storage.RevokeSignOut)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		// Nothing was live; the action is still recorded.
-		s.record(r, actor, Event{Type: EventTokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
+		s.record(r, actor, audit.Event{Type: audit.TokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -42,14 +43,14 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 			if got := r.header.Get("Allow"); got != tt.wantAllow {
 				t.Errorf("Allow %q, want %q", got, tt.wantAllow)
 			}
-			if tt.method != http.MethodHead && r.str("error") != ErrInvalidRequest {
+			if tt.method != http.MethodHead && r.str("error") != web.ErrInvalidRequest {
 				t.Errorf("body %s", r.body)
 			}
 		})
 	}
 	// A path no route has is 404, without Allow.
 	if r := e.do(request{method: http.MethodGet, path: "/nope", contentType: "-"}); r.status != 404 || r.header.Get("Allow") != "" {
-		t.Errorf("unknown path: %d, Allow %q", r.status, r.header.Get("Allow"))
+		t.Errorf("unknown path: %d, guard.Allow %q", r.status, r.header.Get("Allow"))
 	}
 }
 

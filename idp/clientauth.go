@@ -8,25 +8,29 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
 // maxAuthorizationBytes bounds the Authorization header we decode.
 const maxAuthorizationBytes = 4 << 10
 
-// maxClientIDBytes is the longest client id (checkClientID). A longer one,
+// maxClientIDBytes is the longest client id (manage.CheckClientID). A longer one,
 // in the form or in Basic, is invalid_request before any lookup (IN-03).
 const maxClientIDBytes = 128
 
 // errClientAuth is the one answer to every failed client authentication:
 // unknown client, wrong secret, wrong method, disabled client (CA-03). It is
-// 401 with WWW-Authenticate: Basic (writeError adds both).
-func errClientAuth() *Error {
-	return &Error{Code: ErrInvalidClient, Description: "client authentication failed"}
+// 401 with WWW-Authenticate: Basic (web.WriteError adds both).
+func errClientAuth() *web.Error {
+	return &web.Error{Code: web.ErrInvalidClient, Description: "client authentication failed"}
 }
 
 // dummyClient makes an unknown client id cost one secret comparison too.
-var dummyClient = storage.Client{SecretHash: HashClientSecret("kwcs_dummy")}
+var dummyClient = storage.Client{SecretHash: manage.HashClientSecret("kwcs_dummy")}
 
 // authenticateClient identifies the calling client by exactly one method
 // (RFC 6749 §2.3, CA-05): client_secret_basic (any confidential client, RFC
@@ -38,12 +42,12 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	auths := r.Header.Values("Authorization")
 	formID, formSecret := f["client_id"], f["client_secret"]
 	if len(formID) > maxClientIDBytes {
-		return storage.Client{}, badRequest("client_id is too long")
+		return storage.Client{}, web.BadRequest("client_id is too long")
 	}
 	var id, secret, method string
 	switch {
 	case len(auths) > 1:
-		return storage.Client{}, badRequest("send one Authorization header")
+		return storage.Client{}, web.BadRequest("send one Authorization header")
 	case len(auths) == 1:
 		var ok bool
 		id, secret, ok = parseBasic(auths[0])
@@ -51,10 +55,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 			return storage.Client{}, errClientAuth()
 		}
 		if len(id) > maxClientIDBytes {
-			return storage.Client{}, badRequest("client_id is too long")
+			return storage.Client{}, web.BadRequest("client_id is too long")
 		}
 		if formSecret != "" || (formID != "" && formID != id) {
-			return storage.Client{}, badRequest("use one client authentication method")
+			return storage.Client{}, web.BadRequest("use one client authentication method")
 		}
 		method = storage.AuthSecretBasic
 	case formSecret != "":
@@ -70,22 +74,22 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	// Brute force on client secrets (RFC 6749 §2.3.1, CA-08): a (client, IP)
 	// pair that failed too often is answered 429 before any check; from an
 	// IP that failed too often, only failures are (decideClient).
-	ip := ClientIP(ctx)
+	ip := web.ClientIP(ctx)
 	dec, err := s.throttle.CheckClient(ctx, id, ip)
 	if err != nil {
 		return storage.Client{}, err
 	}
-	if dec.Verdict == Throttle {
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+	if dec.Verdict == guard.Throttle {
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return storage.Client{}, dec.Err()
 	}
 	var c storage.Client
 	err = storage.ErrNotFound
-	if checkClientID(id) == nil { // a malformed id names no client
+	if manage.CheckClientID(id) == nil { // a malformed id names no client
 		c, err = s.cfg.Store.Client(ctx, id)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		ClientSecretMatches(dummyClient, secret)
+		manage.ClientSecretMatches(dummyClient, secret)
 		return storage.Client{}, s.clientAuthFailed(ctx, r, dec, id, method, "unknown_client", false)
 	}
 	if err != nil {
@@ -94,9 +98,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 	var ok bool
 	switch method {
 	case storage.AuthSecretBasic:
-		ok = !c.Public && ClientSecretMatches(c, secret)
+		ok = !c.Public && manage.ClientSecretMatches(c, secret)
 	case storage.AuthSecretPost:
-		ok = !c.Public && ClientSecretMatches(c, secret)
+		ok = !c.Public && manage.ClientSecretMatches(c, secret)
 		if ok && c.AuthMethod != storage.AuthSecretPost {
 			// The right secret in the body of a client_secret_basic
 			// client (requests-oauthlib's refresh recipe does this). No
@@ -121,23 +125,23 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 // the failure, counts it for the throttle (a failure to count is logged) and
 // answers invalid_client. When the IP is over its limit (dec is
 // VerifyFirst) the failure is answered 429 instead, reported once per
-// window (recordThrottled), and counted only for an existing client, which
+// window (Throttler.Report), and counted only for an existing client, which
 // then meets the 429 before any check from this IP (decideClient): a flood
 // of unknown ids from a throttled IP writes nothing.
-func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Decision, id, method, reason string, exists bool) error {
-	id = truncate(id, maxClientIDBytes)
-	if dec.Verdict == VerifyFirst {
+func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec guard.Decision, id, method, reason string, exists bool) error {
+	id = web.Truncate(id, maxClientIDBytes)
+	if dec.Verdict == guard.VerifyFirst {
 		if exists {
-			if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
+			if err := s.throttle.ClientAuthFailed(ctx, id, web.ClientIP(ctx)); err != nil {
 				s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
 			}
 		}
 		s.metrics.Throttled(dec.Kind)
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, ClientID: id, UserAgent: r.UserAgent()})
 		return dec.Err()
 	}
 	s.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", method, "reason", reason)
-	if err := s.throttle.ClientAuthFailed(ctx, id, ClientIP(ctx)); err != nil {
+	if err := s.throttle.ClientAuthFailed(ctx, id, web.ClientIP(ctx)); err != nil {
 		s.log.ErrorContext(ctx, "client throttle: record failure", "err", err)
 	}
 	return errClientAuth()
@@ -149,8 +153,8 @@ func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec Deci
 // toward the throttle. Only a client holding its secret sees the hint, so
 // it tells nobody else whether the id exists (CA-03).
 func (s *Server) wrongAuthMethod(ctx context.Context, r *http.Request, c storage.Client) error {
-	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: "wrong_auth_method", Actor: c.ID, ClientID: c.ID, UserAgent: r.UserAgent()})
-	return &Error{Code: ErrInvalidClient, Description: "this client must authenticate with HTTP Basic (client_secret_basic)"}
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: "wrong_auth_method", Actor: c.ID, ClientID: c.ID, UserAgent: r.UserAgent()})
+	return &web.Error{Code: web.ErrInvalidClient, Description: "this client must authenticate with HTTP Basic (client_secret_basic)"}
 }
 
 // parseBasic decodes HTTP Basic client credentials, which RFC 6749 §2.3.1

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -27,7 +28,7 @@ func TestDatabaseGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, secret, err := idp.NewClient(idp.ClientSpec{ID: "svc", Grants: []string{idp.GrantClientCredentials}, Scopes: []string{"read"}, Audiences: []string{"api"}})
+	c, secret, err := manage.NewClient(manage.ClientSpec{ID: "svc", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read"}, Audiences: []string{"api"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 )
 
 // discoveryMaxAge is how long clients may cache the metadata documents.
@@ -56,7 +59,7 @@ func (s *Server) discoveryDoc() []byte {
 			RevocationEndpoint:               s.url("/oauth2/revoke"),
 			IntrospectionEndpoint:            s.url("/oauth2/introspect"),
 			UserinfoEndpoint:                 s.url("/userinfo"),
-			GrantTypesSupported:              Grants,
+			GrantTypesSupported:              manage.Grants,
 			ResponseTypesSupported:           responseTypes,
 			ScopesSupported:                  []string{"openid", "profile", "email"},
 			TokenEndpointAuthMethods:         append(authMethods, "none"),
@@ -88,7 +91,7 @@ type discoveryState struct {
 func (s *Server) wellKnown(w http.ResponseWriter, r *http.Request) error {
 	b := s.discoveryDoc()
 	h := w.Header()
-	h.Set("Content-Type", contentTypeJSON)
+	h.Set("Content-Type", web.ContentTypeJSON)
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(discoveryMaxAge))
 	h.Set("Access-Control-Allow-Origin", "*")
 	w.Write(b)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/manage"
 )
 
 // TestDiscoveryRequiredFields validates the whole metadata document against
@@ -94,8 +94,8 @@ func TestDiscoveryRequiredFields(t *testing.T) {
 			// them needing an authorization endpoint, so its absence agrees
 			// with RFC 8414 §2 (the OIDC Discovery gap of decision 4).
 			grants := strs("grant_types_supported")
-			if !slices.Equal(grants, idp.Grants) {
-				t.Errorf("grant_types_supported %q, want %q", grants, idp.Grants)
+			if !slices.Equal(grants, manage.Grants) {
+				t.Errorf("grant_types_supported %q, want %q", grants, manage.Grants)
 			}
 			for _, g := range grants {
 				if g == "authorization_code" || g == "implicit" {

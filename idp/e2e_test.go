@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 	"golang.org/x/oauth2"
@@ -105,7 +106,7 @@ func TestEndToEnd(t *testing.T) {
 		// A wrong password surfaces as an oauth2.RetrieveError with the code.
 		_, err = conf.PasswordCredentialsToken(ctx, "alice", "wrong")
 		var re *oauth2.RetrieveError
-		if !errorsAs(err, &re) || re.ErrorCode != ErrInvalidGrant {
+		if !errorsAs(err, &re) || re.ErrorCode != web.ErrInvalidGrant {
 			t.Fatalf("wrong password: %v", err)
 		}
 

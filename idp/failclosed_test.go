@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -63,7 +65,7 @@ func countRows(t *testing.T, db *storage.DB, query string, args ...any) int {
 
 // auditCount is the number of stored audit rows of type typ, once the rows
 // written behind answers (RecordAsync) are in.
-func (e *env) auditCount(t *testing.T, typ EventType) int {
+func (e *env) auditCount(t *testing.T, typ audit.Type) int {
 	t.Helper()
 	e.srv.Auditor().Flush()
 	evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(typ), Limit: storage.MaxAuditLimit})
@@ -82,7 +84,7 @@ func checkServerFailure(t *testing.T, r response) {
 	if r.status < 500 || r.status > 599 {
 		problems = append(problems, fmt.Sprintf("status %d, want 5xx", r.status))
 	}
-	if code := r.str("error"); code != ErrServerError && code != ErrTemporarilyUnavail {
+	if code := r.str("error"); code != web.ErrServerError && code != web.ErrTemporarilyUnavail {
 		problems = append(problems, fmt.Sprintf("error %q, want server_error or temporarily_unavailable", code))
 	}
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
@@ -121,7 +123,7 @@ func TestRefreshInsertFailsClosed(t *testing.T) {
 		if n := countRows(t, e.db, `SELECT COUNT(*) FROM refresh_families`); n != 0 {
 			t.Errorf("%d refresh families stored without their token", n)
 		}
-		if n := e.auditCount(t, EventTokenIssued); n != 0 {
+		if n := e.auditCount(t, audit.TokenIssued); n != 0 {
 			t.Errorf("%d token_issued rows for a failed login", n)
 		}
 
@@ -130,7 +132,7 @@ func TestRefreshInsertFailsClosed(t *testing.T) {
 		if ok.str("access_token") == "" || ok.str("refresh_token") == "" {
 			t.Fatalf("login after the fault: %s", ok.body)
 		}
-		if n := e.auditCount(t, EventTokenIssued); n != 1 {
+		if n := e.auditCount(t, audit.TokenIssued); n != 1 {
 			t.Errorf("%d token_issued rows after one good login, want 1", n)
 		}
 	})
@@ -169,7 +171,7 @@ func TestRefreshRotationFailsClosed(t *testing.T) {
 		if n := countRows(t, e.db, `SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ?`, fam.ID); n != 1 {
 			t.Errorf("%d tokens in the family, want the first one only", n)
 		}
-		if n := e.auditCount(t, EventTokenRefreshed); n != 0 {
+		if n := e.auditCount(t, audit.TokenRefreshed); n != 0 {
 			t.Errorf("%d token_refreshed rows for a failed rotation", n)
 		}
 
@@ -179,7 +181,7 @@ func TestRefreshRotationFailsClosed(t *testing.T) {
 		if r.status != http.StatusOK || r.str("access_token") == "" || next == "" || next == rt {
 			t.Fatalf("the same token after the fault: %d %s", r.status, r.body)
 		}
-		if n := e.auditCount(t, EventRefreshReuseDetected); n != 0 {
+		if n := e.auditCount(t, audit.RefreshReuseDetected); n != 0 {
 			t.Errorf("the retry after the fault was taken for reuse (%d events)", n)
 		}
 		if r := e.token("C1", refreshForm(next)); r.status != http.StatusOK {
@@ -247,16 +249,16 @@ func TestPasswordVerifierErrorFailsClosed(t *testing.T) {
 				r := e.token("C1", passwordForm(tt.user, tt.pw))
 				switch {
 				case r.status == http.StatusBadRequest:
-					checkE1(t, r, http.StatusBadRequest, ErrInvalidGrant)
+					checkE1(t, r, http.StatusBadRequest, web.ErrInvalidGrant)
 				case r.status >= 500:
 					checkServerFailure(t, r)
 				default:
 					t.Errorf("with the verifier failing: %d %.300s, want 400 invalid_grant or 5xx", r.status, r.body)
 				}
-				if n := e.auditCount(t, EventTokenIssued); n != 0 {
+				if n := e.auditCount(t, audit.TokenIssued); n != 0 {
 					t.Errorf("%d token_issued rows with the verifier failing", n)
 				}
-				if n := e.auditCount(t, EventLoginSucceeded); n != 0 {
+				if n := e.auditCount(t, audit.LoginSucceeded); n != 0 {
 					t.Errorf("%d login_succeeded rows with the verifier failing", n)
 				}
 

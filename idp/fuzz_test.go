@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -37,7 +38,7 @@ func checkFuzzResponse(t *testing.T, w *httptest.ResponseRecorder) {
 		t.Fatalf("status %d: %s", w.Code, w.Body.Bytes())
 	}
 	if w.Code != http.StatusOK && w.Code != http.StatusMethodNotAllowed {
-		if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != contentTypeJSON {
+		if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != web.ContentTypeJSON {
 			t.Fatalf("error without JSON/no-store: %v", w.Header())
 		}
 		if leaks.Match(w.Body.Bytes()) {

@@ -3,6 +3,8 @@ package idp
 import (
 	"context"
 
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -13,13 +15,13 @@ type clientCredentialsGrant struct{ s *Server }
 
 func (g clientCredentialsGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
 	if c.Public {
-		return issuance{}, &Error{Code: ErrUnauthorizedClient, Description: "client_credentials is for confidential clients only"}
+		return issuance{}, &web.Error{Code: web.ErrUnauthorizedClient, Description: "client_credentials is for confidential clients only"}
 	}
 	requested, err := parseScope(f["scope"])
 	if err != nil {
 		return issuance{}, err
 	}
-	scope, err := grantScope(requested, c, GrantClientCredentials, nil)
+	scope, err := grantScope(requested, c, manage.GrantClientCredentials, nil)
 	if err != nil {
 		return issuance{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -26,7 +27,7 @@ func TestClientCredentialsOIDCScope(t *testing.T) {
 			if tt.client == "POST" {
 				r = e.do(request{body: ccForm("scope", tt.scope, "client_id", "POST", "client_secret", e.secrets["POST"]).Encode()})
 			}
-			checkE1(t, r, 400, ErrInvalidScope)
+			checkE1(t, r, 400, web.ErrInvalidScope)
 			d := r.str("error_description")
 			if !strings.Contains(d, "client_credentials has none") || !strings.Contains(d, "user") {
 				t.Errorf("error_description %q does not say that the grant has no user", d)
@@ -35,7 +36,7 @@ func TestClientCredentialsOIDCScope(t *testing.T) {
 	}
 	// A scope the client simply lacks keeps the generic description.
 	r := e.token("CC", ccForm("scope", "admin:everything"))
-	checkE1(t, r, 400, ErrInvalidScope)
+	checkE1(t, r, 400, web.ErrInvalidScope)
 	if strings.Contains(r.str("error_description"), "user") {
 		t.Errorf("unregistered scope: %q", r.str("error_description"))
 	}

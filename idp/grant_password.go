@@ -6,7 +6,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -17,8 +21,8 @@ type passwordGrant struct{ s *Server }
 
 // errBadCredentials is the one answer to a wrong password, an unknown user
 // and a disabled or locked account: byte-identical bodies (TE-11).
-func errBadCredentials() *Error {
-	return &Error{Code: ErrInvalidGrant, Description: "the username or password is incorrect"}
+func errBadCredentials() *web.Error {
+	return &web.Error{Code: web.ErrInvalidGrant, Description: "the username or password is incorrect"}
 }
 
 // errHashing maps a hasher error: a full hashing queue is 503 with
@@ -30,11 +34,11 @@ func errHashing(err error) error {
 		if errors.As(err, &oe) && oe.RetryAfter > retry {
 			retry = oe.RetryAfter
 		}
-		return &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
+		return &web.Error{Code: web.ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
 			Status: http.StatusServiceUnavailable, RetryAfter: retry, Err: err}
 	}
 	if errors.Is(err, password.ErrTooLong) {
-		return badRequest("password is too long")
+		return web.BadRequest("password is too long")
 	}
 	return err
 }
@@ -42,20 +46,20 @@ func errHashing(err error) error {
 func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
 	s := g.s
 	if c.Public {
-		return issuance{}, &Error{Code: ErrUnauthorizedClient, Description: "the password grant is for confidential clients only"}
+		return issuance{}, &web.Error{Code: web.ErrUnauthorizedClient, Description: "the password grant is for confidential clients only"}
 	}
 	username, pw := f["username"], f["password"]
 	if username == "" || pw == "" {
-		return issuance{}, badRequest("username and password are required")
+		return issuance{}, web.BadRequest("username and password are required")
 	}
 	if len(pw) > password.MaxBytes {
-		return issuance{}, badRequest("password is too long")
+		return issuance{}, web.BadRequest("password is too long")
 	}
 	requested, err := parseScope(f["scope"])
 	if err != nil {
 		return issuance{}, err
 	}
-	scope, err := grantScope(requested, c, GrantPassword, s.cfg.PasswordForbiddenScopes)
+	scope, err := grantScope(requested, c, manage.GrantPassword, s.cfg.PasswordForbiddenScopes)
 	if err != nil {
 		return issuance{}, err
 	}
@@ -67,7 +71,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	// Brute force (DESIGN "Accounts and protection"): a throttled attempt is
 	// 429 before any hashing; a denied one is answered as a wrong password
 	// after a dummy verification, and guesses nothing.
-	ip := ClientIP(ctx)
+	ip := web.ClientIP(ctx)
 	dec, err := s.throttle.CheckLogin(ctx, username, ip)
 	if err != nil {
 		return issuance{}, err
@@ -81,10 +85,10 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, err
 	}
 	switch dec.Verdict {
-	case Throttle:
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+	case guard.Throttle:
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, dec.Err()
-	case Deny:
+	case guard.Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
 			return issuance{}, errHashing(err)
 		}
@@ -95,7 +99,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.recordThrottled(ctx, dec, Event{Type: EventLoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
 		return issuance{}, errBadCredentials()
 	}
 
@@ -151,14 +155,14 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if err := s.throttle.LoginSucceeded(ctx, username, ip); err != nil {
 		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
 	}
-	s.audit.Record(ctx, Event{Type: EventLoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
 	return is, nil
 }
 
 // loginUser looks up the account a login names. A name no account can have
 // is not looked up.
 func (s *Server) loginUser(ctx context.Context, username string) (storage.User, bool, error) {
-	if _, err := NormalizeUsername(username); err != nil {
+	if _, err := manage.NormalizeUsername(username); err != nil {
 		return storage.User{}, false, nil
 	}
 	u, err := s.cfg.Store.UserByUsername(ctx, username)
@@ -182,7 +186,7 @@ func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason
 		}
 	}
 	s.metrics.LoginFailure(reason)
-	s.audit.Record(ctx, Event{Type: EventLoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
 	return errBadCredentials()
 }
 

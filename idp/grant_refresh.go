@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/metrics"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -17,8 +20,8 @@ type refreshGrant struct{ s *Server }
 // errBadRefresh is the one answer to every refresh token that cannot be
 // used: unknown, another client's, expired, revoked, reused, or its user
 // gone (RFC 6749 §5.2 invalid_grant).
-func errBadRefresh() *Error {
-	return &Error{Code: ErrInvalidGrant, Description: "the refresh token is invalid, expired or revoked"}
+func errBadRefresh() *web.Error {
+	return &web.Error{Code: web.ErrInvalidGrant, Description: "the refresh token is invalid, expired or revoked"}
 }
 
 // refreshAudience is the audience of a refreshed access token: the one
@@ -34,9 +37,9 @@ func refreshAudience(f form, c storage.Client, granted, issuer string) (string, 
 	case err != nil:
 		return "", err
 	case aud != "" && aud != granted:
-		return "", &Error{Code: ErrInvalidTarget, Description: "a refresh keeps the audience of the original grant"}
+		return "", &web.Error{Code: web.ErrInvalidTarget, Description: "a refresh keeps the audience of the original grant"}
 	case granted == "" || (granted != issuer && !c.Audiences.Has(granted)):
-		return "", &Error{Code: ErrInvalidTarget, Description: "the audience of the original grant is no longer registered for this client"}
+		return "", &web.Error{Code: web.ErrInvalidTarget, Description: "the audience of the original grant is no longer registered for this client"}
 	}
 	return granted, nil
 }
@@ -45,7 +48,7 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 	s := g.s
 	presented := f["refresh_token"]
 	if presented == "" {
-		return issuance{}, badRequest("refresh_token is required")
+		return issuance{}, web.BadRequest("refresh_token is required")
 	}
 	requested, err := parseScope(f["scope"])
 	if err != nil {
@@ -71,7 +74,7 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 		},
 	})
 	if err != nil {
-		var oe *Error
+		var oe *web.Error
 		if errors.As(err, &oe) {
 			return issuance{}, oe
 		}
@@ -81,11 +84,11 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 	switch res.Outcome {
 	case storage.Rotated:
 	case storage.Replayed:
-		s.metrics.RefreshReuse(ReuseReplayedInWindow)
+		s.metrics.RefreshReuse(metrics.ReuseReplayedInWindow)
 	case storage.RefreshReuse:
-		s.metrics.RefreshReuse(ReuseFamilyRevoked)
+		s.metrics.RefreshReuse(metrics.ReuseFamilyRevoked)
 		s.log.WarnContext(ctx, "refresh token reuse detected", "family_id", fam.ID, "client_id", c.ID, "sub", fam.UserID)
-		s.audit.Record(ctx, Event{Type: EventRefreshReuseDetected, Reason: "family_revoked", Actor: fam.UserID, Subject: fam.ID, ClientID: c.ID})
+		s.audit.Record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Reason: "family_revoked", Actor: fam.UserID, Subject: fam.ID, ClientID: c.ID})
 		return issuance{}, errBadRefresh()
 	default:
 		s.log.InfoContext(ctx, "refresh rejected", "client_id", c.ID, "family_id", fam.ID, "reason", res.Outcome.String())

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -33,8 +34,8 @@ func TestRefreshRotation(t *testing.T) {
 		// After the window the first token is reuse: the family is revoked.
 		e.clock.Advance(DefaultRefreshReuseWindow + time.Second)
 		reuse := e.token("C1", refreshForm(rt1))
-		checkE1(t, reuse, 400, ErrInvalidGrant)
-		checkE1(t, e.token("C1", refreshForm(rt2)), 400, ErrInvalidGrant)
+		checkE1(t, reuse, 400, web.ErrInvalidGrant)
+		checkE1(t, e.token("C1", refreshForm(rt2)), 400, web.ErrInvalidGrant)
 		logs := e.logs.String()
 		if !strings.Contains(logs, `"msg":"refresh token reuse detected"`) || !strings.Contains(logs, `"msg":"refresh_reuse_detected"`) || strings.Contains(logs, rt1[5:]) || strings.Contains(logs, rt2[5:]) {
 			t.Errorf("reuse log missing, or a token in the logs")
@@ -54,8 +55,8 @@ func TestRefreshReuseAfterSuccessorUsed(t *testing.T) {
 	rt1 := e.login().str("refresh_token")
 	rt2 := e.token("C1", refreshForm(rt1)).str("refresh_token")
 	rt3 := e.token("C1", refreshForm(rt2)).str("refresh_token")
-	checkE1(t, e.token("C1", refreshForm(rt1)), 400, ErrInvalidGrant)
-	checkE1(t, e.token("C1", refreshForm(rt3)), 400, ErrInvalidGrant)
+	checkE1(t, e.token("C1", refreshForm(rt1)), 400, web.ErrInvalidGrant)
+	checkE1(t, e.token("C1", refreshForm(rt3)), 400, web.ErrInvalidGrant)
 }
 
 // TestRefreshWindowOff: with the window off, an immediate retry revokes.
@@ -63,8 +64,8 @@ func TestRefreshWindowOff(t *testing.T) {
 	e := newEnv(t, storagetest.Backends[0], func(c *Config) { c.RefreshReuseWindow = -1 })
 	rt1 := e.login().str("refresh_token")
 	rt2 := e.token("C1", refreshForm(rt1)).str("refresh_token")
-	checkE1(t, e.token("C1", refreshForm(rt1)), 400, ErrInvalidGrant)
-	checkE1(t, e.token("C1", refreshForm(rt2)), 400, ErrInvalidGrant)
+	checkE1(t, e.token("C1", refreshForm(rt1)), 400, web.ErrInvalidGrant)
+	checkE1(t, e.token("C1", refreshForm(rt2)), 400, web.ErrInvalidGrant)
 }
 
 // TestRefreshConcurrent is RT-06 over HTTP on both backends: 20 requests
@@ -91,7 +92,7 @@ func TestRefreshConcurrent(t *testing.T) {
 					switch {
 					case r.status == 200:
 						successors[r.str("refresh_token")] = true
-					case r.status == 400 && r.str("error") == ErrInvalidGrant:
+					case r.status == 400 && r.str("error") == web.ErrInvalidGrant:
 						if window == 0 {
 							t.Errorf("request %d within the window: %s", i, r.body)
 						}
@@ -131,10 +132,10 @@ func TestRefreshRules(t *testing.T) {
 	}{
 		{"same scope by default", nil, "C1", nil, 200, "", "openid read write"},
 		{"narrower scope", nil, "C1", []string{"scope", "read"}, 200, "", "read"},
-		{"wider scope", nil, "C1", []string{"scope", "read email"}, 400, ErrInvalidScope, ""},
-		{"another client's token", nil, "C2", nil, 400, ErrInvalidGrant, ""},
-		{"no client authentication", nil, "", nil, 401, ErrInvalidClient, ""},
-		{"idle expiry", func(t *testing.T, e *env) { e.clock.Advance(7*day + time.Second) }, "C1", nil, 400, ErrInvalidGrant, ""},
+		{"wider scope", nil, "C1", []string{"scope", "read email"}, 400, web.ErrInvalidScope, ""},
+		{"another client's token", nil, "C2", nil, 400, web.ErrInvalidGrant, ""},
+		{"no client authentication", nil, "", nil, 401, web.ErrInvalidClient, ""},
+		{"idle expiry", func(t *testing.T, e *env) { e.clock.Advance(7*day + time.Second) }, "C1", nil, 400, web.ErrInvalidGrant, ""},
 		{"absolute expiry while used", func(t *testing.T, e *env) {
 			for range 4 {
 				e.clock.Advance(6 * day)
@@ -145,29 +146,29 @@ func TestRefreshRules(t *testing.T) {
 				e.rt = r.str("refresh_token")
 			}
 			e.clock.Advance(6 * day) // 30 days after the login
-		}, "C1", nil, 400, ErrInvalidGrant, ""},
+		}, "C1", nil, 400, web.ErrInvalidGrant, ""},
 		{"password changed", func(t *testing.T, e *env) {
 			e.updateAlice(t, func(u *storage.User) { u.PasswordChangedAt = storage.At(e.clock.Now().Add(time.Second)) })
-		}, "C1", nil, 400, ErrInvalidGrant, ""},
-		{"user disabled", func(t *testing.T, e *env) { e.updateAlice(t, func(u *storage.User) { u.Disabled = true }) }, "C1", nil, 400, ErrInvalidGrant, ""},
+		}, "C1", nil, 400, web.ErrInvalidGrant, ""},
+		{"user disabled", func(t *testing.T, e *env) { e.updateAlice(t, func(u *storage.User) { u.Disabled = true }) }, "C1", nil, 400, web.ErrInvalidGrant, ""},
 		{"user deleted", func(t *testing.T, e *env) {
 			if err := e.db.DeleteUser(context.Background(), e.users["alice"].ID); err != nil {
 				t.Fatal(err)
 			}
-		}, "C1", nil, 400, ErrInvalidGrant, ""},
+		}, "C1", nil, 400, web.ErrInvalidGrant, ""},
 		{"sign out everywhere", func(t *testing.T, e *env) {
 			if _, err := e.db.RevokeUserRefreshFamilies(context.Background(), e.users["alice"].ID, storage.RevokeSignOut, e.clock.Now()); err != nil {
 				t.Fatal(err)
 			}
-		}, "C1", nil, 400, ErrInvalidGrant, ""},
-		{"client disabled", func(t *testing.T, e *env) { e.setClientDisabled(t, "C1", true) }, "C1", nil, 401, ErrInvalidClient, ""},
+		}, "C1", nil, 400, web.ErrInvalidGrant, ""},
+		{"client disabled", func(t *testing.T, e *env) { e.setClientDisabled(t, "C1", true) }, "C1", nil, 401, web.ErrInvalidClient, ""},
 		{"client re-enabled after its tokens were revoked", func(t *testing.T, e *env) {
 			e.setClientDisabled(t, "C1", true)
 			if _, err := e.db.RevokeClientRefreshFamilies(context.Background(), "C1", storage.RevokeClient, e.clock.Now()); err != nil {
 				t.Fatal(err)
 			}
 			e.setClientDisabled(t, "C1", false)
-		}, "C1", nil, 400, ErrInvalidGrant, ""},
+		}, "C1", nil, 400, web.ErrInvalidGrant, ""},
 		{"scope removed from the client", func(t *testing.T, e *env) {
 			if _, err := e.db.UpdateClient(context.Background(), "C1", func(c *storage.Client) error {
 				c.Scopes = storage.List{"openid", "read"}
@@ -177,8 +178,8 @@ func TestRefreshRules(t *testing.T) {
 			}
 		}, "C1", nil, 200, "", "openid read"},
 		{"same audience", nil, "C1", []string{"audience", "https://rs2.test"}, 200, "", "openid read write"},
-		{"another registered audience", nil, "C1", []string{"audience", "https://rs1.test"}, 400, ErrInvalidTarget, ""},
-		{"audience not registered", nil, "C1", []string{"audience", "https://evil.test"}, 400, ErrInvalidTarget, ""},
+		{"another registered audience", nil, "C1", []string{"audience", "https://rs1.test"}, 400, web.ErrInvalidTarget, ""},
+		{"audience not registered", nil, "C1", []string{"audience", "https://evil.test"}, 400, web.ErrInvalidTarget, ""},
 	}
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newEnv(t, b)

@@ -23,7 +23,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -167,7 +169,7 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 	e.url = "http://" + ts.Listener.Addr().String()
 	cfg := Config{
 		Issuer: e.url, Store: e.store, Keys: e.keys, Passwords: e.hasher, Now: e.clock.Now,
-		Log: slog.New(LogHandler(slog.NewJSONHandler(e.logs, nil))),
+		Log: slog.New(web.LogHandler(slog.NewJSONHandler(e.logs, nil))),
 	}
 	for _, c := range change {
 		c(&cfg)
@@ -190,21 +192,21 @@ func newEnv(t testing.TB, b storagetest.Backend, change ...func(*Config)) *env {
 func (e *env) seed() {
 	e.t.Helper()
 	ctx := context.Background()
-	clients := []ClientSpec{
-		{ID: "C1", Grants: []string{GrantPassword, GrantRefreshToken},
+	clients := []manage.ClientSpec{
+		{ID: "C1", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken},
 			Scopes: []string{"openid", "profile", "email", "read", "write", ScopeAdmin}, Audiences: []string{"https://rs1.test", "https://rs2.test"}},
-		{ID: "C2", Grants: []string{GrantPassword, GrantRefreshToken}, Scopes: []string{"read"}, Audiences: []string{"https://rs2.test"}},
-		{ID: "CC", Grants: []string{GrantClientCredentials}, Scopes: []string{"read", "write", "openid"}, Audiences: []string{"https://rs1.test"}},
-		{ID: "POST", AuthMethod: storage.AuthSecretPost, Grants: []string{GrantClientCredentials}, Scopes: []string{"read"}},
-		{ID: "NOREF", Grants: []string{GrantPassword}, Scopes: []string{"openid", "read"}},
-		{ID: "ROPC", Grants: []string{GrantPassword, GrantRefreshToken}, Scopes: []string{"read"}}, // password only: CC on it is unauthorized
-		{ID: "pub1", Public: true, Grants: []string{GrantRefreshToken}, Scopes: []string{"read"}},
-		{ID: "RS", Grants: []string{GrantClientCredentials}, Audiences: []string{"https://rs1.test"},
+		{ID: "C2", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken}, Scopes: []string{"read"}, Audiences: []string{"https://rs2.test"}},
+		{ID: "CC", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read", "write", "openid"}, Audiences: []string{"https://rs1.test"}},
+		{ID: "POST", AuthMethod: storage.AuthSecretPost, Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read"}},
+		{ID: "NOREF", Grants: []string{manage.GrantPassword}, Scopes: []string{"openid", "read"}},
+		{ID: "ROPC", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken}, Scopes: []string{"read"}}, // password only: CC on it is unauthorized
+		{ID: "pub1", Public: true, Grants: []string{manage.GrantRefreshToken}, Scopes: []string{"read"}},
+		{ID: "RS", Grants: []string{manage.GrantClientCredentials}, Audiences: []string{"https://rs1.test"},
 			IntrospectAudiences: []string{"https://rs1.test"}}, // a resource server introspecting
 		{ID: "a"},
 	}
 	for _, spec := range clients {
-		c, secret, err := NewClient(spec)
+		c, secret, err := manage.NewClient(spec)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -214,8 +216,8 @@ func (e *env) seed() {
 		e.secrets[spec.ID] = secret
 	}
 	// CA-02: an id and a secret that need form-encoding in Basic.
-	ab := storage.Client{ID: "a:b+c", SecretHash: HashClientSecret("p@ss w%rd"), AuthMethod: storage.AuthSecretBasic,
-		GrantTypes: storage.List{GrantClientCredentials}}
+	ab := storage.Client{ID: "a:b+c", SecretHash: manage.HashClientSecret("p@ss w%rd"), AuthMethod: storage.AuthSecretBasic,
+		GrantTypes: storage.List{manage.GrantClientCredentials}}
 	if err := e.db.CreateClient(ctx, &ab); err != nil {
 		e.t.Fatal(err)
 	}
@@ -378,7 +380,7 @@ func checkE1(t testing.TB, r response, wantStatus int, wantCode string) {
 	if r.status != wantStatus {
 		t.Errorf("status %d, want %d (body %s)", r.status, wantStatus, r.body)
 	}
-	if ct := r.header.Get("Content-Type"); ct != contentTypeJSON {
+	if ct := r.header.Get("Content-Type"); ct != web.ContentTypeJSON {
 		t.Errorf("Content-Type %q", ct)
 	}
 	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
@@ -397,7 +399,7 @@ func checkE1(t testing.TB, r response, wantStatus int, wantCode string) {
 	if _, ok := r.json["access_token"]; ok {
 		t.Error("an error carries an access token")
 	}
-	if code == ErrInvalidClient && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic realm=") {
+	if code == web.ErrInvalidClient && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic realm=") {
 		t.Errorf("invalid_client without WWW-Authenticate: Basic (%q)", r.header.Get("WWW-Authenticate"))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -116,7 +117,7 @@ const metricsContentType = "text/plain; version=…; charset=utf-8"
 type cacheKind int
 
 const (
-	private     cacheKind = iota // Cache-Control: no-store and Pragma: no-cache (noStore)
+	private     cacheKind = iota // Cache-Control: no-store and Pragma: no-cache (web.NoStore)
 	noStoreOnly                  // Cache-Control: no-store, the middleware's default
 	public                       // the JWKS and metadata: public, max-age=300
 )
@@ -188,55 +189,55 @@ func testSecurityHeaders(t *testing.T, b storagetest.Backend, tr transport) {
 		cors        bool // Access-Control-Allow-Origin: *
 	}{
 		// Token endpoint (TE, RFC 6749 §5).
-		{"token 200", request{body: ccForm().Encode(), auth: e.basic("CC")}, 200, contentTypeJSON, private, false},
-		{"token 400 unsupported grant", request{body: "grant_type=magic", auth: e.basic("CC")}, 400, contentTypeJSON, private, false},
-		{"token 401 wrong secret", request{body: ccForm().Encode(), auth: basicHeader("CC", "wrong")}, 401, contentTypeJSON, private, false},
-		{"token 405 GET", request{method: http.MethodGet, contentType: "-"}, 405, contentTypeJSON, private, false},
-		{"token 405 preflight", request{method: http.MethodOptions, contentType: "-", header: preflight.Clone()}, 405, contentTypeJSON, private, false},
-		{"token 413", request{body: padForm(t, ccForm().Encode(), maxOAuthBody+1), auth: e.basic("CC")}, 413, contentTypeJSON, private, false},
-		{"token 429 throttled client", request{body: ccForm().Encode(), auth: basicHeader("C2", "wrong")}, 429, contentTypeJSON, private, false},
-		{"token 500 store fault", request{body: ccForm().Encode(), auth: basicHeader("BOOM", "x")}, 500, contentTypeJSON, private, false},
-		{"token 503 hashing overload", request{body: passwordForm("alice", overloadPassword).Encode(), auth: e.basic("C1")}, 503, contentTypeJSON, private, false},
+		{"token 200", request{body: ccForm().Encode(), auth: e.basic("CC")}, 200, web.ContentTypeJSON, private, false},
+		{"token 400 unsupported grant", request{body: "grant_type=magic", auth: e.basic("CC")}, 400, web.ContentTypeJSON, private, false},
+		{"token 401 wrong secret", request{body: ccForm().Encode(), auth: basicHeader("CC", "wrong")}, 401, web.ContentTypeJSON, private, false},
+		{"token 405 GET", request{method: http.MethodGet, contentType: "-"}, 405, web.ContentTypeJSON, private, false},
+		{"token 405 preflight", request{method: http.MethodOptions, contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
+		{"token 413", request{body: padForm(t, ccForm().Encode(), maxOAuthBody+1), auth: e.basic("CC")}, 413, web.ContentTypeJSON, private, false},
+		{"token 429 throttled client", request{body: ccForm().Encode(), auth: basicHeader("C2", "wrong")}, 429, web.ContentTypeJSON, private, false},
+		{"token 500 store fault", request{body: ccForm().Encode(), auth: basicHeader("BOOM", "x")}, 500, web.ContentTypeJSON, private, false},
+		{"token 503 hashing overload", request{body: passwordForm("alice", overloadPassword).Encode(), auth: e.basic("C1")}, 503, web.ContentTypeJSON, private, false},
 		// Revocation (RFC 7009) and introspection (RFC 7662).
 		{"revoke 200", request{path: "/oauth2/revoke", body: "token=garbage", auth: e.basic("CC")}, 200, "", private, false},
-		{"revoke 401", request{path: "/oauth2/revoke", body: "token=garbage"}, 401, contentTypeJSON, private, false},
-		{"introspect 200", request{path: "/oauth2/introspect", body: "token=" + userAT, auth: e.basic("C1")}, 200, contentTypeJSON, private, false},
-		{"introspect 401", request{path: "/oauth2/introspect", body: "token=" + userAT}, 401, contentTypeJSON, private, false},
+		{"revoke 401", request{path: "/oauth2/revoke", body: "token=garbage"}, 401, web.ContentTypeJSON, private, false},
+		{"introspect 200", request{path: "/oauth2/introspect", body: "token=" + userAT, auth: e.basic("C1")}, 200, web.ContentTypeJSON, private, false},
+		{"introspect 401", request{path: "/oauth2/introspect", body: "token=" + userAT}, 401, web.ContentTypeJSON, private, false},
 		// Userinfo (OIDC Core §5.3).
-		{"userinfo 200", request{method: http.MethodGet, path: "/userinfo", contentType: "-", auth: bearer(userAT)}, 200, contentTypeJSON, private, false},
-		{"userinfo 401", request{method: http.MethodGet, path: "/userinfo", contentType: "-"}, 401, contentTypeJSON, private, false},
-		{"userinfo 400 token in query", request{method: http.MethodGet, path: "/userinfo", query: "access_token=" + userAT, contentType: "-"}, 400, contentTypeJSON, private, false},
+		{"userinfo 200", request{method: http.MethodGet, path: "/userinfo", contentType: "-", auth: bearer(userAT)}, 200, web.ContentTypeJSON, private, false},
+		{"userinfo 401", request{method: http.MethodGet, path: "/userinfo", contentType: "-"}, 401, web.ContentTypeJSON, private, false},
+		{"userinfo 400 token in query", request{method: http.MethodGet, path: "/userinfo", query: "access_token=" + userAT, contentType: "-"}, 400, web.ContentTypeJSON, private, false},
 		// Public documents: the JWKS (RFC 7517) and the metadata (RFC 8414, OIDC Discovery).
-		{"JWKS 200", request{method: http.MethodGet, path: "/.well-known/jwks.json", contentType: "-"}, 200, contentTypeJWKSet, public, true},
-		{"JWKS HEAD", request{method: http.MethodHead, path: "/.well-known/jwks.json", contentType: "-"}, 200, contentTypeJWKSet, public, true},
+		{"JWKS 200", request{method: http.MethodGet, path: "/.well-known/jwks.json", contentType: "-"}, 200, web.ContentTypeJWKSet, public, true},
+		{"JWKS HEAD", request{method: http.MethodHead, path: "/.well-known/jwks.json", contentType: "-"}, 200, web.ContentTypeJWKSet, public, true},
 		{"JWKS 304", request{method: http.MethodGet, path: "/.well-known/jwks.json", contentType: "-", header: http.Header{"If-None-Match": {etag}}}, 304, "", public, true},
-		{"JWKS 405 preflight", request{method: http.MethodOptions, path: "/.well-known/jwks.json", contentType: "-", header: preflight.Clone()}, 405, contentTypeJSON, private, false},
-		{"openid-configuration", request{method: http.MethodGet, path: "/.well-known/openid-configuration", contentType: "-"}, 200, contentTypeJSON, public, true},
-		{"openid-configuration HEAD", request{method: http.MethodHead, path: "/.well-known/openid-configuration", contentType: "-"}, 200, contentTypeJSON, public, true},
-		{"oauth-authorization-server", request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server", contentType: "-"}, 200, contentTypeJSON, public, true},
+		{"JWKS 405 preflight", request{method: http.MethodOptions, path: "/.well-known/jwks.json", contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
+		{"openid-configuration", request{method: http.MethodGet, path: "/.well-known/openid-configuration", contentType: "-"}, 200, web.ContentTypeJSON, public, true},
+		{"openid-configuration HEAD", request{method: http.MethodHead, path: "/.well-known/openid-configuration", contentType: "-"}, 200, web.ContentTypeJSON, public, true},
+		{"oauth-authorization-server", request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server", contentType: "-"}, 200, web.ContentTypeJSON, public, true},
 		// Admin API: no CORS at all (TH-05).
-		{"admin 200", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-", auth: bearer(opsAT)}, 200, contentTypeJSON, private, false},
+		{"admin 200", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-", auth: bearer(opsAT)}, 200, web.ContentTypeJSON, private, false},
 		{"admin 201", request{method: http.MethodPost, path: "/admin/v1/clients", contentType: "application/json", auth: bearer(opsAT),
-			body: `{"client_id":"snapshot","grant_types":["client_credentials"]}`}, 201, contentTypeJSON, private, false},
-		{"admin 400 bad JSON", request{method: http.MethodPost, path: "/admin/v1/clients", contentType: "application/json", auth: bearer(opsAT), body: `{`}, 400, contentTypeJSON, private, false},
-		{"admin 401 no token", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-"}, 401, contentTypeJSON, private, false},
-		{"admin 403 user token", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-", auth: bearer(userAT)}, 403, contentTypeJSON, private, false},
-		{"admin 404", request{method: http.MethodGet, path: "/admin/v1/users/nobody", contentType: "-", auth: bearer(opsAT)}, 404, contentTypeJSON, private, false},
-		{"admin 405 preflight", request{method: http.MethodOptions, path: "/admin/v1/users", contentType: "-", header: preflight.Clone()}, 405, contentTypeJSON, private, false},
+			body: `{"client_id":"snapshot","grant_types":["client_credentials"]}`}, 201, web.ContentTypeJSON, private, false},
+		{"admin 400 bad JSON", request{method: http.MethodPost, path: "/admin/v1/clients", contentType: "application/json", auth: bearer(opsAT), body: `{`}, 400, web.ContentTypeJSON, private, false},
+		{"admin 401 no token", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-"}, 401, web.ContentTypeJSON, private, false},
+		{"admin 403 user token", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-", auth: bearer(userAT)}, 403, web.ContentTypeJSON, private, false},
+		{"admin 404", request{method: http.MethodGet, path: "/admin/v1/users/nobody", contentType: "-", auth: bearer(opsAT)}, 404, web.ContentTypeJSON, private, false},
+		{"admin 405 preflight", request{method: http.MethodOptions, path: "/admin/v1/users", contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
 		// Account API: no CORS either.
-		{"account 400 bad JSON", request{path: "/account/password", contentType: "application/json", auth: bearer(userAT), body: `[]`}, 400, contentTypeJSON, private, false},
-		{"account 401 no token", request{path: "/account/password", contentType: "application/json", body: `{}`}, 401, contentTypeJSON, private, false},
-		{"account 405 preflight", request{method: http.MethodOptions, path: "/account/password", contentType: "-", header: preflight.Clone()}, 405, contentTypeJSON, private, false},
+		{"account 400 bad JSON", request{path: "/account/password", contentType: "application/json", auth: bearer(userAT), body: `[]`}, 400, web.ContentTypeJSON, private, false},
+		{"account 401 no token", request{path: "/account/password", contentType: "application/json", body: `{}`}, 401, web.ContentTypeJSON, private, false},
+		{"account 405 preflight", request{method: http.MethodOptions, path: "/account/password", contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
 		{"register 202", request{path: "/account/register", contentType: "application/json",
-			body: jsonObject("username", "snapshot", "password", newAlicePassword, "email", "snapshot@example.com")}, 202, contentTypeJSON, private, false},
+			body: jsonObject("username", "snapshot", "password", newAlicePassword, "email", "snapshot@example.com")}, 202, web.ContentTypeJSON, private, false},
 		// Operations.
-		{"healthz", request{method: http.MethodGet, path: "/healthz", contentType: "-"}, 200, contentTypeJSON, private, false},
-		{"readyz", request{method: http.MethodGet, path: "/readyz", contentType: "-"}, 200, contentTypeJSON, private, false},
+		{"healthz", request{method: http.MethodGet, path: "/healthz", contentType: "-"}, 200, web.ContentTypeJSON, private, false},
+		{"readyz", request{method: http.MethodGet, path: "/readyz", contentType: "-"}, 200, web.ContentTypeJSON, private, false},
 		{"metrics", request{method: http.MethodGet, path: "/metrics", contentType: "-"}, 200, metricsContentType, noStoreOnly, false},
-		{"healthz 405", request{method: http.MethodDelete, path: "/healthz", contentType: "-"}, 405, contentTypeJSON, private, false},
+		{"healthz 405", request{method: http.MethodDelete, path: "/healthz", contentType: "-"}, 405, web.ContentTypeJSON, private, false},
 		// Paths no route takes.
-		{"404", request{method: http.MethodGet, path: "/nope", contentType: "-"}, 404, contentTypeJSON, private, false},
-		{"404 under /admin", request{method: http.MethodGet, path: "/admin/v1/nope", contentType: "-"}, 404, contentTypeJSON, private, false},
+		{"404", request{method: http.MethodGet, path: "/nope", contentType: "-"}, 404, web.ContentTypeJSON, private, false},
+		{"404 under /admin", request{method: http.MethodGet, path: "/admin/v1/nope", contentType: "-"}, 404, web.ContentTypeJSON, private, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/keyward/keyward/idp/web"
 )
 
 // healthz answers while the process serves HTTP (liveness).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
-	noStore(w)
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	return nil
 }
 
@@ -27,7 +29,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Keys.Ready(); err != nil {
 		checks["keys"], status = "unavailable", http.StatusServiceUnavailable
 	}
-	noStore(w)
-	writeJSON(w, status, map[string]any{"status": map[bool]string{true: "ready", false: "unavailable"}[status == http.StatusOK], "checks": checks})
+	web.NoStore(w)
+	web.WriteJSON(w, status, map[string]any{"status": map[bool]string{true: "ready", false: "unavailable"}[status == http.StatusOK], "checks": checks})
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyward/keyward/idp/web"
 )
 
 // probePaths answer over plain HTTP even under RequireForwardedHTTPS, so an
@@ -19,7 +21,7 @@ var probePaths = map[string]bool{"/healthz": true, "/readyz": true}
 // the token endpoint requires TLS; a redirect would teach clients that
 // sending credentials in clear first works).
 func errHTTPSRequired(http.ResponseWriter, *http.Request) error {
-	return badRequest("HTTPS required")
+	return web.BadRequest("HTTPS required")
 }
 
 // requireHTTPS wraps next, when Config.RequireForwardedHTTPS is set, so
@@ -31,8 +33,7 @@ func (s *Server) requireHTTPS(next http.Handler) http.Handler {
 	if !s.cfg.RequireForwardedHTTPS {
 		return next
 	}
-	refuse := s.metrics.instrument(func(*http.Request) string { return "https_required" },
-		s.handle(errHTTPSRequired))
+	refuse := s.metrics.Endpoint("https_required", web.Handle(s.log, errHTTPSRequired))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if why := s.notHTTPS(r); why != "" && !probePaths[r.URL.Path] {
 			s.log.WarnContext(r.Context(), "request refused: not https", "path", r.URL.Path, "reason", why)

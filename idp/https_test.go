@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -89,19 +90,19 @@ func TestRequireForwardedHTTPS(t *testing.T) {
 		wantStatus           int
 		wantCode             string // the OAuth error; "" for none
 	}{
-		{"token, no header", http.MethodPost, "/oauth2/token", proxy, "", 400, ErrInvalidRequest},
-		{"token, http", http.MethodPost, "/oauth2/token", proxy, "http", 400, ErrInvalidRequest},
-		{"token, untrusted https", http.MethodPost, "/oauth2/token", stranger, "https", 400, ErrInvalidRequest},
-		{"token, trusted https", http.MethodPost, "/oauth2/token", proxy, "https", 401, ErrInvalidClient},
-		{"unclean path", http.MethodPost, "//oauth2/token", stranger, "", 400, ErrInvalidRequest},
-		{"unknown path", http.MethodGet, "/nope", stranger, "", 400, ErrInvalidRequest},
-		{"wrong method", http.MethodGet, "/oauth2/token", stranger, "", 400, ErrInvalidRequest},
-		{"discovery", http.MethodGet, "/.well-known/openid-configuration", stranger, "", 400, ErrInvalidRequest},
-		{"metrics on the main listener", http.MethodGet, "/metrics", stranger, "", 400, ErrInvalidRequest},
+		{"token, no header", http.MethodPost, "/oauth2/token", proxy, "", 400, web.ErrInvalidRequest},
+		{"token, http", http.MethodPost, "/oauth2/token", proxy, "http", 400, web.ErrInvalidRequest},
+		{"token, untrusted https", http.MethodPost, "/oauth2/token", stranger, "https", 400, web.ErrInvalidRequest},
+		{"token, trusted https", http.MethodPost, "/oauth2/token", proxy, "https", 401, web.ErrInvalidClient},
+		{"unclean path", http.MethodPost, "//oauth2/token", stranger, "", 400, web.ErrInvalidRequest},
+		{"unknown path", http.MethodGet, "/nope", stranger, "", 400, web.ErrInvalidRequest},
+		{"wrong method", http.MethodGet, "/oauth2/token", stranger, "", 400, web.ErrInvalidRequest},
+		{"discovery", http.MethodGet, "/.well-known/openid-configuration", stranger, "", 400, web.ErrInvalidRequest},
+		{"metrics on the main listener", http.MethodGet, "/metrics", stranger, "", 400, web.ErrInvalidRequest},
 		{"discovery, trusted https", http.MethodGet, "/.well-known/openid-configuration", proxy, "https", 200, ""},
 		{"healthz", http.MethodGet, "/healthz", stranger, "", 200, ""},
 		{"readyz", http.MethodGet, "/readyz", stranger, "", 200, ""},
-		{"healthz, wrong method", http.MethodDelete, "/healthz", stranger, "", 405, ErrInvalidRequest},
+		{"healthz, wrong method", http.MethodDelete, "/healthz", stranger, "", 405, web.ErrInvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,7 +117,7 @@ func TestRequireForwardedHTTPS(t *testing.T) {
 			}
 			if w.Code == http.StatusBadRequest {
 				if body["error_description"] != "HTTPS required" || w.Header().Get("Cache-Control") != "no-store" ||
-					w.Header().Get("Content-Type") != contentTypeJSON || w.Header().Get("X-Request-Id") == "" {
+					w.Header().Get("Content-Type") != web.ContentTypeJSON || w.Header().Get("X-Request-Id") == "" {
 					t.Fatalf("refusal %v %s", w.Header(), w.Body.String())
 				}
 			}

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -79,7 +82,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), Event{Actor: "cli"}, u.ID, storage.RevokePassword, time.Now()); err != nil {
+			if _, err := manage.New(e.db, e.srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokePassword); err != nil {
 				t.Fatal(err)
 			}
 			return next
@@ -90,7 +93,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := EndUserSessions(t.Context(), e.db, e.srv.Auditor(), Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled, time.Now()); err != nil {
+			if _, err := manage.New(e.db, e.srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled); err != nil {
 				t.Fatal(err)
 			}
 			return current
@@ -112,7 +115,7 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			c.Passwords = slowHasher{PasswordHasher: c.Passwords, delay: 4 * time.Millisecond}
 			// Each round ends with a login or two refused with the old
 			// password; hundreds of them must not trip the throttle.
-			c.Throttle = ThrottlePolicy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
+			c.Throttle = guard.Policy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
 		})
 		current := alicePassword
 		total := 0

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -45,12 +46,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	if c.Public {
 		return errClientAuth()
 	}
-	if err := s.callers.allow(ctx, c); err != nil {
+	if err := s.callers.Allow(ctx, c); err != nil {
 		return err
 	}
 	tok := f["token"]
 	if tok == "" {
-		return badRequest("token is required")
+		return web.BadRequest("token is required")
 	}
 	var resp introspection
 	if looksLikeRefreshToken(tok) {
@@ -61,8 +62,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	noStore(w)
-	writeJSON(w, http.StatusOK, resp)
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -18,16 +19,16 @@ func TestIntrospectResourceServerRole(t *testing.T) {
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newEnv(t, b)
 		ctx := context.Background()
-		for _, spec := range []ClientSpec{
+		for _, spec := range []manage.ClientSpec{
 			// Two apps that call the API "api" with client_credentials.
-			{ID: "app", Grants: []string{GrantClientCredentials}, Scopes: []string{"read"}, Audiences: []string{"api"}},
-			{ID: "other-app", Grants: []string{GrantClientCredentials}, Scopes: []string{"read"}, Audiences: []string{"api"}},
+			{ID: "app", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read"}, Audiences: []string{"api"}},
+			{ID: "other-app", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read"}, Audiences: []string{"api"}},
 			// The API itself: no grant, only the role.
 			{ID: "api-rs", IntrospectAudiences: []string{"api"}},
 			// The resource server of another API.
 			{ID: "billing-rs", IntrospectAudiences: []string{"billing"}},
 		} {
-			c, secret, err := NewClient(spec)
+			c, secret, err := manage.NewClient(spec)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -52,7 +54,7 @@ func TestIntrospect(t *testing.T) {
 			{"another client's refresh token", "C2", rt, false, nil},
 			{"resource server and a refresh token", "RS", rt, false, nil},
 			{"garbage", "C1", "garbage", false, nil},
-			{"unknown refresh token", "C1", RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false, nil},
+			{"unknown refresh token", "C1", manage.RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false, nil},
 			{"signed by an unknown key", "C1", forged, false, nil},
 			{"expired", "C1", expired, false, nil},
 			{"typ JWT", "C1", wrongTyp, false, nil},
@@ -62,7 +64,7 @@ func TestIntrospect(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				r := e.do(request{path: "/oauth2/introspect", auth: e.basic(tt.caller), body: "token=" + tt.token})
-				if r.status != 200 || r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != contentTypeJSON {
+				if r.status != 200 || r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != web.ContentTypeJSON {
 					t.Fatalf("%d %v %s", r.status, r.header, r.body)
 				}
 				if !tt.wantActive {
@@ -87,9 +89,9 @@ func TestIntrospect(t *testing.T) {
 			})
 		}
 		// CA-10: authentication required; public clients may not.
-		checkE1(t, e.do(request{path: "/oauth2/introspect", body: "token=" + at}), 401, ErrInvalidClient)
-		checkE1(t, e.do(request{path: "/oauth2/introspect", body: "client_id=pub1&token=" + at}), 401, ErrInvalidClient)
-		checkE1(t, e.do(request{path: "/oauth2/introspect", auth: e.basic("C1")}), 400, ErrInvalidRequest)
+		checkE1(t, e.do(request{path: "/oauth2/introspect", body: "token=" + at}), 401, web.ErrInvalidClient)
+		checkE1(t, e.do(request{path: "/oauth2/introspect", body: "client_id=pub1&token=" + at}), 401, web.ErrInvalidClient)
+		checkE1(t, e.do(request{path: "/oauth2/introspect", auth: e.basic("C1")}), 400, web.ErrInvalidRequest)
 		// A used refresh token, and a disabled user's tokens, are inactive.
 		e.token("C1", refreshForm(rt))
 		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("C1"), body: "token=" + rt}); r.json["active"] != false {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/keyward/keyward/idp/web"
 )
 
 // jwks serves the public key set (RFC 7517) from memory: next, active and
@@ -19,7 +21,7 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	h.Set("Content-Type", contentTypeJWKSet)
+	h.Set("Content-Type", web.ContentTypeJWKSet)
 	h.Set("Content-Length", strconv.Itoa(len(doc)))
 	if r.Method != http.MethodHead {
 		w.Write(doc)

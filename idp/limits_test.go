@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -54,12 +56,12 @@ func TestBodyCap(t *testing.T) {
 				})
 				t.Run("one byte over", func(t *testing.T) {
 					r := e.do(request{path: ep.path, auth: ep.auth, body: padForm(t, ep.form, maxOAuthBody+1)})
-					checkE1(t, r, http.StatusRequestEntityTooLarge, ErrInvalidRequest)
+					checkE1(t, r, http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 				})
 				t.Run("1 MB", func(t *testing.T) {
 					start := time.Now()
 					r := e.do(request{path: ep.path, auth: ep.auth, body: padForm(t, ep.form, 1<<20)})
-					checkE1(t, r, http.StatusRequestEntityTooLarge, ErrInvalidRequest)
+					checkE1(t, r, http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 					if d := time.Since(start); d > time.Second {
 						t.Errorf("took %v", d)
 					}
@@ -174,7 +176,7 @@ func TestBodyCapAdminAccount(t *testing.T) {
 		patch := `{"email_verified":true}`
 		path := "/admin/v1/users/" + e.users["alice"].ID
 		want(t, e.call("PATCH", path, ops, pad(patch, maxBody)), http.StatusOK, "")
-		want(t, e.call("PATCH", path, ops, pad(patch, maxBody+1)), http.StatusRequestEntityTooLarge, ErrInvalidRequest)
+		want(t, e.call("PATCH", path, ops, pad(patch, maxBody+1)), http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 
 		reg := func(name string) string {
 			return jsonObject("username", name, "password", "a perfectly fine passphrase", "email", name+"@example.com")
@@ -182,7 +184,7 @@ func TestBodyCapAdminAccount(t *testing.T) {
 		if r := e.account("/account/register", "", pad(reg("carol"), maxBody)); r.status != http.StatusAccepted {
 			t.Errorf("register at the cap: %d %s", r.status, r.body)
 		}
-		checkAccountError(t, e.account("/account/register", "", pad(reg("erin"), maxBody+1)), http.StatusRequestEntityTooLarge, ErrInvalidRequest)
+		checkAccountError(t, e.account("/account/register", "", pad(reg("erin"), maxBody+1)), http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 	})
 }
 
@@ -263,49 +265,49 @@ func TestFieldLimits(t *testing.T) {
 			wantCode   string
 		}{
 			// username ≤ 256 characters. 65 to 256 cannot exist
-			// (MaxUsernameLength) and answer as an unknown user.
-			{"65-character username", pw(strings.Repeat("u", 65), "x"), 400, ErrInvalidGrant},
-			{"256-character username", pw(strings.Repeat("u", 256), "x"), 400, ErrInvalidGrant},
-			{"256 two-byte characters", pw(strings.Repeat("é", 256), "x"), 400, ErrInvalidGrant},
-			{"257-character username", pw(strings.Repeat("u", 257), "x"), 400, ErrInvalidRequest},
-			{"257 two-byte characters", pw(strings.Repeat("é", 257), "x"), 400, ErrInvalidRequest},
+			// (manage.MaxUsernameLength) and answer as an unknown user.
+			{"65-character username", pw(strings.Repeat("u", 65), "x"), 400, web.ErrInvalidGrant},
+			{"256-character username", pw(strings.Repeat("u", 256), "x"), 400, web.ErrInvalidGrant},
+			{"256 two-byte characters", pw(strings.Repeat("é", 256), "x"), 400, web.ErrInvalidGrant},
+			{"257-character username", pw(strings.Repeat("u", 257), "x"), 400, web.ErrInvalidRequest},
+			{"257 two-byte characters", pw(strings.Repeat("é", 257), "x"), 400, web.ErrInvalidRequest},
 			// password ≤ password.MaxBytes, as received and after NFKC (PW-06).
-			{"256-byte password", pw("alice", strings.Repeat("p", 256)), 400, ErrInvalidGrant},
-			{"257-byte password", pw("alice", strings.Repeat("p", 257)), 400, ErrInvalidRequest},
-			{"password over the cap after NFKC", pw("alice", strings.Repeat("\uFDFA", 10)), 400, ErrInvalidRequest},
-			{"257-byte password, unknown user", pw("ghost", strings.Repeat("p", 257)), 400, ErrInvalidRequest},
+			{"256-byte password", pw("alice", strings.Repeat("p", 256)), 400, web.ErrInvalidGrant},
+			{"257-byte password", pw("alice", strings.Repeat("p", 257)), 400, web.ErrInvalidRequest},
+			{"password over the cap after NFKC", pw("alice", strings.Repeat("\uFDFA", 10)), 400, web.ErrInvalidRequest},
+			{"257-byte password, unknown user", pw("ghost", strings.Repeat("p", 257)), 400, web.ErrInvalidRequest},
 			// scope ≤ 1024 bytes and 64 values.
-			{"1024-byte scope", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1024)}, 400, ErrInvalidScope},
-			{"1025-byte scope", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1025)}, 400, ErrInvalidRequest},
-			{"64 scopes", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(64))}, 400, ErrInvalidScope},
-			{"65 scopes", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(65))}, 400, ErrInvalidRequest},
-			{"1025-byte scope, password grant", request{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", strings.Repeat("s", 1025)).Encode()}, 400, ErrInvalidRequest},
+			{"1024-byte scope", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1024)}, 400, web.ErrInvalidScope},
+			{"1025-byte scope", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1025)}, 400, web.ErrInvalidRequest},
+			{"64 scopes", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(64))}, 400, web.ErrInvalidScope},
+			{"65 scopes", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(65))}, 400, web.ErrInvalidRequest},
+			{"1025-byte scope, password grant", request{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", strings.Repeat("s", 1025)).Encode()}, 400, web.ErrInvalidRequest},
 			// refresh_token ≤ 512 bytes.
-			{"512-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 507)).Encode()}, 400, ErrInvalidGrant},
-			{"513-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 508)).Encode()}, 400, ErrInvalidRequest},
+			{"512-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 507)).Encode()}, 400, web.ErrInvalidGrant},
+			{"513-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 508)).Encode()}, 400, web.ErrInvalidRequest},
 			// client_id ≤ 128 bytes, in the form and in Basic, at every
 			// endpoint that authenticates clients.
-			{"128-byte client_id", ccID("", strings.Repeat("c", 128), "grant_type=client_credentials"), 401, ErrInvalidClient},
-			{"129-byte client_id", ccID("", strings.Repeat("c", 129), "grant_type=client_credentials"), 400, ErrInvalidRequest},
-			{"128-byte client_id in Basic", ccBasic("", strings.Repeat("c", 128), "grant_type=client_credentials"), 401, ErrInvalidClient},
-			{"129-byte client_id in Basic", ccBasic("", strings.Repeat("c", 129), "grant_type=client_credentials"), 400, ErrInvalidRequest},
-			{"129-byte public client_id", request{body: "grant_type=refresh_token&refresh_token=x&client_id=" + strings.Repeat("c", 129)}, 400, ErrInvalidRequest},
-			{"revoke, 128-byte client_id", ccID("/oauth2/revoke", strings.Repeat("c", 128), "token=x"), 401, ErrInvalidClient},
-			{"revoke, 129-byte client_id", ccID("/oauth2/revoke", strings.Repeat("c", 129), "token=x"), 400, ErrInvalidRequest},
-			{"revoke, 129-byte client_id in Basic", ccBasic("/oauth2/revoke", strings.Repeat("c", 129), "token=x"), 400, ErrInvalidRequest},
-			{"introspect, 128-byte client_id in Basic", ccBasic("/oauth2/introspect", strings.Repeat("c", 128), "token=x"), 401, ErrInvalidClient},
-			{"introspect, 129-byte client_id", ccID("/oauth2/introspect", strings.Repeat("c", 129), "token=x"), 400, ErrInvalidRequest},
-			{"introspect, 129-byte client_id in Basic", ccBasic("/oauth2/introspect", strings.Repeat("c", 129), "token=x"), 400, ErrInvalidRequest},
+			{"128-byte client_id", ccID("", strings.Repeat("c", 128), "grant_type=client_credentials"), 401, web.ErrInvalidClient},
+			{"129-byte client_id", ccID("", strings.Repeat("c", 129), "grant_type=client_credentials"), 400, web.ErrInvalidRequest},
+			{"128-byte client_id in Basic", ccBasic("", strings.Repeat("c", 128), "grant_type=client_credentials"), 401, web.ErrInvalidClient},
+			{"129-byte client_id in Basic", ccBasic("", strings.Repeat("c", 129), "grant_type=client_credentials"), 400, web.ErrInvalidRequest},
+			{"129-byte public client_id", request{body: "grant_type=refresh_token&refresh_token=x&client_id=" + strings.Repeat("c", 129)}, 400, web.ErrInvalidRequest},
+			{"revoke, 128-byte client_id", ccID("/oauth2/revoke", strings.Repeat("c", 128), "token=x"), 401, web.ErrInvalidClient},
+			{"revoke, 129-byte client_id", ccID("/oauth2/revoke", strings.Repeat("c", 129), "token=x"), 400, web.ErrInvalidRequest},
+			{"revoke, 129-byte client_id in Basic", ccBasic("/oauth2/revoke", strings.Repeat("c", 129), "token=x"), 400, web.ErrInvalidRequest},
+			{"introspect, 128-byte client_id in Basic", ccBasic("/oauth2/introspect", strings.Repeat("c", 128), "token=x"), 401, web.ErrInvalidClient},
+			{"introspect, 129-byte client_id", ccID("/oauth2/introspect", strings.Repeat("c", 129), "token=x"), 400, web.ErrInvalidRequest},
+			{"introspect, 129-byte client_id in Basic", ccBasic("/oauth2/introspect", strings.Repeat("c", 129), "token=x"), 400, web.ErrInvalidRequest},
 			// A length violation wins over a failed client authentication:
 			// it is decided first, from the request alone.
-			{"257-character username, wrong secret", request{auth: basicHeader("C1", "wrong"), body: passwordForm(strings.Repeat("u", 257), "x").Encode()}, 400, ErrInvalidRequest},
+			{"257-character username, wrong secret", request{auth: basicHeader("C1", "wrong"), body: passwordForm(strings.Repeat("u", 257), "x").Encode()}, 400, web.ErrInvalidRequest},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				lookups, verifies := store.n.Load(), e.hasher.verifies.Load()
 				r := e.do(tt.req)
 				checkE1(t, r, tt.wantStatus, tt.wantCode)
-				if tt.wantCode != ErrInvalidRequest {
+				if tt.wantCode != web.ErrInvalidRequest {
 					return
 				}
 				if n := store.n.Load() - lookups; n != 0 {
@@ -349,8 +351,8 @@ func TestCheckLengths(t *testing.T) {
 				}
 				return
 			}
-			var oe *Error
-			if !errorsAs(err, &oe) || oe.Code != ErrInvalidRequest || oe.Status != 0 && oe.Status != http.StatusBadRequest {
+			var oe *web.Error
+			if !errorsAs(err, &oe) || oe.Code != web.ErrInvalidRequest || oe.Status != 0 && oe.Status != http.StatusBadRequest {
 				t.Fatalf("err %v, want 400 invalid_request", err)
 			}
 		})

@@ -5,20 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
-)
 
-type ctxKey int
-
-const (
-	ctxRequestID ctxKey = iota
-	ctxClientIP
+	"github.com/keyward/keyward/idp/web"
 )
 
 // requestTimeout bounds the work of one request (database waits included),
@@ -29,7 +23,7 @@ const requestTimeout = 10 * time.Second
 // Request body caps (IN-01). Every Keyward request is a small form or JSON
 // document: the OAuth endpoints take a few short parameters, the admin and
 // account APIs somewhat larger JSON. A body past its cap is refused 413
-// (parseForm, readJSONBody) after reading at most the cap plus one byte,
+// (parseForm, web.ReadJSONBody) after reading at most the cap plus one byte,
 // and the connection is closed rather than drained.
 const (
 	maxBody      = 64 << 10 // admin, account and every other route
@@ -52,8 +46,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		id := newRequestID()
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
-		ctx = context.WithValue(ctx, ctxRequestID, id)
-		ctx = context.WithValue(ctx, ctxClientIP, s.clientIP(r))
+		ctx = web.WithRequest(ctx, id, s.clientIP(r))
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", id)
 		s.securityHeaders(w.Header(), r)
@@ -66,7 +59,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.ErrorContext(ctx, "panic serving request", "path", r.URL.Path, "err", fmt.Sprint(v), "stack", string(debug.Stack()))
-				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+				web.WriteError(s.log, w, r, fmt.Errorf("panic: %v", v))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -87,7 +80,7 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'"
 //   - Cache-Control: no-store by default (TH-03); the public documents (the
 //     JWKS and the metadata) replace it with their max-age, and the answers
 //     that carry tokens, credentials or personal data add Pragma: no-cache
-//     (noStore);
+//     (web.NoStore);
 //   - Strict-Transport-Security when the request reached Keyward over TLS
 //     (TH-02, see hstsFor).
 //
@@ -109,18 +102,6 @@ func newRequestID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// RequestID returns the id the middleware gave the request, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxRequestID).(string)
-	return id
-}
-
-// ClientIP returns the client address the middleware settled on, or "".
-func ClientIP(ctx context.Context) string {
-	ip, _ := ctx.Value(ctxClientIP).(string)
-	return ip
 }
 
 // clientIP is the peer address, unless the peer is a trusted proxy: then the
@@ -161,28 +142,4 @@ func (s *Server) trusted(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// LogHandler wraps h so records logged with a request's context carry its
-// request_id and client_ip.
-func LogHandler(h slog.Handler) slog.Handler { return ctxHandler{h} }
-
-type ctxHandler struct{ slog.Handler }
-
-func (c ctxHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestID(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
-	}
-	if ip := ClientIP(ctx); ip != "" {
-		r.AddAttrs(slog.String("client_ip", ip))
-	}
-	return c.Handler.Handle(ctx, r)
-}
-
-func (c ctxHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return ctxHandler{c.Handler.WithAttrs(as)}
-}
-
-func (c ctxHandler) WithGroup(name string) slog.Handler {
-	return ctxHandler{c.Handler.WithGroup(name)}
 }

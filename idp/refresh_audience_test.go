@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -26,13 +27,13 @@ func TestRefreshKeepsAudience(t *testing.T) {
 		{"no audience asked", nil, nil, 200, ""},
 		{"the granted audience", nil, []string{"audience", granted}, 200, ""},
 		{"the granted resource", nil, []string{"resource", granted}, 200, ""},
-		{"another registered audience", nil, []string{"audience", other}, 400, ErrInvalidTarget},
-		{"another registered resource", nil, []string{"resource", other}, 400, ErrInvalidTarget},
-		{"an unregistered audience", nil, []string{"audience", "https://evil.test"}, 400, ErrInvalidTarget},
-		{"audience and resource differ", nil, []string{"audience", granted, "resource", other}, 400, ErrInvalidRequest},
+		{"another registered audience", nil, []string{"audience", other}, 400, web.ErrInvalidTarget},
+		{"another registered resource", nil, []string{"resource", other}, 400, web.ErrInvalidTarget},
+		{"an unregistered audience", nil, []string{"audience", "https://evil.test"}, 400, web.ErrInvalidTarget},
+		{"audience and resource differ", nil, []string{"audience", granted, "resource", other}, 400, web.ErrInvalidRequest},
 		{"the granted audience no longer registered", func(t *testing.T, e *env) {
 			e.setC1Audiences(t, storage.List{other})
-		}, nil, 400, ErrInvalidTarget},
+		}, nil, 400, web.ErrInvalidTarget},
 	}
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newEnv(t, b)
@@ -78,7 +79,7 @@ func TestRefreshKeepsIssuerAudience(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		checkE1(t, e.token("ROPC", refreshForm(r.str("refresh_token"), "audience", "https://rs1.test")), 400, ErrInvalidTarget)
+		checkE1(t, e.token("ROPC", refreshForm(r.str("refresh_token"), "audience", "https://rs1.test")), 400, web.ErrInvalidTarget)
 		r = e.token("ROPC", refreshForm(r.str("refresh_token")))
 		if r.status != http.StatusOK {
 			t.Fatalf("refresh: %d %s", r.status, r.body)

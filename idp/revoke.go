@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -24,14 +26,14 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.callers.allow(ctx, c); err != nil {
+	if err := s.callers.Allow(ctx, c); err != nil {
 		return err
 	}
 	tok := f["token"]
 	if tok == "" {
-		return badRequest("token is required")
+		return web.BadRequest("token is required")
 	}
-	notYours := &Error{Code: ErrUnauthorizedClient, Description: "the token was not issued to this client"}
+	notYours := &web.Error{Code: web.ErrUnauthorizedClient, Description: "the token was not issued to this client"}
 	switch {
 	case looksLikeRefreshToken(tok):
 		_, fam, err := s.cfg.Store.RefreshToken(ctx, refreshHash(tok))
@@ -46,7 +48,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			s.log.InfoContext(ctx, "token revoked", "token_type", "refresh_token", "client_id", c.ID, "sub", fam.UserID, "family_id", fam.ID)
-			s.audit.Record(ctx, Event{Type: EventTokenRevoked, Reason: "refresh_token", Actor: c.ID, Subject: fam.ID, ClientID: c.ID})
+			s.audit.Record(ctx, audit.Event{Type: audit.TokenRevoked, Reason: "refresh_token", Actor: c.ID, Subject: fam.ID, ClientID: c.ID})
 		}
 	default:
 		claims, err := s.validateAccessToken(ctx, tok)
@@ -61,10 +63,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			s.log.InfoContext(ctx, "token revoked", "token_type", "access_token", "client_id", c.ID, "sub", claims.Subject, "jti", claims.ID)
-			s.audit.Record(ctx, Event{Type: EventTokenRevoked, Reason: "access_token", Actor: c.ID, Subject: claims.ID, ClientID: c.ID})
+			s.audit.Record(ctx, audit.Event{Type: audit.TokenRevoked, Reason: "access_token", Actor: c.ID, Subject: claims.ID, ClientID: c.ID})
 		}
 	}
-	noStore(w)
+	web.NoStore(w)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -25,16 +27,16 @@ func TestRevoke(t *testing.T) {
 		rt, at := login.str("refresh_token"), login.str("access_token")
 
 		// CA-10: no credentials.
-		checkE1(t, rev("", url.Values{"token": {rt}}), 401, ErrInvalidClient)
+		checkE1(t, rev("", url.Values{"token": {rt}}), 401, web.ErrInvalidClient)
 		// Missing token.
-		checkE1(t, rev("C1", url.Values{}), 400, ErrInvalidRequest)
+		checkE1(t, rev("C1", url.Values{}), 400, web.ErrInvalidRequest)
 		// Another client's token is refused and still works.
-		checkE1(t, rev("C2", url.Values{"token": {rt}}), 400, ErrUnauthorizedClient)
-		checkE1(t, rev("C2", url.Values{"token": {at}}), 400, ErrUnauthorizedClient)
+		checkE1(t, rev("C2", url.Values{"token": {rt}}), 400, web.ErrUnauthorizedClient)
+		checkE1(t, rev("C2", url.Values{"token": {at}}), 400, web.ErrUnauthorizedClient)
 		// Unknown, garbage, and a bogus hint: 200.
 		for _, f := range []url.Values{
 			{"token": {"garbage"}},
-			{"token": {RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
+			{"token": {manage.RefreshTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
 			{"token": {"a.b.c"}, "token_type_hint": {"bogus"}},
 		} {
 			if r := rev("C1", f); r.status != 200 || r.header.Get("Cache-Control") != "no-store" {
@@ -51,7 +53,7 @@ func TestRevoke(t *testing.T) {
 		if r := rev("C1", url.Values{"token": {rt2}, "token_type_hint": {"access_token"}}); r.status != 200 {
 			t.Fatalf("revoke: %d %s", r.status, r.body)
 		}
-		checkE1(t, e.token("C1", refreshForm(rt2)), 400, ErrInvalidGrant)
+		checkE1(t, e.token("C1", refreshForm(rt2)), 400, web.ErrInvalidGrant)
 		// RT-11: the family's access tokens stop at introspection.
 		if in := e.do(request{path: "/oauth2/introspect", auth: e.basic("C1"), body: "token=" + at2}); string(in.body) != "{\"active\":false}\n" {
 			t.Errorf("access token of a revoked family: %s", in.body)
@@ -97,7 +99,7 @@ func TestPasswordOverload(t *testing.T) {
 	e := newEnv(t, storagetest.Backends[0], func(c *Config) { c.Passwords = overloadedHasher{c.Passwords} })
 	for _, user := range []string{"alice", "ghost"} {
 		r := e.token("C1", passwordForm(user, alicePassword))
-		checkE1(t, r, http.StatusServiceUnavailable, ErrTemporarilyUnavail)
+		checkE1(t, r, http.StatusServiceUnavailable, web.ErrTemporarilyUnavail)
 		if r.header.Get("Retry-After") != "3" {
 			t.Errorf("%s: Retry-After %q", user, r.header.Get("Retry-After"))
 		}

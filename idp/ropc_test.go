@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -20,11 +21,11 @@ func TestPasswordForbiddenScopes(t *testing.T) {
 		wantCode     string // "" means 200
 		wantScope    string
 	}{
-		{"forbidden scope by password", "C1", passwordForm("alice", alicePassword, "scope", "read write"), ErrInvalidScope, ""},
-		{"forbidden scope alone", "C1", passwordForm("alice", alicePassword, "scope", "write"), ErrInvalidScope, ""},
-		{"forbidden scope, client not registered for it", "C2", passwordForm("alice", alicePassword, "scope", "write"), ErrInvalidScope, ""},
-		{"forbidden OIDC scope", "C1", passwordForm("alice", alicePassword, "scope", "openid email"), ErrInvalidScope, ""},
-		{"admin scope by password", "C1", passwordForm("alice", alicePassword, "scope", ScopeAdmin), ErrInvalidScope, ""},
+		{"forbidden scope by password", "C1", passwordForm("alice", alicePassword, "scope", "read write"), web.ErrInvalidScope, ""},
+		{"forbidden scope alone", "C1", passwordForm("alice", alicePassword, "scope", "write"), web.ErrInvalidScope, ""},
+		{"forbidden scope, client not registered for it", "C2", passwordForm("alice", alicePassword, "scope", "write"), web.ErrInvalidScope, ""},
+		{"forbidden OIDC scope", "C1", passwordForm("alice", alicePassword, "scope", "openid email"), web.ErrInvalidScope, ""},
+		{"admin scope by password", "C1", passwordForm("alice", alicePassword, "scope", ScopeAdmin), web.ErrInvalidScope, ""},
 		{"allowed scope by password", "C1", passwordForm("alice", alicePassword, "scope", "openid read"), "", "openid read"},
 		{"default scope by password leaves them out", "C1", passwordForm("alice", alicePassword), "", "profile read"},
 		{"forbidden scope by client_credentials", "CC", ccForm("scope", "write"), "", "write"},
@@ -56,10 +57,10 @@ func TestPasswordForbiddenScopeOnRefresh(t *testing.T) {
 		e := newEnv(t, b)
 		rt := e.login("scope", "openid read write").str("refresh_token")
 		// Narrowing only: a scope the login did not get is refused.
-		checkE1(t, e.token("C1", refreshForm(rt, "scope", "read email")), 400, ErrInvalidScope)
+		checkE1(t, e.token("C1", refreshForm(rt, "scope", "read email")), 400, web.ErrInvalidScope)
 
 		e.restart(func(c *Config) { c.PasswordForbiddenScopes = []string{"write"} })
-		checkE1(t, e.token("C1", refreshForm(rt, "scope", "read write")), 400, ErrInvalidScope)
+		checkE1(t, e.token("C1", refreshForm(rt, "scope", "read write")), 400, web.ErrInvalidScope)
 		r := e.token("C1", refreshForm(rt))
 		if r.status != 200 || r.str("scope") != "openid read" {
 			t.Fatalf("default refresh after write was forbidden: %d %s, want scope %q", r.status, r.body, "openid read")
@@ -89,16 +90,16 @@ func TestPasswordRefreshLifetime(t *testing.T) {
 		steps      []step
 	}{
 		{"password-grant maximum", func(c *Config) { c.PasswordRefreshTokenTTL = 3 * day }, 3 * day,
-			[]step{{2 * day, ""}, {day - time.Second, ""}, {time.Second, ErrInvalidGrant}}},
+			[]step{{2 * day, ""}, {day - time.Second, ""}, {time.Second, web.ErrInvalidGrant}}},
 		{"unset: the general lifetime", nil, DefaultRefreshTokenTTL,
 			[]step{{2 * day, ""}, {day, ""}, {6 * day, ""}, {6 * day, ""}}},
 		{"above the general lifetime counts as it", func(c *Config) {
 			c.RefreshTokenTTL, c.PasswordRefreshTokenTTL = 4*day, 10*day
-		}, 4 * day, []step{{2 * day, ""}, {2 * day, ErrInvalidGrant}}},
+		}, 4 * day, []step{{2 * day, ""}, {2 * day, web.ErrInvalidGrant}}},
 		{"idle lifetime as before", func(c *Config) { c.PasswordRefreshTokenTTL = 20 * day }, 20 * day,
-			[]step{{6 * day, ""}, {7*day + time.Second, ErrInvalidGrant}}},
+			[]step{{6 * day, ""}, {7*day + time.Second, web.ErrInvalidGrant}}},
 		{"maximum shorter than the idle lifetime", func(c *Config) { c.PasswordRefreshTokenTTL = day }, day,
-			[]step{{day, ErrInvalidGrant}}},
+			[]step{{day, web.ErrInvalidGrant}}},
 	}
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		for _, tt := range tests {

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -28,8 +30,8 @@ func isOIDCScope(s string) bool {
 	return s == ScopeOpenID || s == ScopeProfile || s == ScopeEmail
 }
 
-func invalidScope(description string) *Error {
-	return &Error{Code: ErrInvalidScope, Description: description}
+func invalidScope(description string) *web.Error {
+	return &web.Error{Code: web.ErrInvalidScope, Description: description}
 }
 
 // parseScope splits a scope parameter (RFC 6749 §3.3: scope-tokens separated
@@ -42,7 +44,7 @@ func parseScope(s string) ([]string, error) {
 	parts := strings.Split(s, " ")
 	var out []string
 	for _, p := range parts {
-		if !ValidScopeToken(p) {
+		if !manage.ValidScopeToken(p) {
 			return nil, invalidScope("scope must be scope-tokens separated by single spaces (RFC 6749 §3.3)")
 		}
 		if !slices.Contains(out, p) {
@@ -66,9 +68,9 @@ func passwordForbidden(s string, forbidden []string) bool {
 // next refresh.
 func scopeAllowed(s string, c storage.Client, grantType string, forbidden []string) bool {
 	switch {
-	case grantType == GrantClientCredentials && isOIDCScope(s):
+	case grantType == manage.GrantClientCredentials && isOIDCScope(s):
 		return false // no user, so nothing for OIDC to describe
-	case grantType != GrantClientCredentials && passwordForbidden(s, forbidden):
+	case grantType != manage.GrantClientCredentials && passwordForbidden(s, forbidden):
 		return false // never through a user's password (TE-16)
 	case isOIDCScope(s):
 		return true
@@ -94,10 +96,10 @@ func grantScope(requested []string, c storage.Client, grantType string, forbidde
 		return out, nil
 	}
 	for _, s := range requested {
-		if grantType == GrantPassword && passwordForbidden(s, forbidden) {
+		if grantType == manage.GrantPassword && passwordForbidden(s, forbidden) {
 			return nil, invalidScope("the requested scope is not available through the password grant")
 		}
-		if grantType == GrantClientCredentials && isOIDCScope(s) {
+		if grantType == manage.GrantClientCredentials && isOIDCScope(s) {
 			return nil, invalidScope("scope " + s + " describes a user, and client_credentials has none " +
 				"(the client acts for itself): leave it out, or use a grant with a user")
 		}
@@ -117,14 +119,14 @@ func narrowScope(requested []string, granted storage.List, c storage.Client, for
 	if requested == nil {
 		var out []string
 		for _, s := range granted {
-			if scopeAllowed(s, c, GrantRefreshToken, forbidden) {
+			if scopeAllowed(s, c, manage.GrantRefreshToken, forbidden) {
 				out = append(out, s)
 			}
 		}
 		return out, nil
 	}
 	for _, s := range requested {
-		if !granted.Has(s) || !scopeAllowed(s, c, GrantRefreshToken, forbidden) {
+		if !granted.Has(s) || !scopeAllowed(s, c, manage.GrantRefreshToken, forbidden) {
 			return nil, invalidScope("a refresh can only keep or narrow the original scope")
 		}
 	}
@@ -136,7 +138,7 @@ func narrowScope(requested []string, granted storage.List, c storage.Client, for
 func requestedAudience(f form) (string, error) {
 	aud, res := f["audience"], f["resource"]
 	if aud != "" && res != "" && aud != res {
-		return "", badRequest("send one of audience and resource")
+		return "", web.BadRequest("send one of audience and resource")
 	}
 	if aud == "" {
 		aud = res
@@ -156,7 +158,7 @@ func resolveAudience(f form, c storage.Client, issuer string) (string, error) {
 		return "", err
 	case aud != "":
 		if !c.Audiences.Has(aud) {
-			return "", &Error{Code: ErrInvalidTarget, Description: "the requested audience is not registered for this client"}
+			return "", &web.Error{Code: web.ErrInvalidTarget, Description: "the requested audience is not registered for this client"}
 		}
 		return aud, nil
 	case len(c.Audiences) > 0:

@@ -12,7 +12,12 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 )
 
 // Store is the part of storage the server needs. Each flow adds the small
@@ -20,10 +25,11 @@ import (
 type Store interface {
 	Ping(ctx context.Context) error
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
-	ThrottleStore
-	AuditStore
+	guard.Store
+	audit.Store
 	AdminStore   // admin.go
 	AccountStore // account.go
+	manage.Store // the operations the admin API shares with the CLI
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -75,9 +81,9 @@ type Config struct {
 	// grants them.
 	PasswordForbiddenScopes []string
 
-	Throttle       ThrottlePolicy  // brute-force limits; zero fields take defaults
-	AuditRetention time.Duration   // how long audit rows are kept; default 90 days
-	KeyAges        func() []KeyAge // feeds keyward_signing_key_age_seconds; may be nil
+	Throttle       guard.Policy            // brute-force limits; zero fields take defaults
+	AuditRetention time.Duration           // how long audit rows are kept; default 90 days
+	KeyAges        func() []metrics.KeyAge // feeds keyward_signing_key_age_seconds; may be nil
 	// HideMetrics leaves /metrics off Routes (AD-09): keyward serve sets it
 	// unless --public-metrics, and serves Metrics().Handler() on its own
 	// listener. Routes serves Metrics().PublicHandler(), whose login
@@ -99,10 +105,11 @@ type Server struct {
 	discoveryState
 	tokenState // tokens_jwt.go
 
-	throttle *Throttler
-	callers  *callerLimits
-	audit    *Auditor
-	metrics  *Metrics
+	throttle *guard.Throttler
+	callers  *guard.Callers
+	audit    *audit.Auditor
+	ops      *manage.Ops // the user and client operations of the admin and account APIs
+	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
 
@@ -129,10 +136,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.tokenDefaults()
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
-	s.metrics = NewMetrics(cfg.KeyAges)
-	s.throttle = NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
-	s.callers = newCallerLimits(s.throttle.Policy(), cfg.Now, s)
-	s.audit = NewAuditor(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
+	s.metrics = metrics.New(metrics.Options{
+		KeyAges:       cfg.KeyAges,
+		Grants:        []string{manage.GrantPassword, manage.GrantRefreshToken, manage.GrantClientCredentials},
+		ThrottleKinds: []string{guard.KindAccountIP, guard.KindAccount, guard.KindIP, guard.KindClient, guard.KindCaller},
+	})
+	s.throttle = guard.NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
+	s.callers = guard.NewCallers(s.throttle.Policy(), cfg.Now, cfg.Log, s.metrics)
+	s.audit = audit.New(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
+	s.ops = manage.New(cfg.Store, s.audit, s.throttle, cfg.Now)
 	return s, nil
 }
 
@@ -150,12 +162,12 @@ func ParseIssuer(issuer string) (*url.URL, error) {
 // Handler returns the server's routes wrapped in its middleware.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = s.metrics.Unmatched(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return &Error{Code: "not_found", Status: http.StatusNotFound}
+	r.NotFoundHandler = s.metrics.Unmatched(web.Handle(s.log, func(http.ResponseWriter, *http.Request) error {
+		return &web.Error{Code: "not_found", Status: http.StatusNotFound}
 	}))
-	r.MethodNotAllowedHandler = s.metrics.Unmatched(s.handle(func(w http.ResponseWriter, req *http.Request) error {
+	r.MethodNotAllowedHandler = s.metrics.Unmatched(web.Handle(s.log, func(w http.ResponseWriter, req *http.Request) error {
 		w.Header().Set("Allow", strings.Join(allowedMethods(r, req), ", ")) // RFC 9110 §15.5.6: MUST
-		return &Error{Code: ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
+		return &web.Error{Code: web.ErrInvalidRequest, Description: "method not allowed", Status: http.StatusMethodNotAllowed}
 	}))
 	r.Use(s.metrics.Middleware)
 	s.Routes(r)
@@ -185,18 +197,18 @@ func allowedMethods(router *mux.Router, req *http.Request) []string {
 
 // Routes binds every endpoint; this is the one place routes are listed.
 func (s *Server) Routes(r *mux.Router) {
-	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet)
-	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet)
-	r.Handle("/.well-known/openid-configuration", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/oauth-authorization-server", s.handle(s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/jwks.json", s.handle(s.jwks)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/oauth2/token", s.handle(s.token)).Methods(http.MethodPost)
-	r.Handle("/oauth2/revoke", s.handle(s.revoke)).Methods(http.MethodPost)
-	r.Handle("/oauth2/introspect", s.handle(s.introspect)).Methods(http.MethodPost)
-	r.Handle("/userinfo", s.handle(s.userinfo)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle("/account/password", s.handle(s.changePassword)).Methods(http.MethodPost)
+	r.Handle("/healthz", web.Handle(s.log, s.healthz)).Methods(http.MethodGet)
+	r.Handle("/readyz", web.Handle(s.log, s.readyz)).Methods(http.MethodGet)
+	r.Handle("/.well-known/openid-configuration", web.Handle(s.log, s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/oauth-authorization-server", web.Handle(s.log, s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/jwks.json", web.Handle(s.log, s.jwks)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/oauth2/token", web.Handle(s.log, s.token)).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", web.Handle(s.log, s.revoke)).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", web.Handle(s.log, s.introspect)).Methods(http.MethodPost)
+	r.Handle("/userinfo", web.Handle(s.log, s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/account/password", web.Handle(s.log, s.changePassword)).Methods(http.MethodPost)
 	if s.cfg.Registration {
-		r.Handle("/account/register", s.handle(s.register)).Methods(http.MethodPost)
+		r.Handle("/account/register", web.Handle(s.log, s.register)).Methods(http.MethodPost)
 	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)
@@ -224,3 +236,14 @@ func (s *Server) Routes(r *mux.Router) {
 func (s *Server) url(path string) string {
 	return strings.TrimSuffix(s.cfg.Issuer, "/") + path
 }
+
+// Auditor returns the server's audit trail, for the flows that record
+// events and for cmd/keyward to Run.
+func (s *Server) Auditor() *audit.Auditor { return s.audit }
+
+// Metrics returns the server's metrics, for the flows that observe them.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Throttler returns the server's brute-force throttle, for the grants and
+// for cmd/keyward to Run.
+func (s *Server) Throttler() *guard.Throttler { return s.throttle }

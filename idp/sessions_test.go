@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -30,34 +32,34 @@ func TestEndSessions(t *testing.T) {
 			{
 				name: "user with two sessions", logins: 2,
 				end: func(ctx context.Context) (int64, error) {
-					by := Event{Actor: "client:OPS", UserAgent: "ops-tool/1"}
-					return EndUserSessions(ctx, e.db, e.srv.Auditor(), by, alice, storage.RevokeSignOut, e.clock.Now())
+					by := audit.Event{Actor: "client:OPS", UserAgent: "ops-tool/1"}
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, by, alice, storage.RevokeSignOut)
 				},
 				wantN: 2,
-				wantRow: &storage.AuditEvent{Type: string(EventTokenRevoked), Actor: "client:OPS", Subject: alice,
-					UserAgent: "ops-tool/1", Outcome: OutcomeSuccess, Reason: storage.RevokeSignOut},
+				wantRow: &storage.AuditEvent{Type: string(audit.TokenRevoked), Actor: "client:OPS", Subject: alice,
+					UserAgent: "ops-tool/1", Outcome: audit.OutcomeSuccess, Reason: storage.RevokeSignOut},
 			},
 			{
 				name: "user with none live",
 				end: func(ctx context.Context) (int64, error) {
-					return EndUserSessions(ctx, e.db, e.srv.Auditor(), Event{Actor: "cli"}, alice, storage.RevokeUserDisabled, e.clock.Now())
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, audit.Event{Actor: "cli"}, alice, storage.RevokeUserDisabled)
 				},
 			},
 			{
 				name: "client", logins: 1,
 				end: func(ctx context.Context) (int64, error) {
-					by := Event{Actor: "client:OPS"} // the client_id is the client's, whoever ends them
-					return EndClientSessions(ctx, e.db, e.srv.Auditor(), by, "C1", storage.RevokeClient, e.clock.Now())
+					by := audit.Event{Actor: "client:OPS"} // the client_id is the client's, whoever ends them
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndClientSessions(ctx, by, "C1", storage.RevokeClient)
 				},
 				wantN: 1,
-				wantRow: &storage.AuditEvent{Type: string(EventTokenRevoked), Actor: "client:OPS", Subject: "C1",
-					ClientID: "C1", Outcome: OutcomeSuccess, Reason: storage.RevokeClient},
+				wantRow: &storage.AuditEvent{Type: string(audit.TokenRevoked), Actor: "client:OPS", Subject: "C1",
+					ClientID: "C1", Outcome: audit.OutcomeSuccess, Reason: storage.RevokeClient},
 			},
 			{
 				name: "store fails", logins: 1, ctx: canceled,
 				end: func(ctx context.Context) (int64, error) {
-					by := Event{Actor: alice, ClientID: "C1"}
-					return EndUserSessions(ctx, e.db, e.srv.Auditor(), by, alice, storage.RevokePassword, e.clock.Now())
+					by := audit.Event{Actor: alice, ClientID: "C1"}
+					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, by, alice, storage.RevokePassword)
 				},
 				wantErr: true,
 			},
@@ -112,7 +114,7 @@ func TestEndSessions(t *testing.T) {
 // tokenRevokedRows returns the token_revoked audit rows, newest first.
 func tokenRevokedRows(t *testing.T, db *storage.DB) []storage.AuditEvent {
 	t.Helper()
-	rows, err := db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(EventTokenRevoked)})
+	rows, err := db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.TokenRevoked)})
 	if err != nil {
 		t.Fatal(err)
 	}

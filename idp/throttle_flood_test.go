@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -57,7 +60,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		e := newEnv(t, b, func(c *Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 			// Blocks outlast the test, so every refusal below falls in one window.
-			c.Throttle = ThrottlePolicy{BaseDelay: time.Hour, MaxDelay: time.Hour}
+			c.Throttle = guard.Policy{BaseDelay: time.Hour, MaxDelay: time.Hour}
 		})
 		p := e.srv.Throttler().Policy()
 		from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
@@ -70,7 +73,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		// and the same bogus id over and over (its (client, IP) limit).
 		const flooder = "198.51.100.1"
 		for i := range p.IPFailures {
-			checkE1(t, bogus(flooder, i), http.StatusUnauthorized, ErrInvalidClient)
+			checkE1(t, bogus(flooder, i), http.StatusUnauthorized, web.ErrInvalidClient)
 		}
 		before := e.trail()
 		const flood = 3000
@@ -94,7 +97,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		const guesser = "198.51.100.2"
 		for range p.ClientFailures {
 			checkE1(t, e.do(request{auth: basicHeader("C2", "kwcs_wrong"), header: from(guesser), body: "grant_type=client_credentials"}),
-				http.StatusUnauthorized, ErrInvalidClient)
+				http.StatusUnauthorized, web.ErrInvalidClient)
 		}
 		before = e.trail()
 		for i := range flood / 3 {
@@ -111,7 +114,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 			return e.do(request{auth: e.basic("C1"), header: from(ip), body: passwordForm(user, pw).Encode()})
 		}
 		for i := range p.IPFailures {
-			checkE1(t, login(sprayer, fmt.Sprintf("user%d", i), "Winter2026!"), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(sprayer, fmt.Sprintf("user%d", i), "Winter2026!"), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
 		before = e.trail()
 		for i := range flood / 3 {
@@ -125,20 +128,20 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		// backoff from one IP, hammered.
 		const attacker = "198.51.100.4"
 		for range p.FreeFailures + 1 {
-			checkE1(t, login(attacker, "alice", "guess"), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(attacker, "alice", "guess"), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
 		before = e.trail()
 		verifies := e.hasher.verifies.Load()
 		const denied = 300
 		for i := range denied {
-			checkE1(t, login(attacker, "alice", fmt.Sprintf("guess %d", i)), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(attacker, "alice", fmt.Sprintf("guess %d", i)), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
 		checkBounded(t, e, "(account, IP) backoff", denied, before)
 		if n := e.hasher.verifies.Load() - verifies; n != denied {
 			t.Errorf("%d hash runs for %d refused logins, want one each (TE-21)", n, denied)
 		}
-		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Subject: e.users["alice"].ID, Type: string(EventLoginThrottled)})
-		if err != nil || len(evs) != 1 || evs[0].Reason != KindAccountIP || evs[0].IP != attacker {
+		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Subject: e.users["alice"].ID, Type: string(audit.LoginThrottled)})
+		if err != nil || len(evs) != 1 || evs[0].Reason != guard.KindAccountIP || evs[0].IP != attacker {
 			t.Errorf("alice's login_throttled rows: %v %+v, want one account_ip from %s", err, evs, attacker)
 		}
 
@@ -146,7 +149,7 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 		w := httptest.NewRecorder()
 		e.srv.Metrics().Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		metrics := w.Body.String()
-		for kind, least := range map[string]int{KindIP: flood + flood/3, KindClient: flood / 3, KindAccountIP: denied} {
+		for kind, least := range map[string]int{guard.KindIP: flood + flood/3, guard.KindClient: flood / 3, guard.KindAccountIP: denied} {
 			var n int
 			series := `keyward_throttled_total{kind="` + kind + `"} `
 			if i := strings.Index(metrics, series); i >= 0 {
@@ -167,27 +170,6 @@ func TestThrottledTrafficIsBounded(t *testing.T) {
 	})
 }
 
-// TestRefusalsBounded: the memory that keeps refusals to one report per
-// window stays bounded however many windows an attacker opens, and
-// reports a window again only once it has been forgotten.
-func TestRefusalsBounded(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	var r refusals
-	d := Decision{Verdict: Throttle, Kind: KindIP, key: "i:x", until: now.Add(time.Minute)}
-	if !r.first(d, now) || r.first(d, now) {
-		t.Fatal("a window is reported once")
-	}
-	if next := (Decision{Verdict: Throttle, Kind: KindIP, key: "i:x", until: now.Add(2 * time.Minute)}); !r.first(next, now) {
-		t.Fatal("the next window of the same limit is reported")
-	}
-	for i := range 10 * maxRefusals {
-		r.first(Decision{Verdict: Throttle, Kind: KindClient, key: fmt.Sprintf("c:%d", i), until: now.Add(time.Minute)}, now)
-		if len(r.seen) > maxRefusals {
-			t.Fatalf("%d windows remembered, want at most %d", len(r.seen), maxRefusals)
-		}
-	}
-}
-
 // TestSharedIPKeepsValidClients is issue 12's finding 4: failures of other
 // clients from an address (a backend shared by all its users) do not shut
 // out a client that authenticates, nor its users' logins, while guessing
@@ -201,7 +183,7 @@ func TestSharedIPKeepsValidClients(t *testing.T) {
 		// 30 bogus client ids from 127.0.0.1.
 		for i := range p.IPFailures {
 			checkE1(t, e.do(request{auth: basicHeader(fmt.Sprintf("bogus-%d", i), "kwcs_guess"), body: "grant_type=client_credentials"}),
-				http.StatusUnauthorized, ErrInvalidClient)
+				http.StatusUnauthorized, web.ErrInvalidClient)
 		}
 		// Valid clients from 127.0.0.1 go on: client credentials, a
 		// password login, a client_secret_post client.
@@ -219,11 +201,11 @@ func TestSharedIPKeepsValidClients(t *testing.T) {
 		// 429, and a real client id one guess (429), after which even its
 		// right secret is refused from this address before any check.
 		checkE1(t, e.do(request{auth: basicHeader("bogus-x", "kwcs_guess"), body: "grant_type=client_credentials"}),
-			http.StatusTooManyRequests, ErrTemporarilyUnavail)
+			http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		checkE1(t, e.do(request{auth: basicHeader("CC", "kwcs_guess"), body: "grant_type=client_credentials"}),
-			http.StatusTooManyRequests, ErrTemporarilyUnavail)
+			http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		r := e.token("CC", ccForm())
-		checkE1(t, r, http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, r, http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		if r.header.Get("Retry-After") == "" {
 			t.Error("429 without Retry-After")
 		}
@@ -235,9 +217,9 @@ func TestSharedIPKeepsValidClients(t *testing.T) {
 		// limit: 30 failed logins, then 429 for every login from the IP,
 		// while client authentication from it is unaffected.
 		for i := range p.IPFailures {
-			checkE1(t, e.token("C1", passwordForm(fmt.Sprintf("user%d", i), "Winter2026!")), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, e.token("C1", passwordForm(fmt.Sprintf("user%d", i), "Winter2026!")), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
-		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		if r := e.do(request{body: post.Encode()}); r.status != http.StatusOK {
 			t.Fatalf("client authentication after 30 failed logins: %d %s", r.status, r.body)
 		}
@@ -265,9 +247,9 @@ func TestTrustedBackendPassesUserIP(t *testing.T) {
 		}
 		const noisy, other = "203.0.113.50", "198.51.100.77"
 		for i := range p.IPFailures {
-			checkE1(t, login(noisy, fmt.Sprintf("typo%d", i), "wrong password"), http.StatusBadRequest, ErrInvalidGrant)
+			checkE1(t, login(noisy, fmt.Sprintf("typo%d", i), "wrong password"), http.StatusBadRequest, web.ErrInvalidGrant)
 		}
-		checkE1(t, login(noisy, "alice", alicePassword), http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, login(noisy, "alice", alicePassword), http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 		if r := login(other, "alice", alicePassword); r.status != http.StatusOK {
 			t.Fatalf("another user's address through the backend: %d %s", r.status, r.body)
 		}
@@ -305,7 +287,7 @@ func TestClientWrongAuthMethod(t *testing.T) {
 		}
 		for range p.ClientFailures + 5 {
 			r := inBody(e.secrets["CC"])
-			checkE1(t, r, http.StatusUnauthorized, ErrInvalidClient)
+			checkE1(t, r, http.StatusUnauthorized, web.ErrInvalidClient)
 			if d := r.str("error_description"); d != "this client must authenticate with HTTP Basic (client_secret_basic)" {
 				t.Fatalf("error_description %q", d)
 			}
@@ -314,7 +296,7 @@ func TestClientWrongAuthMethod(t *testing.T) {
 			t.Fatalf("Basic after %d body attempts with the right secret: %d %s", p.ClientFailures+5, r.status, r.body)
 		}
 		e.srv.Auditor().Flush()
-		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{ClientID: "CC", Type: string(EventLoginFailed)})
+		evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{ClientID: "CC", Type: string(audit.LoginFailed)})
 		if err != nil || len(evs) != p.ClientFailures+5 || evs[0].Reason != "wrong_auth_method" {
 			t.Fatalf("audit: %v, %d rows, want %d with reason wrong_auth_method (%+v)", err, len(evs), p.ClientFailures+5, evs[:min(1, len(evs))])
 		}
@@ -328,11 +310,11 @@ func TestClientWrongAuthMethod(t *testing.T) {
 		// A wrong secret in the body: the generic answer, and counted.
 		for i := range p.ClientFailures {
 			r := inBody("kwcs_wrong")
-			checkE1(t, r, http.StatusUnauthorized, ErrInvalidClient)
+			checkE1(t, r, http.StatusUnauthorized, web.ErrInvalidClient)
 			if d := r.str("error_description"); d != "client authentication failed" {
 				t.Fatalf("wrong secret %d: error_description %q", i, d)
 			}
 		}
-		checkE1(t, inBody(e.secrets["CC"]), http.StatusTooManyRequests, ErrTemporarilyUnavail)
+		checkE1(t, inBody(e.secrets["CC"]), http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 	})
 }

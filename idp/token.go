@@ -11,7 +11,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -87,39 +90,39 @@ var knownParams = map[string]bool{
 // query in and read up to 10 MB.
 func parseForm(r *http.Request) (form, error) {
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
-		return nil, badRequest("parameters belong in the request body, not the URL")
+		return nil, web.BadRequest("parameters belong in the request body, not the URL")
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" || len(r.Header.Values("Content-Type")) > 1 {
-		return nil, badRequest("the request body must be application/x-www-form-urlencoded")
+		return nil, web.BadRequest("the request body must be application/x-www-form-urlencoded")
 	}
 	for k, v := range params {
 		if k != "charset" || !strings.EqualFold(v, "utf-8") {
-			return nil, badRequest("the request body must be UTF-8 application/x-www-form-urlencoded")
+			return nil, web.BadRequest("the request body must be UTF-8 application/x-www-form-urlencoded")
 		}
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, errTooLarge()
+			return nil, web.TooLarge()
 		}
-		return nil, badRequest("the request body is unreadable")
+		return nil, web.BadRequest("the request body is unreadable")
 	}
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, badRequest("the request body is not valid form encoding")
+		return nil, web.BadRequest("the request body is not valid form encoding")
 	}
 	f := make(form, len(vals))
 	for k, vs := range vals {
 		if len(vs) > 1 {
 			if knownParams[k] {
-				return nil, badRequest("parameter " + k + " is repeated")
+				return nil, web.BadRequest("parameter " + k + " is repeated")
 			}
-			return nil, badRequest("a parameter is repeated")
+			return nil, web.BadRequest("a parameter is repeated")
 		}
 		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
-			return nil, badRequest("parameters must be UTF-8")
+			return nil, web.BadRequest("parameters must be UTF-8")
 		}
 		if vs[0] != "" {
 			f[k] = vs[0]
@@ -133,7 +136,7 @@ func parseForm(r *http.Request) (form, error) {
 // is password.MaxBytes (PW-06).
 const (
 	// maxUsernameChars bounds the username parameter. Names of 65 to 256
-	// characters cannot exist (MaxUsernameLength) and are answered as an
+	// characters cannot exist (manage.MaxUsernameLength) and are answered as an
 	// unknown user; only longer ones are refused as malformed.
 	maxUsernameChars = 256
 	// maxRefreshTokenBytes bounds refresh_token. Keyward's own are 48 bytes
@@ -150,15 +153,15 @@ func checkLengths(f form) error {
 	scope := f["scope"]
 	switch {
 	case utf8.RuneCountInString(f["username"]) > maxUsernameChars:
-		return badRequest("username is too long")
+		return web.BadRequest("username is too long")
 	case passwordTooLong(f["password"]):
-		return badRequest("password is too long")
+		return web.BadRequest("password is too long")
 	case len(scope) > maxScopeBytes:
-		return badRequest("scope is too long")
+		return web.BadRequest("scope is too long")
 	case strings.Count(scope, " ") >= maxScopeTokens:
-		return badRequest("scope has too many values")
+		return web.BadRequest("scope has too many values")
 	case len(f["refresh_token"]) > maxRefreshTokenBytes:
-		return badRequest("refresh_token is too long")
+		return web.BadRequest("refresh_token is too long")
 	}
 	return nil
 }
@@ -181,13 +184,13 @@ type grant interface {
 // grant returns the grant type named exactly name (TE-08), or nil.
 func (s *Server) grant(name string) grant {
 	switch name {
-	case GrantPassword:
+	case manage.GrantPassword:
 		if s.cfg.Passwords != nil {
 			return passwordGrant{s}
 		}
-	case GrantRefreshToken:
+	case manage.GrantRefreshToken:
 		return refreshGrant{s}
-	case GrantClientCredentials:
+	case manage.GrantClientCredentials:
 		return clientCredentialsGrant{s}
 	}
 	return nil
@@ -238,14 +241,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
 	}
 	name = f["grant_type"]
 	if name == "" {
-		return badRequest("grant_type is required")
+		return web.BadRequest("grant_type is required")
 	}
 	g := s.grant(name)
 	if g == nil {
-		return &Error{Code: ErrUnsupportedGrantType, Description: "the grant type is not supported"}
+		return &web.Error{Code: web.ErrUnsupportedGrantType, Description: "the grant type is not supported"}
 	}
 	if !c.GrantTypes.Has(name) {
-		return &Error{Code: ErrUnauthorizedClient, Description: "the client is not allowed this grant type"}
+		return &web.Error{Code: web.ErrUnauthorizedClient, Description: "the client is not allowed this grant type"}
 	}
 	is, err := g.exchange(ctx, c, f)
 	if err != nil {
@@ -256,8 +259,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
 	if err != nil {
 		return err
 	}
-	noStore(w)
-	writeJSON(w, http.StatusOK, resp)
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -266,11 +269,11 @@ func tokenOutcome(err error) string {
 	if err == nil {
 		return "success"
 	}
-	var oe *Error
+	var oe *web.Error
 	if errors.As(err, &oe) {
 		return oe.Code
 	}
-	return ErrServerError
+	return web.ErrServerError
 }
 
 // issue signs the access token and, when openid was granted to a user, the
@@ -306,13 +309,13 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 	}
 	s.log.InfoContext(ctx, "token issued", "grant_type", is.grantType, "client_id", c.ID, "sub", is.subject,
 		"jti", at.ID, "scope", scope, "aud", is.audience, "family_id", is.familyID, "refresh_token_issued", is.refresh != "")
-	ev := EventTokenIssued
-	if is.grantType == GrantRefreshToken {
-		ev = EventTokenRefreshed
+	ev := audit.TokenIssued
+	if is.grantType == manage.GrantRefreshToken {
+		ev = audit.TokenRefreshed
 	}
 	// The log record above and this event's are written now; the row
 	// follows without holding the answer back (RecordAsync).
-	s.audit.RecordAsync(ctx, Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
+	s.audit.RecordAsync(ctx, audit.Event{Type: ev, Reason: is.grantType, Actor: is.subject, Subject: at.ID, ClientID: c.ID})
 	return resp, nil
 }
 
@@ -325,7 +328,7 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 // account's password changed, or it was disabled or deleted, since
 // is.signIn was read (RT-08): the caller answers that as a failed login.
 func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration) error {
-	if !c.GrantTypes.Has(GrantRefreshToken) {
+	if !c.GrantTypes.Has(manage.GrantRefreshToken) {
 		return nil
 	}
 	now := s.now()

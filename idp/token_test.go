@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -35,111 +39,111 @@ func TestTokenErrors(t *testing.T) {
 		}{
 			// TE-03, AC-F7: form encoding only.
 			{"json body", request{contentType: "application/json", auth: e.basic("C1"),
-				body: `{"grant_type":"password","username":"alice","password":"` + alicePassword + `"}`}, 400, ErrInvalidRequest},
+				body: `{"grant_type":"password","username":"alice","password":"` + alicePassword + `"}`}, 400, web.ErrInvalidRequest},
 			{"multipart body", request{contentType: "multipart/form-data; boundary=x", auth: e.basic("C1"),
-				body: "--x\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\npassword\r\n--x--\r\n"}, 400, ErrInvalidRequest},
-			{"no content type", request{contentType: "-", auth: e.basic("C1"), body: pw}, 400, ErrInvalidRequest},
-			{"text/plain", request{contentType: "text/plain", auth: e.basic("C1"), body: pw}, 400, ErrInvalidRequest},
+				body: "--x\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\npassword\r\n--x--\r\n"}, 400, web.ErrInvalidRequest},
+			{"no content type", request{contentType: "-", auth: e.basic("C1"), body: pw}, 400, web.ErrInvalidRequest},
+			{"text/plain", request{contentType: "text/plain", auth: e.basic("C1"), body: pw}, 400, web.ErrInvalidRequest},
 			{"latin-1 charset", request{contentType: "application/x-www-form-urlencoded; charset=ISO-8859-1", auth: e.basic("C1"),
-				body: "grant_type=password&username=alice&password=caf%E9"}, 400, ErrInvalidRequest},
-			{"invalid utf-8 value", request{auth: e.basic("C1"), body: "grant_type=password&username=%FF&password=x"}, 400, ErrInvalidRequest},
-			{"bad escape", request{auth: e.basic("C1"), body: "grant_type=password&username=%zz&password=x"}, 400, ErrInvalidRequest},
+				body: "grant_type=password&username=alice&password=caf%E9"}, 400, web.ErrInvalidRequest},
+			{"invalid utf-8 value", request{auth: e.basic("C1"), body: "grant_type=password&username=%FF&password=x"}, 400, web.ErrInvalidRequest},
+			{"bad escape", request{auth: e.basic("C1"), body: "grant_type=password&username=%zz&password=x"}, 400, web.ErrInvalidRequest},
 			// TE-04: repeats.
-			{"grant_type twice", request{auth: e.basic("C1"), body: "grant_type=password&grant_type=client_credentials"}, 400, ErrInvalidRequest},
-			{"password twice", request{auth: e.basic("C1"), body: pw + "&password=y"}, 400, ErrInvalidRequest},
-			{"scope twice", request{auth: e.basic("C1"), body: pw + "&scope=read&scope=write"}, 400, ErrInvalidRequest},
-			{"unknown param twice", request{auth: e.basic("C1"), body: pw + "&x=1&x=2"}, 400, ErrInvalidRequest},
+			{"grant_type twice", request{auth: e.basic("C1"), body: "grant_type=password&grant_type=client_credentials"}, 400, web.ErrInvalidRequest},
+			{"password twice", request{auth: e.basic("C1"), body: pw + "&password=y"}, 400, web.ErrInvalidRequest},
+			{"scope twice", request{auth: e.basic("C1"), body: pw + "&scope=read&scope=write"}, 400, web.ErrInvalidRequest},
+			{"unknown param twice", request{auth: e.basic("C1"), body: pw + "&x=1&x=2"}, 400, web.ErrInvalidRequest},
 			// TE-05, AC-F5, AC-F6: never the query string.
-			{"secret in query", request{query: "client_secret=" + e.secrets["CC"], body: "grant_type=client_credentials&client_id=CC"}, 400, ErrInvalidRequest},
+			{"secret in query", request{query: "client_secret=" + e.secrets["CC"], body: "grant_type=client_credentials&client_id=CC"}, 400, web.ErrInvalidRequest},
 			{"password in query", request{query: "password=" + url.QueryEscape(alicePassword), auth: e.basic("C1"),
-				body: "grant_type=password&username=alice"}, 400, ErrInvalidRequest},
-			{"refresh token in query", request{query: "refresh_token=kwrt_x", auth: e.basic("C1"), body: "grant_type=refresh_token"}, 400, ErrInvalidRequest},
+				body: "grant_type=password&username=alice"}, 400, web.ErrInvalidRequest},
+			{"refresh token in query", request{query: "refresh_token=kwrt_x", auth: e.basic("C1"), body: "grant_type=refresh_token"}, 400, web.ErrInvalidRequest},
 			// TE-06, TE-10: empty or missing required parameters.
-			{"empty username", request{auth: e.basic("C1"), body: "grant_type=password&username=&password=x"}, 400, ErrInvalidRequest},
-			{"empty password", request{auth: e.basic("C1"), body: "grant_type=password&username=alice&password="}, 400, ErrInvalidRequest},
-			{"no password", request{auth: e.basic("C1"), body: "grant_type=password&username=alice"}, 400, ErrInvalidRequest},
-			{"no refresh_token", request{auth: e.basic("C1"), body: "grant_type=refresh_token"}, 400, ErrInvalidRequest},
-			{"no grant_type", request{auth: e.basic("C1"), body: "username=alice"}, 400, ErrInvalidRequest},
-			{"empty grant_type", request{auth: e.basic("C1"), body: "grant_type="}, 400, ErrInvalidRequest},
+			{"empty username", request{auth: e.basic("C1"), body: "grant_type=password&username=&password=x"}, 400, web.ErrInvalidRequest},
+			{"empty password", request{auth: e.basic("C1"), body: "grant_type=password&username=alice&password="}, 400, web.ErrInvalidRequest},
+			{"no password", request{auth: e.basic("C1"), body: "grant_type=password&username=alice"}, 400, web.ErrInvalidRequest},
+			{"no refresh_token", request{auth: e.basic("C1"), body: "grant_type=refresh_token"}, 400, web.ErrInvalidRequest},
+			{"no grant_type", request{auth: e.basic("C1"), body: "username=alice"}, 400, web.ErrInvalidRequest},
+			{"empty grant_type", request{auth: e.basic("C1"), body: "grant_type="}, 400, web.ErrInvalidRequest},
 			// TE-08, AC-F3: grant types matched exactly.
-			{"implicit", request{auth: e.basic("C1"), body: "grant_type=implicit"}, 400, ErrUnsupportedGrantType},
-			{"authorization_code", request{auth: e.basic("C1"), body: "grant_type=authorization_code&code=x"}, 400, ErrUnsupportedGrantType},
-			{"PASSWORD", request{auth: e.basic("C1"), body: strings.Replace(pw, "grant_type=password", "grant_type=PASSWORD", 1)}, 400, ErrUnsupportedGrantType},
-			{"Password", request{auth: e.basic("C1"), body: strings.Replace(pw, "grant_type=password", "grant_type=Password", 1)}, 400, ErrUnsupportedGrantType},
-			{"password with a space", request{auth: e.basic("C1"), body: strings.Replace(pw, "grant_type=password", "grant_type=password%20", 1)}, 400, ErrUnsupportedGrantType},
-			{"jwt-bearer", request{auth: e.basic("C1"), body: "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"}, 400, ErrUnsupportedGrantType},
+			{"implicit", request{auth: e.basic("C1"), body: "grant_type=implicit"}, 400, web.ErrUnsupportedGrantType},
+			{"authorization_code", request{auth: e.basic("C1"), body: "grant_type=authorization_code&code=x"}, 400, web.ErrUnsupportedGrantType},
+			{"PASSWORD", request{auth: e.basic("C1"), body: strings.Replace(pw, "grant_type=password", "grant_type=PASSWORD", 1)}, 400, web.ErrUnsupportedGrantType},
+			{"Password", request{auth: e.basic("C1"), body: strings.Replace(pw, "grant_type=password", "grant_type=Password", 1)}, 400, web.ErrUnsupportedGrantType},
+			{"password with a space", request{auth: e.basic("C1"), body: strings.Replace(pw, "grant_type=password", "grant_type=password%20", 1)}, 400, web.ErrUnsupportedGrantType},
+			{"jwt-bearer", request{auth: e.basic("C1"), body: "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"}, 400, web.ErrUnsupportedGrantType},
 			// TE-09, TE-14, TE-18, CA-06: grants the client lacks.
-			{"password for a client_credentials client", request{auth: e.basic("CC"), body: pw}, 400, ErrUnauthorizedClient},
-			{"client_credentials for a password client", request{auth: e.basic("ROPC"), body: "grant_type=client_credentials"}, 400, ErrUnauthorizedClient},
-			{"client_credentials for a public client", request{body: "grant_type=client_credentials&client_id=pub1"}, 400, ErrUnauthorizedClient},
-			{"password for a public client", request{body: pw + "&client_id=pub1"}, 400, ErrUnauthorizedClient},
+			{"password for a client_credentials client", request{auth: e.basic("CC"), body: pw}, 400, web.ErrUnauthorizedClient},
+			{"client_credentials for a password client", request{auth: e.basic("ROPC"), body: "grant_type=client_credentials"}, 400, web.ErrUnauthorizedClient},
+			{"client_credentials for a public client", request{body: "grant_type=client_credentials&client_id=pub1"}, 400, web.ErrUnauthorizedClient},
+			{"password for a public client", request{body: pw + "&client_id=pub1"}, 400, web.ErrUnauthorizedClient},
 			// TE-15, CA-03, CA-04, AC-F5: client authentication.
-			{"no client authentication", request{body: pw}, 401, ErrInvalidClient},
-			{"wrong secret", request{auth: basicHeader("C1", "wrong"), body: pw}, 401, ErrInvalidClient},
-			{"unknown client", request{auth: basicHeader("nobody", "wrong"), body: pw}, 401, ErrInvalidClient},
-			{"empty secret", request{auth: basicHeader("CC", ""), body: "grant_type=client_credentials"}, 401, ErrInvalidClient},
-			{"4 KiB secret", request{auth: basicHeader("CC", strings.Repeat("s", 4096)), body: "grant_type=client_credentials"}, 401, ErrInvalidClient},
-			{"basic without colon", request{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("CC")), body: "grant_type=client_credentials"}, 401, ErrInvalidClient},
-			{"basic not base64", request{auth: "Basic !!!notbase64", body: "grant_type=client_credentials"}, 401, ErrInvalidClient},
-			{"basic empty", request{auth: "Basic", body: "grant_type=client_credentials"}, 401, ErrInvalidClient},
-			{"bearer at the token endpoint", request{auth: "Bearer x", body: "grant_type=client_credentials"}, 401, ErrInvalidClient},
-			{"post with a wrong secret", request{body: "grant_type=client_credentials&client_id=POST&client_secret=wrong"}, 401, ErrInvalidClient},
-			{"post by a basic-only client", request{body: "grant_type=client_credentials&client_id=CC&client_secret=" + url.QueryEscape(e.secrets["CC"])}, 401, ErrInvalidClient},
-			{"secret without client_id", request{body: "grant_type=client_credentials&client_secret=" + url.QueryEscape(e.secrets["CC"])}, 401, ErrInvalidClient},
-			{"confidential client without secret", request{body: "grant_type=client_credentials&client_id=CC"}, 401, ErrInvalidClient},
+			{"no client authentication", request{body: pw}, 401, web.ErrInvalidClient},
+			{"wrong secret", request{auth: basicHeader("C1", "wrong"), body: pw}, 401, web.ErrInvalidClient},
+			{"unknown client", request{auth: basicHeader("nobody", "wrong"), body: pw}, 401, web.ErrInvalidClient},
+			{"empty secret", request{auth: basicHeader("CC", ""), body: "grant_type=client_credentials"}, 401, web.ErrInvalidClient},
+			{"4 KiB secret", request{auth: basicHeader("CC", strings.Repeat("s", 4096)), body: "grant_type=client_credentials"}, 401, web.ErrInvalidClient},
+			{"basic without colon", request{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("CC")), body: "grant_type=client_credentials"}, 401, web.ErrInvalidClient},
+			{"basic not base64", request{auth: "Basic !!!notbase64", body: "grant_type=client_credentials"}, 401, web.ErrInvalidClient},
+			{"basic empty", request{auth: "Basic", body: "grant_type=client_credentials"}, 401, web.ErrInvalidClient},
+			{"bearer at the token endpoint", request{auth: "Bearer x", body: "grant_type=client_credentials"}, 401, web.ErrInvalidClient},
+			{"post with a wrong secret", request{body: "grant_type=client_credentials&client_id=POST&client_secret=wrong"}, 401, web.ErrInvalidClient},
+			{"post by a basic-only client", request{body: "grant_type=client_credentials&client_id=CC&client_secret=" + url.QueryEscape(e.secrets["CC"])}, 401, web.ErrInvalidClient},
+			{"secret without client_id", request{body: "grant_type=client_credentials&client_secret=" + url.QueryEscape(e.secrets["CC"])}, 401, web.ErrInvalidClient},
+			{"confidential client without secret", request{body: "grant_type=client_credentials&client_id=CC"}, 401, web.ErrInvalidClient},
 			// CA-05: one method per request.
-			{"basic plus client_secret", request{auth: e.basic("C1"), body: pw + "&client_secret=" + url.QueryEscape(e.secrets["C1"])}, 400, ErrInvalidRequest},
-			{"basic C1 plus client_id C2", request{auth: e.basic("C1"), body: pw + "&client_id=C2"}, 400, ErrInvalidRequest},
-			{"two Authorization headers", request{auth: e.basic("C1"), header: http.Header{"Authorization": {e.basic("C2")}}, body: pw}, 400, ErrInvalidRequest},
+			{"basic plus client_secret", request{auth: e.basic("C1"), body: pw + "&client_secret=" + url.QueryEscape(e.secrets["C1"])}, 400, web.ErrInvalidRequest},
+			{"basic C1 plus client_id C2", request{auth: e.basic("C1"), body: pw + "&client_id=C2"}, 400, web.ErrInvalidRequest},
+			{"two Authorization headers", request{auth: e.basic("C1"), header: http.Header{"Authorization": {e.basic("C2")}}, body: pw}, 400, web.ErrInvalidRequest},
 			// TE-13, TE-16, AC-F4: scope.
-			{"unknown scope", request{auth: e.basic("C1"), body: pw + "&scope=unknown"}, 400, ErrInvalidScope},
-			{"admin scope by password", request{auth: e.basic("C1"), body: pw + "&scope=" + url.QueryEscape("openid "+ScopeAdmin)}, 400, ErrInvalidScope},
-			{"scope not registered", request{auth: e.basic("C2"), body: pw + "&scope=write"}, 400, ErrInvalidScope},
-			{"quote in scope", request{auth: e.basic("C1"), body: pw + "&scope=a%22b"}, 400, ErrInvalidScope},
-			{"backslash in scope", request{auth: e.basic("C1"), body: pw + "&scope=a%5Cb"}, 400, ErrInvalidScope},
-			{"newline in scope", request{auth: e.basic("C1"), body: pw + "&scope=read%0Awrite"}, 400, ErrInvalidScope},
-			{"double space in scope", request{auth: e.basic("C1"), body: pw + "&scope=read++write"}, 400, ErrInvalidScope},
+			{"unknown scope", request{auth: e.basic("C1"), body: pw + "&scope=unknown"}, 400, web.ErrInvalidScope},
+			{"admin scope by password", request{auth: e.basic("C1"), body: pw + "&scope=" + url.QueryEscape("openid "+ScopeAdmin)}, 400, web.ErrInvalidScope},
+			{"scope not registered", request{auth: e.basic("C2"), body: pw + "&scope=write"}, 400, web.ErrInvalidScope},
+			{"quote in scope", request{auth: e.basic("C1"), body: pw + "&scope=a%22b"}, 400, web.ErrInvalidScope},
+			{"backslash in scope", request{auth: e.basic("C1"), body: pw + "&scope=a%5Cb"}, 400, web.ErrInvalidScope},
+			{"newline in scope", request{auth: e.basic("C1"), body: pw + "&scope=read%0Awrite"}, 400, web.ErrInvalidScope},
+			{"double space in scope", request{auth: e.basic("C1"), body: pw + "&scope=read++write"}, 400, web.ErrInvalidScope},
 			// IN-01, IN-03: 10,000 scopes (19,999 bytes) exceed the 16 KiB body
 			// cap; a scope over 1024 bytes that fits is invalid_request.
-			{"10000 scopes", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r+", 9999) + "r"}, 413, ErrInvalidRequest},
-			{"1000 scopes", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r+", 999) + "r"}, 400, ErrInvalidRequest},
-			{"64 KiB scope", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r", 64<<10)}, 413, ErrInvalidRequest},
-			{"openid for client_credentials", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=openid"}, 400, ErrInvalidScope},
+			{"10000 scopes", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r+", 9999) + "r"}, 413, web.ErrInvalidRequest},
+			{"1000 scopes", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r+", 999) + "r"}, 400, web.ErrInvalidRequest},
+			{"64 KiB scope", request{auth: e.basic("C1"), body: pw + "&scope=" + strings.Repeat("r", 64<<10)}, 413, web.ErrInvalidRequest},
+			{"openid for client_credentials", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=openid"}, 400, web.ErrInvalidScope},
 			// RFC 8707: audiences.
-			{"unregistered audience", request{auth: e.basic("CC"), body: "grant_type=client_credentials&audience=https%3A%2F%2Fevil.test"}, 400, ErrInvalidTarget},
-			{"unregistered resource", request{auth: e.basic("CC"), body: "grant_type=client_credentials&resource=https%3A%2F%2Frs2.test"}, 400, ErrInvalidTarget},
-			{"audience and resource differ", request{auth: e.basic("C1"), body: pw + "&audience=https%3A%2F%2Frs1.test&resource=https%3A%2F%2Frs2.test"}, 400, ErrInvalidRequest},
+			{"unregistered audience", request{auth: e.basic("CC"), body: "grant_type=client_credentials&audience=https%3A%2F%2Fevil.test"}, 400, web.ErrInvalidTarget},
+			{"unregistered resource", request{auth: e.basic("CC"), body: "grant_type=client_credentials&resource=https%3A%2F%2Frs2.test"}, 400, web.ErrInvalidTarget},
+			{"audience and resource differ", request{auth: e.basic("C1"), body: pw + "&audience=https%3A%2F%2Frs1.test&resource=https%3A%2F%2Frs2.test"}, 400, web.ErrInvalidRequest},
 			// TE-11, AC-F1, AC-F2: bad credentials.
-			{"wrong password", request{auth: e.basic("C1"), body: passwordForm("alice", "wrong").Encode()}, 400, ErrInvalidGrant},
+			{"wrong password", request{auth: e.basic("C1"), body: passwordForm("alice", "wrong").Encode()}, 400, web.ErrInvalidGrant},
 			// IN-01, IN-03, PW-06: a password past the body cap is 413, one
 			// past the password cap that fits is invalid_request.
-			{"1 MB password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 1<<20)).Encode()}, 413, ErrInvalidRequest},
-			{"10000-character password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 10000)).Encode()}, 400, ErrInvalidRequest},
-			{"257-byte password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 257)).Encode()}, 400, ErrInvalidRequest},
-			{"sql in username", request{auth: e.basic("C1"), body: passwordForm("' OR '1'='1", "x").Encode()}, 400, ErrInvalidGrant},
-			{"drop table", request{auth: e.basic("C1"), body: passwordForm("alice'); DROP TABLE users;--", "x").Encode()}, 400, ErrInvalidGrant},
-			{"nosql in username", request{auth: e.basic("C1"), body: passwordForm(`{"$ne":null}`, "x").Encode()}, 400, ErrInvalidGrant},
-			{"ldap in username", request{auth: e.basic("C1"), body: passwordForm("*)(uid=*", "x").Encode()}, 400, ErrInvalidGrant},
-			{"trailing space", request{auth: e.basic("C1"), body: passwordForm("alice ", alicePassword).Encode()}, 400, ErrInvalidGrant},
-			{"NUL in username", request{auth: e.basic("C1"), body: passwordForm("alice\x00", alicePassword).Encode()}, 400, ErrInvalidGrant},
-			{"CRLF in username", request{auth: e.basic("C1"), body: passwordForm("alice\r\nadmin", alicePassword).Encode()}, 400, ErrInvalidGrant},
+			{"1 MB password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 1<<20)).Encode()}, 413, web.ErrInvalidRequest},
+			{"10000-character password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 10000)).Encode()}, 400, web.ErrInvalidRequest},
+			{"257-byte password", request{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 257)).Encode()}, 400, web.ErrInvalidRequest},
+			{"sql in username", request{auth: e.basic("C1"), body: passwordForm("' OR '1'='1", "x").Encode()}, 400, web.ErrInvalidGrant},
+			{"drop table", request{auth: e.basic("C1"), body: passwordForm("alice'); DROP TABLE users;--", "x").Encode()}, 400, web.ErrInvalidGrant},
+			{"nosql in username", request{auth: e.basic("C1"), body: passwordForm(`{"$ne":null}`, "x").Encode()}, 400, web.ErrInvalidGrant},
+			{"ldap in username", request{auth: e.basic("C1"), body: passwordForm("*)(uid=*", "x").Encode()}, 400, web.ErrInvalidGrant},
+			{"trailing space", request{auth: e.basic("C1"), body: passwordForm("alice ", alicePassword).Encode()}, 400, web.ErrInvalidGrant},
+			{"NUL in username", request{auth: e.basic("C1"), body: passwordForm("alice\x00", alicePassword).Encode()}, 400, web.ErrInvalidGrant},
+			{"CRLF in username", request{auth: e.basic("C1"), body: passwordForm("alice\r\nadmin", alicePassword).Encode()}, 400, web.ErrInvalidGrant},
 			// IN-03: a username over 256 characters is invalid_request; one
 			// past the body cap is 413.
-			{"10000-character username", request{auth: e.basic("C1"), body: passwordForm(strings.Repeat("a", 10000), "x").Encode()}, 400, ErrInvalidRequest},
-			{"1000000-character username", request{auth: e.basic("C1"), body: passwordForm(strings.Repeat("a", 1000000), "x").Encode()}, 413, ErrInvalidRequest},
-			{"NUL in password", request{auth: e.basic("C1"), body: passwordForm("alice", "a\x00b").Encode()}, 400, ErrInvalidGrant},
-			{"emoji password", request{auth: e.basic("C1"), body: passwordForm("alice", "🔑🔑🔑").Encode()}, 400, ErrInvalidGrant},
+			{"10000-character username", request{auth: e.basic("C1"), body: passwordForm(strings.Repeat("a", 10000), "x").Encode()}, 400, web.ErrInvalidRequest},
+			{"1000000-character username", request{auth: e.basic("C1"), body: passwordForm(strings.Repeat("a", 1000000), "x").Encode()}, 413, web.ErrInvalidRequest},
+			{"NUL in password", request{auth: e.basic("C1"), body: passwordForm("alice", "a\x00b").Encode()}, 400, web.ErrInvalidGrant},
+			{"emoji password", request{auth: e.basic("C1"), body: passwordForm("alice", "🔑🔑🔑").Encode()}, 400, web.ErrInvalidGrant},
 			// AC-F3: a refresh grant carrying password parameters is still a refresh.
-			{"refresh with username and password", request{auth: e.basic("C1"), body: refreshForm("kwrt_x", "username", "alice", "password", alicePassword).Encode()}, 400, ErrInvalidGrant},
+			{"refresh with username and password", request{auth: e.basic("C1"), body: refreshForm("kwrt_x", "username", "alice", "password", alicePassword).Encode()}, 400, web.ErrInvalidGrant},
 			// AC-F6: refresh tokens that are not ours.
-			{"random refresh token", request{auth: e.basic("C1"), body: refreshForm(RefreshTokenPrefix + strings.Repeat("A", 43)).Encode()}, 400, ErrInvalidGrant},
-			{"10 KiB refresh token", request{auth: e.basic("C1"), body: refreshForm(strings.Repeat("k", 10<<10)).Encode()}, 400, ErrInvalidRequest},
-			{"refresh token with spaces", request{auth: e.basic("C1"), body: refreshForm(" " + RefreshTokenPrefix + strings.Repeat("A", 43) + " ").Encode()}, 400, ErrInvalidGrant},
-			{"NUL in client_id", request{body: "grant_type=client_credentials&client_id=C%00&client_secret=x"}, 401, ErrInvalidClient},
-			{"sql refresh token", request{auth: e.basic("C1"), body: refreshForm("' OR 1=1--").Encode()}, 400, ErrInvalidGrant},
+			{"random refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 43)).Encode()}, 400, web.ErrInvalidGrant},
+			{"10 KiB refresh token", request{auth: e.basic("C1"), body: refreshForm(strings.Repeat("k", 10<<10)).Encode()}, 400, web.ErrInvalidRequest},
+			{"refresh token with spaces", request{auth: e.basic("C1"), body: refreshForm(" " + manage.RefreshTokenPrefix + strings.Repeat("A", 43) + " ").Encode()}, 400, web.ErrInvalidGrant},
+			{"NUL in client_id", request{body: "grant_type=client_credentials&client_id=C%00&client_secret=x"}, 401, web.ErrInvalidClient},
+			{"sql refresh token", request{auth: e.basic("C1"), body: refreshForm("' OR 1=1--").Encode()}, 400, web.ErrInvalidGrant},
 			// IN-01: bodies over the 16 KiB cap.
-			{"100 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 100<<10)}, 413, ErrInvalidRequest},
-			{"17 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 17<<10)}, 413, ErrInvalidRequest},
+			{"100 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 100<<10)}, 413, web.ErrInvalidRequest},
+			{"17 KiB body", request{auth: e.basic("C1"), body: pw + "&pad=" + strings.Repeat("x", 17<<10)}, 413, web.ErrInvalidRequest},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -225,7 +229,7 @@ func TestBadCredentialsIdentical(t *testing.T) {
 		for i, f := range cases {
 			before := e.hasher.verifies.Load()
 			r := e.token("C1", f)
-			checkE1(t, r, 400, ErrInvalidGrant)
+			checkE1(t, r, 400, web.ErrInvalidGrant)
 			if n := e.hasher.verifies.Load() - before; n != 1 {
 				t.Errorf("case %d: %d verifications, want 1", i, n)
 			}
@@ -265,7 +269,7 @@ func TestTokenSuccess(t *testing.T) {
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newEnv(t, b)
 		r := e.login("scope", "openid profile email read", "audience", "https://rs2.test")
-		if ct := r.header.Get("Content-Type"); ct != contentTypeJSON ||
+		if ct := r.header.Get("Content-Type"); ct != web.ContentTypeJSON ||
 			r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
 			t.Fatalf("headers %v", r.header)
 		}
@@ -382,9 +386,9 @@ func TestClientAuthentication(t *testing.T) {
 		{"encoded id and secret (CA-02)", request{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("a%3Ab%2Bc:p%40ss+w%25rd")),
 			body: "grant_type=client_credentials"}, "", "client:a:b+c"},
 		{"raw id and secret do not authenticate", request{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("a:b+c:p@ss w%rd")),
-			body: "grant_type=client_credentials"}, ErrInvalidClient, ""},
+			body: "grant_type=client_credentials"}, web.ErrInvalidClient, ""},
 		{"raw secret is decoded once", request{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("a%3Ab%2Bc:p%2540ss+w%2525rd")),
-			body: "grant_type=client_credentials"}, ErrInvalidClient, ""},
+			body: "grant_type=client_credentials"}, web.ErrInvalidClient, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -446,7 +450,7 @@ func TestTokenEntropy(t *testing.T) {
 		seen[rt], seen[jti] = true, true
 	}
 	rt := newRefreshToken()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(rt, RefreshTokenPrefix))
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(rt, manage.RefreshTokenPrefix))
 	if err != nil || len(raw)*8 < 256 || !looksLikeRefreshToken(rt) {
 		t.Fatalf("refresh token %d bits", len(raw)*8)
 	}
@@ -509,20 +513,20 @@ func TestNoFormValue(t *testing.T) {
 // before any secret or password check.
 func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	e := newEnv(t, storagetest.Backends[0], func(c *Config) {
-		c.Throttle = ThrottlePolicy{ClientFailures: 3, FreeFailures: 2, IPFailures: 1000}
+		c.Throttle = guard.Policy{ClientFailures: 3, FreeFailures: 2, IPFailures: 1000}
 	})
 	for range 3 {
-		checkE1(t, e.token("", nil), 401, ErrInvalidClient) // no credentials: not counted
-		checkE1(t, e.do(request{auth: basicHeader("CC", "wrong"), body: "grant_type=client_credentials"}), 401, ErrInvalidClient)
+		checkE1(t, e.token("", nil), 401, web.ErrInvalidClient) // no credentials: not counted
+		checkE1(t, e.do(request{auth: basicHeader("CC", "wrong"), body: "grant_type=client_credentials"}), 401, web.ErrInvalidClient)
 	}
 	r := e.token("CC", ccForm())
-	checkE1(t, r, http.StatusTooManyRequests, ErrTemporarilyUnavail)
+	checkE1(t, r, http.StatusTooManyRequests, web.ErrTemporarilyUnavail)
 	if r.header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
 	// The refused client authentication is in the audit trail (CA-08, LG-03).
-	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginThrottled), ClientID: "CC"})
-	if err != nil || len(evs) != 1 || evs[0].Reason != KindClient {
+	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(audit.LoginThrottled), ClientID: "CC"})
+	if err != nil || len(evs) != 1 || evs[0].Reason != guard.KindClient {
 		t.Errorf("client-auth 429 audit rows: %v %+v", err, evs)
 	}
 	if r := e.token("C1", passwordForm("alice", alicePassword)); r.status != 200 {
@@ -532,7 +536,7 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 	for range 3 {
 		r := e.token("C1", passwordForm("alice", "wrong"))
 		if r.status != 429 {
-			checkE1(t, r, 400, ErrInvalidGrant)
+			checkE1(t, r, 400, web.ErrInvalidGrant)
 		}
 	}
 	r = e.token("C1", passwordForm("alice", alicePassword))
@@ -540,9 +544,9 @@ func TestBruteForceAtTokenEndpoint(t *testing.T) {
 		t.Fatal("a token during the backoff")
 	}
 	if r.status != 429 {
-		checkE1(t, r, 400, ErrInvalidGrant)
+		checkE1(t, r, 400, web.ErrInvalidGrant)
 	}
-	evs, _ = e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(EventLoginFailed)})
+	evs, _ = e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(audit.LoginFailed)})
 	if len(evs) < 2 {
 		t.Errorf("%d login_failed audit rows", len(evs))
 	}
@@ -596,7 +600,7 @@ func TestLoginTiming(t *testing.T) {
 	}
 	e := newEnv(t, storagetest.Backends[0], func(c *Config) {
 		c.Passwords = h
-		c.Throttle = ThrottlePolicy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
+		c.Throttle = guard.Policy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
 	})
 	ctx := context.Background()
 	older, err := password.NewHasher(password.Params{Memory: timingCeiling.Memory, Time: timingCeiling.Time, Threads: 1, SaltLen: 16, KeyLen: 32})

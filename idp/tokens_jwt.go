@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/verify"
 )
@@ -100,10 +101,10 @@ func randomID(n int) string {
 }
 
 // refreshTokenLen is the length of kwrt_ + base64url of 32 bytes.
-var refreshTokenLen = len(RefreshTokenPrefix) + base64.RawURLEncoding.EncodedLen(32)
+var refreshTokenLen = len(manage.RefreshTokenPrefix) + base64.RawURLEncoding.EncodedLen(32)
 
 // newRefreshToken returns a fresh refresh token: 256 random bits.
-func newRefreshToken() string { return RefreshTokenPrefix + randomID(32) }
+func newRefreshToken() string { return manage.RefreshTokenPrefix + randomID(32) }
 
 // refreshHash is the only form of a refresh token the database holds.
 func refreshHash(tok string) []byte {
@@ -123,15 +124,15 @@ func successorToken(presented string, salt []byte) string {
 	h.Write([]byte(successorLabel))
 	h.Write([]byte(presented))
 	h.Write(salt)
-	return RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	return manage.RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
 // looksLikeRefreshToken is a cheap shape check before any database work.
 func looksLikeRefreshToken(tok string) bool {
-	if len(tok) != refreshTokenLen || !strings.HasPrefix(tok, RefreshTokenPrefix) {
+	if len(tok) != refreshTokenLen || !strings.HasPrefix(tok, manage.RefreshTokenPrefix) {
 		return false
 	}
-	for _, c := range tok[len(RefreshTokenPrefix):] {
+	for _, c := range tok[len(manage.RefreshTokenPrefix):] {
 		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}

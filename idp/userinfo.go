@@ -4,15 +4,17 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/keyward/keyward/idp/web"
 )
 
 // errInsufficientScope is RFC 6750 §3.1's 403 code.
 const errInsufficientScope = "insufficient_scope"
 
 // bearerError sets RFC 6750 §3's WWW-Authenticate and returns the error
-// writeError sends. code "" is a request without a token: no error
+// web.WriteError sends. code "" is a request without a token: no error
 // attribute (§3.1).
-func bearerError(w http.ResponseWriter, code, description string, status int) *Error {
+func bearerError(w http.ResponseWriter, code, description string, status int) *web.Error {
 	h := `Bearer realm="keyward"`
 	if code != "" {
 		h += `, error="` + code + `"`
@@ -22,9 +24,9 @@ func bearerError(w http.ResponseWriter, code, description string, status int) *E
 	}
 	w.Header().Set("WWW-Authenticate", h)
 	if code == "" {
-		code = ErrInvalidToken
+		code = web.ErrInvalidToken
 	}
-	return &Error{Code: code, Description: description, Status: status}
+	return &web.Error{Code: code, Description: description, Status: status}
 }
 
 // userinfoResponse is OIDC Core §5.3.2.
@@ -51,7 +53,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	claims, err := s.validateAccessToken(ctx, tok)
 	if errors.Is(err, errInvalidToken) {
-		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	}
 	if err != nil {
 		return err
@@ -65,12 +67,12 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
-		return bearerError(w, ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	}
 	var c idClaims
 	c.addUser(&u, scope)
-	noStore(w)
-	writeJSON(w, http.StatusOK, userinfoResponse{Subject: u.ID, Name: c.Name, PreferredUsername: c.PreferredUsername,
+	web.NoStore(w)
+	web.WriteJSON(w, http.StatusOK, userinfoResponse{Subject: u.ID, Name: c.Name, PreferredUsername: c.PreferredUsername,
 		Email: c.Email, EmailVerified: c.EmailVerified})
 	return nil
 }
@@ -80,7 +82,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 // transports, two headers or a query access_token are 400 invalid_request
 // (RFC 6750 §2, §3.1).
 func bearerToken(w http.ResponseWriter, r *http.Request) (string, error) {
-	malformed := func(d string) error { return bearerError(w, ErrInvalidRequest, d, http.StatusBadRequest) }
+	malformed := func(d string) error { return bearerError(w, web.ErrInvalidRequest, d, http.StatusBadRequest) }
 	if r.URL.Query().Has("access_token") {
 		return "", malformed("send the access token in the Authorization header")
 	}
@@ -92,7 +94,7 @@ func bearerToken(w http.ResponseWriter, r *http.Request) (string, error) {
 	if len(auths) == 1 {
 		scheme, val, _ := strings.Cut(auths[0], " ")
 		if !strings.EqualFold(scheme, "Bearer") || val == "" || strings.ContainsAny(val, " \t,") {
-			return "", bearerError(w, ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
+			return "", bearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
 		}
 		tok = val
 	}

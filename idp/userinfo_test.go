@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -35,17 +36,17 @@ func TestUserinfo(t *testing.T) {
 			{"header on POST", request{auth: bearer, contentType: "-"}, 200, "", map[string]any{"sub": alice.ID}},
 			{"openid only", request{method: "GET", auth: "Bearer " + bare}, 200, "", map[string]any{"sub": alice.ID, "email": nil, "name": nil}},
 			{"no token", request{method: "GET"}, 401, "", nil},
-			{"query token", request{method: "GET", query: "access_token=" + full}, 400, ErrInvalidRequest, nil},
-			{"header and query", request{method: "GET", auth: bearer, query: "access_token=" + full}, 400, ErrInvalidRequest, nil},
-			{"header and form", request{auth: bearer, body: "access_token=" + full}, 400, ErrInvalidRequest, nil},
-			{"two headers", request{method: "GET", auth: bearer, header: http.Header{"Authorization": {"Bearer garbage"}}}, 400, ErrInvalidRequest, nil},
-			{"two tokens in one header", request{method: "GET", auth: bearer + ", Bearer " + bare}, 401, ErrInvalidToken, nil},
-			{"garbage", request{method: "GET", auth: "Bearer garbage"}, 401, ErrInvalidToken, nil},
-			{"basic", request{method: "GET", auth: e.basic("C1")}, 401, ErrInvalidToken, nil},
-			{"64 KiB token", request{method: "GET", auth: "Bearer " + strings.Repeat("a", 64<<10)}, 401, ErrInvalidToken, nil},
-			{"million dots", request{method: "GET", auth: "Bearer " + strings.Repeat(".", 1<<14)}, 401, ErrInvalidToken, nil},
-			{"refresh token as bearer", request{method: "GET", auth: "Bearer " + e.login().str("refresh_token")}, 401, ErrInvalidToken, nil},
-			{"ID token as bearer", request{method: "GET", auth: "Bearer " + e.login("scope", "openid").str("id_token")}, 401, ErrInvalidToken, nil},
+			{"query token", request{method: "GET", query: "access_token=" + full}, 400, web.ErrInvalidRequest, nil},
+			{"header and query", request{method: "GET", auth: bearer, query: "access_token=" + full}, 400, web.ErrInvalidRequest, nil},
+			{"header and form", request{auth: bearer, body: "access_token=" + full}, 400, web.ErrInvalidRequest, nil},
+			{"two headers", request{method: "GET", auth: bearer, header: http.Header{"Authorization": {"Bearer garbage"}}}, 400, web.ErrInvalidRequest, nil},
+			{"two tokens in one header", request{method: "GET", auth: bearer + ", Bearer " + bare}, 401, web.ErrInvalidToken, nil},
+			{"garbage", request{method: "GET", auth: "Bearer garbage"}, 401, web.ErrInvalidToken, nil},
+			{"basic", request{method: "GET", auth: e.basic("C1")}, 401, web.ErrInvalidToken, nil},
+			{"64 KiB token", request{method: "GET", auth: "Bearer " + strings.Repeat("a", 64<<10)}, 401, web.ErrInvalidToken, nil},
+			{"million dots", request{method: "GET", auth: "Bearer " + strings.Repeat(".", 1<<14)}, 401, web.ErrInvalidToken, nil},
+			{"refresh token as bearer", request{method: "GET", auth: "Bearer " + e.login().str("refresh_token")}, 401, web.ErrInvalidToken, nil},
+			{"ID token as bearer", request{method: "GET", auth: "Bearer " + e.login("scope", "openid").str("id_token")}, 401, web.ErrInvalidToken, nil},
 			{"no openid scope", request{method: "GET", auth: "Bearer " + noOpenID}, 403, errInsufficientScope, nil},
 			{"client_credentials token", request{method: "GET", auth: "Bearer " + cc}, 403, errInsufficientScope, nil},
 		}
@@ -56,7 +57,7 @@ func TestUserinfo(t *testing.T) {
 				if r.status != tt.wantStatus {
 					t.Fatalf("status %d, want %d: %s", r.status, tt.wantStatus, r.body)
 				}
-				if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != contentTypeJSON {
+				if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != web.ContentTypeJSON {
 					t.Errorf("headers %v", r.header)
 				}
 				if tt.wantStatus == 200 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -38,9 +38,9 @@ func newAuditCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			f := storage.AuditFilter{Type: typ, ClientID: client, Limit: limit}
-			if typ != "" && !slices.Contains(idp.EventTypes, idp.EventType(typ)) {
-				names := make([]string, len(idp.EventTypes))
-				for i, t := range idp.EventTypes {
+			if typ != "" && !slices.Contains(audit.Types, audit.Type(typ)) {
+				names := make([]string, len(audit.Types))
+				for i, t := range audit.Types {
 					names[i] = string(t)
 				}
 				return fmt.Errorf("--type %q is not one of %s", typ, strings.Join(names, ", "))

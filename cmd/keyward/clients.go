@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -40,14 +39,14 @@ func (a *app) printClients(cmd *cobra.Command, v any, cs []storage.Client, secre
 }
 
 func newClientsCreateCmd(a *app) *cobra.Command {
-	var spec idp.ClientSpec
+	var spec manage.ClientSpec
 	cmd := &cobra.Command{
 		Use:   "create --id ID --grant GRANT [--scope SCOPES] [--audience AUD]",
 		Short: "Register a client; a confidential client's secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, secret, err := idp.NewClient(spec)
+			c, secret, err := manage.NewClient(spec)
 			if err != nil {
 				return err
 			}
@@ -56,21 +55,20 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			if err := db.CreateClient(ctx, &c); err != nil {
-				if errors.Is(err, storage.ErrConflict) {
-					return fmt.Errorf("client id %q is taken", c.ID)
-				}
-				return err
-			}
 			var reasons []string
-			if c.GrantTypes.Has(idp.GrantPassword) {
+			if c.GrantTypes.Has(manage.GrantPassword) {
 				reasons = append(reasons, "password_grant_enabled") // the legacy grant is an explicit, audited choice (TE-14)
 			}
 			if len(c.IntrospectAudiences) > 0 {
 				reasons = append(reasons, "introspect_audiences") // reads other clients' tokens: audited too
 			}
-			a.audit(cmd, db, idp.EventClientCreated, c.ID, strings.Join(reasons, " "))
-			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
+			if err := a.ops(cmd, db).CreateClient(ctx, cliBy, &c, strings.Join(reasons, " ")); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					return fmt.Errorf("client id %q is taken", c.ID)
+				}
+				return err
+			}
+			return a.printClients(cmd, manage.ViewClient(c, secret), []storage.Client{c}, secret)
 		},
 	}
 	f := cmd.Flags()
@@ -78,7 +76,7 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 	f.StringVar(&spec.Name, "name", "", "display name")
 	f.BoolVar(&spec.Public, "public", false, "a public client (no secret; refresh_token grant only)")
 	f.StringVar(&spec.AuthMethod, "auth-method", "", "client_secret_basic (default) or client_secret_post")
-	f.StringArrayVar(&spec.Grants, "grant", nil, "allowed grant, repeatable: "+strings.Join(idp.Grants, ", "))
+	f.StringArrayVar(&spec.Grants, "grant", nil, "allowed grant, repeatable: "+strings.Join(manage.Grants, ", "))
 	f.StringArrayVar(&spec.Scopes, "scope", nil, "allowed scopes, space-separated, repeatable")
 	f.StringArrayVar(&spec.Audiences, "audience", nil, "allowed audience (resource server), repeatable; the first is the default")
 	f.StringArrayVar(&spec.IntrospectAudiences, "introspect-audience", nil,
@@ -103,9 +101,9 @@ func newClientsListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			views := make([]idp.ClientView, len(cs))
+			views := make([]manage.ClientView, len(cs))
 			for i, c := range cs {
-				views[i] = idp.ViewClient(c, "")
+				views[i] = manage.ViewClient(c, "")
 			}
 			return a.printClients(cmd, views, cs, "")
 		},
@@ -127,16 +125,15 @@ func findClient(ctx context.Context, db *storage.DB, id string) (storage.Client,
 
 func newClientsGetCmd(a *app) *cobra.Command {
 	return clientCmd(a, "get", "Show a client (never its secret)", func(cmd *cobra.Command, _ *storage.DB, c storage.Client) error {
-		return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
+		return a.printClients(cmd, manage.ViewClient(c, ""), []storage.Client{c}, "")
 	})
 }
 
 func newClientsDeleteCmd(a *app) *cobra.Command {
 	return clientCmd(a, "delete", "Delete a client and its refresh tokens", func(cmd *cobra.Command, db *storage.DB, c storage.Client) error {
-		if err := db.DeleteClient(cmd.Context(), c.ID); err != nil {
+		if err := a.ops(cmd, db).DeleteClient(cmd.Context(), cliBy, c.ID); err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventClientDeleted, c.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"client_id": c.ID, "deleted": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "deleted client %s\n", c.ID)
 		})
@@ -146,16 +143,11 @@ func newClientsDeleteCmd(a *app) *cobra.Command {
 func newClientsRotateSecretCmd(a *app) *cobra.Command {
 	return clientCmd(a, "rotate-secret", "Replace a confidential client's secret; the old one stops working at once",
 		func(cmd *cobra.Command, db *storage.DB, c storage.Client) error {
-			if c.Public {
-				return fmt.Errorf("client %q is public and has no secret", c.ID)
-			}
-			secret, hash := idp.NewClientSecret()
-			c, err := db.UpdateClient(cmd.Context(), c.ID, func(c *storage.Client) error { c.SecretHash = hash; return nil })
+			c, secret, err := a.ops(cmd, db).RotateSecret(cmd.Context(), cliBy, c.ID)
 			if err != nil {
 				return err
 			}
-			a.audit(cmd, db, idp.EventClientUpdated, c.ID, "secret_rotated")
-			return a.printClients(cmd, idp.ViewClient(c, secret), []storage.Client{c}, secret)
+			return a.printClients(cmd, manage.ViewClient(c, secret), []storage.Client{c}, secret)
 		})
 }
 
@@ -165,20 +157,16 @@ func newClientsSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command
 		short = "Disable a client: it can no longer authenticate or use its refresh tokens"
 	}
 	return clientCmd(a, verb, short, func(cmd *cobra.Command, db *storage.DB, c storage.Client) error {
-		c, err := db.UpdateClient(cmd.Context(), c.ID, func(c *storage.Client) error { c.Disabled = disabled; return nil })
+		// Disabling ends a compromised client's logins for good:
+		// re-enabling it does not bring its refresh tokens back (CA-09).
+		c, _, err := a.ops(cmd, db).SetClientDisabled(cmd.Context(), cliBy, c.ID, disabled)
+		if se := (*manage.SessionsError)(nil); errors.As(err, &se) {
+			return se.Err
+		}
 		if err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventClientUpdated, c.ID, verb+"d")
-		if disabled {
-			// A compromised client's logins end for good: re-enabling it
-			// does not bring its refresh tokens back (CA-09).
-			by := idp.Event{Actor: cliActor}
-			if _, err := idp.EndClientSessions(cmd.Context(), db, a.auditor(cmd, db), by, c.ID, storage.RevokeClient, time.Now()); err != nil {
-				return err
-			}
-		}
-		return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
+		return a.printClients(cmd, manage.ViewClient(c, ""), []storage.Client{c}, "")
 	})
 }
 
@@ -194,7 +182,7 @@ func newClientsSetIntrospectionCmd(a *app) *cobra.Command {
 			if len(auds) > 0 && none {
 				return errors.New("give --introspect-audience or --none, not both")
 			}
-			c, err := db.UpdateClient(cmd.Context(), c.ID, func(c *storage.Client) error {
+			c, _, err := a.ops(cmd, db).UpdateClient(cmd.Context(), cliBy, c.ID, func(c *storage.Client) ([]string, error) {
 				c.IntrospectAudiences = nil
 				for _, a := range auds {
 					for _, f := range strings.Fields(a) {
@@ -203,13 +191,15 @@ func newClientsSetIntrospectionCmd(a *app) *cobra.Command {
 						}
 					}
 				}
-				return idp.CheckClient(c)
+				return []string{"introspect_audiences"}, nil
 			})
+			if se := (*manage.SessionsError)(nil); errors.As(err, &se) {
+				return se.Err
+			}
 			if err != nil {
 				return err
 			}
-			a.audit(cmd, db, idp.EventClientUpdated, c.ID, "introspect_audiences")
-			return a.printClients(cmd, idp.ViewClient(c, ""), []storage.Client{c}, "")
+			return a.printClients(cmd, manage.ViewClient(c, ""), []storage.Client{c}, "")
 		})
 	cmd.Flags().StringArrayVar(&auds, "introspect-audience", nil, "an audience the client may introspect tokens for, repeatable")
 	cmd.Flags().BoolVar(&none, "none", false, "take the role away: the client may introspect only tokens issued to it")

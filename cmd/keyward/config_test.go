@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/keys"
 )
 
@@ -80,9 +82,9 @@ func TestServeConfigDefaults(t *testing.T) {
 		{"password-grant refresh ttl follows --refresh-token-ttl", s.PasswordRefreshTokenTTL, idp.DefaultRefreshTokenTTL},
 		{"forbidden scopes", len(s.PasswordForbiddenScopes), 0},
 		{"reuse window", s.RefreshReuseWindow, idp.DefaultRefreshReuseWindow},
-		{"audit retention", s.AuditRetention, idp.DefaultAuditRetention},
+		{"audit retention", s.AuditRetention, audit.DefaultRetention},
 		{"metrics hidden", s.HideMetrics, true},
-		{"throttle", s.Throttle, idp.DefaultThrottlePolicy()},
+		{"throttle", s.Throttle, guard.DefaultPolicy()},
 		{"trusted proxies", len(s.TrustedProxies), 0},
 		{"forwarded https", s.RequireForwardedHTTPS, false},
 		{"registration", s.Registration, false},

@@ -11,7 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
@@ -47,11 +48,11 @@ func (k *keyPolicyFlags) keyPolicy() (keys.Policy, error) {
 }
 
 // keyAges feeds the key-age metric from the manager's current set.
-func keyAges(km *keys.Manager) func() []idp.KeyAge {
-	return func() []idp.KeyAge {
-		var out []idp.KeyAge
+func keyAges(km *keys.Manager) func() []metrics.KeyAge {
+	return func() []metrics.KeyAge {
+		var out []metrics.KeyAge
 		for _, k := range km.Keys() {
-			out = append(out, idp.KeyAge{KID: k.KID, State: k.State, Age: time.Since(k.CreatedAt)})
+			out = append(out, metrics.KeyAge{KID: k.KID, State: k.State, Age: time.Since(k.CreatedAt)})
 		}
 		return out
 	}
@@ -160,13 +161,13 @@ func newKeysCmd(a *app) *cobra.Command {
 			at := rot.At.UTC().Add(time.Second - 1).Truncate(time.Second) // never shown before the moment
 			switch {
 			case rot.Scheduled:
-				a.audit(cmd, db, idp.EventKeyRotationScheduled, rot.Activated, "at "+at.Format(time.RFC3339))
+				a.audit(cmd, db, audit.KeyRotationScheduled, rot.Activated, "at "+at.Format(time.RFC3339))
 			case rot.Retired == "":
-				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "no key was signing")
+				a.audit(cmd, db, audit.KeyRotated, rot.Activated, "no key was signing")
 			case rot.Forced:
-				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "forced; retired "+rot.Retired)
+				a.audit(cmd, db, audit.KeyRotated, rot.Activated, "forced; retired "+rot.Retired)
 			default:
-				a.audit(cmd, db, idp.EventKeyRotated, rot.Activated, "retired "+rot.Retired)
+				a.audit(cmd, db, audit.KeyRotated, rot.Activated, "retired "+rot.Retired)
 			}
 			return a.print(cmd.OutOrStdout(), map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next,
 				"forced": rot.Forced, "scheduled": rot.Scheduled, "at": rot.At.UTC()},
@@ -216,7 +217,7 @@ func newKeysCmd(a *app) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("revoke %s: %w", kid, err)
 			}
-			a.audit(cmd, db, idp.EventKeyRevoked, rev.KID, "was "+rev.State)
+			a.audit(cmd, db, audit.KeyRevoked, rev.KID, "was "+rev.State)
 			return a.print(cmd.OutOrStdout(), map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next},
 				func(tw *tabwriter.Writer) {
 					active := "active key " + rev.Active

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/storage"
 )
@@ -114,7 +114,7 @@ func TestPasswordPepperThroughServe(t *testing.T) {
 	s = startServe(t)
 	// More attempts than the free failures: a hash the server cannot check
 	// is no guess, so none of them counts toward the lockout.
-	for range idp.DefaultThrottlePolicy().FreeFailures + 3 {
+	for range guard.DefaultPolicy().FreeFailures + 3 {
 		checkTokenErrorE1(t, "alice on a serve without the pepper", login(s, "alice", alicePassword), 400, "invalid_grant")
 	}
 	s.stop(t)

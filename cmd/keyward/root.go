@@ -13,7 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -35,7 +36,7 @@ func (a *app) logger(w io.Writer) *slog.Logger {
 	if a.logFormat == "text" {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(idp.LogHandler(h))
+	return slog.New(web.LogHandler(h))
 }
 
 // openDB opens the database, retrying an unreachable one with backoff for
@@ -138,16 +139,16 @@ func readSecret(r io.Reader) (string, error) {
 const cliActor = "cli"
 
 // audit records an operator's action from the CLI in the audit trail.
-func (a *app) audit(cmd *cobra.Command, db *storage.DB, typ idp.EventType, subject, reason string) {
-	a.auditor(cmd, db).Record(cmd.Context(), idp.Event{
-		Type: typ, Outcome: idp.OutcomeSuccess, Actor: cliActor, Subject: subject, Reason: reason,
+func (a *app) audit(cmd *cobra.Command, db *storage.DB, typ audit.Type, subject, reason string) {
+	a.auditor(cmd, db).Record(cmd.Context(), audit.Event{
+		Type: typ, Outcome: audit.OutcomeSuccess, Actor: cliActor, Subject: subject, Reason: reason,
 	})
 }
 
 // auditor is the audit trail of one command: rows go to db, log records
 // to the command's standard error.
-func (a *app) auditor(cmd *cobra.Command, db *storage.DB) *idp.Auditor {
-	return idp.NewAuditor(db, a.logger(cmd.ErrOrStderr()), time.Now, 0)
+func (a *app) auditor(cmd *cobra.Command, db *storage.DB) *audit.Auditor {
+	return audit.New(db, a.logger(cmd.ErrOrStderr()), time.Now, 0)
 }
 
 // recordCmd is a command on one stored record named by its one argument:

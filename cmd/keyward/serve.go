@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
@@ -98,7 +100,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	c.hashWaited = srv.Metrics().HashWaited
 	srv.Metrics().HashQueueFrom(func() int { return c.passwords.Stats().Queued })
 	km.OnRotate(func(ctx context.Context, r keys.Rotation) {
-		srv.Auditor().Record(ctx, idp.Event{Type: idp.EventKeyRotated, Actor: "schedule", Subject: r.Activated, Reason: "retired " + r.Retired})
+		srv.Auditor().Record(ctx, audit.Event{Type: audit.KeyRotated, Actor: "schedule", Subject: r.Activated, Reason: "retired " + r.Retired})
 	})
 	go km.Run(ctx)
 	go srv.Throttler().Run(ctx)
@@ -187,9 +189,9 @@ func createDemo(ctx context.Context, db *storage.DB, out io.Writer, issuer strin
 		fmt.Fprintln(out, "--demo: the database is not empty; no demo client or user created")
 		return nil
 	}
-	c, secret, err := idp.NewClient(idp.ClientSpec{
+	c, secret, err := manage.NewClient(manage.ClientSpec{
 		ID: demoClientID, Name: "Keyward demo",
-		Grants:    []string{idp.GrantPassword, idp.GrantRefreshToken, idp.GrantClientCredentials},
+		Grants:    []string{manage.GrantPassword, manage.GrantRefreshToken, manage.GrantClientCredentials},
 		Scopes:    []string{"openid", "profile", "email", "api:read"},
 		Audiences: []string{"api"},
 	})

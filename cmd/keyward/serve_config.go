@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/keys"
 )
@@ -57,7 +59,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringSliceVar(&f.passwordForbiddenScopes, "password-grant-forbidden-scopes", nil,
 		"comma-separated scopes the password grant never grants, even to a client registered for them (keyward:admin always); client_credentials still may")
 	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", idp.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
-	fl.DurationVar(&f.auditRetention, "audit-retention", idp.DefaultAuditRetention, "how long audit events are kept")
+	fl.DurationVar(&f.auditRetention, "audit-retention", audit.DefaultRetention, "how long audit events are kept")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics (every metric, login failures by reason) on this address, for the operator's network only; without it there is no /metrics")
 	fl.BoolVar(&f.publicMetrics, "public-metrics", false, "UNSAFE: also serve /metrics on the main listener, where anyone sees the Go version and the traffic (login failure reasons collapsed so they cannot tell accounts apart)")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed; with an https issuer and no --tls-cert, the only peers served, and only with X-Forwarded-Proto: https")
@@ -290,7 +292,7 @@ func (f *serveFlags) forbiddenScopes() ([]string, error) {
 		switch {
 		case s == "":
 			continue
-		case !idp.ValidScopeToken(s):
+		case !manage.ValidScopeToken(s):
 			return nil, fmt.Errorf("--password-grant-forbidden-scopes: %q is not a scope (RFC 6749 §3.3 scope-token)", s)
 		}
 		out = append(out, s)

@@ -6,9 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/spf13/pflag"
-
-	"github.com/keyward/keyward/idp"
 )
 
 // maxFreeFailures bounds the free failures of both account limits: at most
@@ -17,13 +16,13 @@ import (
 // budget, so the (account, IP) limit must respect the bound too.
 const maxFreeFailures = 99
 
-// throttleFlags are serve's brute-force policy (idp.ThrottlePolicy;
+// throttleFlags are serve's brute-force policy (guard.Policy;
 // docs/protection.md explains each limit). Every value is checked as it is
 // parsed, from a flag or from its KEYWARD_ variable.
-type throttleFlags struct{ p idp.ThrottlePolicy }
+type throttleFlags struct{ p guard.Policy }
 
 func (f *throttleFlags) register(fl *pflag.FlagSet) {
-	f.p = idp.DefaultThrottlePolicy()
+	f.p = guard.DefaultPolicy()
 	p := &f.p
 	fl.Var(intIn(&p.FreeFailures, 1, maxFreeFailures), "login-free-failures",
 		"failed logins one account may have from one IP (an IPv6 /64) before backoff starts (1 to 99)")
@@ -44,7 +43,7 @@ func (f *throttleFlags) register(fl *pflag.FlagSet) {
 }
 
 // policy is the throttle policy the flags set.
-func (f *throttleFlags) policy() idp.ThrottlePolicy { return f.p }
+func (f *throttleFlags) policy() guard.Policy { return f.p }
 
 // boundedInt is an int flag that refuses values outside [lo, hi].
 type boundedInt struct {
@@ -76,7 +75,7 @@ func (b *boundedInt) Set(s string) error {
 func (b *boundedInt) Type() string { return "int" }
 
 // positiveDuration is a duration flag that refuses zero and negative values
-// (idp.ThrottlePolicy would silently take its default for them).
+// (guard.Policy would silently take its default for them).
 type positiveDuration struct{ v *time.Duration }
 
 func positive(v *time.Duration) *positiveDuration { return &positiveDuration{v} }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -32,11 +34,11 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 			if !stdin {
 				return errors.New("give the password on standard input with --password-stdin (never on the command line)")
 			}
-			name, err := idp.NormalizeNewUsername(username)
+			name, err := manage.NormalizeNewUsername(username)
 			if err != nil {
 				return fmt.Errorf("--username: %w", err)
 			}
-			addr, err := idp.NormalizeEmail(email)
+			addr, err := manage.NormalizeEmail(email)
 			if err != nil {
 				return fmt.Errorf("--email: %w", err)
 			}
@@ -54,7 +56,7 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 			}
 			defer db.Close()
 			u := storage.User{Username: name, Email: addr, EmailVerified: verified, PasswordHash: hash}
-			if err := db.CreateUser(ctx, &u); err != nil {
+			if err := a.ops(cmd, db).CreateUser(ctx, cliBy, &u); err != nil {
 				if errors.Is(err, storage.ErrLookalike) {
 					return fmt.Errorf("username %q looks like an existing username (confusable characters, UTS #39); choose another", name)
 				}
@@ -63,8 +65,7 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 				}
 				return err
 			}
-			a.audit(cmd, db, idp.EventUserCreated, u.ID, "")
-			return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
+			return a.printUsers(cmd, manage.ViewUser(u), []storage.User{u})
 		},
 	}
 	f := cmd.Flags()
@@ -118,9 +119,9 @@ func newUsersListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			views := make([]idp.UserView, len(us))
+			views := make([]manage.UserView, len(us))
 			for i, u := range us {
-				views[i] = idp.ViewUser(u)
+				views[i] = manage.ViewUser(u)
 			}
 			return a.printUsers(cmd, views, us)
 		},
@@ -149,7 +150,7 @@ func userCmd(a *app, use, short string, run func(cmd *cobra.Command, db *storage
 
 func newUsersGetCmd(a *app) *cobra.Command {
 	return userCmd(a, "get", "Show a user", func(cmd *cobra.Command, _ *storage.DB, u storage.User) error {
-		return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
+		return a.printUsers(cmd, manage.ViewUser(u), []storage.User{u})
 	})
 }
 
@@ -168,36 +169,43 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			u, err = db.UpdateUser(cmd.Context(), u.ID, func(u *storage.User) error {
-				u.PasswordHash = hash
-				u.PasswordChangedAt = storage.At(time.Now())
-				return nil
-			})
-			if err != nil {
+			by := cliBy
+			by.Reason = "set_by_operator"
+			u, n, err := a.ops(cmd, db).SetPassword(cmd.Context(), by, u.ID, hash, nil)
+			if err := a.sessionsEnded(cmd, u, storage.RevokePassword, n, err); err != nil {
 				return err
 			}
-			a.audit(cmd, db, idp.EventPasswordChanged, u.ID, "set_by_operator")
-			if err := a.revokeSessions(cmd, db, u, storage.RevokePassword); err != nil {
-				return err
-			}
-			return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
+			return a.printUsers(cmd, manage.ViewUser(u), []storage.User{u})
 		})
 	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
 	return cmd
 }
 
-// revokeSessions ends every session of u with idp.EndUserSessions (DESIGN
-// "Accounts and protection": a password change or reset, a lock or a
-// deletion ends the user's sessions), which records a token_revoked event
-// about u with the reason when any was live. Refresh already refuses a
+// cliBy is the audit event of who acts in a CLI command.
+var cliBy = audit.Event{Actor: cliActor}
+
+// ops is the user and client operations of one command: on db, recording
+// to its audit trail, unlocking through a throttle on db.
+func (a *app) ops(cmd *cobra.Command, db *storage.DB) *manage.Ops {
+	log := a.logger(cmd.ErrOrStderr())
+	return manage.New(db, a.auditor(cmd, db), guard.NewThrottler(db, guard.Policy{}, time.Now, log, nil), time.Now)
+}
+
+// sessionsEnded words the outcome of an operation that ends u's sessions
+// (DESIGN "Accounts and protection": a password change or reset, a lock or
+// a deletion ends the user's sessions; manage records a token_revoked event
+// about u with the reason when any was live). Refresh already refuses a
 // disabled user's or a pre-change family, but only while the user stays
 // disabled: without the revocation, "users enable" would bring every old
-// session back. The user is already updated when this fails; the error
-// says so and running the command again revokes what is left.
-func (a *app) revokeSessions(cmd *cobra.Command, db *storage.DB, u storage.User, reason string) error {
-	n, err := idp.EndUserSessions(cmd.Context(), db, a.auditor(cmd, db), idp.Event{Actor: cliActor}, u.ID, reason, time.Now())
+// session back. The user is already updated when the revocation fails; the
+// error says so and running the command again revokes what is left.
+func (a *app) sessionsEnded(cmd *cobra.Command, u storage.User, reason string, n int64, err error) error {
+	var se *manage.SessionsError
+	if errors.As(err, &se) {
+		return fmt.Errorf("user %s updated, but their sessions were not revoked (run the command again): %w", u.Username, se.Err)
+	}
 	if err != nil {
-		return fmt.Errorf("user %s updated, but their sessions were not revoked (run the command again): %w", u.Username, err)
+		return err
 	}
 	if n > 0 {
 		a.logger(cmd.ErrOrStderr()).Info("revoked refresh-token families", "sub", u.ID, "count", n, "reason", reason)
@@ -211,26 +219,19 @@ func newUsersSetDisabledCmd(a *app, verb string, disabled bool) *cobra.Command {
 		short = "Disable a user: they can no longer sign in, and their sessions are revoked"
 	}
 	return userCmd(a, verb, short, func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
-		u, err := db.UpdateUser(cmd.Context(), u.ID, func(u *storage.User) error { u.Disabled = disabled; return nil })
-		if err != nil {
+		u, n, err := a.ops(cmd, db).SetUserDisabled(cmd.Context(), cliBy, u.ID, disabled)
+		if err := a.sessionsEnded(cmd, u, storage.RevokeUserDisabled, n, err); err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventUserUpdated, u.ID, verb+"d")
-		if disabled {
-			if err := a.revokeSessions(cmd, db, u, storage.RevokeUserDisabled); err != nil {
-				return err
-			}
-		}
-		return a.printUsers(cmd, idp.ViewUser(u), []storage.User{u})
+		return a.printUsers(cmd, manage.ViewUser(u), []storage.User{u})
 	})
 }
 
 func newUsersDeleteCmd(a *app) *cobra.Command {
 	return userCmd(a, "delete", "Delete a user and their sessions", func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
-		if err := db.DeleteUser(cmd.Context(), u.ID); err != nil {
+		if err := a.ops(cmd, db).DeleteUser(cmd.Context(), cliBy, u.ID); err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventUserDeleted, u.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"id": u.ID, "deleted": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "deleted user %s (%s)\n", u.Username, u.ID)
 		})
@@ -239,12 +240,9 @@ func newUsersDeleteCmd(a *app) *cobra.Command {
 
 func newUsersUnlockCmd(a *app) *cobra.Command {
 	return userCmd(a, "unlock", "Clear a user's failed-login counts from every address", func(cmd *cobra.Command, db *storage.DB, u storage.User) error {
-		ctx := cmd.Context()
-		t := idp.NewThrottler(db, idp.ThrottlePolicy{}, time.Now, a.logger(cmd.ErrOrStderr()), nil)
-		if err := t.Unlock(ctx, u.Username); err != nil {
+		if err := a.ops(cmd, db).Unlock(cmd.Context(), cliBy, u); err != nil {
 			return err
 		}
-		a.audit(cmd, db, idp.EventUserUnlocked, u.ID, "")
 		return a.print(cmd.OutOrStdout(), map[string]any{"id": u.ID, "unlocked": true}, func(tw *tabwriter.Writer) {
 			fmt.Fprintf(tw, "unlocked user %s (%s)\n", u.Username, u.ID)
 		})

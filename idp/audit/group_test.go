@@ -1,6 +1,7 @@
-package idp
+package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -34,13 +35,13 @@ func TestAuditGroupCommit(t *testing.T) {
 	for _, b := range storagetest.Backends {
 		t.Run(b.Name, func(t *testing.T) {
 			store := &countingAudits{DB: storagetest.Open(t, b.DSN(t))}
-			a := NewAuditor(store, nil, nil, 0)
+			a := New(store, nil, nil, 0)
 			const n = 200
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Go(func() {
 					ctx := requestCtx(t.Context(), fmt.Sprintf("req-%03d", i), "127.0.0.1")
-					a.Record(ctx, Event{Type: EventTokenIssued, Subject: fmt.Sprintf("sub-%03d", i), ClientID: "c"})
+					a.Record(ctx, Event{Type: TokenIssued, Subject: fmt.Sprintf("sub-%03d", i), ClientID: "c"})
 					// Stored by the time Record returns.
 					evs, err := store.AuditEvents(t.Context(), storage.AuditFilter{Subject: fmt.Sprintf("sub-%03d", i)})
 					if err != nil || len(evs) != 1 || evs[0].RequestID != fmt.Sprintf("req-%03d", i) {
@@ -80,13 +81,13 @@ func TestAuditRecordAsync(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			db := storagetest.Open(t, b.DSN(t))
 			gate := &gatedAudits{DB: db, open: make(chan struct{})}
-			a := NewAuditor(gate, nil, nil, 0)
+			a := New(gate, nil, nil, 0)
 			ctx := requestCtx(t.Context(), "req-async", "127.0.0.1")
 
 			// With every write held, RecordAsync still returns.
 			returned := make(chan struct{})
 			go func() {
-				a.RecordAsync(ctx, Event{Type: EventTokenIssued, Subject: "first", ClientID: "c"})
+				a.RecordAsync(ctx, Event{Type: TokenIssued, Subject: "first", ClientID: "c"})
 				close(returned)
 			}()
 			select {
@@ -101,7 +102,7 @@ func TestAuditRecordAsync(t *testing.T) {
 			finished := make(chan struct{})
 			go func() {
 				for i := range total {
-					a.RecordAsync(ctx, Event{Type: EventTokenIssued, Subject: fmt.Sprintf("q-%05d", i), ClientID: "c"})
+					a.RecordAsync(ctx, Event{Type: TokenIssued, Subject: fmt.Sprintf("q-%05d", i), ClientID: "c"})
 					recorded.Add(1)
 				}
 				close(finished)
@@ -143,10 +144,10 @@ func TestAuditRecordAsync(t *testing.T) {
 // with its request id, and Flush still returns.
 func TestAuditRecordAsyncFailure(t *testing.T) {
 	db := storagetest.Open(t, storagetest.SQLiteDSN(t))
-	logs := &syncBuffer{}
-	a := NewAuditor(db, jsonLogger(logs), nil, 0)
+	logs := &bytes.Buffer{}
+	a := New(db, jsonLogger(logs), nil, 0)
 	db.Close() // a database that is gone
-	a.RecordAsync(requestCtx(t.Context(), "req-lost", "127.0.0.1"), Event{Type: EventTokenIssued, Subject: "s"})
+	a.RecordAsync(requestCtx(t.Context(), "req-lost", "127.0.0.1"), Event{Type: TokenIssued, Subject: "s"})
 	a.Flush()
 	if out := logs.String(); !strings.Contains(out, `"msg":"audit write failed"`) || !strings.Contains(out, `"request_id":"req-lost"`) {
 		t.Errorf("failed write not logged with its request:\n%s", out)

@@ -1,4 +1,4 @@
-package idp
+package manage
 
 import (
 	"crypto/rand"
@@ -132,11 +132,11 @@ func CheckNewClientID(id string) error {
 	return nil
 }
 
-// checkClientID reports whether id can name a stored client: 1 to
+// CheckClientID reports whether id can name a stored client: 1 to
 // MaxClientIDLen visible ASCII characters. It is looser than
 // CheckNewClientID so that clients registered before that rule, whose ids
 // need form-encoding in Basic (RFC 6749 §2.3.1), still authenticate.
-func checkClientID(id string) error {
+func CheckClientID(id string) error {
 	if id == "" || len(id) > MaxClientIDLen {
 		return fmt.Errorf("client id must be 1 to %d characters", MaxClientIDLen)
 	}
@@ -147,6 +147,14 @@ func checkClientID(id string) error {
 	}
 	return nil
 }
+
+// InvalidError is a client record that breaks a rule of CheckClient: the
+// caller's mistake, worded for it, never the store's.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+
+func (e *InvalidError) Unwrap() error { return e.Err }
 
 // unreserved reports whether r is an RFC 3986 §2.3 unreserved character.
 func unreserved(r rune) bool {

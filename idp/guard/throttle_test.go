@@ -1,9 +1,10 @@
-package idp
+package guard
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
 func TestThrottlePolicyDelays(t *testing.T) {
-	var p ThrottlePolicy // the defaults
+	var p Policy // the defaults
 	tests := []struct {
 		name     string
 		delay    func(int) time.Duration
@@ -37,7 +39,7 @@ func TestThrottlePolicyDelays(t *testing.T) {
 		{"account: 22nd waits 60s", p.AccountDelay, 22, time.Minute},
 		{"account: 25th waits 8m", p.AccountDelay, 25, 8 * time.Minute},
 		{"account: 26th is capped at 15m", p.AccountDelay, 26, 15 * time.Minute},
-		{"custom free and cap", ThrottlePolicy{FreeFailures: 1, BaseDelay: time.Minute, MaxDelay: 3 * time.Minute}.PairDelay, 4, 3 * time.Minute},
+		{"custom free and cap", Policy{FreeFailures: 1, BaseDelay: time.Minute, MaxDelay: 3 * time.Minute}.PairDelay, 4, 3 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,7 +54,7 @@ func TestThrottlePolicyDelays(t *testing.T) {
 // many IPs must wait the account-wide delay between guesses, so 100
 // consecutive failures take far more than an hour (NIST SP 800-63B-4 §3.2.2).
 func TestThrottleAccountBudgetTakesHours(t *testing.T) {
-	var p ThrottlePolicy
+	var p Policy
 	var total time.Duration
 	for n := 1; n < 100; n++ { // the wait after failure n, before failure n+1
 		total += p.AccountDelay(n)
@@ -173,13 +175,12 @@ func TestThrottleKeysBounded(t *testing.T) {
 }
 
 func TestThrottleDecisionErr(t *testing.T) {
-	s := newProtectServer(t, storagetest.OpenSQLite(t), nil)
 	if (Decision{Verdict: Deny, Kind: KindAccount, RetryAfter: time.Minute}).Err() != nil {
 		t.Fatal("a Deny must answer as a wrong password, not with its own error")
 	}
 	d := Decision{Verdict: Throttle, Kind: KindIP, RetryAfter: 90*time.Second + time.Millisecond}
 	w := httptest.NewRecorder()
-	s.writeError(w, httptest.NewRequest(http.MethodPost, "/oauth2/token", nil), d.Err())
+	web.WriteError(slog.New(slog.DiscardHandler), w, httptest.NewRequest(http.MethodPost, "/oauth2/token", nil), d.Err())
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "91" || !strings.Contains(w.Body.String(), `"temporarily_unavailable"`) {
 		t.Fatalf("429 answer: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
 	}
@@ -200,7 +201,7 @@ func (c *clock) Add(d time.Duration) {
 
 // replicas opens two handles on one fresh database and a Throttler on each,
 // sharing a clock: two Keyward replicas.
-func replicas(t *testing.T, b storagetest.Backend, p ThrottlePolicy) (*Throttler, *Throttler, *clock) {
+func replicas(t *testing.T, b storagetest.Backend, p Policy) (*Throttler, *Throttler, *clock) {
 	dsn := b.DSN(t)
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	one := NewThrottler(storagetest.Open(t, dsn), p, clk.Now, nil, nil)
@@ -237,7 +238,7 @@ func TestThrottleReplicas(t *testing.T) {
 }
 
 func testThrottleAttackerIP(t *testing.T, b storagetest.Backend) {
-	one, two, clk := replicas(t, b, ThrottlePolicy{})
+	one, two, clk := replicas(t, b, Policy{})
 	const attacker, victim = "198.51.100.66", "203.0.113.7"
 	for i := range 5 { // five free failures, alternating replicas
 		th := []*Throttler{one, two}[i%2]
@@ -305,7 +306,7 @@ func testThrottleAttackerIP(t *testing.T, b storagetest.Backend) {
 }
 
 func testThrottleAccountBudget(t *testing.T, b storagetest.Backend) {
-	one, two, clk := replicas(t, b, ThrottlePolicy{})
+	one, two, clk := replicas(t, b, Policy{})
 	const home = "2001:db8:cafe:1::10"
 	if err := one.LoginSucceeded(t.Context(), "alice", home); err != nil {
 		t.Fatal(err)
@@ -341,7 +342,7 @@ func testThrottleAccountBudget(t *testing.T, b storagetest.Backend) {
 	took := clk.Now().Sub(start)
 	var want time.Duration
 	for n := 1; n < 100; n++ {
-		want += (ThrottlePolicy{}).AccountDelay(n)
+		want += (Policy{}).AccountDelay(n)
 	}
 	if took < time.Hour || took != want {
 		t.Fatalf("100 distributed failures took %v of simulated time, want %v (> 1h)", took, want)
@@ -363,7 +364,7 @@ func testThrottleAccountBudget(t *testing.T, b storagetest.Backend) {
 }
 
 func testThrottleIPRate(t *testing.T, b storagetest.Backend) {
-	one, two, clk := replicas(t, b, ThrottlePolicy{IPFailures: 10, IPWindow: 10 * time.Minute})
+	one, two, clk := replicas(t, b, Policy{IPFailures: 10, IPWindow: 10 * time.Minute})
 	const sprayer = "2001:db8:bad:1::1"
 	for i := range 10 { // one password against many usernames
 		th := []*Throttler{one, two}[i%2]
@@ -379,7 +380,7 @@ func testThrottleIPRate(t *testing.T, b storagetest.Backend) {
 	if d.Verdict != Throttle || d.Kind != KindIP || d.RetryAfter != 10*time.Minute-10*time.Second {
 		t.Fatalf("sprayer got %+v", d)
 	}
-	var oe *Error
+	var oe *web.Error
 	if err := d.Err(); !errors.As(err, &oe) || oe.Status != http.StatusTooManyRequests || oe.RetryAfter != d.RetryAfter {
 		t.Fatalf("Err() = %v", err)
 	}
@@ -400,7 +401,7 @@ func testThrottleIPRate(t *testing.T, b storagetest.Backend) {
 }
 
 func testThrottleClient(t *testing.T, b storagetest.Backend) {
-	one, two, clk := replicas(t, b, ThrottlePolicy{})
+	one, two, clk := replicas(t, b, Policy{})
 	const attacker, legit = "198.51.100.9", "192.0.2.10"
 	for i := range 20 {
 		th := []*Throttler{one, two}[i%2]
@@ -429,7 +430,7 @@ func testThrottleRun(t *testing.T, b storagetest.Backend) {
 	dsn := b.DSN(t)
 	db := storagetest.Open(t, dsn)
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	th := NewThrottler(db, ThrottlePolicy{CleanupInterval: 10 * time.Millisecond}, clk.Now, nil, nil)
+	th := NewThrottler(db, Policy{CleanupInterval: 10 * time.Millisecond}, clk.Now, nil, nil)
 	mustFail(t, th, "alice", "192.0.2.1")
 	clk.Add(48 * time.Hour)
 	ctx, cancel := context.WithCancel(t.Context())

@@ -1,9 +1,10 @@
-package idp
+package web
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,15 +45,15 @@ const (
 	ErrSlowDown             = "slow_down"
 )
 
-// badRequest is the common 400 invalid_request.
-func badRequest(description string) *Error {
+// BadRequest is the common 400 invalid_request.
+func BadRequest(description string) *Error {
 	return &Error{Code: ErrInvalidRequest, Description: description, Status: http.StatusBadRequest}
 }
 
-// errTooLarge answers a body past its cap (IN-01): 413 with an RFC 6749
+// TooLarge answers a body past its cap (IN-01): 413 with an RFC 6749
 // §5.2 body, as RFC 9110 §15.5.14 and the OWASP REST Security Cheat Sheet
 // advise.
-func errTooLarge() *Error {
+func TooLarge() *Error {
 	return &Error{Code: ErrInvalidRequest, Description: "the request body is too large",
 		Status: http.StatusRequestEntityTooLarge}
 }
@@ -63,29 +64,32 @@ type wireError struct {
 	Rule        string `json:"rule,omitempty"`
 }
 
-// writeError is the only writer of RFC 6749 §5.2 error bodies.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// WriteError is the only writer of RFC 6749 §5.2 error bodies. An *Error
+// goes out as it is; a deadline or an unreachable database becomes a 503
+// with Retry-After, anything else a generic 500. Causes go to log, never to
+// the client.
+func WriteError(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
 	var oe *Error
 	switch {
 	case errors.As(err, &oe):
 		if oe.Status == http.StatusServiceUnavailable {
-			s.log.WarnContext(r.Context(), "request refused: overloaded", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
+			log.WarnContext(r.Context(), "request refused: overloaded", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
 		} else if oe.Err != nil && oe.Status >= 500 {
-			s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
+			log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "code", oe.Code, "err", oe.Err)
 		}
 	case errors.Is(err, context.DeadlineExceeded):
-		// The request outlived its deadline (requestTimeout), waiting on a
-		// busy database: say so and when to retry, before the server's write
-		// timeout would drop the connection without an answer.
-		s.log.WarnContext(r.Context(), "request timed out", "path", r.URL.Path, "err", err)
+		// The request outlived its deadline (the server's request timeout),
+		// waiting on a busy database: say so and when to retry, before the
+		// server's write timeout would drop the connection without an answer.
+		log.WarnContext(r.Context(), "request timed out", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: ErrTemporarilyUnavail, Description: "the server is busy; retry later", Status: http.StatusServiceUnavailable, RetryAfter: time.Second}
 	case storage.Unavailable(err):
 		// The database is unreachable or gone: say so and when to retry
 		// (AV-07), with the detail in the log only (LG-06).
-		s.log.WarnContext(r.Context(), "database unavailable", "path", r.URL.Path, "err", err)
+		log.WarnContext(r.Context(), "database unavailable", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: ErrTemporarilyUnavail, Description: "the server cannot reach its database; retry later", Status: http.StatusServiceUnavailable, RetryAfter: 5 * time.Second}
 	default:
-		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 		oe = &Error{Code: ErrServerError, Status: http.StatusInternalServerError}
 	}
 	if oe.Status == 0 {
@@ -99,12 +103,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		secs := int((oe.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	noStore(w)
-	writeJSON(w, oe.Status, wireError{Error: oe.Code, Description: oe.Description, Rule: oe.Rule})
+	NoStore(w)
+	WriteJSON(w, oe.Status, wireError{Error: oe.Code, Description: oe.Description, Rule: oe.Rule})
 }
 
-// noStore marks a response as never cacheable (RFC 6749 §5.1).
-func noStore(w http.ResponseWriter) {
+// NoStore marks a response as never cacheable (RFC 6749 §5.1).
+func NoStore(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 }
@@ -114,31 +118,31 @@ func noStore(w http.ResponseWriter) {
 // it has no effect on conforming readers, so clients (x/oauth2, go-oidc)
 // read these exactly as before.
 const (
-	contentTypeJSON   = "application/json; charset=utf-8"
-	contentTypeJWKSet = "application/jwk-set+json; charset=utf-8" // RFC 7517 §8.5
+	ContentTypeJSON   = "application/json; charset=utf-8"
+	ContentTypeJWKSet = "application/jwk-set+json; charset=utf-8" // RFC 7517 §8.5
 )
 
-// writeJSON writes v as a JSON body with the given status: every JSON answer
+// WriteJSON writes v as a JSON body with the given status: every JSON answer
 // but the prepared JWKS and metadata documents goes through it.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
 	}
-	w.Header().Set("Content-Type", contentTypeJSON)
+	w.Header().Set("Content-Type", ContentTypeJSON)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
 
-// handlerFunc is a handler that returns its error instead of writing it.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+// HandlerFunc is a handler that returns its error instead of writing it.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// handle adapts a handlerFunc, sending any error through writeError.
-func (s *Server) handle(h handlerFunc) http.Handler {
+// Handle adapts a HandlerFunc, sending any error through WriteError with log.
+func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			s.writeError(w, r, err)
+			WriteError(log, w, r, err)
 		}
 	})
 }

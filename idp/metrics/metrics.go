@@ -1,9 +1,10 @@
-package idp
+package metrics
 
 import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,7 @@ type Metrics struct {
 	refreshReuse  *prometheus.CounterVec
 	hashQueue     prometheus.Gauge
 	hashWait      prometheus.Histogram
+	grants        map[string]bool // the grant_type label values; others are "other"
 }
 
 // Refresh-token reuse results, the result label of keyward_refresh_reuse_total.
@@ -40,13 +42,27 @@ const (
 	ReuseFamilyRevoked    = "family_revoked"     // any other reuse: the family was revoked
 )
 
-// NewMetrics registers Keyward's metrics, the Go runtime's and the process's
-// on a new registry. keyAges, when not nil, is called at each scrape for
-// keyward_signing_key_age_seconds.
-func NewMetrics(keyAges func() []KeyAge) *Metrics {
+// Options names what New needs to know of the layers above: the label
+// values they count under, and the signing keys' ages.
+type Options struct {
+	// KeyAges, when not nil, is called at each scrape for
+	// keyward_signing_key_age_seconds.
+	KeyAges func() []KeyAge
+	// Grants bounds the grant_type label of keyward_token_requests_total:
+	// any other grant type a client sends counts as "other".
+	Grants []string
+	// ThrottleKinds are the kind labels of keyward_throttled_total, created
+	// at zero so dashboards show zeroes, not gaps.
+	ThrottleKinds []string
+}
+
+// New registers Keyward's metrics, the Go runtime's and the process's
+// on a new registry.
+func New(o Options) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		reg: reg,
+		reg:    reg,
+		grants: make(map[string]bool, len(o.Grants)),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyward_http_requests_total",
 			Help: "HTTP requests by route template, method and status code.",
@@ -85,11 +101,14 @@ func NewMetrics(keyAges func() []KeyAge) *Metrics {
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokenRequests, m.loginFailures, m.throttled,
 		m.refreshReuse, m.hashQueue, m.hashWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if keyAges != nil {
-		reg.MustRegister(keyAgeCollector(keyAges))
+	if o.KeyAges != nil {
+		reg.MustRegister(keyAgeCollector(o.KeyAges))
+	}
+	for _, g := range o.Grants {
+		m.grants[g] = true
 	}
 	// Pre-create the known series so dashboards show zeroes, not gaps.
-	for _, k := range []string{KindAccountIP, KindAccount, KindIP, KindClient, KindCaller} {
+	for _, k := range o.ThrottleKinds {
 		m.throttled.WithLabelValues(k)
 	}
 	for _, r := range []string{ReuseReplayedInWindow, ReuseFamilyRevoked} {
@@ -175,16 +194,13 @@ func collapseLoginFailures(in []*dto.Metric) []*dto.Metric {
 	return out
 }
 
-// knownGrants bounds the grant_type label: anything a client invents is "other".
-var knownGrants = map[string]bool{GrantPassword: true, GrantRefreshToken: true, GrantClientCredentials: true}
-
 // TokenRequest counts a token request; outcome is "success" or the OAuth
 // error code answered.
 func (m *Metrics) TokenRequest(grantType, outcome string) {
 	if m == nil {
 		return
 	}
-	if !knownGrants[grantType] {
+	if !m.grants[grantType] {
 		grantType = "other"
 	}
 	m.tokenRequests.WithLabelValues(grantType, truncate(outcome, 32)).Inc()
@@ -252,6 +268,12 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 // router's NotFound and MethodNotAllowed handlers with it.
 func (m *Metrics) Unmatched(next http.Handler) http.Handler {
 	return m.instrument(func(*http.Request) string { return "unmatched" }, next)
+}
+
+// Endpoint counts requests under the fixed endpoint label name, for
+// answers given before routing (the HTTPS refusal).
+func (m *Metrics) Endpoint(name string, next http.Handler) http.Handler {
+	return m.instrument(func(*http.Request) string { return name }, next)
 }
 
 func (m *Metrics) instrument(endpoint func(*http.Request) string, next http.Handler) http.Handler {
@@ -326,5 +348,13 @@ func (c keyAgeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Metrics returns the server's metrics, for the flows that observe them.
-func (s *Server) Metrics() *Metrics { return s.metrics }
+// truncate cuts a label value to at most n bytes at a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

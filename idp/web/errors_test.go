@@ -1,4 +1,4 @@
-package idp
+package web
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // Retry-After, anything unknown is a generic 500, and nothing internal
 // reaches the body.
 func TestWriteErrorStatuses(t *testing.T) {
-	s := &Server{log: slog.New(slog.DiscardHandler)}
+	log := slog.New(slog.DiscardHandler)
 	tests := []struct {
 		name       string
 		err        error
@@ -31,12 +31,12 @@ func TestWriteErrorStatuses(t *testing.T) {
 		{"deadline", fmt.Errorf("get client \"x\": %w", context.DeadlineExceeded), 503, ErrTemporarilyUnavail, true},
 		{"overload", &Error{Code: ErrTemporarilyUnavail, Status: 503, RetryAfter: 2 * time.Second, Err: password.ErrOverloaded}, 503, ErrTemporarilyUnavail, true},
 		{"unknown", errors.New("pq: relation \"users\" does not exist"), 500, ErrServerError, false},
-		{"oauth", badRequest("bad"), 400, ErrInvalidRequest, false},
+		{"oauth", BadRequest("bad"), 400, ErrInvalidRequest, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
-			s.writeError(w, httptest.NewRequest(http.MethodPost, "/oauth2/token", nil), tt.err)
+			WriteError(log, w, httptest.NewRequest(http.MethodPost, "/oauth2/token", nil), tt.err)
 			var body map[string]string
 			json.Unmarshal(w.Body.Bytes(), &body)
 			if w.Code != tt.wantStatus || body["error"] != tt.wantCode {

@@ -1,57 +1,57 @@
-package idp
+package audit
 
 import (
 	"context"
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
-// AuditStore is the part of storage the audit trail needs.
-type AuditStore interface {
+// Store is the part of storage the audit trail needs.
+type Store interface {
 	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
 	AppendAudits(ctx context.Context, es []*storage.AuditEvent) error
 	AuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 }
 
-// EventType names a security event; it is the log message, the event
+// Type names a security event; it is the log message, the event
 // attribute and the audit row's type.
-type EventType string
+type Type string
 
 // Event types (LG-01, LG-03).
 const (
-	EventLoginSucceeded       EventType = "login_succeeded"
-	EventLoginFailed          EventType = "login_failed"
-	EventLoginThrottled       EventType = "login_throttled"
-	EventTokenIssued          EventType = "token_issued"
-	EventTokenRefreshed       EventType = "token_refreshed"
-	EventTokenRevoked         EventType = "token_revoked"
-	EventRefreshReuseDetected EventType = "refresh_reuse_detected"
-	EventUserCreated          EventType = "user_created"
-	EventUserUpdated          EventType = "user_updated"
-	EventUserLocked           EventType = "user_locked"
-	EventUserUnlocked         EventType = "user_unlocked"
-	EventUserDeleted          EventType = "user_deleted"
-	EventPasswordChanged      EventType = "password_changed"
-	EventPasswordReset        EventType = "password_reset"
-	EventClientCreated        EventType = "client_created"
-	EventClientUpdated        EventType = "client_updated"
-	EventClientDeleted        EventType = "client_deleted"
-	EventKeyRotated           EventType = "key_rotated"
-	EventKeyRotationScheduled EventType = "key_rotation_scheduled"
-	EventKeyRevoked           EventType = "key_revoked"
+	LoginSucceeded       Type = "login_succeeded"
+	LoginFailed          Type = "login_failed"
+	LoginThrottled       Type = "login_throttled"
+	TokenIssued          Type = "token_issued"
+	TokenRefreshed       Type = "token_refreshed"
+	TokenRevoked         Type = "token_revoked"
+	RefreshReuseDetected Type = "refresh_reuse_detected"
+	UserCreated          Type = "user_created"
+	UserUpdated          Type = "user_updated"
+	UserLocked           Type = "user_locked"
+	UserUnlocked         Type = "user_unlocked"
+	UserDeleted          Type = "user_deleted"
+	PasswordChanged      Type = "password_changed"
+	PasswordReset        Type = "password_reset"
+	ClientCreated        Type = "client_created"
+	ClientUpdated        Type = "client_updated"
+	ClientDeleted        Type = "client_deleted"
+	KeyRotated           Type = "key_rotated"
+	KeyRotationScheduled Type = "key_rotation_scheduled"
+	KeyRevoked           Type = "key_revoked"
 )
 
-// EventTypes lists every event type, for the admin API's filter checks.
-var EventTypes = []EventType{
-	EventLoginSucceeded, EventLoginFailed, EventLoginThrottled, EventTokenIssued, EventTokenRefreshed,
-	EventTokenRevoked, EventRefreshReuseDetected, EventUserCreated, EventUserUpdated, EventUserLocked,
-	EventUserUnlocked, EventUserDeleted, EventPasswordChanged, EventPasswordReset, EventClientCreated,
-	EventClientUpdated, EventClientDeleted, EventKeyRotated, EventKeyRotationScheduled, EventKeyRevoked,
+// Types lists every event type, for the admin API's filter checks.
+var Types = []Type{
+	LoginSucceeded, LoginFailed, LoginThrottled, TokenIssued, TokenRefreshed,
+	TokenRevoked, RefreshReuseDetected, UserCreated, UserUpdated, UserLocked,
+	UserUnlocked, UserDeleted, PasswordChanged, PasswordReset, ClientCreated,
+	ClientUpdated, ClientDeleted, KeyRotated, KeyRotationScheduled, KeyRevoked,
 }
 
 // Outcomes of an event.
@@ -65,7 +65,7 @@ const (
 // the audit table; identify a token by its jti or family id in Subject.
 // The request id and client IP come from the request's context.
 type Event struct {
-	Type      EventType
+	Type      Type
 	Outcome   string // OutcomeSuccess or OutcomeFailure; default by Type
 	Reason    string // a short snake_case code: bad_password, unknown_user, locked, ...
 	Actor     string // who acted: the user id, client id or admin subject
@@ -75,21 +75,21 @@ type Event struct {
 }
 
 // warnEvents are logged at Warn: an attack or a lockout may be under way.
-var warnEvents = map[EventType]bool{
-	EventLoginFailed: true, EventLoginThrottled: true, EventRefreshReuseDetected: true,
-	EventUserLocked: true, EventKeyRevoked: true,
+var warnEvents = map[Type]bool{
+	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
+	UserLocked: true, KeyRevoked: true,
 }
 
 // failureEvents default to OutcomeFailure.
-var failureEvents = map[EventType]bool{
-	EventLoginFailed: true, EventLoginThrottled: true, EventRefreshReuseDetected: true,
+var failureEvents = map[Type]bool{
+	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
 }
 
 // Auditor writes each security event both as a structured log record and
 // as an audit row. Writing the row never fails the request: an error is
 // logged and the request goes on.
 type Auditor struct {
-	store     AuditStore
+	store     Store
 	log       *slog.Logger
 	now       func() time.Time
 	retention time.Duration
@@ -120,25 +120,23 @@ const maxAuditBatch = 256
 // requests instead of filling memory.
 const maxAuditQueue = 4096
 
-// DefaultAuditRetention is how long audit rows are kept by default.
-const DefaultAuditRetention = 90 * 24 * time.Hour
+// DefaultRetention is how long audit rows are kept by default.
+const DefaultRetention = 90 * 24 * time.Hour
 
-// NewAuditor returns an Auditor keeping rows for retention (default
-// DefaultAuditRetention). now and log may be nil. Records carry the
+// New returns an Auditor keeping rows for retention (default
+// DefaultRetention). now and log may be nil. Records carry the
 // request_id and client_ip of their context whether or not log was built
 // with LogHandler.
-func NewAuditor(store AuditStore, log *slog.Logger, now func() time.Time, retention time.Duration) *Auditor {
+func New(store Store, log *slog.Logger, now func() time.Time, retention time.Duration) *Auditor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if _, ok := log.Handler().(ctxHandler); !ok {
-		log = slog.New(LogHandler(log.Handler()))
-	}
+	log = slog.New(web.LogHandler(log.Handler()))
 	if now == nil {
 		now = time.Now
 	}
 	if retention <= 0 {
-		retention = DefaultAuditRetention
+		retention = DefaultRetention
 	}
 	a := &Auditor{store: store, log: log, now: now, retention: retention}
 	a.cond.L = &a.mu
@@ -184,15 +182,15 @@ func (a *Auditor) logEvent(ctx context.Context, e Event) storage.AuditEvent {
 	}
 	row := storage.AuditEvent{
 		At:        storage.At(a.now()),
-		Type:      truncate(string(e.Type), 64),
-		Actor:     truncate(e.Actor, 256),
-		Subject:   truncate(e.Subject, 256),
-		ClientID:  truncate(e.ClientID, 128),
-		IP:        ClientIP(ctx),
-		UserAgent: truncate(e.UserAgent, 256),
-		RequestID: RequestID(ctx),
-		Outcome:   truncate(e.Outcome, 32),
-		Reason:    truncate(e.Reason, 64),
+		Type:      web.Truncate(string(e.Type), 64),
+		Actor:     web.Truncate(e.Actor, 256),
+		Subject:   web.Truncate(e.Subject, 256),
+		ClientID:  web.Truncate(e.ClientID, 128),
+		IP:        web.ClientIP(ctx),
+		UserAgent: web.Truncate(e.UserAgent, 256),
+		RequestID: web.RequestID(ctx),
+		Outcome:   web.Truncate(e.Outcome, 32),
+		Reason:    web.Truncate(e.Reason, 64),
 	}
 	level := slog.LevelInfo
 	if warnEvents[e.Type] {
@@ -302,19 +300,4 @@ func (a *Auditor) Run(ctx context.Context) {
 // returns how many it deleted.
 func (a *Auditor) Prune(ctx context.Context) (int64, error) {
 	return a.store.DeleteAuditBefore(ctx, a.now().Add(-a.retention))
-}
-
-// Auditor returns the server's audit trail, for the flows that record
-// events and for cmd/keyward to Run.
-func (s *Server) Auditor() *Auditor { return s.audit }
-
-// truncate cuts s to at most n bytes at a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -1,4 +1,4 @@
-package idp
+package guard
 
 import (
 	"context"
@@ -10,14 +10,16 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/keyward/keyward/idp/metrics"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
 // KindCaller is the throttle kind of an authenticated client calling
-// introspection or revocation faster than ThrottlePolicy.CallerRate.
+// introspection or revocation faster than Policy.CallerRate.
 const KindCaller = "caller"
 
-// callerLimits rate-limits the authenticated callers of introspection and
+// Callers rate-limits the authenticated callers of introspection and
 // revocation (BF-09: RFC 7662 §2.1 warns of token scanning; both endpoints
 // cost a database read per call). Each caller has a token bucket of
 // CallerBurst calls refilled at CallerRate per second, shared by the two
@@ -26,12 +28,12 @@ const KindCaller = "caller"
 // /64), so nobody can use up another's budget. The buckets live in this
 // process: N replicas allow N times the rate, which bounds the load on
 // each replica and keeps a database write off every call.
-type callerLimits struct {
+type Callers struct {
 	every   rate.Limit
 	burst   int
 	now     func() time.Time
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 
 	mu      sync.Mutex
 	buckets map[string]*callerBucket
@@ -54,17 +56,27 @@ const maxCallerBuckets = 10000
 // refills) so logs one line per run, not one per refill.
 const callerQuiet = time.Minute
 
-func newCallerLimits(p ThrottlePolicy, now func() time.Time, s *Server) *callerLimits {
-	return &callerLimits{every: rate.Limit(p.CallerRate), burst: p.CallerBurst, now: now,
-		log: s.log, metrics: s.metrics, buckets: map[string]*callerBucket{}}
+// NewCallers returns the per-caller rate limits of policy p (its CallerRate
+// and CallerBurst). now, log and m may be nil (time.Now, no logging, no
+// metrics).
+func NewCallers(p Policy, now func() time.Time, log *slog.Logger, m *metrics.Metrics) *Callers {
+	p = p.withDefaults()
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Callers{every: rate.Limit(p.CallerRate), burst: p.CallerBurst, now: now,
+		log: log, metrics: m, buckets: map[string]*callerBucket{}}
 }
 
-// allow takes one call from c's bucket, or answers 429 with the time until
+// Allow takes one call from c's bucket, or answers 429 with the time until
 // the bucket holds a call again.
-func (l *callerLimits) allow(ctx context.Context, c storage.Client) error {
+func (l *Callers) Allow(ctx context.Context, c storage.Client) error {
 	key := c.ID
 	if c.Public {
-		key = c.ID + "\x00" + IPBucket(ClientIP(ctx))
+		key = c.ID + "\x00" + IPBucket(web.ClientIP(ctx))
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -96,15 +108,15 @@ func (l *callerLimits) allow(ctx context.Context, c storage.Client) error {
 		l.log.WarnContext(ctx, "caller rate limit reached", "client_id", c.ID,
 			"rate_per_second", float64(l.every), "burst", l.burst)
 	}
-	return &Error{
-		Code: ErrTemporarilyUnavail, Description: "too many requests; retry later",
+	return &web.Error{
+		Code: web.ErrTemporarilyUnavail, Description: "too many requests; retry later",
 		Status: http.StatusTooManyRequests, RetryAfter: max(time.Second, time.Duration(math.Ceil(wait.Seconds()))*time.Second),
 	}
 }
 
 // dropFull forgets the buckets that have refilled completely and, if that
 // leaves too many, any others until a quarter of the room is free.
-func (l *callerLimits) dropFull(now time.Time) {
+func (l *Callers) dropFull(now time.Time) {
 	for k, b := range l.buckets {
 		if b.lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
