@@ -60,8 +60,7 @@ func (h *Handlers) ChangePassword(w http.ResponseWriter, r *http.Request) error 
 	}
 
 	// Brute force (BF-01, BF-03): the same throttle and the same order as
-	// the password grant (grant_password.go), keyed on the account's
-	// username and the client IP.
+	// the password grant, keyed on the account's username and the client IP.
 	ip := web.ClientIP(ctx)
 	dec, err := h.cfg.Throttle.CheckLogin(ctx, u.Username, ip)
 	if err != nil {
