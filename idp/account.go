@@ -3,56 +3,36 @@ package idp
 import (
 	"context"
 	"errors"
-	"net/http"
+	"strings"
 
-	"github.com/keyward/keyward/idp/manage"
-	"github.com/keyward/keyward/idp/password"
-	"github.com/keyward/keyward/idp/web"
+	"github.com/keyward/keyward/idp/account"
 	"github.com/keyward/keyward/storage"
 )
 
-// The account self-service API (docs/account.md): POST /account/register
-// (account_register.go) and POST /account/password (account_password.go).
-// Both take strict JSON bodies (IN-06) and vet new passwords with the
-// password policy (PW-05 to PW-08).
+// accountTokens is account.Tokens over the token endpoint's access-token
+// validation: the self-service endpoints (package account) take a user's
+// access token and never see the token code.
+type accountTokens struct{ s *Server }
 
-// AccountStore is the part of storage the account endpoints need beyond
-// TokenStore.
-type AccountStore interface {
-	CreateUser(ctx context.Context, u *storage.User) error
-	manage.UserSessionStore // idp/manage/ops.go
-}
-
-// ErrInvalidPassword is the error code of a new password the policy refuses;
-// the body names the rule (a password.Rule* constant or RuleSameAsCurrent).
-const ErrInvalidPassword = "invalid_password"
-
-// RuleSameAsCurrent is the rule a password change breaks when the new
-// password equals the current one (after NFKC normalisation).
-const RuleSameAsCurrent = "same_as_current"
-
-// passwordRejected is a new password the policy refused: 400
-// {"error":"invalid_password","rule":...}. message is fit for the user and
-// never contains the password.
-func passwordRejected(rule, message string) *web.Error {
-	return &web.Error{Code: ErrInvalidPassword, Description: message, Rule: rule, Status: http.StatusBadRequest}
-}
-
-// checkNewPassword applies the password policy (Config.Policy) to a new
-// password for the account named username with email.
-func (s *Server) checkNewPassword(pw, username, email string) error {
-	pol := s.cfg.Policy
-	if pol == nil {
-		pol = &password.Policy{}
+// TokenUser validates raw as /userinfo does (validateAccessToken) and
+// returns its client and the user it speaks for (tokenUser).
+func (a accountTokens) TokenUser(ctx context.Context, raw string) (string, storage.User, error) {
+	claims, err := a.s.validateAccessToken(ctx, raw)
+	if errors.Is(err, errInvalidToken) {
+		return "", storage.User{}, account.ErrInvalidToken
 	}
-	err := pol.Check(pw, username, email)
-	var pe *password.PolicyError
-	if errors.As(err, &pe) {
-		return passwordRejected(pe.Rule, pe.Message)
+	if err != nil {
+		return "", storage.User{}, err
 	}
-	return err
+	if strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
+		return "", storage.User{}, account.ErrNotUserToken
+	}
+	u, ok, err := a.s.tokenUser(ctx, claims)
+	if err != nil {
+		return "", storage.User{}, err
+	}
+	if !ok {
+		return "", storage.User{}, account.ErrInvalidToken
+	}
+	return claims.ClientID, u, nil
 }
-
-// errAccountsOff answers a request to an account endpoint when the server
-// has no password hasher: the endpoint does not exist.
-func errAccountsOff() *web.Error { return &web.Error{Code: "not_found", Status: http.StatusNotFound} }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/account"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
@@ -100,8 +101,8 @@ func TestChangePasswordErrors(t *testing.T) {
 			{"empty new password", request{body: jsonObject("current_password", alicePassword, "new_password", ""), auth: "Bearer " + at}, 400, web.ErrInvalidRequest, ""},
 			{"unknown member", request{body: `{"current_password":"x","new_password":"y","username":"bob"}`, auth: "Bearer " + at}, 400, web.ErrInvalidRequest, ""},
 			{"wrong current password", request{body: jsonObject("current_password", "not my password at all", "new_password", newAlicePassword), auth: "Bearer " + at}, 400, web.ErrInvalidGrant, ""},
-			{"new password too short", request{body: jsonObject("current_password", alicePassword, "new_password", "short"), auth: "Bearer " + at}, 400, ErrInvalidPassword, password.RuleTooShort},
-			{"new password same as current", request{body: jsonObject("current_password", alicePassword, "new_password", alicePassword), auth: "Bearer " + at}, 400, ErrInvalidPassword, RuleSameAsCurrent},
+			{"new password too short", request{body: jsonObject("current_password", alicePassword, "new_password", "short"), auth: "Bearer " + at}, 400, account.ErrInvalidPassword, password.RuleTooShort},
+			{"new password same as current", request{body: jsonObject("current_password", alicePassword, "new_password", alicePassword), auth: "Bearer " + at}, 400, account.ErrInvalidPassword, account.RuleSameAsCurrent},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -251,7 +252,7 @@ func TestPasswordPolicyRules(t *testing.T) {
 					}
 					return
 				}
-				checkAccountError(t, r, 400, ErrInvalidPassword)
+				checkAccountError(t, r, 400, account.ErrInvalidPassword)
 				if r.str("rule") != tt.wantRule || r.str("error_description") == "" {
 					t.Errorf("register: rule %q, want %q (body %s)", r.str("rule"), tt.wantRule, r.body)
 				}
@@ -259,7 +260,7 @@ func TestPasswordPolicyRules(t *testing.T) {
 					return // names alice does not have
 				}
 				r = e.changePassword(at, alicePassword, tt.pw)
-				checkAccountError(t, r, 400, ErrInvalidPassword)
+				checkAccountError(t, r, 400, account.ErrInvalidPassword)
 				if r.str("rule") != tt.wantRule {
 					t.Errorf("change: rule %q, want %q (body %s)", r.str("rule"), tt.wantRule, r.body)
 				}
@@ -311,7 +312,7 @@ func TestRegister(t *testing.T) {
 			t.Fatalf("login as the new user: %d %s", r.status, r.body)
 		}
 		evs, _ := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(audit.UserCreated)})
-		if len(evs) != 1 || evs[0].Actor != ActorSelf || evs[0].Subject != u.ID || evs[0].Outcome != audit.OutcomeSuccess {
+		if len(evs) != 1 || evs[0].Actor != account.ActorSelf || evs[0].Subject != u.ID || evs[0].Outcome != audit.OutcomeSuccess {
 			t.Errorf("user_created events: %+v", evs)
 		}
 

@@ -3,8 +3,6 @@ package idp
 import (
 	"context"
 	"errors"
-	"net/http"
-	"time"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
@@ -25,23 +23,9 @@ func errBadCredentials() *web.Error {
 	return &web.Error{Code: web.ErrInvalidGrant, Description: "the username or password is incorrect"}
 }
 
-// errHashing maps a hasher error: a full hashing queue is 503 with
-// Retry-After (AV-01); anything else is a server error.
-func errHashing(err error) error {
-	if errors.Is(err, password.ErrOverloaded) {
-		retry := time.Second
-		var oe *password.OverloadError
-		if errors.As(err, &oe) && oe.RetryAfter > retry {
-			retry = oe.RetryAfter
-		}
-		return &web.Error{Code: web.ErrTemporarilyUnavail, Description: "the server is busy; retry shortly",
-			Status: http.StatusServiceUnavailable, RetryAfter: retry, Err: err}
-	}
-	if errors.Is(err, password.ErrTooLong) {
-		return web.BadRequest("password is too long")
-	}
-	return err
-}
+// errHashing maps a hasher error (guard.HashingError, shared with the
+// account endpoints).
+func errHashing(err error) error { return guard.HashingError(err) }
 
 func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
 	s := g.s

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/keyward/keyward/idp/account"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
@@ -27,8 +28,8 @@ type Store interface {
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 	guard.Store
 	audit.Store
-	AdminStore   // admin.go
-	AccountStore // account.go
+	AdminStore // admin.go
+	account.Store
 	manage.Store // the operations the admin API shares with the CLI
 }
 
@@ -91,7 +92,7 @@ type Config struct {
 	HideMetrics bool
 
 	KeyRotator KeyRotator // the admin API's key rotation and revocation (admin.go); nil: /admin/v1/keys answers 404
-	// Account self-service (account*.go, docs/account.md).
+	// Account self-service (idp/account, docs/account.md).
 	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
 	Registration bool             // serve POST /account/register
 }
@@ -109,6 +110,7 @@ type Server struct {
 	callers  *guard.Callers
 	audit    *audit.Auditor
 	ops      *manage.Ops // the user and client operations of the admin and account APIs
+	account  *account.Handlers
 	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
@@ -145,6 +147,8 @@ func New(cfg Config) (*Server, error) {
 	s.callers = guard.NewCallers(s.throttle.Policy(), cfg.Now, cfg.Log, s.metrics)
 	s.audit = audit.New(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
 	s.ops = manage.New(cfg.Store, s.audit, s.throttle, cfg.Now)
+	s.account = account.New(account.Config{Store: cfg.Store, Tokens: accountTokens{s}, Passwords: cfg.Passwords,
+		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Log: cfg.Log, Now: cfg.Now})
 	return s, nil
 }
 
@@ -206,9 +210,9 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/oauth2/revoke", web.Handle(s.log, s.revoke)).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", web.Handle(s.log, s.introspect)).Methods(http.MethodPost)
 	r.Handle("/userinfo", web.Handle(s.log, s.userinfo)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle("/account/password", web.Handle(s.log, s.changePassword)).Methods(http.MethodPost)
+	r.Handle("/account/password", web.Handle(s.log, s.account.ChangePassword)).Methods(http.MethodPost)
 	if s.cfg.Registration {
-		r.Handle("/account/register", web.Handle(s.log, s.register)).Methods(http.MethodPost)
+		r.Handle("/account/register", web.Handle(s.log, s.account.Register)).Methods(http.MethodPost)
 	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)

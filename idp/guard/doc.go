@@ -2,7 +2,9 @@
 // client-authentication throttle (Throttler, Policy, Decision), whose
 // counters live in the database so every replica sees the same ones, the
 // per-IP registration limit, and the per-caller rate limits of
-// introspection and revocation (Callers), which live in the process.
+// introspection and revocation (Callers), which live in the process. It
+// also gives the one answer to a password hasher that is full or refuses a
+// password (HashingError), for every endpoint that hashes one.
 //
 // It decides and counts; it never writes a response. A refusal is an
 // *web.Error the handler returns, and a reported refusal goes to the audit

@@ -1,4 +1,4 @@
-package idp
+package account
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func errWrongCurrentPassword() *web.Error {
 // against a hash another request has replaced since.
 var errChangedMeanwhile = errors.New("password changed by another request")
 
-// changePassword serves POST /account/password: a signed-in user changes
+// ChangePassword serves POST /account/password: a signed-in user changes
 // their password (PW-13). It needs a user's access token in the
 // Authorization header and the JSON body {"current_password",
 // "new_password"}. The current password is checked behind the same
@@ -33,12 +33,12 @@ var errChangedMeanwhile = errors.New("password changed by another request")
 // failed login (BF-01); the new one must pass the policy and differ from
 // the current one. On success the hash is replaced, PasswordChangedAt set,
 // every refresh family of the user revoked, and the answer is 204.
-func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
+func (h *Handlers) ChangePassword(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	if s.cfg.Passwords == nil {
+	if h.cfg.Passwords == nil {
 		return errAccountsOff()
 	}
-	claims, u, err := s.accountUser(w, r)
+	clientID, u, err := h.accountUser(w, r)
 	if err != nil {
 		return err
 	}
@@ -55,62 +55,61 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The policy is public and the check is pure: a new password it refuses
 	// is answered before the current one is looked at, which guesses nothing.
-	if err := s.checkNewPassword(next, u.Username, u.Email); err != nil {
+	if err := h.checkNewPassword(next, u.Username, u.Email); err != nil {
 		return err
 	}
 
 	// Brute force (BF-01, BF-03): the same throttle and the same order as
-	// the password grant (grant_password.go), keyed on the account's
-	// username and the client IP.
+	// the password grant, keyed on the account's username and the client IP.
 	ip := web.ClientIP(ctx)
-	dec, err := s.throttle.CheckLogin(ctx, u.Username, ip)
+	dec, err := h.cfg.Throttle.CheckLogin(ctx, u.Username, ip)
 	if err != nil {
 		return err
 	}
 	switch dec.Verdict {
 	case guard.Throttle:
-		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		h.cfg.Throttle.Report(ctx, h.cfg.Audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: clientID})
 		return dec.Err()
 	case guard.Deny:
-		if err := s.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
-			return errHashing(err)
+		if err := h.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
+			return guard.HashingError(err)
 		}
-		if err := s.throttle.LoginDenied(ctx, u.Username, ip); err != nil {
-			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
+		if err := h.cfg.Throttle.LoginDenied(ctx, u.Username, ip); err != nil {
+			h.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
-		s.metrics.LoginFailure("throttled")
-		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: claims.ClientID})
+		h.cfg.Metrics.LoginFailure("throttled")
+		h.cfg.Throttle.Report(ctx, h.cfg.Audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: clientID})
 		return errWrongCurrentPassword()
 	}
-	ok, _, err := s.cfg.Passwords.Verify(ctx, current, u.PasswordHash)
+	ok, _, err := h.cfg.Passwords.Verify(ctx, current, u.PasswordHash)
 	if err != nil {
 		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
-			return errHashing(err)
+			return guard.HashingError(err)
 		}
-		s.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
-		return s.currentPasswordFailed(ctx, u, claims.ClientID, "bad_hash", ip)
+		h.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
+		return h.currentPasswordFailed(ctx, u, clientID, "bad_hash", ip)
 	}
 	if !ok {
-		return s.currentPasswordFailed(ctx, u, claims.ClientID, "bad_password", ip)
+		return h.currentPasswordFailed(ctx, u, clientID, "bad_password", ip)
 	}
-	if err := s.throttle.LoginSucceeded(ctx, u.Username, ip); err != nil {
-		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
+	if err := h.cfg.Throttle.LoginSucceeded(ctx, u.Username, ip); err != nil {
+		h.log.ErrorContext(ctx, "login throttle: record success", "err", err)
 	}
 	if password.Normalize(next) == password.Normalize(current) {
 		return passwordRejected(RuleSameAsCurrent, "the new password must differ from the current one")
 	}
 
-	hash, err := s.cfg.Passwords.Hash(ctx, next)
+	hash, err := h.cfg.Passwords.Hash(ctx, next)
 	if err != nil {
-		return errHashing(err)
+		return guard.HashingError(err)
 	}
 	// The change records password_changed and ends the user's sessions:
 	// refresh already refuses a family older than PasswordChangedAt, and the
 	// revocation also ends the access tokens bound to those families (sid)
 	// at once. The password is changed whatever happens to the sessions, so
 	// a failure there is logged, not answered.
-	by := audit.Event{Actor: u.ID, ClientID: claims.ClientID, UserAgent: r.UserAgent()}
-	_, _, err = s.ops.SetPassword(ctx, by, u.ID, hash, func(cur *storage.User) error {
+	by := audit.Event{Actor: u.ID, ClientID: clientID, UserAgent: r.UserAgent()}
+	_, _, err = h.cfg.Sessions.SetPassword(ctx, by, u.ID, hash, func(cur *storage.User) error {
 		if cur.PasswordHash != u.PasswordHash || cur.Disabled {
 			return errChangedMeanwhile
 		}
@@ -119,13 +118,13 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	var se *manage.SessionsError
 	switch {
 	case errors.As(err, &se):
-		s.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", se.Err)
+		h.log.ErrorContext(ctx, "password changed, but refresh families not revoked", "sub", u.ID, "err", se.Err)
 	case errors.Is(err, errChangedMeanwhile):
 		// Another change (or a lock) won the race: the verified password
 		// is no longer the current one.
 		return errWrongCurrentPassword()
 	case errors.Is(err, storage.ErrNotFound):
-		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return web.BearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	case err != nil:
 		return err
 	}
@@ -137,55 +136,45 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 // currentPasswordFailed records a wrong current password as a failed login
 // (throttle count, metric, audit event with the reason) and returns the
 // answer every such failure gets.
-func (s *Server) currentPasswordFailed(ctx context.Context, u storage.User, clientID, reason, ip string) error {
-	if err := s.throttle.LoginFailed(ctx, u.Username, ip); err != nil {
-		s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
+func (h *Handlers) currentPasswordFailed(ctx context.Context, u storage.User, clientID, reason, ip string) error {
+	if err := h.cfg.Throttle.LoginFailed(ctx, u.Username, ip); err != nil {
+		h.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
 	}
-	s.metrics.LoginFailure(reason)
-	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Actor: u.ID, Subject: u.ID, ClientID: clientID})
+	h.cfg.Metrics.LoginFailure(reason)
+	h.cfg.Audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Actor: u.ID, Subject: u.ID, ClientID: clientID})
 	return errWrongCurrentPassword()
 }
 
 // accountUser authenticates an account request: a Bearer access token in
 // the Authorization header (RFC 6750 §2.1; the body is JSON, so not in a
 // form, and never in the query) issued to a user, who must exist and be
-// enabled. A missing or bad token is 401 invalid_token; a token without a
-// user behind it (client credentials) is 403 insufficient_scope.
-func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) (accessClaims, storage.User, error) {
+// enabled (Config.Tokens). It returns the token's client and its user. A
+// missing or bad token is 401 invalid_token; a token without a user behind
+// it (client credentials) is 403 insufficient_scope.
+func (h *Handlers) accountUser(w http.ResponseWriter, r *http.Request) (string, storage.User, error) {
 	ctx := r.Context()
-	invalid := func() error {
-		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
-	}
 	if r.URL.Query().Has("access_token") {
-		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest)
+		return "", storage.User{}, web.BearerError(w, web.ErrInvalidRequest, "send the access token in the Authorization header", http.StatusBadRequest)
 	}
 	auths := r.Header.Values("Authorization")
 	switch {
 	case len(auths) == 0:
-		return accessClaims{}, storage.User{}, bearerError(w, "", "an access token is required", http.StatusUnauthorized)
+		return "", storage.User{}, web.BearerError(w, "", "an access token is required", http.StatusUnauthorized)
 	case len(auths) > 1:
-		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest)
+		return "", storage.User{}, web.BearerError(w, web.ErrInvalidRequest, "send one Authorization header", http.StatusBadRequest)
 	}
 	scheme, tok, _ := strings.Cut(auths[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t,") {
-		return accessClaims{}, storage.User{}, bearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
+		return "", storage.User{}, web.BearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
 	}
-	claims, err := s.validateAccessToken(ctx, tok)
-	if errors.Is(err, errInvalidToken) {
-		return accessClaims{}, storage.User{}, invalid()
+	clientID, u, err := h.cfg.Tokens.TokenUser(ctx, tok)
+	switch {
+	case errors.Is(err, ErrInvalidToken):
+		return "", storage.User{}, web.BearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+	case errors.Is(err, ErrNotUserToken):
+		return "", storage.User{}, web.BearerError(w, web.ErrInsufficientScope, "the access token must be a user's", http.StatusForbidden)
+	case err != nil:
+		return "", storage.User{}, err
 	}
-	if err != nil {
-		return accessClaims{}, storage.User{}, err
-	}
-	if strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
-		return accessClaims{}, storage.User{}, bearerError(w, errInsufficientScope, "the access token must be a user's", http.StatusForbidden)
-	}
-	u, ok, err := s.tokenUser(ctx, claims)
-	if err != nil {
-		return accessClaims{}, storage.User{}, err
-	}
-	if !ok {
-		return accessClaims{}, storage.User{}, invalid()
-	}
-	return claims, u, nil
+	return clientID, u, nil
 }

@@ -1,10 +1,11 @@
-package idp
+package account
 
 import (
 	"errors"
 	"net/http"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -27,17 +28,17 @@ var acceptedBody = registrationAccepted{
 // behalf without being signed in (registration).
 const ActorSelf = "self"
 
-// register serves POST /account/register, bound only when
-// Config.Registration is on. The body is strict JSON {"username",
+// Register serves POST /account/register, bound only when
+// the server's Config.Registration is on. The body is strict JSON {"username",
 // "password", "email"}; the username is normalised and must be of one
 // script (NormalizeNewUsername), the e-mail address checked
 // (NormalizeEmail) and the password vetted by the policy. A valid request
 // counts against the per-IP registration limit, is hashed, and creates the
 // account unverified; a free, a taken and a look-alike username
 // (storage.ErrLookalike) get the same 202 body, after the same work (RR-10).
-func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	if s.cfg.Passwords == nil {
+	if h.cfg.Passwords == nil {
 		return errAccountsOff()
 	}
 	in, err := web.DecodeStrict(r, "username", "password", "email")
@@ -60,19 +61,19 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return web.BadRequest("the email must be one bare address such as alice@example.com, with an ASCII (punycode) domain")
 	}
-	if err := s.checkNewPassword(in["password"], username, email); err != nil {
+	if err := h.checkNewPassword(in["password"], username, email); err != nil {
 		return err
 	}
-	if err := s.throttle.CountRegistration(ctx, web.ClientIP(ctx)); err != nil {
+	if err := h.cfg.Throttle.CountRegistration(ctx, web.ClientIP(ctx)); err != nil {
 		return err
 	}
-	hash, err := s.cfg.Passwords.Hash(ctx, in["password"])
+	hash, err := h.cfg.Passwords.Hash(ctx, in["password"])
 	if err != nil {
-		return errHashing(err)
+		return guard.HashingError(err)
 	}
 	u := storage.User{Username: username, Email: email, EmailVerified: false, PasswordHash: hash,
-		PasswordChangedAt: storage.At(s.now()), CreatedAt: storage.At(s.now())}
-	err = s.cfg.Store.CreateUser(ctx, &u)
+		PasswordChangedAt: storage.At(h.now()), CreatedAt: storage.At(h.now())}
+	err = h.cfg.Store.CreateUser(ctx, &u)
 	switch {
 	case errors.Is(err, storage.ErrConflict):
 		// The name (by storage.UsernameKey) is taken, or looks like a taken
@@ -83,12 +84,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		if errors.Is(err, storage.ErrLookalike) {
 			reason = "username_lookalike"
 		}
-		s.audit.Record(ctx, audit.Event{Type: audit.UserCreated, Outcome: audit.OutcomeFailure, Reason: reason,
+		h.cfg.Audit.Record(ctx, audit.Event{Type: audit.UserCreated, Outcome: audit.OutcomeFailure, Reason: reason,
 			Actor: ActorSelf, UserAgent: r.UserAgent()})
 	case err != nil:
 		return err
 	default:
-		s.audit.Record(ctx, audit.Event{Type: audit.UserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
+		h.cfg.Audit.Record(ctx, audit.Event{Type: audit.UserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
 	}
 	web.NoStore(w)
 	web.WriteJSON(w, http.StatusAccepted, acceptedBody)
