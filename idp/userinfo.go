@@ -8,26 +8,10 @@ import (
 	"github.com/keyward/keyward/idp/web"
 )
 
-// errInsufficientScope is RFC 6750 §3.1's 403 code.
-const errInsufficientScope = "insufficient_scope"
+// The bearer-token errors of RFC 6750 §3 (idp/web/bearer.go).
+const errInsufficientScope = web.ErrInsufficientScope
 
-// bearerError sets RFC 6750 §3's WWW-Authenticate and returns the error
-// web.WriteError sends. code "" is a request without a token: no error
-// attribute (§3.1).
-func bearerError(w http.ResponseWriter, code, description string, status int) *web.Error {
-	h := `Bearer realm="keyward"`
-	if code != "" {
-		h += `, error="` + code + `"`
-		if description != "" {
-			h += `, error_description="` + description + `"`
-		}
-	}
-	w.Header().Set("WWW-Authenticate", h)
-	if code == "" {
-		code = web.ErrInvalidToken
-	}
-	return &web.Error{Code: code, Description: description, Status: status}
-}
+var bearerError = web.BearerError
 
 // userinfoResponse is OIDC Core §5.3.2.
 type userinfoResponse struct {
