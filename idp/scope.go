@@ -16,7 +16,7 @@ const (
 	ScopeOpenID  = "openid"
 	ScopeProfile = "profile"
 	ScopeEmail   = "email"
-	ScopeAdmin   = "keyward:admin"
+	ScopeAdmin   = manage.ScopeAdmin
 )
 
 // Limits on a requested scope (IN-03). checkLengths refuses a longer one

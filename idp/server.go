@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/account"
+	"github.com/keyward/keyward/idp/admin"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
@@ -28,9 +29,9 @@ type Store interface {
 	TokenStore // token.go: clients, users, refresh families, revoked access tokens
 	guard.Store
 	audit.Store
-	AdminStore // admin.go
-	account.Store
-	manage.Store // the operations the admin API shares with the CLI
+	admin.Store   // idp/admin: what /admin/v1 reads
+	account.Store // idp/account: what /account/* writes
+	manage.Store  // the operations the admin API shares with the CLI
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -91,7 +92,7 @@ type Config struct {
 	// failure reasons are collapsed so no series tells accounts apart.
 	HideMetrics bool
 
-	KeyRotator KeyRotator // the admin API's key rotation and revocation (admin.go); nil: /admin/v1/keys answers 404
+	KeyRotator admin.KeyRotator // the admin API's key rotation and revocation; nil: /admin/v1/keys answers 404
 	// Account self-service (idp/account, docs/account.md).
 	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
 	Registration bool             // serve POST /account/register
@@ -111,6 +112,7 @@ type Server struct {
 	audit    *audit.Auditor
 	ops      *manage.Ops // the user and client operations of the admin and account APIs
 	account  *account.Handlers
+	admin    *admin.API // /admin/v1
 	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
@@ -149,6 +151,8 @@ func New(cfg Config) (*Server, error) {
 	s.ops = manage.New(cfg.Store, s.audit, s.throttle, cfg.Now)
 	s.account = account.New(account.Config{Store: cfg.Store, Tokens: accountTokens{s}, Passwords: cfg.Passwords,
 		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Log: cfg.Log, Now: cfg.Now})
+	s.admin = admin.New(admin.Config{Issuer: cfg.Issuer, Store: cfg.Store, Ops: s.ops,
+		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log})
 	return s, nil
 }
 
@@ -218,22 +222,36 @@ func (s *Server) Routes(r *mux.Router) {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)
 	}
 
-	// Admin API (admin*.go): s.admin authorizes every route (AD-01).
-	r.Handle("/admin/v1/users", s.admin(s.adminListUsers)).Methods(http.MethodGet)
-	r.Handle("/admin/v1/users/{id}", s.admin(s.adminGetUser)).Methods(http.MethodGet)
-	r.Handle("/admin/v1/users/{id}", s.admin(s.adminPatchUser)).Methods(http.MethodPatch)
-	r.Handle("/admin/v1/users/{id}", s.admin(s.adminDeleteUser)).Methods(http.MethodDelete)
-	r.Handle("/admin/v1/users/{id}/unlock", s.admin(s.adminUnlockUser)).Methods(http.MethodPost)
-	r.Handle("/admin/v1/users/{id}/sessions", s.admin(s.adminListSessions)).Methods(http.MethodGet)
-	r.Handle("/admin/v1/users/{id}/sessions", s.admin(s.adminRevokeSessions)).Methods(http.MethodDelete)
-	r.Handle("/admin/v1/clients", s.admin(s.adminListClients)).Methods(http.MethodGet)
-	r.Handle("/admin/v1/clients", s.admin(s.adminCreateClient)).Methods(http.MethodPost)
-	r.Handle("/admin/v1/clients/{id}", s.admin(s.adminGetClient)).Methods(http.MethodGet)
-	r.Handle("/admin/v1/clients/{id}", s.admin(s.adminPatchClient)).Methods(http.MethodPatch)
-	r.Handle("/admin/v1/audit", s.admin(s.adminAudit)).Methods(http.MethodGet)
-	r.Handle("/admin/v1/keys", s.admin(s.adminListKeys)).Methods(http.MethodGet)
-	r.Handle("/admin/v1/keys/rotate", s.admin(s.adminRotateKey)).Methods(http.MethodPost)
-	r.Handle("/admin/v1/keys/{kid}/revoke", s.admin(s.adminRevokeKey)).Methods(http.MethodPost)
+	// Admin API (idp/admin): a.Authorize authorizes every route (AD-01).
+	a := s.admin
+	r.Handle("/admin/v1/users", a.Authorize(a.ListUsers)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/{id}", a.Authorize(a.GetUser)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/{id}", a.Authorize(a.PatchUser)).Methods(http.MethodPatch)
+	r.Handle("/admin/v1/users/{id}", a.Authorize(a.DeleteUser)).Methods(http.MethodDelete)
+	r.Handle("/admin/v1/users/{id}/unlock", a.Authorize(a.UnlockUser)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/users/{id}/sessions", a.Authorize(a.ListSessions)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/{id}/sessions", a.Authorize(a.RevokeSessions)).Methods(http.MethodDelete)
+	r.Handle("/admin/v1/clients", a.Authorize(a.ListClients)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/clients", a.Authorize(a.CreateClient)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/clients/{id}", a.Authorize(a.GetClient)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/clients/{id}", a.Authorize(a.PatchClient)).Methods(http.MethodPatch)
+	r.Handle("/admin/v1/audit", a.Authorize(a.Audit)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/keys", a.Authorize(a.ListKeys)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/keys/rotate", a.Authorize(a.RotateKey)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/keys/{kid}/revoke", a.Authorize(a.RevokeKey)).Methods(http.MethodPost)
+}
+
+// adminToken validates an access token for the admin API
+// (admin.TokenValidator).
+func (s *Server) adminToken(ctx context.Context, raw string) (admin.Token, error) {
+	c, err := s.validateAccessToken(ctx, raw)
+	if errors.Is(err, errInvalidToken) {
+		return admin.Token{}, admin.ErrInvalidToken
+	}
+	if err != nil {
+		return admin.Token{}, err
+	}
+	return admin.Token{Subject: c.Subject, Audience: c.Audience, ClientID: c.ClientID, SessionID: c.SessionID, Scope: c.Scope}, nil
 }
 
 // url returns the absolute URL of an issuer-relative path.

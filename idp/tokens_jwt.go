@@ -25,8 +25,8 @@ const (
 )
 
 // ClientSubjectPrefix starts the sub of a client_credentials token, so it
-// can never equal a user's id (32 hex characters; RFC 9068 §5).
-const ClientSubjectPrefix = "client:"
+// can never equal a user's id (manage.ClientSubjectPrefix).
+const ClientSubjectPrefix = manage.ClientSubjectPrefix
 
 // accessClaims is an RFC 9068 §2.2 access token.
 type accessClaims struct {

@@ -8,15 +8,10 @@ import (
 	"github.com/keyward/keyward/idp/web"
 )
 
-// errInsufficientScope is RFC 6750 §3.1's 403 code.
+// The bearer-token errors of RFC 6750 §3 (idp/web/bearer.go).
 const errInsufficientScope = web.ErrInsufficientScope
 
-// bearerError sets RFC 6750 §3's WWW-Authenticate and returns the error
-// web.WriteError sends. code "" is a request without a token: no error
-// attribute (§3.1).
-func bearerError(w http.ResponseWriter, code, description string, status int) *web.Error {
-	return web.BearerError(w, code, description, status)
-}
+var bearerError = web.BearerError
 
 // userinfoResponse is OIDC Core §5.3.2.
 type userinfoResponse struct {

@@ -19,6 +19,14 @@ const (
 	GrantClientCredentials = "client_credentials"
 )
 
+// ScopeAdmin is the scope of the admin API: only a client registered for
+// it gets it, by client_credentials alone (SECURITY-REQUIREMENTS decision 1).
+const ScopeAdmin = "keyward:admin"
+
+// ClientSubjectPrefix starts the sub of a client_credentials token, so it
+// can never equal a user's id (32 hex characters; RFC 9068 §5).
+const ClientSubjectPrefix = "client:"
+
 // Grants lists the grant types a client may be registered for.
 var Grants = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials}
 

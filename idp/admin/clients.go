@@ -1,4 +1,4 @@
-package idp
+package admin
 
 import (
 	"errors"
@@ -14,25 +14,25 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// adminClient finds the client named by the route, or the one 404.
-func (s *Server) adminClient(r *http.Request) (storage.Client, error) {
+// client finds the client named by the route, or the one 404.
+func (a *API) client(r *http.Request) (storage.Client, error) {
 	id, err := pathID(r, "id", "client")
 	if err != nil {
 		return storage.Client{}, err
 	}
-	c, err := s.cfg.Store.Client(r.Context(), id)
+	c, err := a.store.Client(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Client{}, notFound("client")
 	}
 	return c, err
 }
 
-// adminListClients serves GET /admin/v1/clients, ordered by id.
-func (s *Server) adminListClients(w http.ResponseWriter, r *http.Request, _ string) error {
-	if _, err := adminQuery(r); err != nil {
+// ListClients serves GET /admin/v1/clients, ordered by id.
+func (a *API) ListClients(w http.ResponseWriter, r *http.Request, _ string) error {
+	if _, err := query(r); err != nil {
 		return err
 	}
-	cs, err := s.cfg.Store.Clients(r.Context())
+	cs, err := a.store.Clients(r.Context())
 	if err != nil {
 		return err
 	}
@@ -44,9 +44,9 @@ func (s *Server) adminListClients(w http.ResponseWriter, r *http.Request, _ stri
 	return nil
 }
 
-// adminGetClient serves GET /admin/v1/clients/{id}.
-func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request, _ string) error {
-	c, err := s.adminClient(r)
+// GetClient serves GET /admin/v1/clients/{id}.
+func (a *API) GetClient(w http.ResponseWriter, r *http.Request, _ string) error {
+	c, err := a.client(r)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func clientChanges(before, after storage.Client) []string {
 	} else if !slices.Equal(before.GrantTypes, after.GrantTypes) {
 		out = append(out, "grant_types")
 	}
-	if !before.Scopes.Has(ScopeAdmin) && after.Scopes.Has(ScopeAdmin) {
+	if !before.Scopes.Has(manage.ScopeAdmin) && after.Scopes.Has(manage.ScopeAdmin) {
 		out = append(out, "admin_scope_granted")
 	} else if !slices.Equal(before.Scopes, after.Scopes) {
 		out = append(out, "scopes")
@@ -110,13 +110,13 @@ func clientChanges(before, after storage.Client) []string {
 	return out
 }
 
-// adminPatchClient serves PATCH /admin/v1/clients/{id}. The result is
+// PatchClient serves PATCH /admin/v1/clients/{id}. The result is
 // checked by CheckClient as on creation (400 when it breaks a rule, and
 // nothing changes). Disabling revokes the client's sessions for good:
 // enabling it again does not revive them (CA-09).
-func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor string) error {
+func (a *API) PatchClient(w http.ResponseWriter, r *http.Request, actor string) error {
 	ctx := r.Context()
-	c, err := s.adminClient(r)
+	c, err := a.client(r)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (s *Server) adminPatchClient(w http.ResponseWriter, r *http.Request, actor 
 		return web.BadRequest("give at least one of " + strings.Join(clientPatchFields, ", "))
 	}
 	by := audit.Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}
-	c, _, err = s.ops.UpdateClient(ctx, by, c.ID, func(c *storage.Client) ([]string, error) {
+	c, _, err = a.ops.UpdateClient(ctx, by, c.ID, func(c *storage.Client) ([]string, error) {
 		before := *c
 		if p.Disabled != nil {
 			c.Disabled = *p.Disabled
@@ -184,11 +184,11 @@ type clientCreate struct {
 var clientCreateFields = []string{"client_id", "name", "public", "token_endpoint_auth_method", "grant_types", "scopes", "audiences",
 	"introspect_audiences"}
 
-// adminCreateClient serves POST /admin/v1/clients: it registers a client
+// CreateClient serves POST /admin/v1/clients: it registers a client
 // as `keyward clients create` does and answers 201 with the generated
 // secret of a confidential client, shown this once and stored only hashed.
 // A taken client_id is 409.
-func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor string) error {
+func (a *API) CreateClient(w http.ResponseWriter, r *http.Request, actor string) error {
 	var b clientCreate
 	if err := decodeJSON(r, clientCreateFields, &b, false); err != nil {
 		return err
@@ -203,7 +203,7 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 		return web.BadRequest(err.Error())
 	}
 	reason := strings.Join(clientChanges(storage.Client{}, c), " ")
-	err = s.ops.CreateClient(r.Context(), audit.Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}, &c, reason)
+	err = a.ops.CreateClient(r.Context(), audit.Event{Actor: actor, ClientID: c.ID, UserAgent: r.UserAgent()}, &c, reason)
 	if errors.Is(err, storage.ErrConflict) {
 		return &web.Error{Code: web.ErrInvalidRequest, Description: "the client_id is taken", Status: http.StatusConflict}
 	}
@@ -211,7 +211,7 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request, actor
 		return err
 	}
 	v := manage.ViewClient(c, secret)
-	w.Header().Set("Location", s.url("/admin/v1/clients/"+url.PathEscape(c.ID)))
+	w.Header().Set("Location", strings.TrimSuffix(a.issuer, "/")+"/admin/v1/clients/"+url.PathEscape(c.ID))
 	web.WriteJSON(w, http.StatusCreated, v)
 	return nil
 }

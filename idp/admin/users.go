@@ -1,4 +1,4 @@
-package idp
+package admin
 
 import (
 	"errors"
@@ -32,23 +32,23 @@ const (
 	maxAdminLimit     = 1000
 )
 
-// adminUser finds the user named by the route, or the one 404.
-func (s *Server) adminUser(r *http.Request) (storage.User, error) {
+// user finds the user named by the route, or the one 404.
+func (a *API) user(r *http.Request) (storage.User, error) {
 	id, err := pathID(r, "id", "user")
 	if err != nil {
 		return storage.User{}, err
 	}
-	u, err := s.cfg.Store.User(r.Context(), id)
+	u, err := a.store.User(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, notFound("user")
 	}
 	return u, err
 }
 
-// adminListUsers serves GET /admin/v1/users?limit=&offset=, ordered by
+// ListUsers serves GET /admin/v1/users?limit=&offset=, ordered by
 // username.
-func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string) error {
-	q, err := adminQuery(r, "limit", "offset")
+func (a *API) ListUsers(w http.ResponseWriter, r *http.Request, _ string) error {
+	q, err := query(r, "limit", "offset")
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	us, err := s.cfg.Store.Users(r.Context(), offset, limit)
+	us, err := a.store.Users(r.Context(), offset, limit)
 	if err != nil {
 		return err
 	}
@@ -72,9 +72,9 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request, _ string
 	return nil
 }
 
-// adminGetUser serves GET /admin/v1/users/{id}.
-func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request, _ string) error {
-	u, err := s.adminUser(r)
+// GetUser serves GET /admin/v1/users/{id}.
+func (a *API) GetUser(w http.ResponseWriter, r *http.Request, _ string) error {
+	u, err := a.user(r)
 	if err != nil {
 		return err
 	}
@@ -92,13 +92,13 @@ type userPatch struct {
 
 var userPatchFields = []string{"disabled", "email", "email_verified"}
 
-// adminPatchUser serves PATCH /admin/v1/users/{id}. A new email is
+// PatchUser serves PATCH /admin/v1/users/{id}. A new email is
 // unverified unless the same request says otherwise. Disabling revokes the
 // user's sessions, as `keyward users disable` does, so enabling them again
 // brings no old session back.
-func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor string) error {
+func (a *API) PatchUser(w http.ResponseWriter, r *http.Request, actor string) error {
 	ctx := r.Context()
-	u, err := s.adminUser(r)
+	u, err := a.user(r)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 		}
 	}
 	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
-	u, _, err = s.ops.UpdateUser(ctx, by, u.ID, func(u *storage.User) ([]string, error) {
+	u, _, err = a.ops.UpdateUser(ctx, by, u.ID, func(u *storage.User) ([]string, error) {
 		var changed []string
 		if p.Disabled != nil && *p.Disabled != u.Disabled {
 			u.Disabled = *p.Disabled
@@ -146,14 +146,14 @@ func (s *Server) adminPatchUser(w http.ResponseWriter, r *http.Request, actor st
 	return nil
 }
 
-// adminDeleteUser serves DELETE /admin/v1/users/{id}; the user's sessions
+// DeleteUser serves DELETE /admin/v1/users/{id}; the user's sessions
 // go with them (by cascade), and with them their access tokens' sid.
-func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, actor string) error {
-	u, err := s.adminUser(r)
+func (a *API) DeleteUser(w http.ResponseWriter, r *http.Request, actor string) error {
+	u, err := a.user(r)
 	if err != nil {
 		return err
 	}
-	err = s.ops.DeleteUser(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u.ID)
+	err = a.ops.DeleteUser(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return notFound("user")
 	}
@@ -164,31 +164,31 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, actor s
 	return nil
 }
 
-// adminUnlockUser serves POST /admin/v1/users/{id}/unlock: it clears the
+// UnlockUser serves POST /admin/v1/users/{id}/unlock: it clears the
 // user's failed-login counts from every address (BF-04), as `keyward users
 // unlock` does.
-func (s *Server) adminUnlockUser(w http.ResponseWriter, r *http.Request, actor string) error {
+func (a *API) UnlockUser(w http.ResponseWriter, r *http.Request, actor string) error {
 	if err := noBody(r); err != nil {
 		return err
 	}
-	u, err := s.adminUser(r)
+	u, err := a.user(r)
 	if err != nil {
 		return err
 	}
-	if err := s.ops.Unlock(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u); err != nil {
+	if err := a.ops.Unlock(r.Context(), audit.Event{Actor: actor, UserAgent: r.UserAgent()}, u); err != nil {
 		return err
 	}
 	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "unlocked": true})
 	return nil
 }
 
-// adminListSessions serves GET /admin/v1/users/{id}/sessions, newest first.
-func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request, _ string) error {
-	u, err := s.adminUser(r)
+// ListSessions serves GET /admin/v1/users/{id}/sessions, newest first.
+func (a *API) ListSessions(w http.ResponseWriter, r *http.Request, _ string) error {
+	u, err := a.user(r)
 	if err != nil {
 		return err
 	}
-	fs, err := s.cfg.Store.RefreshFamilies(r.Context(), u.ID)
+	fs, err := a.store.RefreshFamilies(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -202,23 +202,23 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request, _ str
 	return nil
 }
 
-// adminRevokeSessions serves DELETE /admin/v1/users/{id}/sessions: sign
+// RevokeSessions serves DELETE /admin/v1/users/{id}/sessions: sign
 // out everywhere (AD-08). Access tokens of those sessions stop working at
 // Keyward's own endpoints at once (their sid is revoked) and at resource
 // servers when they expire.
-func (s *Server) adminRevokeSessions(w http.ResponseWriter, r *http.Request, actor string) error {
-	u, err := s.adminUser(r)
+func (a *API) RevokeSessions(w http.ResponseWriter, r *http.Request, actor string) error {
+	u, err := a.user(r)
 	if err != nil {
 		return err
 	}
 	by := audit.Event{Actor: actor, UserAgent: r.UserAgent()}
-	n, err := s.ops.EndUserSessions(r.Context(), by, u.ID, storage.RevokeSignOut)
+	n, err := a.ops.EndUserSessions(r.Context(), by, u.ID, storage.RevokeSignOut)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		// Nothing was live; the action is still recorded.
-		s.record(r, actor, audit.Event{Type: audit.TokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
+		a.record(r, actor, audit.Event{Type: audit.TokenRevoked, Subject: u.ID, Reason: storage.RevokeSignOut + " none_live"})
 	}
 	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
 	return nil

@@ -1,4 +1,4 @@
-package idp
+package admin
 
 import (
 	"errors"
@@ -28,12 +28,12 @@ type auditView struct {
 	RequestID string    `json:"request_id,omitempty"`
 }
 
-// adminAudit serves GET /admin/v1/audit?user=&type=&client=&since=&before_id=&limit=:
+// Audit serves GET /admin/v1/audit?user=&type=&client=&since=&before_id=&limit=:
 // events newest first. user is the subject (a user id, client id or kid);
 // since is an RFC 3339 time; before_id pages on from the last id returned.
 // An unknown type or a bad time is 400.
-func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) error {
-	q, err := adminQuery(r, "user", "type", "client", "since", "before_id", "limit")
+func (a *API) Audit(w http.ResponseWriter, r *http.Request, _ string) error {
+	q, err := query(r, "user", "type", "client", "since", "before_id", "limit")
 	if err != nil {
 		return err
 	}
@@ -54,8 +54,8 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, _ string) er
 	if f.Limit, err = intParam(q, "limit", storage.DefaultAuditLimit, 1, storage.MaxAuditLimit); err != nil {
 		return err
 	}
-	s.audit.Flush() // this replica's queued rows are listed too
-	evs, err := s.cfg.Store.AuditEvents(r.Context(), f)
+	a.audit.Flush() // this replica's queued rows are listed too
+	evs, err := a.store.AuditEvents(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -80,20 +80,20 @@ type keyView struct {
 
 // keyRotator returns the configured KeyRotator, or the 404 of a server
 // without one.
-func (s *Server) keyRotator() (KeyRotator, error) {
-	if s.cfg.KeyRotator == nil {
+func (a *API) keyRotator() (KeyRotator, error) {
+	if a.keys == nil {
 		return nil, &web.Error{Code: "not_found", Description: "key management is not enabled on this server", Status: http.StatusNotFound}
 	}
-	return s.cfg.KeyRotator, nil
+	return a.keys, nil
 }
 
-// adminListKeys serves GET /admin/v1/keys: the loaded key set, oldest first.
-func (s *Server) adminListKeys(w http.ResponseWriter, r *http.Request, _ string) error {
-	kr, err := s.keyRotator()
+// ListKeys serves GET /admin/v1/keys: the loaded key set, oldest first.
+func (a *API) ListKeys(w http.ResponseWriter, r *http.Request, _ string) error {
+	kr, err := a.keyRotator()
 	if err != nil {
 		return err
 	}
-	if _, err := adminQuery(r); err != nil {
+	if _, err := query(r); err != nil {
 		return err
 	}
 	ks := kr.Keys()
@@ -110,13 +110,13 @@ type keyRotate struct {
 	Force bool `json:"force"`
 }
 
-// adminRotateKey serves POST /admin/v1/keys/rotate, as `keyward keys
+// RotateKey serves POST /admin/v1/keys/rotate, as `keyward keys
 // rotate` does: 200 when the next key signs now; 202 when it may not sign
 // yet because cached JWKS documents may not know it, with the rotation
 // scheduled for the earliest safe moment ("scheduled", "at"), which the
 // servers carry out. {"force":true} rotates now regardless.
-func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor string) error {
-	kr, err := s.keyRotator()
+func (a *API) RotateKey(w http.ResponseWriter, r *http.Request, actor string) error {
+	kr, err := a.keyRotator()
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 	body := map[string]any{"retired": rot.Retired, "active": rot.Activated, "next": rot.Next, "forced": rot.Forced,
 		"scheduled": rot.Scheduled, "at": at}
 	if rot.Scheduled {
-		s.record(r, actor, audit.Event{Type: audit.KeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
+		a.record(r, actor, audit.Event{Type: audit.KeyRotationScheduled, Subject: rot.Activated, Reason: "at " + at.Format(time.RFC3339)})
 		web.WriteJSON(w, http.StatusAccepted, body)
 		return nil
 	}
@@ -140,16 +140,16 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request, actor st
 	if rot.Forced {
 		reason = "forced; " + reason
 	}
-	s.record(r, actor, audit.Event{Type: audit.KeyRotated, Subject: rot.Activated, Reason: reason})
+	a.record(r, actor, audit.Event{Type: audit.KeyRotated, Subject: rot.Activated, Reason: reason})
 	web.WriteJSON(w, http.StatusOK, body)
 	return nil
 }
 
-// adminRevokeKey serves POST /admin/v1/keys/{kid}/revoke: emergency
+// RevokeKey serves POST /admin/v1/keys/{kid}/revoke: emergency
 // removal from the JWKS, as `keyward keys revoke` does. An unknown kid is
 // 404.
-func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request, actor string) error {
-	kr, err := s.keyRotator()
+func (a *API) RevokeKey(w http.ResponseWriter, r *http.Request, actor string) error {
+	kr, err := a.keyRotator()
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request, actor st
 	if err != nil {
 		return err
 	}
-	s.record(r, actor, audit.Event{Type: audit.KeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
+	a.record(r, actor, audit.Event{Type: audit.KeyRevoked, Subject: rev.KID, Reason: "was " + rev.State})
 	web.WriteJSON(w, http.StatusOK, map[string]any{"revoked": rev.KID, "state": rev.State, "active": rev.Active, "next": rev.Next})
 	return nil
 }
