@@ -10,8 +10,8 @@ import (
 )
 
 // OpenID Connect scopes (OIDC Core §5.4) every client may ask for in a user
-// grant, and the scope of the admin API, which the password grant never gets
-// (SECURITY-REQUIREMENTS decision 1).
+// grant. The scope of the admin API, manage.ScopeAdmin, the password grant
+// never gets (SECURITY-REQUIREMENTS decision 1).
 const (
 	ScopeOpenID  = "openid"
 	ScopeProfile = "profile"

@@ -210,7 +210,7 @@ type publicKeySource interface {
 	PublicKeys() jose.JSONWebKeySet
 }
 
-// tokenState is the token code's part of Server.
+// tokenState is the token code's part of Provider.
 type tokenState struct {
 	verifierOnce sync.Once
 	verifier     *verify.Verifier
