@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/idp/account"
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -14,20 +16,20 @@ import (
 // access token and never see the token code.
 type accountTokens struct{ s *Server }
 
-// TokenUser validates raw as /userinfo does (validateAccessToken) and
-// returns its client and the user it speaks for (tokenUser).
+// TokenUser validates raw as /userinfo does (oauth's ValidateAccessToken) and
+// returns its client and the user it speaks for (oauth's TokenUser).
 func (a accountTokens) TokenUser(ctx context.Context, raw string) (string, storage.User, error) {
-	claims, err := a.s.validateAccessToken(ctx, raw)
-	if errors.Is(err, errInvalidToken) {
+	claims, err := a.s.oauth.ValidateAccessToken(ctx, raw)
+	if errors.Is(err, oauth.ErrInvalidToken) {
 		return "", storage.User{}, account.ErrInvalidToken
 	}
 	if err != nil {
 		return "", storage.User{}, err
 	}
-	if strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
+	if strings.HasPrefix(claims.Subject, manage.ClientSubjectPrefix) {
 		return "", storage.User{}, account.ErrNotUserToken
 	}
-	u, ok, err := a.s.tokenUser(ctx, claims)
+	u, ok, err := a.s.oauth.TokenUser(ctx, claims)
 	if err != nil {
 		return "", storage.User{}, err
 	}

@@ -94,7 +94,7 @@ func TestChangePasswordErrors(t *testing.T) {
 			{"no token", request{body: good}, 401, web.ErrInvalidToken, ""},
 			{"not a token", request{body: good, auth: "Bearer nope"}, 401, web.ErrInvalidToken, ""},
 			{"basic auth", request{body: good, auth: e.basic("C1")}, 401, web.ErrInvalidToken, ""},
-			{"client credentials token", request{body: good, auth: "Bearer " + cc}, 403, errInsufficientScope, ""},
+			{"client credentials token", request{body: good, auth: "Bearer " + cc}, 403, web.ErrInsufficientScope, ""},
 			{"token in query", request{body: good, query: "access_token=" + at}, 400, web.ErrInvalidRequest, ""},
 			{"form body", request{body: url.Values{"current_password": {alicePassword}}.Encode(), auth: "Bearer " + at, contentType: ""}, 415, web.ErrInvalidRequest, ""},
 			{"no current password", request{body: jsonObject("new_password", newAlicePassword), auth: "Bearer " + at}, 400, web.ErrInvalidRequest, ""},

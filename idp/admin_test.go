@@ -32,8 +32,8 @@ func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*Config)) *
 	change = append([]func(*Config){func(c *Config) { c.KeyRotator = c.Keys.(*keys.Manager) }}, change...)
 	e := &adminEnv{env: newEnv(t, b, change...)}
 	for _, spec := range []manage.ClientSpec{
-		{ID: "OPS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{ScopeAdmin, "read"}},
-		{ID: "OPSRS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
+		{ID: "OPS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{manage.ScopeAdmin, "read"}},
+		{ID: "OPSRS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{manage.ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
 	} {
 		c, secret, err := manage.NewClient(spec)
 		if err != nil {
@@ -173,12 +173,12 @@ func TestAdminAuthorization(t *testing.T) {
 		}{
 			{"no token", "", 401, web.ErrInvalidToken, `Bearer realm="keyward"`},
 			{"garbage token", "not.a.jwt", 401, web.ErrInvalidToken, `error="invalid_token"`},
-			{"user token (password grant)", userTok, 403, errInsufficientScope, `error="insufficient_scope"`},
-			{"client token without the admin scope", e.ccToken("CC"), 403, errInsufficientScope, `error="insufficient_scope"`},
+			{"user token (password grant)", userTok, 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
+			{"client token without the admin scope", e.ccToken("CC"), 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
 			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, web.ErrInvalidToken, `error="invalid_token"`},
-			{"a user token claiming the admin scope", e.signClaims(typAccessToken, map[string]any{
+			{"a user token claiming the admin scope", e.signClaims("at+jwt", map[string]any{
 				"iss": e.url, "sub": alice, "aud": e.url, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
-				"jti": "forged-1", "client_id": "C1", "scope": ScopeAdmin}), 403, errInsufficientScope, `error="insufficient_scope"`},
+				"jti": "forged-1", "client_id": "C1", "scope": manage.ScopeAdmin}), 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
 		}
 		for _, tk := range tokens {
 			for _, rt := range routes {

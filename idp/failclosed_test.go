@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -151,7 +152,7 @@ func TestRefreshRotationFailsClosed(t *testing.T) {
 	backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newEnv(t, b)
 		rt := e.login("scope", "openid read").str("refresh_token")
-		hash := refreshHash(rt)
+		hash := oauth.RefreshHash(rt)
 		drop := failRefreshInserts(t, e.db)
 		checkServerFailure(t, e.token("C1", refreshForm(rt)))
 		if !strings.Contains(e.logs.String(), refreshInsertFault) {
@@ -198,7 +199,7 @@ var errHasherBroken = errors.New("keyward test: password hasher broken")
 // the LG-07 tests use. claimMatch makes the failing Verify also report a
 // match, as a buggy hasher might.
 type faultyHasher struct {
-	PasswordHasher
+	oauth.PasswordHasher
 	broken     atomic.Bool
 	claimMatch bool
 }

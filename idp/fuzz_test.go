@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -65,11 +66,11 @@ func FuzzTokenForm(f *testing.F) {
 		"a=%zz&;&&=",
 		"grant_type=password&username=alice&password=" + strings.Repeat("x", 300),
 		// IN-03: each field one over its limit, and IN-01: one byte over the cap.
-		passwordForm(strings.Repeat("u", maxUsernameChars+1), "x").Encode(),
+		passwordForm(strings.Repeat("u", oauth.MaxUsernameChars+1), "x").Encode(),
 		passwordForm("alice", strings.Repeat("\uFDFA", 10)).Encode(),
-		refreshForm(strings.Repeat("k", maxRefreshTokenBytes+1)).Encode(),
-		"grant_type=client_credentials&scope=" + strings.Repeat("s", maxScopeBytes+1),
-		"grant_type=client_credentials&client_id=" + strings.Repeat("c", maxClientIDBytes+1),
+		refreshForm(strings.Repeat("k", oauth.MaxRefreshTokenBytes+1)).Encode(),
+		"grant_type=client_credentials&scope=" + strings.Repeat("s", oauth.MaxScopeBytes+1),
+		"grant_type=client_credentials&client_id=" + strings.Repeat("c", oauth.MaxClientIDBytes+1),
 		"grant_type=client_credentials&pad=" + strings.Repeat("x", maxOAuthBody-len("grant_type=client_credentials&pad=")+1),
 	} {
 		f.Add(seed, "application/x-www-form-urlencoded")
@@ -108,9 +109,9 @@ func FuzzClientAuth(f *testing.F) {
 	f.Add("", "pub1", "")
 	f.Add("Bearer x", "C1\x00", "")
 	f.Add("basic Og==", "", "")
-	f.Add(basicHeader(strings.Repeat("c", maxClientIDBytes+1), "x"), "", "")
-	f.Add("", strings.Repeat("c", maxClientIDBytes+1), "x")
-	f.Add("", strings.Repeat("c", maxClientIDBytes), "")
+	f.Add(basicHeader(strings.Repeat("c", oauth.MaxClientIDBytes+1), "x"), "", "")
+	f.Add("", strings.Repeat("c", oauth.MaxClientIDBytes+1), "x")
+	f.Add("", strings.Repeat("c", oauth.MaxClientIDBytes), "")
 	f.Fuzz(func(t *testing.T, auth, clientID, secret string) {
 		body := "grant_type=client_credentials"
 		if clientID != "" {
@@ -128,8 +129,8 @@ func FuzzClientAuth(f *testing.F) {
 		checkFuzzResponse(t, w)
 		// IN-03: a client id over 128 bytes, in the form or in Basic, is
 		// invalid_request (413 when the body is over the cap anyway).
-		basicID, _, basicOK := parseBasic(auth)
-		if len(clientID) > maxClientIDBytes || basicOK && len(basicID) > maxClientIDBytes {
+		basicID, _, basicOK := oauth.ParseBasic(auth)
+		if len(clientID) > oauth.MaxClientIDBytes || basicOK && len(basicID) > oauth.MaxClientIDBytes {
 			if w.Code != http.StatusBadRequest && w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), `"invalid_request"`) {
 				t.Fatalf("over-long client id: status %d %s", w.Code, w.Body.Bytes())
 			}
@@ -142,7 +143,7 @@ func FuzzClientAuth(f *testing.F) {
 			json.Unmarshal(w.Body.Bytes(), &resp)
 			_, p := jwtParts(t, resp.AccessToken)
 			cid, _ := p["client_id"].(string)
-			id, sec, ok := parseBasic(auth)
+			id, sec, ok := oauth.ParseBasic(auth)
 			byHeader := ok && id == cid && sec == e.secrets[cid]
 			byBody := auth == "" && clientID == cid && secret == e.secrets[cid]
 			if !byHeader && !byBody {

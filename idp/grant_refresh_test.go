@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -32,7 +34,7 @@ func TestRefreshRotation(t *testing.T) {
 			t.Fatalf("retry within the window: %d %s", again.status, again.body)
 		}
 		// After the window the first token is reuse: the family is revoked.
-		e.clock.Advance(DefaultRefreshReuseWindow + time.Second)
+		e.clock.Advance(oauth.DefaultRefreshReuseWindow + time.Second)
 		reuse := e.token("C1", refreshForm(rt1))
 		checkE1(t, reuse, 400, web.ErrInvalidGrant)
 		checkE1(t, e.token("C1", refreshForm(rt2)), 400, web.ErrInvalidGrant)
@@ -232,7 +234,7 @@ func (e *env) reset(t *testing.T) {
 	})
 	if _, err := e.db.UpdateClient(ctx, "C1", func(c *storage.Client) error {
 		c.Disabled = false
-		c.Scopes = storage.List{"openid", "profile", "email", "read", "write", ScopeAdmin}
+		c.Scopes = storage.List{"openid", "profile", "email", "read", "write", manage.ScopeAdmin}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -281,7 +283,7 @@ func TestRefreshStoredHashed(t *testing.T) {
 			}
 			found := false
 			for _, r := range rows {
-				found = found || string(r.Hash) == string(refreshHash(rt))
+				found = found || string(r.Hash) == string(oauth.RefreshHash(rt))
 			}
 			if !found {
 				t.Error("no row holds the token's SHA-256")
@@ -312,11 +314,11 @@ func TestTokenCleanup(t *testing.T) {
 		if r := e.do(request{path: "/oauth2/revoke", auth: e.basic("C1"), body: "token=" + revoked}); r.status != 200 {
 			t.Fatal(r.status)
 		}
-		if n, err := e.srv.CleanupTokens(context.Background()); err != nil || n != 0 {
+		if n, err := e.srv.OAuth().CleanupTokens(context.Background()); err != nil || n != 0 {
 			t.Fatalf("early cleanup: %d %v", n, err)
 		}
-		e.clock.Advance(DefaultAccessTokenTTL + tokenCleanupMargin + time.Second)
-		n, err := e.srv.CleanupTokens(context.Background())
+		e.clock.Advance(oauth.DefaultAccessTokenTTL + oauth.TokenCleanupMargin + time.Second)
+		n, err := e.srv.OAuth().CleanupTokens(context.Background())
 		if err != nil || n != 2 { // the revoked family and its token
 			t.Fatalf("cleanup: %d %v", n, err)
 		}

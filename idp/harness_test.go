@@ -24,6 +24,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/keys"
@@ -98,7 +99,7 @@ func (c *countingStore) UserByUsername(ctx context.Context, name string) (storag
 
 // countingHasher counts verifications, real and dummy (TE-21, AV-02).
 type countingHasher struct {
-	PasswordHasher
+	oauth.PasswordHasher
 	verifies atomic.Int64
 }
 
@@ -194,7 +195,7 @@ func (e *env) seed() {
 	ctx := context.Background()
 	clients := []manage.ClientSpec{
 		{ID: "C1", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken},
-			Scopes: []string{"openid", "profile", "email", "read", "write", ScopeAdmin}, Audiences: []string{"https://rs1.test", "https://rs2.test"}},
+			Scopes: []string{"openid", "profile", "email", "read", "write", manage.ScopeAdmin}, Audiences: []string{"https://rs1.test", "https://rs2.test"}},
 		{ID: "C2", Grants: []string{manage.GrantPassword, manage.GrantRefreshToken}, Scopes: []string{"read"}, Audiences: []string{"https://rs2.test"}},
 		{ID: "CC", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read", "write", "openid"}, Audiences: []string{"https://rs1.test"}},
 		{ID: "POST", AuthMethod: storage.AuthSecretPost, Grants: []string{manage.GrantClientCredentials}, Scopes: []string{"read"}},

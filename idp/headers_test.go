@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -57,7 +58,7 @@ func (s boomStore) Client(ctx context.Context, id string) (storage.Client, error
 // overloadedOn is a hasher whose queue is full for one password only, so
 // one request gets 503 while every other login works.
 type overloadedOn struct {
-	PasswordHasher
+	oauth.PasswordHasher
 	pw string
 }
 

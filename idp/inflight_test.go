@@ -15,6 +15,7 @@ import (
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -25,7 +26,7 @@ import (
 // family, as it would in production; with the tests' cheap parameters the
 // window would be too short to meet.
 type slowHasher struct {
-	PasswordHasher
+	oauth.PasswordHasher
 	delay time.Duration
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -82,7 +83,7 @@ func TestRevoke(t *testing.T) {
 
 // overloadedHasher is a hasher whose queue is always full: the fault a
 // real limiter shows only under a timing-dependent burst.
-type overloadedHasher struct{ PasswordHasher }
+type overloadedHasher struct{ oauth.PasswordHasher }
 
 func (overloadedHasher) Verify(context.Context, string, string) (bool, bool, error) {
 	return false, false, &password.OverloadError{RetryAfter: 3e9, QueueFull: true}

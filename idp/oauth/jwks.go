@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"net/http"
@@ -8,10 +8,10 @@ import (
 	"github.com/keyward/keyward/idp/web"
 )
 
-// jwks serves the public key set (RFC 7517) from memory: next, active and
+// JWKS serves the public key set (RFC 7517) from memory: next, active and
 // retired keys, a strong ETag, public caching for JWKSMaxAge, and 304 when
 // the client already has this version.
-func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+func (s *Provider) JWKS(w http.ResponseWriter, r *http.Request) error {
 	doc, etag := s.cfg.Keys.JWKS()
 	h := w.Header()
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.JWKSMaxAge.Seconds())))

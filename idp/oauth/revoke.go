@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"errors"
@@ -10,13 +10,13 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// revoke serves POST /oauth2/revoke (RFC 7009). The client must
+// Revoke serves POST /oauth2/revoke (RFC 7009). The client must
 // authenticate (CA-10). A refresh token revokes its whole family, an access
 // token's jti is refused at introspection and /userinfo until it expires.
 // Unknown, malformed and expired tokens answer 200 (§2.2); a token of
 // another client is refused with unauthorized_client and stays valid.
 // token_type_hint is only a hint: the token's shape decides.
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
+func (s *Provider) Revoke(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	f, err := parseForm(r)
 	if err != nil {
@@ -36,7 +36,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	notYours := &web.Error{Code: web.ErrUnauthorizedClient, Description: "the token was not issued to this client"}
 	switch {
 	case looksLikeRefreshToken(tok):
-		_, fam, err := s.cfg.Store.RefreshToken(ctx, refreshHash(tok))
+		_, fam, err := s.cfg.Store.RefreshToken(ctx, RefreshHash(tok))
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 		case err != nil:
@@ -51,9 +51,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 			s.audit.Record(ctx, audit.Event{Type: audit.TokenRevoked, Reason: "refresh_token", Actor: c.ID, Subject: fam.ID, ClientID: c.ID})
 		}
 	default:
-		claims, err := s.validateAccessToken(ctx, tok)
+		claims, err := s.ValidateAccessToken(ctx, tok)
 		switch {
-		case errors.Is(err, errInvalidToken):
+		case errors.Is(err, ErrInvalidToken):
 		case err != nil:
 			return err
 		case claims.ClientID != c.ID:

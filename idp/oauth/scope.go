@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"slices"
@@ -10,20 +10,19 @@ import (
 )
 
 // OpenID Connect scopes (OIDC Core §5.4) every client may ask for in a user
-// grant, and the scope of the admin API, which the password grant never gets
-// (SECURITY-REQUIREMENTS decision 1).
+// grant. The scope of the admin API, manage.ScopeAdmin, the password grant
+// never gets (SECURITY-REQUIREMENTS decision 1).
 const (
 	ScopeOpenID  = "openid"
 	ScopeProfile = "profile"
 	ScopeEmail   = "email"
-	ScopeAdmin   = manage.ScopeAdmin
 )
 
 // Limits on a requested scope (IN-03). checkLengths refuses a longer one
 // as invalid_request before parseScope sees it.
 const (
-	maxScopeTokens = 64
-	maxScopeBytes  = 1024
+	MaxScopeTokens = 64
+	MaxScopeBytes  = 1024
 )
 
 func isOIDCScope(s string) bool {
@@ -55,10 +54,10 @@ func parseScope(s string) ([]string, error) {
 }
 
 // passwordForbidden reports whether the password grant may never give the
-// scope s: ScopeAdmin always, and the operator's
+// scope s: manage.ScopeAdmin always, and the operator's
 // Config.PasswordForbiddenScopes (TE-16, RFC 6749 §10.7).
 func passwordForbidden(s string, forbidden []string) bool {
-	return s == ScopeAdmin || slices.Contains(forbidden, s)
+	return s == manage.ScopeAdmin || slices.Contains(forbidden, s)
 }
 
 // scopeAllowed reports whether grantType may give client the scope s;

@@ -1,17 +1,13 @@
-package idp
+package oauth
 
 import (
 	"errors"
 	"net/http"
 	"strings"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 )
-
-// The bearer-token errors of RFC 6750 §3 (idp/web/bearer.go).
-const errInsufficientScope = web.ErrInsufficientScope
-
-var bearerError = web.BearerError
 
 // userinfoResponse is OIDC Core §5.3.2.
 type userinfoResponse struct {
@@ -22,36 +18,36 @@ type userinfoResponse struct {
 	EmailVerified     *bool  `json:"email_verified,omitempty"`
 }
 
-// userinfo serves GET and POST /userinfo (OIDC Core §5.3). The access token
+// Userinfo serves GET and POST /userinfo (OIDC Core §5.3). The access token
 // comes in the Authorization header or, on POST, the form field
 // access_token (RFC 6750 §2.1, §2.2), never both and never the query. It
 // needs the openid scope and a user behind it.
-func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
+func (s *Provider) Userinfo(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	tok, err := bearerToken(w, r)
 	if err != nil {
 		return err
 	}
 	if tok == "" {
-		return bearerError(w, "", "an access token is required", http.StatusUnauthorized)
+		return web.BearerError(w, "", "an access token is required", http.StatusUnauthorized)
 	}
-	claims, err := s.validateAccessToken(ctx, tok)
-	if errors.Is(err, errInvalidToken) {
-		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+	claims, err := s.ValidateAccessToken(ctx, tok)
+	if errors.Is(err, ErrInvalidToken) {
+		return web.BearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	}
 	if err != nil {
 		return err
 	}
 	scope := strings.Fields(claims.Scope)
-	if !hasScope(scope, ScopeOpenID) || strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
-		return bearerError(w, errInsufficientScope, "the access token lacks the openid scope", http.StatusForbidden)
+	if !hasScope(scope, ScopeOpenID) || strings.HasPrefix(claims.Subject, manage.ClientSubjectPrefix) {
+		return web.BearerError(w, web.ErrInsufficientScope, "the access token lacks the openid scope", http.StatusForbidden)
 	}
-	u, ok, err := s.tokenUser(ctx, claims)
+	u, ok, err := s.TokenUser(ctx, claims)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return bearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
+		return web.BearerError(w, web.ErrInvalidToken, "the access token is invalid or expired", http.StatusUnauthorized)
 	}
 	var c idClaims
 	c.addUser(&u, scope)
@@ -66,7 +62,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) error {
 // transports, two headers or a query access_token are 400 invalid_request
 // (RFC 6750 §2, §3.1).
 func bearerToken(w http.ResponseWriter, r *http.Request) (string, error) {
-	malformed := func(d string) error { return bearerError(w, web.ErrInvalidRequest, d, http.StatusBadRequest) }
+	malformed := func(d string) error { return web.BearerError(w, web.ErrInvalidRequest, d, http.StatusBadRequest) }
 	if r.URL.Query().Has("access_token") {
 		return "", malformed("send the access token in the Authorization header")
 	}
@@ -78,7 +74,7 @@ func bearerToken(w http.ResponseWriter, r *http.Request) (string, error) {
 	if len(auths) == 1 {
 		scheme, val, _ := strings.Cut(auths[0], " ")
 		if !strings.EqualFold(scheme, "Bearer") || val == "" || strings.ContainsAny(val, " \t,") {
-			return "", bearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
+			return "", web.BearerError(w, web.ErrInvalidToken, "the Authorization header must be Bearer and one token", http.StatusUnauthorized)
 		}
 		tok = val
 	}

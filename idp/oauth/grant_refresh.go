@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // retry of the just-used token within Config.RefreshReuseWindow gets the
 // same successor while that successor is unused; any other reuse revokes
 // the whole family.
-type refreshGrant struct{ s *Server }
+type refreshGrant struct{ s *Provider }
 
 // errBadRefresh is the one answer to every refresh token that cannot be
 // used: unknown, another client's, expired, revoked, reused, or its user
@@ -61,9 +61,9 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 	var aud string
 	now := s.now()
 	res, err := s.cfg.Store.RotateRefreshToken(ctx, storage.Rotation{
-		Hash: refreshHash(presented), ClientID: c.ID, Now: now,
+		Hash: RefreshHash(presented), ClientID: c.ID, Now: now,
 		IdleTTL: s.cfg.RefreshTokenIdleTTL, ReuseWindow: s.cfg.RefreshReuseWindow,
-		Successor: func(salt []byte) []byte { return refreshHash(successorToken(presented, salt)) },
+		Successor: func(salt []byte) []byte { return RefreshHash(successorToken(presented, salt)) },
 		Check: func(fam storage.RefreshFamily) error {
 			var err error
 			if scope, err = narrowScope(requested, fam.Scope, c, s.cfg.PasswordForbiddenScopes); err != nil {

@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
@@ -28,12 +29,12 @@ type introspection struct {
 	SessionID string `json:"sid,omitempty"`
 }
 
-// introspect serves POST /oauth2/introspect (RFC 7662). Only confidential
+// Introspect serves POST /oauth2/introspect (RFC 7662). Only confidential
 // clients may call it (CA-10). A token is active only if it is valid now
 // and the caller's business (mayIntrospect): an access token issued to the
 // caller or for an audience the caller is the resource server of, a
 // refresh token of the caller's own.
-func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
+func (s *Provider) Introspect(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	f, err := parseForm(r)
 	if err != nil {
@@ -67,9 +68,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok string) (introspection, error) {
-	claims, err := s.validateAccessToken(ctx, tok)
-	if errors.Is(err, errInvalidToken) {
+func (s *Provider) introspectAccess(ctx context.Context, c storage.Client, tok string) (introspection, error) {
+	claims, err := s.ValidateAccessToken(ctx, tok)
+	if errors.Is(err, ErrInvalidToken) {
 		return introspection{}, nil
 	}
 	if err != nil {
@@ -79,8 +80,8 @@ func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok str
 		return introspection{}, nil
 	}
 	active, err := s.subjectActive(ctx, claims.Subject)
-	if !strings.HasPrefix(claims.Subject, ClientSubjectPrefix) {
-		_, active, err = s.tokenUser(ctx, claims)
+	if !strings.HasPrefix(claims.Subject, manage.ClientSubjectPrefix) {
+		_, active, err = s.TokenUser(ctx, claims)
 	}
 	if err != nil || !active {
 		return introspection{}, err
@@ -98,16 +99,16 @@ func (s *Server) introspectAccess(ctx context.Context, c storage.Client, tok str
 // audience (Audiences) is not that role: an app calling an API is not the
 // API. Anything else is answered {"active":false} (RFC 7662 §2.2), as for a
 // token that does not exist.
-func mayIntrospect(c storage.Client, claims accessClaims) bool {
+func mayIntrospect(c storage.Client, claims AccessClaims) bool {
 	return claims.ClientID == c.ID || c.IntrospectAudiences.Has(claims.Audience)
 }
 
-// tokenUser returns the user a user's access token speaks for, and false
+// TokenUser returns the user a user's access token speaks for, and false
 // when that user or the token's client is gone or disabled: a user token
 // dies with its client too (CA-09), even one with no refresh family whose
 // revocation would have ended it.
-func (s *Server) tokenUser(ctx context.Context, claims accessClaims) (storage.User, bool, error) {
-	if ok, err := s.subjectActive(ctx, ClientSubjectPrefix+claims.ClientID); err != nil || !ok {
+func (s *Provider) TokenUser(ctx context.Context, claims AccessClaims) (storage.User, bool, error) {
+	if ok, err := s.subjectActive(ctx, manage.ClientSubjectPrefix+claims.ClientID); err != nil || !ok {
 		return storage.User{}, false, err
 	}
 	u, err := s.cfg.Store.User(ctx, claims.Subject)
@@ -122,10 +123,10 @@ func (s *Server) tokenUser(ctx context.Context, claims accessClaims) (storage.Us
 
 // subjectActive reports whether the user or client a token speaks for can
 // still use it: it exists and is not disabled.
-func (s *Server) subjectActive(ctx context.Context, sub string) (bool, error) {
+func (s *Provider) subjectActive(ctx context.Context, sub string) (bool, error) {
 	var disabled bool
 	var err error
-	if id, ok := strings.CutPrefix(sub, ClientSubjectPrefix); ok {
+	if id, ok := strings.CutPrefix(sub, manage.ClientSubjectPrefix); ok {
 		var c storage.Client
 		c, err = s.cfg.Store.Client(ctx, id)
 		disabled = c.Disabled
@@ -140,8 +141,8 @@ func (s *Server) subjectActive(ctx context.Context, sub string) (bool, error) {
 	return err == nil && !disabled, err
 }
 
-func (s *Server) introspectRefresh(ctx context.Context, c storage.Client, tok string) (introspection, error) {
-	t, fam, err := s.cfg.Store.RefreshToken(ctx, refreshHash(tok))
+func (s *Provider) introspectRefresh(ctx context.Context, c storage.Client, tok string) (introspection, error) {
+	t, fam, err := s.cfg.Store.RefreshToken(ctx, RefreshHash(tok))
 	if errors.Is(err, storage.ErrNotFound) {
 		return introspection{}, nil
 	}

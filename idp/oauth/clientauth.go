@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 // maxAuthorizationBytes bounds the Authorization header we decode.
 const maxAuthorizationBytes = 4 << 10
 
-// maxClientIDBytes is the longest client id (manage.CheckClientID). A longer one,
+// MaxClientIDBytes is the longest client id (manage.CheckClientID). A longer one,
 // in the form or in Basic, is invalid_request before any lookup (IN-03).
-const maxClientIDBytes = 128
+const MaxClientIDBytes = 128
 
 // errClientAuth is the one answer to every failed client authentication:
 // unknown client, wrong secret, wrong method, disabled client (CA-03). It is
@@ -36,12 +36,12 @@ var dummyClient = storage.Client{SecretHash: manage.HashClientSecret("kwcs_dummy
 // (RFC 6749 §2.3, CA-05): client_secret_basic (any confidential client, RFC
 // 6749 §2.3.1), client_secret_post (only a client registered for it,
 // CA-04), or none with client_id alone (public clients only). A client id
-// over maxClientIDBytes is invalid_request before the throttle, any lookup
+// over MaxClientIDBytes is invalid_request before the throttle, any lookup
 // or any secret comparison.
-func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form) (storage.Client, error) {
+func (s *Provider) authenticateClient(ctx context.Context, r *http.Request, f form) (storage.Client, error) {
 	auths := r.Header.Values("Authorization")
 	formID, formSecret := f["client_id"], f["client_secret"]
-	if len(formID) > maxClientIDBytes {
+	if len(formID) > MaxClientIDBytes {
 		return storage.Client{}, web.BadRequest("client_id is too long")
 	}
 	var id, secret, method string
@@ -50,11 +50,11 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return storage.Client{}, web.BadRequest("send one Authorization header")
 	case len(auths) == 1:
 		var ok bool
-		id, secret, ok = parseBasic(auths[0])
+		id, secret, ok = ParseBasic(auths[0])
 		if !ok {
 			return storage.Client{}, errClientAuth()
 		}
-		if len(id) > maxClientIDBytes {
+		if len(id) > MaxClientIDBytes {
 			return storage.Client{}, web.BadRequest("client_id is too long")
 		}
 		if formSecret != "" || (formID != "" && formID != id) {
@@ -128,8 +128,8 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 // window (Throttler.Report), and counted only for an existing client, which
 // then meets the 429 before any check from this IP (decideClient): a flood
 // of unknown ids from a throttled IP writes nothing.
-func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec guard.Decision, id, method, reason string, exists bool) error {
-	id = web.Truncate(id, maxClientIDBytes)
+func (s *Provider) clientAuthFailed(ctx context.Context, r *http.Request, dec guard.Decision, id, method, reason string, exists bool) error {
+	id = web.Truncate(id, MaxClientIDBytes)
 	if dec.Verdict == guard.VerifyFirst {
 		if exists {
 			if err := s.throttle.ClientAuthFailed(ctx, id, web.ClientIP(ctx)); err != nil {
@@ -152,14 +152,14 @@ func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, dec guar
 // recorded as login_failed with reason wrong_auth_method and not counted
 // toward the throttle. Only a client holding its secret sees the hint, so
 // it tells nobody else whether the id exists (CA-03).
-func (s *Server) wrongAuthMethod(ctx context.Context, r *http.Request, c storage.Client) error {
+func (s *Provider) wrongAuthMethod(ctx context.Context, r *http.Request, c storage.Client) error {
 	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: "wrong_auth_method", Actor: c.ID, ClientID: c.ID, UserAgent: r.UserAgent()})
 	return &web.Error{Code: web.ErrInvalidClient, Description: "this client must authenticate with HTTP Basic (client_secret_basic)"}
 }
 
-// parseBasic decodes HTTP Basic client credentials, which RFC 6749 §2.3.1
+// ParseBasic decodes HTTP Basic client credentials, which RFC 6749 §2.3.1
 // form-urlencodes before base64 (CA-02): it un-escapes each part once.
-func parseBasic(h string) (id, secret string, ok bool) {
+func ParseBasic(h string) (id, secret string, ok bool) {
 	scheme, val, found := strings.Cut(h, " ")
 	if !found || !strings.EqualFold(scheme, "Basic") || len(h) > maxAuthorizationBytes {
 		return "", "", false

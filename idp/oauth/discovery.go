@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"encoding/json"
@@ -49,7 +49,7 @@ type metadata struct {
 var responseTypes = []string{"code"}
 
 // discoveryDoc builds the metadata once; it depends only on configuration.
-func (s *Server) discoveryDoc() []byte {
+func (s *Provider) discoveryDoc() []byte {
 	s.discoveryOnce.Do(func() {
 		authMethods := []string{"client_secret_basic", "client_secret_post"}
 		m := metadata{
@@ -86,9 +86,9 @@ type discoveryState struct {
 	discovery     []byte
 }
 
-// wellKnown serves /.well-known/openid-configuration and
+// WellKnown serves /.well-known/openid-configuration and
 // /.well-known/oauth-authorization-server.
-func (s *Server) wellKnown(w http.ResponseWriter, r *http.Request) error {
+func (s *Provider) WellKnown(w http.ResponseWriter, r *http.Request) error {
 	b := s.discoveryDoc()
 	h := w.Header()
 	h.Set("Content-Type", web.ContentTypeJSON)

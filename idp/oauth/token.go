@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
-// TokenStore is the part of storage the token, revocation, introspection
+// Store is the part of storage the token, revocation, introspection
 // and userinfo endpoints use. *storage.DB satisfies it.
-type TokenStore interface {
+type Store interface {
 	Client(ctx context.Context, id string) (storage.Client, error)
 	User(ctx context.Context, id string) (storage.User, error)
 	UserByUsername(ctx context.Context, username string) (storage.User, error)
@@ -33,13 +33,6 @@ type TokenStore interface {
 	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int64, error)
-}
-
-// PasswordHasher checks passwords (package idp/password's *Hasher).
-type PasswordHasher interface {
-	Hash(ctx context.Context, pw string) (string, error)
-	Verify(ctx context.Context, pw, encoded string) (ok, rehash bool, err error)
-	VerifyDummy(ctx context.Context, pw string) error
 }
 
 // Token endpoint defaults (DESIGN "Tokens").
@@ -135,13 +128,13 @@ func parseForm(r *http.Request) (form, error) {
 // limits are in scope.go, the client id's in clientauth.go, the password's
 // is password.MaxBytes (PW-06).
 const (
-	// maxUsernameChars bounds the username parameter. Names of 65 to 256
+	// MaxUsernameChars bounds the username parameter. Names of 65 to 256
 	// characters cannot exist (manage.MaxUsernameLength) and are answered as an
 	// unknown user; only longer ones are refused as malformed.
-	maxUsernameChars = 256
-	// maxRefreshTokenBytes bounds refresh_token. Keyward's own are 48 bytes
+	MaxUsernameChars = 256
+	// MaxRefreshTokenBytes bounds refresh_token. Keyward's own are 48 bytes
 	// (refresh tokens are checked by exact shape afterwards).
-	maxRefreshTokenBytes = 512
+	MaxRefreshTokenBytes = 512
 )
 
 // checkLengths refuses a token request with a field longer than any valid
@@ -152,15 +145,15 @@ const (
 func checkLengths(f form) error {
 	scope := f["scope"]
 	switch {
-	case utf8.RuneCountInString(f["username"]) > maxUsernameChars:
+	case utf8.RuneCountInString(f["username"]) > MaxUsernameChars:
 		return web.BadRequest("username is too long")
 	case passwordTooLong(f["password"]):
 		return web.BadRequest("password is too long")
-	case len(scope) > maxScopeBytes:
+	case len(scope) > MaxScopeBytes:
 		return web.BadRequest("scope is too long")
-	case strings.Count(scope, " ") >= maxScopeTokens:
+	case strings.Count(scope, " ") >= MaxScopeTokens:
 		return web.BadRequest("scope has too many values")
-	case len(f["refresh_token"]) > maxRefreshTokenBytes:
+	case len(f["refresh_token"]) > MaxRefreshTokenBytes:
 		return web.BadRequest("refresh_token is too long")
 	}
 	return nil
@@ -182,7 +175,7 @@ type grant interface {
 }
 
 // grant returns the grant type named exactly name (TE-08), or nil.
-func (s *Server) grant(name string) grant {
+func (s *Provider) grant(name string) grant {
 	switch name {
 	case manage.GrantPassword:
 		if s.cfg.Passwords != nil {
@@ -199,7 +192,7 @@ func (s *Server) grant(name string) grant {
 // issuance is what a grant decided to issue.
 type issuance struct {
 	grantType string
-	subject   string        // user id, or ClientSubjectPrefix + client id
+	subject   string        // user id, or manage.ClientSubjectPrefix + client id
 	user      *storage.User // for ID token claims; nil for client grants and when not needed
 	userGrant bool
 	scope     []string
@@ -222,9 +215,9 @@ type tokenResponse struct {
 	IDToken      string `json:"id_token,omitempty"`
 }
 
-// token serves POST /oauth2/token (RFC 6749 §3.2): parse, authenticate the
+// Token serves POST /oauth2/token (RFC 6749 §3.2): parse, authenticate the
 // client, pick the grant, let it decide, issue.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (err error) {
+func (s *Provider) Token(w http.ResponseWriter, r *http.Request) (err error) {
 	ctx := r.Context()
 	var name string
 	defer func() { s.metrics.TokenRequest(name, tokenOutcome(err)) }()
@@ -278,12 +271,12 @@ func tokenOutcome(err error) string {
 
 // issue signs the access token and, when openid was granted to a user, the
 // ID token, and logs the issuance.
-func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (tokenResponse, error) {
+func (s *Provider) issue(ctx context.Context, c storage.Client, is issuance) (tokenResponse, error) {
 	now := s.now()
 	ttl := int64(s.cfg.AccessTokenTTL / time.Second)
 	iat := now.Unix()
 	scope := strings.Join(is.scope, " ")
-	at := accessClaims{
+	at := AccessClaims{
 		Issuer: s.cfg.Issuer, Subject: is.subject, Audience: is.audience, IssuedAt: iat, Expiry: iat + ttl,
 		ID: randomID(16), ClientID: c.ID, Scope: scope, SessionID: is.familyID,
 	}
@@ -327,7 +320,7 @@ func (s *Server) issue(ctx context.Context, c storage.Client, is issuance) (toke
 // The store refuses the family, with storage.ErrSignInStale, when the
 // account's password changed, or it was disabled or deleted, since
 // is.signIn was read (RT-08): the caller answers that as a failed login.
-func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration) error {
+func (s *Provider) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration) error {
 	if !c.GrantTypes.Has(manage.GrantRefreshToken) {
 		return nil
 	}
@@ -338,7 +331,7 @@ func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance
 	}
 	tok := newRefreshToken()
 	first := storage.RefreshToken{
-		Hash: refreshHash(tok), Scope: is.scope, CreatedAt: f.CreatedAt,
+		Hash: RefreshHash(tok), Scope: is.scope, CreatedAt: f.CreatedAt,
 		IdleExpiresAt: storage.RefreshIdleExpiry(now, s.cfg.RefreshTokenIdleTTL, f.ExpiresAt.Time),
 	}
 	if err := s.cfg.Store.CreateRefreshFamily(ctx, f, first, is.signIn); err != nil {
@@ -351,21 +344,21 @@ func (s *Server) startFamily(ctx context.Context, c storage.Client, is *issuance
 // DefaultTokenCleanupInterval is how often RunTokenCleanup deletes.
 const DefaultTokenCleanupInterval = 10 * time.Minute
 
-// tokenCleanupMargin keeps a revoked family or jti a little past the last
+// TokenCleanupMargin keeps a revoked family or jti a little past the last
 // access token that could name it, for clock skew between replicas.
-const tokenCleanupMargin = 5 * time.Minute
+const TokenCleanupMargin = 5 * time.Minute
 
 // CleanupTokens deletes refresh families past their absolute expiry or
 // revoked, and revoked access-token ids, once no access token that names
 // them can still be valid.
-func (s *Server) CleanupTokens(ctx context.Context) (int64, error) {
-	return s.cfg.Store.DeleteExpiredTokens(ctx, s.now().Add(-s.cfg.AccessTokenTTL-tokenCleanupMargin))
+func (s *Provider) CleanupTokens(ctx context.Context) (int64, error) {
+	return s.cfg.Store.DeleteExpiredTokens(ctx, s.now().Add(-s.cfg.AccessTokenTTL-TokenCleanupMargin))
 }
 
 // RunTokenCleanup calls CleanupTokens every interval (default
 // DefaultTokenCleanupInterval) until ctx ends; cmd/keyward runs it beside
 // the throttle and audit cleanups.
-func (s *Server) RunTokenCleanup(ctx context.Context, interval time.Duration) {
+func (s *Provider) RunTokenCleanup(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultTokenCleanupInterval
 	}

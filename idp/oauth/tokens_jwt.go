@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"context"
@@ -24,12 +24,8 @@ const (
 	typIDToken     = "JWT"
 )
 
-// ClientSubjectPrefix starts the sub of a client_credentials token, so it
-// can never equal a user's id (manage.ClientSubjectPrefix).
-const ClientSubjectPrefix = manage.ClientSubjectPrefix
-
-// accessClaims is an RFC 9068 §2.2 access token.
-type accessClaims struct {
+// AccessClaims is an RFC 9068 §2.2 access token.
+type AccessClaims struct {
 	Issuer    string `json:"iss"`
 	Subject   string `json:"sub"`
 	Audience  string `json:"aud"`
@@ -78,7 +74,7 @@ func atHash(accessToken string) string {
 }
 
 // sign marshals claims and signs them with the active key.
-func (s *Server) sign(typ string, claims any) (string, error) {
+func (s *Provider) sign(typ string, claims any) (string, error) {
 	b, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("marshal %s claims: %w", typ, err)
@@ -106,8 +102,8 @@ var refreshTokenLen = len(manage.RefreshTokenPrefix) + base64.RawURLEncoding.Enc
 // newRefreshToken returns a fresh refresh token: 256 random bits.
 func newRefreshToken() string { return manage.RefreshTokenPrefix + randomID(32) }
 
-// refreshHash is the only form of a refresh token the database holds.
-func refreshHash(tok string) []byte {
+// RefreshHash is the only form of a refresh token the database holds.
+func RefreshHash(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
 	return h[:]
 }
@@ -140,47 +136,47 @@ func looksLikeRefreshToken(tok string) bool {
 	return true
 }
 
-// errInvalidToken means an access token is not (or no longer) good.
-var errInvalidToken = errors.New("invalid access token")
+// ErrInvalidToken means an access token is not (or no longer) good.
+var ErrInvalidToken = errors.New("invalid access token")
 
-// validateAccessToken checks an access token with the verify library, as a
+// ValidateAccessToken checks an access token with the verify library, as a
 // resource server would — RS256 only, typ at+jwt, a kid from our published
 // key set, exact iss, exp, iat, sub, client_id, jti — accepting any audience
 // (a token for resource server "api" is still good at /userinfo and
 // introspection), and adds what only Keyward knows: a revoked jti or a
 // revoked (or deleted) refresh family named by sid. It answers
-// errInvalidToken or a storage error; /userinfo, introspection and
+// ErrInvalidToken or a storage error; /userinfo, introspection and
 // revocation validate only here.
-func (s *Server) validateAccessToken(ctx context.Context, raw string) (accessClaims, error) {
+func (s *Provider) ValidateAccessToken(ctx context.Context, raw string) (AccessClaims, error) {
 	v, err := s.accessVerifier(ctx)
 	if err != nil {
-		return accessClaims{}, err
+		return AccessClaims{}, err
 	}
 	vc, err := v.Verify(ctx, raw)
 	if err != nil {
-		return accessClaims{}, errInvalidToken
+		return AccessClaims{}, ErrInvalidToken
 	}
 	c, ok := fromVerified(vc)
 	// The issuer has no clock skew with itself: no leeway on exp.
 	if !ok || !s.now().Before(vc.Expiry) {
-		return accessClaims{}, errInvalidToken
+		return AccessClaims{}, ErrInvalidToken
 	}
 	revoked, err := s.cfg.Store.AccessTokenRevoked(ctx, c.ID)
 	if err != nil {
-		return accessClaims{}, err
+		return AccessClaims{}, err
 	}
 	if revoked {
-		return accessClaims{}, errInvalidToken
+		return AccessClaims{}, ErrInvalidToken
 	}
 	if c.SessionID != "" {
 		f, err := s.cfg.Store.RefreshFamily(ctx, c.SessionID)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			return accessClaims{}, errInvalidToken
+			return AccessClaims{}, ErrInvalidToken
 		case err != nil:
-			return accessClaims{}, err
+			return AccessClaims{}, err
 		case !f.RevokedAt.IsZero():
-			return accessClaims{}, errInvalidToken
+			return AccessClaims{}, ErrInvalidToken
 		}
 	}
 	return c, nil
@@ -189,11 +185,11 @@ func (s *Server) validateAccessToken(ctx context.Context, raw string) (accessCla
 // fromVerified converts verified claims to the shape Keyward issues: one
 // audience string, sid a string when present. Anything else was not signed
 // by this server as an access token, so ok is false.
-func fromVerified(vc *verify.Claims) (c accessClaims, ok bool) {
+func fromVerified(vc *verify.Claims) (c AccessClaims, ok bool) {
 	if len(vc.Audience) != 1 {
 		return c, false
 	}
-	c = accessClaims{
+	c = AccessClaims{
 		Issuer: vc.Issuer, Subject: vc.Subject, Audience: vc.Audience[0], Expiry: vc.Expiry.Unix(),
 		IssuedAt: vc.IssuedAt.Unix(), ID: vc.ID, ClientID: vc.ClientID, Scope: strings.Join(vc.Scopes, " "),
 	}
@@ -214,7 +210,7 @@ type publicKeySource interface {
 	PublicKeys() jose.JSONWebKeySet
 }
 
-// tokenState is the token code's part of Server.
+// tokenState is the token code's part of Provider.
 type tokenState struct {
 	verifierOnce sync.Once
 	verifier     *verify.Verifier
@@ -229,7 +225,7 @@ type tokenState struct {
 // replica — it reloads first, so a removed key stops validating at once and
 // a new one is known before its first token. (A KeySource without an ETag
 // is reloaded on every call.)
-func (s *Server) accessVerifier(ctx context.Context) (*verify.Verifier, error) {
+func (s *Provider) accessVerifier(ctx context.Context) (*verify.Verifier, error) {
 	s.verifierOnce.Do(func() {
 		// The verifier outlives this request, so it gets a context of its
 		// own; it starts no goroutine, and publishedKeys does no I/O.
@@ -257,7 +253,7 @@ func (s *Server) accessVerifier(ctx context.Context) (*verify.Verifier, error) {
 // from PublicKeys when the KeySource has it, else parsed from its JWKS
 // document, so access tokens are checked against exactly what resource
 // servers see. It records the ETag it read them at.
-func (s *Server) publishedKeys(context.Context) (jose.JSONWebKeySet, error) {
+func (s *Provider) publishedKeys(context.Context) (jose.JSONWebKeySet, error) {
 	doc, etag := s.cfg.Keys.JWKS() // read first: a change after it only costs one more reload
 	var set jose.JSONWebKeySet
 	if pk, ok := s.cfg.Keys.(publicKeySource); ok {

@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"context"
@@ -15,17 +15,13 @@ import (
 // passwordGrant is the resource owner password credentials grant (RFC 6749
 // §4.3), a legacy grant Keyward keeps for clients registered for it
 // explicitly (SECURITY-REQUIREMENTS decision 1).
-type passwordGrant struct{ s *Server }
+type passwordGrant struct{ s *Provider }
 
 // errBadCredentials is the one answer to a wrong password, an unknown user
 // and a disabled or locked account: byte-identical bodies (TE-11).
 func errBadCredentials() *web.Error {
 	return &web.Error{Code: web.ErrInvalidGrant, Description: "the username or password is incorrect"}
 }
-
-// errHashing maps a hasher error (guard.HashingError, shared with the
-// account endpoints).
-func errHashing(err error) error { return guard.HashingError(err) }
 
 func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
 	s := g.s
@@ -74,7 +70,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, dec.Err()
 	case guard.Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
-			return issuance{}, errHashing(err)
+			return issuance{}, guard.HashingError(err)
 		}
 		// The password was not checked, so this is a throttled attempt,
 		// not a failed one (reason account_ip or account). LoginDenied
@@ -92,14 +88,14 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	// unknown user (TE-11, TE-21).
 	if !known {
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
-			return issuance{}, errHashing(err)
+			return issuance{}, guard.HashingError(err)
 		}
 		return issuance{}, g.failed(ctx, c, "", "unknown_user", username, ip)
 	}
 	ok, rehash, err := s.cfg.Passwords.Verify(ctx, pw, u.PasswordHash)
 	if err != nil {
 		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
-			return issuance{}, errHashing(err)
+			return issuance{}, guard.HashingError(err)
 		}
 		// A stored hash that cannot be checked (corrupt, or peppered with a
 		// key this server lacks): the operator must fix it; the client sees
@@ -145,7 +141,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 
 // loginUser looks up the account a login names. A name no account can have
 // is not looked up.
-func (s *Server) loginUser(ctx context.Context, username string) (storage.User, bool, error) {
+func (s *Provider) loginUser(ctx context.Context, username string) (storage.User, bool, error) {
 	if _, err := manage.NormalizeUsername(username); err != nil {
 		return storage.User{}, false, nil
 	}
@@ -178,7 +174,7 @@ func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason
 // imported bcrypt hashes become argon2id). It is not a password change:
 // PasswordChangedAt stays, so refresh families live on. A failure is logged
 // and the login goes ahead.
-func (s *Server) rehash(ctx context.Context, u storage.User, pw string) {
+func (s *Provider) rehash(ctx context.Context, u storage.User, pw string) {
 	h, err := s.cfg.Passwords.Hash(ctx, pw)
 	if err != nil {
 		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)

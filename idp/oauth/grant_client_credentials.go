@@ -1,4 +1,4 @@
-package idp
+package oauth
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 
 // clientCredentialsGrant is RFC 6749 §4.4: a confidential client acting for
 // itself. It gets no refresh token (§4.4.3) and no ID token, and its sub is
-// ClientSubjectPrefix + client id, which no user id can equal (AT-05).
-type clientCredentialsGrant struct{ s *Server }
+// manage.ClientSubjectPrefix + client id, which no user id can equal (AT-05).
+type clientCredentialsGrant struct{ s *Provider }
 
 func (g clientCredentialsGrant) exchange(ctx context.Context, c storage.Client, f form) (issuance, error) {
 	if c.Public {
@@ -29,5 +29,5 @@ func (g clientCredentialsGrant) exchange(ctx context.Context, c storage.Client, 
 	if err != nil {
 		return issuance{}, err
 	}
-	return issuance{subject: ClientSubjectPrefix + c.ID, scope: scope, audience: aud}, nil
+	return issuance{subject: manage.ClientSubjectPrefix + c.ID, scope: scope, audience: aud}, nil
 }

@@ -1,0 +1,24 @@
+// Package oauth is Keyward's OAuth 2.0 and OpenID Connect protocol
+// (docs/tokens.md): the token endpoint and its form parsing (token.go), the
+// grants (grant_password.go, grant_refresh.go, grant_client_credentials.go),
+// client authentication (clientauth.go), token claims, signing and
+// access-token validation (tokens_jwt.go), revocation (revoke.go),
+// introspection (introspect.go), userinfo (userinfo.go), discovery
+// (discovery.go), the JWKS handler (jwks.go) and the scope rules (scope.go).
+//
+// Provider exposes the handlers as func(w, r) error (Token, Revoke,
+// Introspect, Userinfo, WellKnown, JWKS); the assembly (package idp) binds
+// them in Server.Routes, the one place routes are listed, so this package
+// never registers a route itself. ValidateAccessToken and TokenUser are the
+// one access-token validation; idp hands them to the account and admin
+// APIs through their own interfaces.
+//
+// Everything it needs of the server comes in through Config, as small
+// interfaces declared here (STYLE.md §2): the store (Store), the signing
+// keys (Keys), the password hasher (PasswordHasher), the brute-force
+// throttle (Throttle), the per-caller rate limits (Callers), the audit
+// trail (Recorder) and metrics (Metrics). It must not import idp,
+// idp/account or idp/admin, and writes errors only by returning a
+// *web.Error for web.Handle to write (RFC 6750 Bearer errors through
+// web.BearerError).
+package oauth
