@@ -1,4 +1,4 @@
-package idp
+package admin_test
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
@@ -21,16 +24,16 @@ import (
 // adminEnv is env with the key manager as KeyRotator and two admin
 // clients: OPS (client_credentials, keyward:admin, no audience, so its
 // tokens are for the issuer) and OPSRS (the same, but its tokens are for
-// https://rs1.test). Every admin response body is kept for the AD-06 check.
+// https://rs1.test). Every admin idptest.Response body is kept for the AD-06 check.
 type adminEnv struct {
-	*env
+	*idptest.Env
 	bodies [][]byte
 }
 
-func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*Config)) *adminEnv {
+func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*idp.Config)) *adminEnv {
 	t.Helper()
-	change = append([]func(*Config){func(c *Config) { c.KeyRotator = c.Keys.(*keys.Manager) }}, change...)
-	e := &adminEnv{env: newEnv(t, b, change...)}
+	change = append([]func(*idp.Config){func(c *idp.Config) { c.KeyRotator = c.Keys.(*keys.Manager) }}, change...)
+	e := &adminEnv{Env: idptest.New(t, b, change...)}
 	for _, spec := range []manage.ClientSpec{
 		{ID: "OPS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{manage.ScopeAdmin, "read"}},
 		{ID: "OPSRS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{manage.ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
@@ -39,10 +42,10 @@ func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*Config)) *
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.db.CreateClient(t.Context(), &c); err != nil {
+		if err := e.DB.CreateClient(t.Context(), &c); err != nil {
 			t.Fatal(err)
 		}
-		e.secrets[spec.ID] = secret
+		e.Secrets[spec.ID] = secret
 	}
 	t.Cleanup(func() { e.checkNoSecrets(t) })
 	return e
@@ -50,12 +53,12 @@ func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*Config)) *
 
 // ccToken is a client_credentials access token of client.
 func (e *adminEnv) ccToken(client string, extra ...string) string {
-	e.t.Helper()
-	r := e.token(client, ccForm(extra...))
-	if r.status != http.StatusOK {
-		e.t.Fatalf("client_credentials for %s: %d %s", client, r.status, r.body)
+	e.T.Helper()
+	r := e.Token(client, idptest.CCForm(extra...))
+	if r.Status != http.StatusOK {
+		e.T.Fatalf("client_credentials for %s: %d %s", client, r.Status, r.Body)
 	}
-	return r.str("access_token")
+	return r.Str("access_token")
 }
 
 // opsToken is an admin token.
@@ -63,34 +66,34 @@ func (e *adminEnv) opsToken() string { return e.ccToken("OPS") }
 
 // call sends an admin request with the bearer token tok ("" none) and a
 // JSON body ("" none).
-func (e *adminEnv) call(method, path, tok, body string) response {
-	e.t.Helper()
-	req := request{method: method, path: path, body: body, contentType: "-"}
+func (e *adminEnv) call(method, path, tok, body string) idptest.Response {
+	e.T.Helper()
+	req := idptest.Request{Method: method, Path: path, Body: body, ContentType: "-"}
 	if body != "" {
-		req.contentType = "application/json"
+		req.ContentType = "application/json"
 	}
 	if tok != "" {
-		req.auth = "Bearer " + tok
+		req.Auth = "Bearer " + tok
 	}
-	r := e.do(req)
-	e.bodies = append(e.bodies, r.body)
-	if r.header.Get("Cache-Control") != "no-store" {
-		e.t.Errorf("%s %s: Cache-Control %q, want no-store", method, path, r.header.Get("Cache-Control"))
+	r := e.Do(req)
+	e.bodies = append(e.bodies, r.Body)
+	if r.Header.Get("Cache-Control") != "no-store" {
+		e.T.Errorf("%s %s: Cache-Control %q, want no-store", method, path, r.Header.Get("Cache-Control"))
 	}
 	return r
 }
 
 // want checks an admin answer's status and, for an error, its code.
-func want(t *testing.T, r response, status int, code string) {
+func want(t *testing.T, r idptest.Response, status int, code string) {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d (body %s)", r.status, status, r.body)
+	if r.Status != status {
+		t.Fatalf("status %d, want %d (body %s)", r.Status, status, r.Body)
 	}
-	if code != "" && r.str("error") != code {
-		t.Fatalf("error %q, want %q (body %s)", r.str("error"), code, r.body)
+	if code != "" && r.Str("error") != code {
+		t.Fatalf("error %q, want %q (body %s)", r.Str("error"), code, r.Body)
 	}
-	if leaks.Match(r.body) {
-		t.Errorf("body leaks internals: %s", r.body)
+	if idptest.Leaks.Match(r.Body) {
+		t.Errorf("body leaks internals: %s", r.Body)
 	}
 }
 
@@ -102,7 +105,7 @@ func (e *adminEnv) checkNoSecrets(t *testing.T) {
 		if strings.Contains(s, "$argon2id") || strings.Contains(s, "password_hash") || strings.Contains(s, "secret_hash") {
 			t.Errorf("an admin answer holds a hash: %s", s)
 		}
-		for id, secret := range e.secrets {
+		for id, secret := range e.Secrets {
 			if secret == "" {
 				continue // a public client
 			}
@@ -116,10 +119,10 @@ func (e *adminEnv) checkNoSecrets(t *testing.T) {
 
 // auditRows returns the audit rows of type typ, newest first.
 func (e *adminEnv) auditRows(typ audit.Type) []storage.AuditEvent {
-	e.t.Helper()
-	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(typ)})
+	e.T.Helper()
+	evs, err := e.DB.AuditEvents(context.Background(), storage.AuditFilter{Type: string(typ)})
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return evs
 }
@@ -145,14 +148,14 @@ func (e *adminEnv) wantAudit(t *testing.T, typ audit.Type, n int, subject, reaso
 // refuses a missing, bad, user, non-admin or wrong-audience token, and
 // the refusals are logged.
 func TestAdminAuthorization(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b)
-		alice := e.users["alice"].ID
+		alice := e.Users["alice"].ID
 		routes := []struct{ method, path, body string }{
 			{"GET", "/admin/v1/users", ""},
 			{"GET", "/admin/v1/users/" + alice, ""},
 			{"PATCH", "/admin/v1/users/" + alice, `{"email_verified":true}`},
-			{"DELETE", "/admin/v1/users/" + e.users["dave-disabled"].ID, ""},
+			{"DELETE", "/admin/v1/users/" + e.Users["dave-disabled"].ID, ""},
 			{"POST", "/admin/v1/users/" + alice + "/unlock", ""},
 			{"GET", "/admin/v1/users/" + alice + "/sessions", ""},
 			{"DELETE", "/admin/v1/users/" + alice + "/sessions", ""},
@@ -165,7 +168,7 @@ func TestAdminAuthorization(t *testing.T) {
 			{"POST", "/admin/v1/keys/rotate", `{"force":false}`},
 			{"POST", "/admin/v1/keys/nosuchkid/revoke", ""},
 		}
-		userTok := e.login("scope", "openid read").str("access_token")
+		userTok := e.Login("scope", "openid read").Str("access_token")
 		tokens := []struct {
 			name, tok  string
 			status     int
@@ -176,20 +179,20 @@ func TestAdminAuthorization(t *testing.T) {
 			{"user token (password grant)", userTok, 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
 			{"client token without the admin scope", e.ccToken("CC"), 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
 			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, web.ErrInvalidToken, `error="invalid_token"`},
-			{"a user token claiming the admin scope", e.signClaims("at+jwt", map[string]any{
-				"iss": e.url, "sub": alice, "aud": e.url, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
+			{"a user token claiming the admin scope", e.SignClaims("at+jwt", map[string]any{
+				"iss": e.URL, "sub": alice, "aud": e.URL, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 				"jti": "forged-1", "client_id": "C1", "scope": manage.ScopeAdmin}), 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
 		}
 		for _, tk := range tokens {
 			for _, rt := range routes {
 				t.Run(tk.name+"/"+rt.method+" "+rt.path, func(t *testing.T) {
-					before := strings.Count(e.logs.String(), `"admin authorization failed"`)
+					before := strings.Count(e.Logs.String(), `"admin authorization failed"`)
 					r := e.call(rt.method, rt.path, tk.tok, rt.body)
 					want(t, r, tk.status, tk.code)
-					if h := r.header.Get("WWW-Authenticate"); !strings.Contains(h, tk.auth) {
+					if h := r.Header.Get("WWW-Authenticate"); !strings.Contains(h, tk.auth) {
 						t.Errorf("WWW-Authenticate %q, want it to contain %s", h, tk.auth)
 					}
-					if after := strings.Count(e.logs.String(), `"admin authorization failed"`); after != before+1 {
+					if after := strings.Count(e.Logs.String(), `"admin authorization failed"`); after != before+1 {
 						t.Errorf("%d authorization-failure log records, want 1 (LG-02)", after-before)
 					}
 				})
@@ -198,14 +201,14 @@ func TestAdminAuthorization(t *testing.T) {
 		ops := e.opsToken()
 		for _, rt := range routes {
 			r := e.call(rt.method, rt.path, ops, rt.body)
-			if r.status == 401 || r.status == 403 {
-				t.Errorf("admin token on %s %s: %d %s", rt.method, rt.path, r.status, r.body)
+			if r.Status == 401 || r.Status == 403 {
+				t.Errorf("admin token on %s %s: %d %s", rt.method, rt.path, r.Status, r.Body)
 			}
 		}
 		// Nothing sets a password, under any route (AD-06).
 		for _, m := range []string{"PUT", "POST", "PATCH"} {
-			if r := e.call(m, "/admin/v1/users/"+alice+"/password", ops, `{"password":"x"}`); r.status != 404 && r.status != 405 {
-				t.Errorf("%s .../password: %d", m, r.status)
+			if r := e.call(m, "/admin/v1/users/"+alice+"/password", ops, `{"password":"x"}`); r.Status != 404 && r.Status != 405 {
+				t.Errorf("%s .../password: %d", m, r.Status)
 			}
 		}
 		// An admin client that loses the scope or is disabled loses the
@@ -218,15 +221,15 @@ func TestAdminAuthorization(t *testing.T) {
 // TestAdminUsers covers the user routes' happy paths, 404s and the
 // session revocation of disable and sign-out-everywhere.
 func TestAdminUsers(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b)
 		ops := e.opsToken()
-		alice := e.users["alice"].ID
+		alice := e.Users["alice"].ID
 
 		r := e.call("GET", "/admin/v1/users?limit=2&offset=0", ops, "")
 		want(t, r, 200, "")
-		if us, _ := r.json["users"].([]any); len(us) != 2 {
-			t.Fatalf("limit 2 gave %s", r.body)
+		if us, _ := r.JSON["users"].([]any); len(us) != 2 {
+			t.Fatalf("limit 2 gave %s", r.Body)
 		}
 		want(t, e.call("GET", "/admin/v1/users?limit=0", ops, ""), 400, web.ErrInvalidRequest)
 		want(t, e.call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, web.ErrInvalidRequest)
@@ -234,52 +237,52 @@ func TestAdminUsers(t *testing.T) {
 
 		r = e.call("GET", "/admin/v1/users/"+alice, ops, "")
 		want(t, r, 200, "")
-		if r.str("username") != "alice" || r.str("id") != alice {
-			t.Errorf("user view %s", r.body)
+		if r.Str("username") != "alice" || r.Str("id") != alice {
+			t.Errorf("user view %s", r.Body)
 		}
 
 		// PATCH: a new email is unverified unless said otherwise.
 		r = e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"alice@Example.ORG"}`)
 		want(t, r, 200, "")
-		if r.str("email") != "alice@example.org" || r.json["email_verified"] != false {
-			t.Errorf("after email change: %s", r.body)
+		if r.Str("email") != "alice@example.org" || r.JSON["email_verified"] != false {
+			t.Errorf("after email change: %s", r.Body)
 		}
 		e.wantAudit(t, audit.UserUpdated, 1, alice, "email")
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, web.ErrInvalidRequest)
 
 		// Sessions: list, then sign out everywhere; refresh fails after.
-		rt := e.login().str("refresh_token")
+		rt := e.Login().Str("refresh_token")
 		r = e.call("GET", "/admin/v1/users/"+alice+"/sessions", ops, "")
 		want(t, r, 200, "")
-		if ss, _ := r.json["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["client_id"] != "C1" {
-			t.Fatalf("sessions %s", r.body)
+		if ss, _ := r.JSON["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["client_id"] != "C1" {
+			t.Fatalf("sessions %s", r.Body)
 		}
 		r = e.call("DELETE", "/admin/v1/users/"+alice+"/sessions", ops, "")
 		want(t, r, 200, "")
-		if r.json["revoked"] != 1.0 {
-			t.Errorf("revoked %s", r.body)
+		if r.JSON["revoked"] != 1.0 {
+			t.Errorf("revoked %s", r.Body)
 		}
 		e.wantAudit(t, audit.TokenRevoked, 1, alice, storage.RevokeSignOut)
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
+		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Disable revokes the sessions for good (enable brings none back).
-		rt = e.login().str("refresh_token")
+		rt = e.Login().Str("refresh_token")
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":true}`), 200, "")
 		e.wantAudit(t, audit.UserUpdated, 2, alice, "disabled")
 		e.wantAudit(t, audit.TokenRevoked, 2, alice, storage.RevokeUserDisabled)
 		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
-		e.login() // enabled again
+		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 400, web.ErrInvalidGrant)
+		e.Login() // enabled again
 
 		// Delete; a deleted id answers exactly as one that never existed.
-		bob := e.addUser("bob", alicePassword, false).ID
+		bob := e.AddUser("bob", idptest.AlicePassword, false).ID
 		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 204, "")
 		e.wantAudit(t, audit.UserDeleted, 1, bob, "")
 		for _, path := range []string{"/admin/v1/users/" + bob, "/admin/v1/users/" + storage.NewID(), "/admin/v1/users/%00x"} {
 			gone := e.call("GET", path, ops, "")
 			want(t, gone, 404, "not_found")
-			if string(gone.body) != `{"error":"not_found","error_description":"no such user"}`+"\n" {
-				t.Errorf("GET %s: %s", path, gone.body)
+			if string(gone.Body) != `{"error":"not_found","error_description":"no such user"}`+"\n" {
+				t.Errorf("GET %s: %s", path, gone.Body)
 			}
 		}
 		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 404, "not_found")
@@ -292,10 +295,10 @@ func TestAdminUsers(t *testing.T) {
 // TestAdminStrictJSON is AC-A1 and AD-06 on the PATCH bodies: each case is
 // 400 (415 for the media type) and changes nothing.
 func TestAdminStrictJSON(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b)
 		ops := e.opsToken()
-		alice := e.users["alice"].ID
+		alice := e.Users["alice"].ID
 		deep := `{"email":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`
 		tests := []struct {
 			name, path, body string
@@ -344,15 +347,15 @@ func TestAdminStrictJSON(t *testing.T) {
 			})
 		}
 		t.Run("media type", func(t *testing.T) {
-			r := e.do(request{method: "PATCH", path: "/admin/v1/users/" + alice, body: `{"disabled":true}`,
-				contentType: "text/plain", auth: "Bearer " + ops})
+			r := e.Do(idptest.Request{Method: "PATCH", Path: "/admin/v1/users/" + alice, Body: `{"disabled":true}`,
+				ContentType: "text/plain", Auth: "Bearer " + ops})
 			want(t, r, http.StatusUnsupportedMediaType, web.ErrInvalidRequest)
 		})
-		u, err := e.db.User(t.Context(), alice)
+		u, err := e.DB.User(t.Context(), alice)
 		if err != nil || u.Disabled || u.Email != "alice@example.com" || !u.EmailVerified {
 			t.Errorf("alice changed: %+v %v", u, err)
 		}
-		c, err := e.db.Client(t.Context(), "pub1")
+		c, err := e.DB.Client(t.Context(), "pub1")
 		if err != nil || c.Disabled || !c.GrantTypes.Has(manage.GrantRefreshToken) || len(c.GrantTypes) != 1 {
 			t.Errorf("pub1 changed: %+v %v", c, err)
 		}
@@ -365,20 +368,20 @@ func TestAdminStrictJSON(t *testing.T) {
 // TestAdminUnlock drives an account into the login throttle through the
 // token endpoint, unlocks it through the admin API, and signs in.
 func TestAdminUnlock(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b, func(c *Config) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := newAdminEnv(t, b, func(c *idp.Config) {
 			c.Throttle = guard.Policy{FreeFailures: 2, BaseDelay: time.Hour, MaxDelay: time.Hour}
 		})
 		ops := e.opsToken()
 		for range 3 {
-			checkE1(t, e.token("C1", passwordForm("alice", "wrong password")), 400, web.ErrInvalidGrant)
+			idptest.CheckE1(t, e.Token("C1", idptest.PasswordForm("alice", "wrong password")), 400, web.ErrInvalidGrant)
 		}
-		checkE1(t, e.token("C1", passwordForm("alice", alicePassword)), 400, web.ErrInvalidGrant) // throttled
-		alice := e.users["alice"].ID
+		idptest.CheckE1(t, e.Token("C1", idptest.PasswordForm("alice", idptest.AlicePassword)), 400, web.ErrInvalidGrant) // throttled
+		alice := e.Users["alice"].ID
 		r := e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, "")
 		want(t, r, 200, "")
 		e.wantAudit(t, audit.UserUnlocked, 1, alice, "")
-		e.login()
+		e.Login()
 		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, web.ErrInvalidRequest)
 	})
 }
@@ -387,22 +390,22 @@ func TestAdminUnlock(t *testing.T) {
 // CheckClient on PATCH, the audited password grant (TE-14), disable
 // revoking sessions for good (CA-09), and creation.
 func TestAdminClients(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b)
 		ops := e.opsToken()
 
 		r := e.call("GET", "/admin/v1/clients", ops, "")
 		want(t, r, 200, "")
-		if cs, _ := r.json["clients"].([]any); len(cs) < 10 {
-			t.Errorf("clients %s", r.body)
+		if cs, _ := r.JSON["clients"].([]any); len(cs) < 10 {
+			t.Errorf("clients %s", r.Body)
 		}
 		r = e.call("GET", "/admin/v1/clients/C1", ops, "")
 		want(t, r, 200, "")
-		if r.str("client_id") != "C1" || r.str("token_endpoint_auth_method") != storage.AuthSecretBasic {
-			t.Errorf("client view %s", r.body)
+		if r.Str("client_id") != "C1" || r.Str("token_endpoint_auth_method") != storage.AuthSecretBasic {
+			t.Errorf("client view %s", r.Body)
 		}
-		if _, ok := r.json["client_secret"]; ok {
-			t.Errorf("client view has a secret: %s", r.body)
+		if _, ok := r.JSON["client_secret"]; ok {
+			t.Errorf("client view has a secret: %s", r.Body)
 		}
 		want(t, e.call("GET", "/admin/v1/clients/nope", ops, ""), 404, "not_found")
 
@@ -410,37 +413,37 @@ func TestAdminClients(t *testing.T) {
 		r = e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["client_credentials","password"],"name":"batch"}`)
 		want(t, r, 200, "")
 		e.wantAudit(t, audit.ClientUpdated, 1, "CC", "password_grant_enabled")
-		if !strings.Contains(e.logs.String(), "password_grant_enabled") {
+		if !strings.Contains(e.Logs.String(), "password_grant_enabled") {
 			t.Error("the password-grant enablement is not in the log")
 		}
 		// A change CheckClient refuses changes nothing.
 		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
-		if c, _ := e.db.Client(t.Context(), "CC"); !c.GrantTypes.Has(manage.GrantPassword) || c.Name != "batch" {
+		if c, _ := e.DB.Client(t.Context(), "CC"); !c.GrantTypes.Has(manage.GrantPassword) || c.Name != "batch" {
 			t.Errorf("CC after a refused patch: %+v", c)
 		}
 
 		// CA-09: disabling C1 ends its sessions; enabling does not revive them.
-		rt := e.login().str("refresh_token")
+		rt := e.Login().Str("refresh_token")
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":true}`), 200, "")
 		e.wantAudit(t, audit.ClientUpdated, 2, "C1", "disabled")
 		e.wantAudit(t, audit.TokenRevoked, 1, "C1", storage.RevokeClient)
-		checkE1(t, e.token("C1", refreshForm(rt)), 401, web.ErrInvalidClient)
+		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 401, web.ErrInvalidClient)
 		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":false}`), 200, "")
-		checkE1(t, e.token("C1", refreshForm(rt)), 400, web.ErrInvalidGrant)
+		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Creation shows the secret once, and it works.
 		r = e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc","grant_types":["client_credentials"],"scopes":["read"]}`)
 		want(t, r, 201, "")
-		secret := r.str("client_secret")
+		secret := r.Str("client_secret")
 		if !strings.HasPrefix(secret, manage.ClientSecretPrefix) {
-			t.Fatalf("create: %s", r.body)
+			t.Fatalf("create: %s", r.Body)
 		}
 		e.bodies = e.bodies[:len(e.bodies)-1] // the one answer that shows a secret
-		e.secrets["svc"] = secret
+		e.Secrets["svc"] = secret
 		e.wantAudit(t, audit.ClientCreated, 1, "svc", "")
 		e.ccToken("svc")
-		if r := e.call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.body), `"client_secret"`) || strings.Contains(string(r.body), secret) {
-			t.Errorf("secret shown again: %s", r.body)
+		if r := e.call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.Body), `"client_secret"`) || strings.Contains(string(r.Body), secret) {
+			t.Errorf("secret shown again: %s", r.Body)
 		}
 		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, web.ErrInvalidRequest)
 		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
@@ -449,28 +452,28 @@ func TestAdminClients(t *testing.T) {
 
 // TestAdminAudit reads the trail through the API and checks its filters.
 func TestAdminAudit(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b)
 		ops := e.opsToken()
-		alice := e.users["alice"].ID
+		alice := e.Users["alice"].ID
 		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
 		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
 
 		r := e.call("GET", "/admin/v1/audit?type=user_unlocked&user="+alice+"&since=2020-01-01T00:00:00Z", ops, "")
 		want(t, r, 200, "")
-		evs, _ := r.json["events"].([]any)
+		evs, _ := r.JSON["events"].([]any)
 		if len(evs) != 2 {
-			t.Fatalf("events %s", r.body)
+			t.Fatalf("events %s", r.Body)
 		}
 		first, second := evs[0].(map[string]any), evs[1].(map[string]any)
 		if first["actor"] != "client:OPS" || first["id"].(float64) <= second["id"].(float64) {
-			t.Errorf("not newest first, or no actor: %s", r.body)
+			t.Errorf("not newest first, or no actor: %s", r.Body)
 		}
 		r = e.call("GET", "/admin/v1/audit?type=user_unlocked&limit=1&before_id="+
 			strconv.FormatInt(int64(first["id"].(float64)), 10), ops, "")
 		want(t, r, 200, "")
-		if evs, _ := r.json["events"].([]any); len(evs) != 1 || evs[0].(map[string]any)["id"] != second["id"] {
-			t.Errorf("page 2: %s", r.body)
+		if evs, _ := r.JSON["events"].([]any); len(evs) != 1 || evs[0].(map[string]any)["id"] != second["id"] {
+			t.Errorf("page 2: %s", r.Body)
 		}
 		for _, q := range []string{"type=bogus", "since=yesterday", "since=24h", "limit=0", "limit=1001", "before_id=-1", "actor=x", "type=a&type=b"} {
 			want(t, e.call("GET", "/admin/v1/audit?"+q, ops, ""), 400, web.ErrInvalidRequest)
@@ -480,35 +483,35 @@ func TestAdminAudit(t *testing.T) {
 
 // TestAdminKeys lists, rotates and revokes signing keys.
 func TestAdminKeys(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b)
 		ops := e.opsToken()
 		r := e.call("GET", "/admin/v1/keys", ops, "")
 		want(t, r, 200, "")
 		states := map[string]string{}
-		for _, k := range r.json["keys"].([]any) {
+		for _, k := range r.JSON["keys"].([]any) {
 			k := k.(map[string]any)
 			states[k["kid"].(string)] = k["state"].(string)
 		}
-		if states[e.kid] != "active" {
-			t.Fatalf("keys %s, want %s active", r.body, e.kid)
+		if states[e.Kid] != "active" {
+			t.Fatalf("keys %s, want %s active", r.Body, e.Kid)
 		}
 		// The next key was published just now: the rotation is scheduled
 		// (TestAdminRotateScheduled follows it through).
 		r = e.call("POST", "/admin/v1/keys/rotate", ops, "")
 		want(t, r, 202, "")
-		if r.json["scheduled"] != true || r.str("retired") != e.kid || r.str("active") == e.kid || r.str("active") == "" {
-			t.Fatalf("rotate without force %s", r.body)
+		if r.JSON["scheduled"] != true || r.Str("retired") != e.Kid || r.Str("active") == e.Kid || r.Str("active") == "" {
+			t.Fatalf("rotate without force %s", r.Body)
 		}
-		e.wantAudit(t, audit.KeyRotationScheduled, 1, r.str("active"), "at ")
+		e.wantAudit(t, audit.KeyRotationScheduled, 1, r.Str("active"), "at ")
 		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, web.ErrInvalidRequest)
 		r = e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
 		want(t, r, 200, "")
-		if r.str("retired") != e.kid || r.str("active") == e.kid || r.json["forced"] != true || r.json["scheduled"] != false {
-			t.Fatalf("rotate %s", r.body)
+		if r.Str("retired") != e.Kid || r.Str("active") == e.Kid || r.JSON["forced"] != true || r.JSON["scheduled"] != false {
+			t.Fatalf("rotate %s", r.Body)
 		}
-		e.wantAudit(t, audit.KeyRotated, 1, r.str("active"), "forced")
-		next := r.str("next")
+		e.wantAudit(t, audit.KeyRotated, 1, r.Str("active"), "forced")
+		next := r.Str("next")
 		want(t, e.call("POST", "/admin/v1/keys/nosuchkid/revoke", ops, ""), 404, "not_found")
 		r = e.call("POST", "/admin/v1/keys/"+next+"/revoke", ops, "")
 		want(t, r, 200, "")
@@ -523,9 +526,9 @@ func TestAdminKeys(t *testing.T) {
 // and scheduled for that moment, and the server's key schedule (Manager.Run)
 // carries it out then, without a second request.
 func TestAdminRotateScheduled(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		var km *keys.Manager
-		e := newAdminEnv(t, b, func(c *Config) {
+		e := newAdminEnv(t, b, func(c *idp.Config) {
 			// The keys in a database of their own, on the server's clock.
 			var err error
 			p := keys.Policy{JWKSMaxAge: 30 * time.Second, PublishMargin: 5 * time.Second}
@@ -538,36 +541,36 @@ func TestAdminRotateScheduled(t *testing.T) {
 		defer cancel()
 		go km.Run(ctx)
 
-		asked := e.clock.Now()
+		asked := e.Clock.Now()
 		r := e.call("POST", "/admin/v1/keys/rotate", e.opsToken(), "")
 		want(t, r, 202, "")
-		at, err := time.Parse(time.RFC3339Nano, r.str("at"))
-		next := r.str("active")
-		if err != nil || r.json["scheduled"] != true || r.json["forced"] != false || r.str("retired") != e.kid || next == "" || next == e.kid ||
+		at, err := time.Parse(time.RFC3339Nano, r.Str("at"))
+		next := r.Str("active")
+		if err != nil || r.JSON["scheduled"] != true || r.JSON["forced"] != false || r.Str("retired") != e.Kid || next == "" || next == e.Kid ||
 			at.Before(asked.Add(30*time.Second)) || at.After(asked.Add(35*time.Second)) {
-			t.Fatalf("rotate %s asked at %v: want it scheduled for 35s after the key set was made", r.body, asked)
+			t.Fatalf("rotate %s asked at %v: want it scheduled for 35s after the key set was made", r.Body, asked)
 		}
 		e.wantAudit(t, audit.KeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
 		// The listing shows the plan: the active key retires and the next
 		// key activates at that moment.
 		r = e.call("GET", "/admin/v1/keys", e.opsToken(), "")
 		byState := map[string]map[string]any{}
-		for _, k := range r.json["keys"].([]any) {
+		for _, k := range r.JSON["keys"].([]any) {
 			byState[k.(map[string]any)["state"].(string)] = k.(map[string]any)
 		}
-		if a, n := byState["active"], byState["next"]; a["kid"] != e.kid || n["kid"] != next ||
+		if a, n := byState["active"], byState["next"]; a["kid"] != e.Kid || n["kid"] != next ||
 			!jsonTimeIs(a["retires_at"], at) || !jsonTimeIs(n["activates_at"], at) {
-			t.Fatalf("keys %s: want %s retiring and %s activating at %v", r.body, e.kid, next, at)
+			t.Fatalf("keys %s: want %s retiring and %s activating at %v", r.Body, e.Kid, next, at)
 		}
-		if activeKid(t, km) != e.kid {
+		if idptest.ActiveKid(t, km) != e.Kid {
 			t.Fatal("the rotation happened before its moment")
 		}
 
-		e.clock.Advance(at.Sub(e.clock.Now()) + time.Millisecond)
+		e.Clock.Advance(at.Sub(e.Clock.Now()) + time.Millisecond)
 		deadline := time.Now().Add(15 * time.Second) // Run polls every 5s
-		for activeKid(t, km) != next {
+		for idptest.ActiveKid(t, km) != next {
 			if time.Now().After(deadline) {
-				t.Fatalf("the scheduled rotation was not carried out: %s still signs", activeKid(t, km))
+				t.Fatalf("the scheduled rotation was not carried out: %s still signs", idptest.ActiveKid(t, km))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -582,6 +585,6 @@ func jsonTimeIs(v any, want time.Time) bool {
 
 // TestAdminNoKeyRotator: without a KeyRotator the key routes are 404.
 func TestAdminNoKeyRotator(t *testing.T) {
-	e := newAdminEnv(t, storagetest.Backends[0], func(c *Config) { c.KeyRotator = nil })
+	e := newAdminEnv(t, storagetest.Backends[0], func(c *idp.Config) { c.KeyRotator = nil })
 	want(t, e.call("GET", "/admin/v1/keys", e.opsToken(), ""), 404, "not_found")
 }

@@ -1,4 +1,4 @@
-package idp
+package admin_test
 
 import (
 	"encoding/base64"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
@@ -17,16 +19,16 @@ import (
 // audits the resource-server role (introspect_audiences), and CheckClient
 // holds it to the rules of any client field.
 func TestAdminClientIntrospectRole(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		e := newAdminEnv(t, b)
 		ops := e.opsToken()
-		roleOf := func(t *testing.T, r response) []string {
+		roleOf := func(t *testing.T, r idptest.Response) []string {
 			t.Helper()
 			var v struct {
 				Role *[]string `json:"introspect_audiences"`
 			}
-			if err := json.Unmarshal(r.body, &v); err != nil || v.Role == nil {
-				t.Fatalf("no introspect_audiences in %s", r.body)
+			if err := json.Unmarshal(r.Body, &v); err != nil || v.Role == nil {
+				t.Fatalf("no introspect_audiences in %s", r.Body)
 			}
 			return *v.Role
 		}
@@ -34,7 +36,7 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 		r := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"orders-api","introspect_audiences":["api","api"]}`)
 		want(t, r, 201, "")
 		e.bodies = e.bodies[:len(e.bodies)-1] // the answer that shows the secret
-		e.secrets["orders-api"] = r.str("client_secret")
+		e.Secrets["orders-api"] = r.Str("client_secret")
 		if got := roleOf(t, r); !slices.Equal(got, []string{"api"}) {
 			t.Errorf("created with introspect_audiences %q", got)
 		}
@@ -44,9 +46,9 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 
 		// The new resource server introspects another client's token for
 		// its audience; CC, registered for rs1 only as a caller, does not.
-		at := e.login("scope", "read", "audience", "https://rs1.test").str("access_token")
+		at := e.Login("scope", "read", "audience", "https://rs1.test").Str("access_token")
 		introspect := func(caller string) any {
-			return e.do(request{path: "/oauth2/introspect", auth: e.basic(caller), body: "token=" + url.QueryEscape(at)}).json["active"]
+			return e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic(caller), Body: "token=" + url.QueryEscape(at)}).JSON["active"]
 		}
 		if introspect("orders-api") != false || introspect("CC") != false {
 			t.Fatal("a client without the role for https://rs1.test introspected its token")
@@ -76,7 +78,7 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 				want(t, e.call(tt.method, tt.path, ops, tt.body), 400, web.ErrInvalidRequest)
 			})
 		}
-		if c, _ := e.db.Client(t.Context(), "orders-api"); len(c.IntrospectAudiences) != 0 {
+		if c, _ := e.DB.Client(t.Context(), "orders-api"); len(c.IntrospectAudiences) != 0 {
 			t.Errorf("a refused patch changed the role: %q", c.IntrospectAudiences)
 		}
 		e.checkNoSecrets(t)
@@ -95,10 +97,10 @@ func TestAdminClientIDRule(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{"client_id": id, "grant_types": []string{"client_credentials"}})
 			r := e.call("POST", "/admin/v1/clients", ops, string(body))
 			want(t, r, 400, web.ErrInvalidRequest)
-			if d := r.str("error_description"); !strings.Contains(d, "client id") {
+			if d := r.Str("error_description"); !strings.Contains(d, "client id") {
 				t.Errorf("error_description %q does not name the rule", d)
 			}
-			if _, err := e.db.Client(t.Context(), id); err == nil {
+			if _, err := e.DB.Client(t.Context(), id); err == nil {
 				t.Errorf("client %q stored", id)
 			}
 		})
@@ -110,9 +112,9 @@ func TestAdminClientIDRule(t *testing.T) {
 			want(t, r, 201, "")
 			e.bodies = e.bodies[:len(e.bodies)-1]
 			// Sent unencoded in Basic, as requests and Authlib do.
-			tok := e.do(request{body: "grant_type=client_credentials", auth: basicRaw(id, r.str("client_secret"))})
-			if tok.status != 200 {
-				t.Errorf("unencoded Basic: %d %s", tok.status, tok.body)
+			tok := e.Do(idptest.Request{Body: "grant_type=client_credentials", Auth: basicRaw(id, r.Str("client_secret"))})
+			if tok.Status != 200 {
+				t.Errorf("unencoded Basic: %d %s", tok.Status, tok.Body)
 			}
 		})
 	}
