@@ -136,6 +136,9 @@ type OffsetClock struct{ offset atomic.Int64 }
 // Now is the real time plus the offset.
 func (c *OffsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
 
+// Reset sets the clock back to the real time.
+func (c *OffsetClock) Reset() { c.offset.Store(0) }
+
 // Advance moves the clock by d.
 func (c *OffsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
