@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,135 +20,12 @@ import (
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
-// adminEnv is env with the key manager as KeyRotator and two admin
-// clients: OPS (client_credentials, keyward:admin, no audience, so its
-// tokens are for the issuer) and OPSRS (the same, but its tokens are for
-// https://rs1.test). Every admin idptest.Response body is kept for the AD-06 check.
-type adminEnv struct {
-	*idptest.Env
-	bodies [][]byte
-}
-
-func newAdminEnv(t *testing.T, b storagetest.Backend, change ...func(*idp.Config)) *adminEnv {
-	t.Helper()
-	change = append([]func(*idp.Config){func(c *idp.Config) { c.KeyRotator = c.Keys.(*keys.Manager) }}, change...)
-	e := &adminEnv{Env: idptest.New(t, b, change...)}
-	for _, spec := range []manage.ClientSpec{
-		{ID: "OPS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{manage.ScopeAdmin, "read"}},
-		{ID: "OPSRS", Grants: []string{manage.GrantClientCredentials}, Scopes: []string{manage.ScopeAdmin}, Audiences: []string{"https://rs1.test"}},
-	} {
-		c, secret, err := manage.NewClient(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.DB.CreateClient(t.Context(), &c); err != nil {
-			t.Fatal(err)
-		}
-		e.Secrets[spec.ID] = secret
-	}
-	t.Cleanup(func() { e.checkNoSecrets(t) })
-	return e
-}
-
-// ccToken is a client_credentials access token of client.
-func (e *adminEnv) ccToken(client string, extra ...string) string {
-	e.T.Helper()
-	r := e.Token(client, idptest.CCForm(extra...))
-	if r.Status != http.StatusOK {
-		e.T.Fatalf("client_credentials for %s: %d %s", client, r.Status, r.Body)
-	}
-	return r.Str("access_token")
-}
-
-// opsToken is an admin token.
-func (e *adminEnv) opsToken() string { return e.ccToken("OPS") }
-
-// call sends an admin request with the bearer token tok ("" none) and a
-// JSON body ("" none).
-func (e *adminEnv) call(method, path, tok, body string) idptest.Response {
-	e.T.Helper()
-	req := idptest.Request{Method: method, Path: path, Body: body, ContentType: "-"}
-	if body != "" {
-		req.ContentType = "application/json"
-	}
-	if tok != "" {
-		req.Auth = "Bearer " + tok
-	}
-	r := e.Do(req)
-	e.bodies = append(e.bodies, r.Body)
-	if r.Header.Get("Cache-Control") != "no-store" {
-		e.T.Errorf("%s %s: Cache-Control %q, want no-store", method, path, r.Header.Get("Cache-Control"))
-	}
-	return r
-}
-
-// want checks an admin answer's status and, for an error, its code.
-func want(t *testing.T, r idptest.Response, status int, code string) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status %d, want %d (body %s)", r.Status, status, r.Body)
-	}
-	if code != "" && r.Str("error") != code {
-		t.Fatalf("error %q, want %q (body %s)", r.Str("error"), code, r.Body)
-	}
-	if idptest.Leaks.Match(r.Body) {
-		t.Errorf("body leaks internals: %s", r.Body)
-	}
-}
-
-// checkNoSecrets is AD-06 over every admin answer: no password hash, no
-// client secret, no secret hash.
-func (e *adminEnv) checkNoSecrets(t *testing.T) {
-	for _, b := range e.bodies {
-		s := string(b)
-		if strings.Contains(s, "$argon2id") || strings.Contains(s, "password_hash") || strings.Contains(s, "secret_hash") {
-			t.Errorf("an admin answer holds a hash: %s", s)
-		}
-		for id, secret := range e.Secrets {
-			if secret == "" {
-				continue // a public client
-			}
-			h := manage.HashClientSecret(secret)
-			if strings.Contains(s, secret) || strings.Contains(s, base64.StdEncoding.EncodeToString(h)) {
-				t.Errorf("an admin answer holds client %s's secret or its hash: %s", id, s)
-			}
-		}
-	}
-}
-
-// auditRows returns the audit rows of type typ, newest first.
-func (e *adminEnv) auditRows(typ audit.Type) []storage.AuditEvent {
-	e.T.Helper()
-	evs, err := e.DB.AuditEvents(context.Background(), storage.AuditFilter{Type: string(typ)})
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	return evs
-}
-
-// wantAudit checks that exactly n rows of typ exist and that the newest
-// has the admin as actor, the subject and a reason containing reason.
-func (e *adminEnv) wantAudit(t *testing.T, typ audit.Type, n int, subject, reason string) {
-	t.Helper()
-	rows := e.auditRows(typ)
-	if len(rows) != n {
-		t.Fatalf("%d %s rows, want %d: %+v", len(rows), typ, n, rows)
-	}
-	if n == 0 {
-		return
-	}
-	r := rows[0]
-	if r.Actor != "client:OPS" || (subject != "" && r.Subject != subject) || !strings.Contains(r.Reason, reason) || r.RequestID == "" {
-		t.Errorf("%s row %+v: want actor client:OPS, subject %q, reason containing %q, a request id", typ, r, subject, reason)
-	}
-}
-
 // TestAdminAuthorization is AD-01, AD-04 and LG-02: every admin route
 // refuses a missing, bad, user, non-admin or wrong-audience token, and
 // the refusals are logged.
 func TestAdminAuthorization(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b)
+		e := idptest.NewAdmin(t, b)
 		alice := e.Users["alice"].ID
 		routes := []struct{ method, path, body string }{
 			{"GET", "/admin/v1/users", ""},
@@ -177,8 +53,8 @@ func TestAdminAuthorization(t *testing.T) {
 			{"no token", "", 401, web.ErrInvalidToken, `Bearer realm="keyward"`},
 			{"garbage token", "not.a.jwt", 401, web.ErrInvalidToken, `error="invalid_token"`},
 			{"user token (password grant)", userTok, 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
-			{"client token without the admin scope", e.ccToken("CC"), 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
-			{"admin scope for another audience (AD-04)", e.ccToken("OPSRS"), 401, web.ErrInvalidToken, `error="invalid_token"`},
+			{"client token without the admin scope", e.CCToken("CC"), 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
+			{"admin scope for another audience (AD-04)", e.CCToken("OPSRS"), 401, web.ErrInvalidToken, `error="invalid_token"`},
 			{"a user token claiming the admin scope", e.SignClaims("at+jwt", map[string]any{
 				"iss": e.URL, "sub": alice, "aud": e.URL, "exp": time.Now().Add(time.Minute).Unix(), "iat": time.Now().Unix(),
 				"jti": "forged-1", "client_id": "C1", "scope": manage.ScopeAdmin}), 403, web.ErrInsufficientScope, `error="insufficient_scope"`},
@@ -187,8 +63,8 @@ func TestAdminAuthorization(t *testing.T) {
 			for _, rt := range routes {
 				t.Run(tk.name+"/"+rt.method+" "+rt.path, func(t *testing.T) {
 					before := strings.Count(e.Logs.String(), `"admin authorization failed"`)
-					r := e.call(rt.method, rt.path, tk.tok, rt.body)
-					want(t, r, tk.status, tk.code)
+					r := e.Call(rt.method, rt.path, tk.tok, rt.body)
+					idptest.Want(t, r, tk.status, tk.code)
 					if h := r.Header.Get("WWW-Authenticate"); !strings.Contains(h, tk.auth) {
 						t.Errorf("WWW-Authenticate %q, want it to contain %s", h, tk.auth)
 					}
@@ -198,23 +74,23 @@ func TestAdminAuthorization(t *testing.T) {
 				})
 			}
 		}
-		ops := e.opsToken()
+		ops := e.OpsToken()
 		for _, rt := range routes {
-			r := e.call(rt.method, rt.path, ops, rt.body)
+			r := e.Call(rt.method, rt.path, ops, rt.body)
 			if r.Status == 401 || r.Status == 403 {
 				t.Errorf("admin token on %s %s: %d %s", rt.method, rt.path, r.Status, r.Body)
 			}
 		}
 		// Nothing sets a password, under any route (AD-06).
 		for _, m := range []string{"PUT", "POST", "PATCH"} {
-			if r := e.call(m, "/admin/v1/users/"+alice+"/password", ops, `{"password":"x"}`); r.Status != 404 && r.Status != 405 {
+			if r := e.Call(m, "/admin/v1/users/"+alice+"/password", ops, `{"password":"x"}`); r.Status != 404 && r.Status != 405 {
 				t.Errorf("%s .../password: %d", m, r.Status)
 			}
 		}
 		// An admin client that loses the scope or is disabled loses the
 		// API at once, whatever its tokens say (AD-11).
-		want(t, e.call("PATCH", "/admin/v1/clients/OPS", ops, `{"disabled":true}`), 200, "")
-		want(t, e.call("GET", "/admin/v1/users", ops, ""), 401, web.ErrInvalidToken)
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/clients/OPS", ops, `{"disabled":true}`), 200, "")
+		idptest.Want(t, e.Call("GET", "/admin/v1/users", ops, ""), 401, web.ErrInvalidToken)
 	})
 }
 
@@ -222,73 +98,73 @@ func TestAdminAuthorization(t *testing.T) {
 // session revocation of disable and sign-out-everywhere.
 func TestAdminUsers(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b)
-		ops := e.opsToken()
+		e := idptest.NewAdmin(t, b)
+		ops := e.OpsToken()
 		alice := e.Users["alice"].ID
 
-		r := e.call("GET", "/admin/v1/users?limit=2&offset=0", ops, "")
-		want(t, r, 200, "")
+		r := e.Call("GET", "/admin/v1/users?limit=2&offset=0", ops, "")
+		idptest.Want(t, r, 200, "")
 		if us, _ := r.JSON["users"].([]any); len(us) != 2 {
 			t.Fatalf("limit 2 gave %s", r.Body)
 		}
-		want(t, e.call("GET", "/admin/v1/users?limit=0", ops, ""), 400, web.ErrInvalidRequest)
-		want(t, e.call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, web.ErrInvalidRequest)
-		want(t, e.call("GET", "/admin/v1/users?role=admin", ops, ""), 400, web.ErrInvalidRequest)
+		idptest.Want(t, e.Call("GET", "/admin/v1/users?limit=0", ops, ""), 400, web.ErrInvalidRequest)
+		idptest.Want(t, e.Call("GET", "/admin/v1/users?limit=5000", ops, ""), 400, web.ErrInvalidRequest)
+		idptest.Want(t, e.Call("GET", "/admin/v1/users?role=admin", ops, ""), 400, web.ErrInvalidRequest)
 
-		r = e.call("GET", "/admin/v1/users/"+alice, ops, "")
-		want(t, r, 200, "")
+		r = e.Call("GET", "/admin/v1/users/"+alice, ops, "")
+		idptest.Want(t, r, 200, "")
 		if r.Str("username") != "alice" || r.Str("id") != alice {
 			t.Errorf("user view %s", r.Body)
 		}
 
 		// PATCH: a new email is unverified unless said otherwise.
-		r = e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"alice@Example.ORG"}`)
-		want(t, r, 200, "")
+		r = e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"alice@Example.ORG"}`)
+		idptest.Want(t, r, 200, "")
 		if r.Str("email") != "alice@example.org" || r.JSON["email_verified"] != false {
 			t.Errorf("after email change: %s", r.Body)
 		}
-		e.wantAudit(t, audit.UserUpdated, 1, alice, "email")
-		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, web.ErrInvalidRequest)
+		e.WantAudit(t, audit.UserUpdated, 1, alice, "email")
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, web.ErrInvalidRequest)
 
 		// Sessions: list, then sign out everywhere; refresh fails after.
 		rt := e.Login().Str("refresh_token")
-		r = e.call("GET", "/admin/v1/users/"+alice+"/sessions", ops, "")
-		want(t, r, 200, "")
+		r = e.Call("GET", "/admin/v1/users/"+alice+"/sessions", ops, "")
+		idptest.Want(t, r, 200, "")
 		if ss, _ := r.JSON["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["client_id"] != "C1" {
 			t.Fatalf("sessions %s", r.Body)
 		}
-		r = e.call("DELETE", "/admin/v1/users/"+alice+"/sessions", ops, "")
-		want(t, r, 200, "")
+		r = e.Call("DELETE", "/admin/v1/users/"+alice+"/sessions", ops, "")
+		idptest.Want(t, r, 200, "")
 		if r.JSON["revoked"] != 1.0 {
 			t.Errorf("revoked %s", r.Body)
 		}
-		e.wantAudit(t, audit.TokenRevoked, 1, alice, storage.RevokeSignOut)
+		e.WantAudit(t, audit.TokenRevoked, 1, alice, storage.RevokeSignOut)
 		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Disable revokes the sessions for good (enable brings none back).
 		rt = e.Login().Str("refresh_token")
-		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":true}`), 200, "")
-		e.wantAudit(t, audit.UserUpdated, 2, alice, "disabled")
-		e.wantAudit(t, audit.TokenRevoked, 2, alice, storage.RevokeUserDisabled)
-		want(t, e.call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":true}`), 200, "")
+		e.WantAudit(t, audit.UserUpdated, 2, alice, "disabled")
+		e.WantAudit(t, audit.TokenRevoked, 2, alice, storage.RevokeUserDisabled)
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
 		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 400, web.ErrInvalidGrant)
 		e.Login() // enabled again
 
 		// Delete; a deleted id answers exactly as one that never existed.
 		bob := e.AddUser("bob", idptest.AlicePassword, false).ID
-		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 204, "")
-		e.wantAudit(t, audit.UserDeleted, 1, bob, "")
+		idptest.Want(t, e.Call("DELETE", "/admin/v1/users/"+bob, ops, ""), 204, "")
+		e.WantAudit(t, audit.UserDeleted, 1, bob, "")
 		for _, path := range []string{"/admin/v1/users/" + bob, "/admin/v1/users/" + storage.NewID(), "/admin/v1/users/%00x"} {
-			gone := e.call("GET", path, ops, "")
-			want(t, gone, 404, "not_found")
+			gone := e.Call("GET", path, ops, "")
+			idptest.Want(t, gone, 404, "not_found")
 			if string(gone.Body) != `{"error":"not_found","error_description":"no such user"}`+"\n" {
 				t.Errorf("GET %s: %s", path, gone.Body)
 			}
 		}
-		want(t, e.call("DELETE", "/admin/v1/users/"+bob, ops, ""), 404, "not_found")
-		want(t, e.call("PATCH", "/admin/v1/users/"+bob, ops, `{"disabled":true}`), 404, "not_found")
-		want(t, e.call("POST", "/admin/v1/users/"+bob+"/unlock", ops, ""), 404, "not_found")
-		want(t, e.call("DELETE", "/admin/v1/users/"+bob+"/sessions", ops, ""), 404, "not_found")
+		idptest.Want(t, e.Call("DELETE", "/admin/v1/users/"+bob, ops, ""), 404, "not_found")
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/users/"+bob, ops, `{"disabled":true}`), 404, "not_found")
+		idptest.Want(t, e.Call("POST", "/admin/v1/users/"+bob+"/unlock", ops, ""), 404, "not_found")
+		idptest.Want(t, e.Call("DELETE", "/admin/v1/users/"+bob+"/sessions", ops, ""), 404, "not_found")
 	})
 }
 
@@ -296,8 +172,8 @@ func TestAdminUsers(t *testing.T) {
 // 400 (415 for the media type) and changes nothing.
 func TestAdminStrictJSON(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b)
-		ops := e.opsToken()
+		e := idptest.NewAdmin(t, b)
+		ops := e.OpsToken()
 		alice := e.Users["alice"].ID
 		deep := `{"email":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`
 		tests := []struct {
@@ -339,8 +215,8 @@ func TestAdminStrictJSON(t *testing.T) {
 					path = "/admin/v1/clients/pub1"
 				}
 				start := time.Now()
-				r := e.call("PATCH", path, ops, tt.body)
-				want(t, r, tt.status, web.ErrInvalidRequest)
+				r := e.Call("PATCH", path, ops, tt.body)
+				idptest.Want(t, r, tt.status, web.ErrInvalidRequest)
 				if d := time.Since(start); d > time.Second {
 					t.Errorf("took %v", d)
 				}
@@ -349,7 +225,7 @@ func TestAdminStrictJSON(t *testing.T) {
 		t.Run("media type", func(t *testing.T) {
 			r := e.Do(idptest.Request{Method: "PATCH", Path: "/admin/v1/users/" + alice, Body: `{"disabled":true}`,
 				ContentType: "text/plain", Auth: "Bearer " + ops})
-			want(t, r, http.StatusUnsupportedMediaType, web.ErrInvalidRequest)
+			idptest.Want(t, r, http.StatusUnsupportedMediaType, web.ErrInvalidRequest)
 		})
 		u, err := e.DB.User(t.Context(), alice)
 		if err != nil || u.Disabled || u.Email != "alice@example.com" || !u.EmailVerified {
@@ -359,7 +235,7 @@ func TestAdminStrictJSON(t *testing.T) {
 		if err != nil || c.Disabled || !c.GrantTypes.Has(manage.GrantRefreshToken) || len(c.GrantTypes) != 1 {
 			t.Errorf("pub1 changed: %+v %v", c, err)
 		}
-		if n := len(e.auditRows(audit.UserUpdated)) + len(e.auditRows(audit.ClientUpdated)); n != 0 {
+		if n := len(e.AuditRows(audit.UserUpdated)) + len(e.AuditRows(audit.ClientUpdated)); n != 0 {
 			t.Errorf("%d update rows for refused requests", n)
 		}
 	})
@@ -369,20 +245,20 @@ func TestAdminStrictJSON(t *testing.T) {
 // token endpoint, unlocks it through the admin API, and signs in.
 func TestAdminUnlock(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b, func(c *idp.Config) {
+		e := idptest.NewAdmin(t, b, func(c *idp.Config) {
 			c.Throttle = guard.Policy{FreeFailures: 2, BaseDelay: time.Hour, MaxDelay: time.Hour}
 		})
-		ops := e.opsToken()
+		ops := e.OpsToken()
 		for range 3 {
 			idptest.CheckE1(t, e.Token("C1", idptest.PasswordForm("alice", "wrong password")), 400, web.ErrInvalidGrant)
 		}
 		idptest.CheckE1(t, e.Token("C1", idptest.PasswordForm("alice", idptest.AlicePassword)), 400, web.ErrInvalidGrant) // throttled
 		alice := e.Users["alice"].ID
-		r := e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, "")
-		want(t, r, 200, "")
-		e.wantAudit(t, audit.UserUnlocked, 1, alice, "")
+		r := e.Call("POST", "/admin/v1/users/"+alice+"/unlock", ops, "")
+		idptest.Want(t, r, 200, "")
+		e.WantAudit(t, audit.UserUnlocked, 1, alice, "")
 		e.Login()
-		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, web.ErrInvalidRequest)
+		idptest.Want(t, e.Call("POST", "/admin/v1/users/"+alice+"/unlock", ops, `{"x":1}`), 400, web.ErrInvalidRequest)
 	})
 }
 
@@ -391,76 +267,76 @@ func TestAdminUnlock(t *testing.T) {
 // revoking sessions for good (CA-09), and creation.
 func TestAdminClients(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b)
-		ops := e.opsToken()
+		e := idptest.NewAdmin(t, b)
+		ops := e.OpsToken()
 
-		r := e.call("GET", "/admin/v1/clients", ops, "")
-		want(t, r, 200, "")
+		r := e.Call("GET", "/admin/v1/clients", ops, "")
+		idptest.Want(t, r, 200, "")
 		if cs, _ := r.JSON["clients"].([]any); len(cs) < 10 {
 			t.Errorf("clients %s", r.Body)
 		}
-		r = e.call("GET", "/admin/v1/clients/C1", ops, "")
-		want(t, r, 200, "")
+		r = e.Call("GET", "/admin/v1/clients/C1", ops, "")
+		idptest.Want(t, r, 200, "")
 		if r.Str("client_id") != "C1" || r.Str("token_endpoint_auth_method") != storage.AuthSecretBasic {
 			t.Errorf("client view %s", r.Body)
 		}
 		if _, ok := r.JSON["client_secret"]; ok {
 			t.Errorf("client view has a secret: %s", r.Body)
 		}
-		want(t, e.call("GET", "/admin/v1/clients/nope", ops, ""), 404, "not_found")
+		idptest.Want(t, e.Call("GET", "/admin/v1/clients/nope", ops, ""), 404, "not_found")
 
 		// TE-14: enabling the password grant is audited as such.
-		r = e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["client_credentials","password"],"name":"batch"}`)
-		want(t, r, 200, "")
-		e.wantAudit(t, audit.ClientUpdated, 1, "CC", "password_grant_enabled")
+		r = e.Call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["client_credentials","password"],"name":"batch"}`)
+		idptest.Want(t, r, 200, "")
+		e.WantAudit(t, audit.ClientUpdated, 1, "CC", "password_grant_enabled")
 		if !strings.Contains(e.Logs.String(), "password_grant_enabled") {
 			t.Error("the password-grant enablement is not in the log")
 		}
 		// A change CheckClient refuses changes nothing.
-		want(t, e.call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/clients/CC", ops, `{"grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
 		if c, _ := e.DB.Client(t.Context(), "CC"); !c.GrantTypes.Has(manage.GrantPassword) || c.Name != "batch" {
 			t.Errorf("CC after a refused patch: %+v", c)
 		}
 
 		// CA-09: disabling C1 ends its sessions; enabling does not revive them.
 		rt := e.Login().Str("refresh_token")
-		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":true}`), 200, "")
-		e.wantAudit(t, audit.ClientUpdated, 2, "C1", "disabled")
-		e.wantAudit(t, audit.TokenRevoked, 1, "C1", storage.RevokeClient)
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":true}`), 200, "")
+		e.WantAudit(t, audit.ClientUpdated, 2, "C1", "disabled")
+		e.WantAudit(t, audit.TokenRevoked, 1, "C1", storage.RevokeClient)
 		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 401, web.ErrInvalidClient)
-		want(t, e.call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":false}`), 200, "")
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/clients/C1", ops, `{"disabled":false}`), 200, "")
 		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 400, web.ErrInvalidGrant)
 
 		// Creation shows the secret once, and it works.
-		r = e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc","grant_types":["client_credentials"],"scopes":["read"]}`)
-		want(t, r, 201, "")
+		r = e.Call("POST", "/admin/v1/clients", ops, `{"client_id":"svc","grant_types":["client_credentials"],"scopes":["read"]}`)
+		idptest.Want(t, r, 201, "")
 		secret := r.Str("client_secret")
 		if !strings.HasPrefix(secret, manage.ClientSecretPrefix) {
 			t.Fatalf("create: %s", r.Body)
 		}
-		e.bodies = e.bodies[:len(e.bodies)-1] // the one answer that shows a secret
+		e.Bodies = e.Bodies[:len(e.Bodies)-1] // the one answer that shows a secret
 		e.Secrets["svc"] = secret
-		e.wantAudit(t, audit.ClientCreated, 1, "svc", "")
-		e.ccToken("svc")
-		if r := e.call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.Body), `"client_secret"`) || strings.Contains(string(r.Body), secret) {
+		e.WantAudit(t, audit.ClientCreated, 1, "svc", "")
+		e.CCToken("svc")
+		if r := e.Call("GET", "/admin/v1/clients/svc", ops, ""); strings.Contains(string(r.Body), `"client_secret"`) || strings.Contains(string(r.Body), secret) {
 			t.Errorf("secret shown again: %s", r.Body)
 		}
-		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, web.ErrInvalidRequest)
-		want(t, e.call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
+		idptest.Want(t, e.Call("POST", "/admin/v1/clients", ops, `{"client_id":"svc"}`), 409, web.ErrInvalidRequest)
+		idptest.Want(t, e.Call("POST", "/admin/v1/clients", ops, `{"client_id":"x","grant_types":["implicit"]}`), 400, web.ErrInvalidRequest)
 	})
 }
 
 // TestAdminAudit reads the trail through the API and checks its filters.
 func TestAdminAudit(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b)
-		ops := e.opsToken()
+		e := idptest.NewAdmin(t, b)
+		ops := e.OpsToken()
 		alice := e.Users["alice"].ID
-		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
-		want(t, e.call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
+		idptest.Want(t, e.Call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
+		idptest.Want(t, e.Call("POST", "/admin/v1/users/"+alice+"/unlock", ops, ""), 200, "")
 
-		r := e.call("GET", "/admin/v1/audit?type=user_unlocked&user="+alice+"&since=2020-01-01T00:00:00Z", ops, "")
-		want(t, r, 200, "")
+		r := e.Call("GET", "/admin/v1/audit?type=user_unlocked&user="+alice+"&since=2020-01-01T00:00:00Z", ops, "")
+		idptest.Want(t, r, 200, "")
 		evs, _ := r.JSON["events"].([]any)
 		if len(evs) != 2 {
 			t.Fatalf("events %s", r.Body)
@@ -469,14 +345,14 @@ func TestAdminAudit(t *testing.T) {
 		if first["actor"] != "client:OPS" || first["id"].(float64) <= second["id"].(float64) {
 			t.Errorf("not newest first, or no actor: %s", r.Body)
 		}
-		r = e.call("GET", "/admin/v1/audit?type=user_unlocked&limit=1&before_id="+
+		r = e.Call("GET", "/admin/v1/audit?type=user_unlocked&limit=1&before_id="+
 			strconv.FormatInt(int64(first["id"].(float64)), 10), ops, "")
-		want(t, r, 200, "")
+		idptest.Want(t, r, 200, "")
 		if evs, _ := r.JSON["events"].([]any); len(evs) != 1 || evs[0].(map[string]any)["id"] != second["id"] {
 			t.Errorf("page 2: %s", r.Body)
 		}
 		for _, q := range []string{"type=bogus", "since=yesterday", "since=24h", "limit=0", "limit=1001", "before_id=-1", "actor=x", "type=a&type=b"} {
-			want(t, e.call("GET", "/admin/v1/audit?"+q, ops, ""), 400, web.ErrInvalidRequest)
+			idptest.Want(t, e.Call("GET", "/admin/v1/audit?"+q, ops, ""), 400, web.ErrInvalidRequest)
 		}
 	})
 }
@@ -484,10 +360,10 @@ func TestAdminAudit(t *testing.T) {
 // TestAdminKeys lists, rotates and revokes signing keys.
 func TestAdminKeys(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b)
-		ops := e.opsToken()
-		r := e.call("GET", "/admin/v1/keys", ops, "")
-		want(t, r, 200, "")
+		e := idptest.NewAdmin(t, b)
+		ops := e.OpsToken()
+		r := e.Call("GET", "/admin/v1/keys", ops, "")
+		idptest.Want(t, r, 200, "")
 		states := map[string]string{}
 		for _, k := range r.JSON["keys"].([]any) {
 			k := k.(map[string]any)
@@ -498,26 +374,26 @@ func TestAdminKeys(t *testing.T) {
 		}
 		// The next key was published just now: the rotation is scheduled
 		// (TestAdminRotateScheduled follows it through).
-		r = e.call("POST", "/admin/v1/keys/rotate", ops, "")
-		want(t, r, 202, "")
+		r = e.Call("POST", "/admin/v1/keys/rotate", ops, "")
+		idptest.Want(t, r, 202, "")
 		if r.JSON["scheduled"] != true || r.Str("retired") != e.Kid || r.Str("active") == e.Kid || r.Str("active") == "" {
 			t.Fatalf("rotate without force %s", r.Body)
 		}
-		e.wantAudit(t, audit.KeyRotationScheduled, 1, r.Str("active"), "at ")
-		want(t, e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, web.ErrInvalidRequest)
-		r = e.call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
-		want(t, r, 200, "")
+		e.WantAudit(t, audit.KeyRotationScheduled, 1, r.Str("active"), "at ")
+		idptest.Want(t, e.Call("POST", "/admin/v1/keys/rotate", ops, `{"force":"yes"}`), 400, web.ErrInvalidRequest)
+		r = e.Call("POST", "/admin/v1/keys/rotate", ops, `{"force":true}`)
+		idptest.Want(t, r, 200, "")
 		if r.Str("retired") != e.Kid || r.Str("active") == e.Kid || r.JSON["forced"] != true || r.JSON["scheduled"] != false {
 			t.Fatalf("rotate %s", r.Body)
 		}
-		e.wantAudit(t, audit.KeyRotated, 1, r.Str("active"), "forced")
+		e.WantAudit(t, audit.KeyRotated, 1, r.Str("active"), "forced")
 		next := r.Str("next")
-		want(t, e.call("POST", "/admin/v1/keys/nosuchkid/revoke", ops, ""), 404, "not_found")
-		r = e.call("POST", "/admin/v1/keys/"+next+"/revoke", ops, "")
-		want(t, r, 200, "")
-		e.wantAudit(t, audit.KeyRevoked, 1, next, "was next")
+		idptest.Want(t, e.Call("POST", "/admin/v1/keys/nosuchkid/revoke", ops, ""), 404, "not_found")
+		r = e.Call("POST", "/admin/v1/keys/"+next+"/revoke", ops, "")
+		idptest.Want(t, r, 200, "")
+		e.WantAudit(t, audit.KeyRevoked, 1, next, "was next")
 		// The token signed before the rotation is still good: its key is retired, not revoked.
-		want(t, e.call("GET", "/admin/v1/keys", ops, ""), 200, "")
+		idptest.Want(t, e.Call("GET", "/admin/v1/keys", ops, ""), 200, "")
 	})
 }
 
@@ -528,7 +404,7 @@ func TestAdminKeys(t *testing.T) {
 func TestAdminRotateScheduled(t *testing.T) {
 	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		var km *keys.Manager
-		e := newAdminEnv(t, b, func(c *idp.Config) {
+		e := idptest.NewAdmin(t, b, func(c *idp.Config) {
 			// The keys in a database of their own, on the server's clock.
 			var err error
 			p := keys.Policy{JWKSMaxAge: 30 * time.Second, PublishMargin: 5 * time.Second}
@@ -542,18 +418,18 @@ func TestAdminRotateScheduled(t *testing.T) {
 		go km.Run(ctx)
 
 		asked := e.Clock.Now()
-		r := e.call("POST", "/admin/v1/keys/rotate", e.opsToken(), "")
-		want(t, r, 202, "")
+		r := e.Call("POST", "/admin/v1/keys/rotate", e.OpsToken(), "")
+		idptest.Want(t, r, 202, "")
 		at, err := time.Parse(time.RFC3339Nano, r.Str("at"))
 		next := r.Str("active")
 		if err != nil || r.JSON["scheduled"] != true || r.JSON["forced"] != false || r.Str("retired") != e.Kid || next == "" || next == e.Kid ||
 			at.Before(asked.Add(30*time.Second)) || at.After(asked.Add(35*time.Second)) {
 			t.Fatalf("rotate %s asked at %v: want it scheduled for 35s after the key set was made", r.Body, asked)
 		}
-		e.wantAudit(t, audit.KeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
+		e.WantAudit(t, audit.KeyRotationScheduled, 1, next, "at "+at.UTC().Format(time.RFC3339))
 		// The listing shows the plan: the active key retires and the next
 		// key activates at that moment.
-		r = e.call("GET", "/admin/v1/keys", e.opsToken(), "")
+		r = e.Call("GET", "/admin/v1/keys", e.OpsToken(), "")
 		byState := map[string]map[string]any{}
 		for _, k := range r.JSON["keys"].([]any) {
 			byState[k.(map[string]any)["state"].(string)] = k.(map[string]any)
@@ -585,6 +461,6 @@ func jsonTimeIs(v any, want time.Time) bool {
 
 // TestAdminNoKeyRotator: without a KeyRotator the key routes are 404.
 func TestAdminNoKeyRotator(t *testing.T) {
-	e := newAdminEnv(t, storagetest.Backends[0], func(c *idp.Config) { c.KeyRotator = nil })
-	want(t, e.call("GET", "/admin/v1/keys", e.opsToken(), ""), 404, "not_found")
+	e := idptest.NewAdmin(t, storagetest.Backends[0], func(c *idp.Config) { c.KeyRotator = nil })
+	idptest.Want(t, e.Call("GET", "/admin/v1/keys", e.OpsToken(), ""), 404, "not_found")
 }
