@@ -115,7 +115,7 @@ func TestValidateWithJWKSDocument(t *testing.T) {
 		t.Fatalf("%d %s", r.Status, r.Body)
 	}
 	if _, ok := e.Keys.(interface{ PublicKeys() jose.JSONWebKeySet }); ok {
-		t.Fatal("the test idp.KeySource has PublicKeys")
+		t.Fatal("the test KeySource has PublicKeys")
 	}
 }
 
@@ -128,7 +128,7 @@ func TestValidateFollowsKeys(t *testing.T) {
 	e := idptest.New(t, storagetest.Backends[0])
 	km, ok := e.Keys.(*keys.Manager)
 	if !ok {
-		t.Fatalf("the harness idp.KeySource is %T, want *keys.Manager", e.Keys)
+		t.Fatalf("the harness KeySource is %T, want *keys.Manager", e.Keys)
 	}
 	userinfo := func(t *testing.T, tok string) int {
 		t.Helper()

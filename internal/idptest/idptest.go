@@ -410,7 +410,7 @@ func CheckE1(t testing.TB, r Response, wantStatus int, wantCode string) {
 		t.Errorf("error %q, want %q (body %s)", code, wantCode, r.Body)
 	}
 	if Leaks.Match(r.Body) {
-		t.Errorf("body Leaks internals: %s", r.Body)
+		t.Errorf("body leaks internals: %s", r.Body)
 	}
 	if _, ok := r.JSON["access_token"]; ok {
 		t.Error("an error carries an access token")
