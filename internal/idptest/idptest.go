@@ -158,6 +158,7 @@ type Env struct {
 	Users   map[string]*storage.User // the seeded users by name
 	Logs    *testsupport.SyncBuffer  // the server's JSON log
 	RT      string                   // the current refresh token of a test
+	Config  idp.Config               // the server's configuration, as New built it
 }
 
 // AlicePassword is the password of every seeded user.
@@ -190,6 +191,7 @@ func New(t testing.TB, b storagetest.Backend, change ...func(*idp.Config)) *Env 
 		c(&cfg)
 	}
 	e.Keys = cfg.Keys
+	e.Config = cfg
 	e.Kid = ActiveKid(t, cfg.Keys)
 	if e.Srv, err = idp.New(cfg); err != nil {
 		t.Fatal(err)
@@ -490,4 +492,23 @@ func (e *Env) SignClaims(typ string, claims map[string]any) string {
 		e.T.Fatal(err)
 	}
 	return tok
+}
+
+// Restart replaces e's server with a new one over the same database, keys
+// and clock, its Config changed by change, as an operator restarting with
+// other flags would. Requests then go to the new server; the issuer stays.
+func (e *Env) Restart(change func(*idp.Config)) {
+	e.T.Helper()
+	cfg := e.Config
+	change(&cfg)
+	srv, err := idp.New(cfg)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	e.T.Cleanup(func() {
+		ts.Close()
+		srv.Auditor().Flush()
+	})
+	e.Srv, e.URL, e.Config = srv, ts.URL, cfg
 }
