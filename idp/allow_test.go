@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"net/http"
@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/web"
@@ -16,7 +19,7 @@ import (
 // accept in Allow (RFC 9110 §15.5.6, a MUST), in the order the routes
 // list them, still as the one JSON error.
 func TestMethodNotAllowedAllow(t *testing.T) {
-	e := newEnv(t, storagetest.Backends[0], func(c *Config) { c.Registration = true })
+	e := idptest.New(t, storagetest.Backends[0], func(c *idp.Config) { c.Registration = true })
 	tests := []struct {
 		method, path, wantAllow string
 	}{
@@ -36,21 +39,21 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
-			r := e.do(request{method: tt.method, path: tt.path, contentType: "-"})
-			if r.status != http.StatusMethodNotAllowed {
-				t.Fatalf("status %d, want 405", r.status)
+			r := e.Do(idptest.Request{Method: tt.method, Path: tt.path, ContentType: "-"})
+			if r.Status != http.StatusMethodNotAllowed {
+				t.Fatalf("status %d, want 405", r.Status)
 			}
-			if got := r.header.Get("Allow"); got != tt.wantAllow {
+			if got := r.Header.Get("Allow"); got != tt.wantAllow {
 				t.Errorf("Allow %q, want %q", got, tt.wantAllow)
 			}
-			if tt.method != http.MethodHead && r.str("error") != web.ErrInvalidRequest {
-				t.Errorf("body %s", r.body)
+			if tt.method != http.MethodHead && r.Str("error") != web.ErrInvalidRequest {
+				t.Errorf("body %s", r.Body)
 			}
 		})
 	}
 	// A path no route has is 404, without Allow.
-	if r := e.do(request{method: http.MethodGet, path: "/nope", contentType: "-"}); r.status != 404 || r.header.Get("Allow") != "" {
-		t.Errorf("unknown path: %d, guard.Allow %q", r.status, r.header.Get("Allow"))
+	if r := e.Do(idptest.Request{Method: http.MethodGet, Path: "/nope", ContentType: "-"}); r.Status != 404 || r.Header.Get("Allow") != "" {
+		t.Errorf("unknown path: %d, guard.Allow %q", r.Status, r.Header.Get("Allow"))
 	}
 }
 
@@ -58,9 +61,9 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 // added later is covered: a method it does not take gets 405 with an Allow
 // header holding every method it does.
 func TestEveryRouteAllow(t *testing.T) {
-	e := newEnv(t, storagetest.Backends[0], func(c *Config) { c.Registration = true })
+	e := idptest.New(t, storagetest.Backends[0], func(c *idp.Config) { c.Registration = true })
 	router := mux.NewRouter()
-	e.srv.Routes(router)
+	e.Srv.Routes(router)
 	vars := regexp.MustCompile(`\{[^}]+\}`)
 	n := 0
 	router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
@@ -76,11 +79,11 @@ func TestEveryRouteAllow(t *testing.T) {
 		}
 		n++
 		t.Run(other+" "+tmpl, func(t *testing.T) {
-			r := e.do(request{method: other, path: path, contentType: "-"})
-			if r.status != http.StatusMethodNotAllowed {
-				t.Fatalf("status %d, want 405", r.status)
+			r := e.Do(idptest.Request{Method: other, Path: path, ContentType: "-"})
+			if r.Status != http.StatusMethodNotAllowed {
+				t.Fatalf("status %d, want 405", r.Status)
 			}
-			allow := strings.Split(r.header.Get("Allow"), ", ")
+			allow := strings.Split(r.Header.Get("Allow"), ", ")
 			for _, m := range methods {
 				if !slices.Contains(allow, m) {
 					t.Errorf("Allow %q lacks %s", allow, m)

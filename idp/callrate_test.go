@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"net/http"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/web"
@@ -25,59 +28,59 @@ func TestCallerRateLimit(t *testing.T) {
 	if p := guard.DefaultPolicy(); float64(p.CallerBurst)+60*p.CallerRate >= 10000 {
 		t.Fatalf("the defaults allow %v calls a minute, want fewer than 10,000", float64(p.CallerBurst)+60*p.CallerRate)
 	}
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		trusted := netip.MustParsePrefix("127.0.0.0/8")
 		const slow = 0.01 // calls per second
-		e := newEnv(t, b, func(c *Config) {
+		e := idptest.New(t, b, func(c *idp.Config) {
 			c.TrustedProxies = []netip.Prefix{trusted}
 			c.Throttle.CallerRate = slow
 		})
 		p := guard.DefaultPolicy()
-		at := e.token("CC", ccForm()).str("access_token")
-		introspect := func(client string) response {
-			return e.do(request{path: "/oauth2/introspect", auth: e.basic(client), body: url.Values{"token": {at}}.Encode()})
+		at := e.Token("CC", idptest.CCForm()).Str("access_token")
+		introspect := func(client string) idptest.Response {
+			return e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic(client), Body: url.Values{"token": {at}}.Encode()})
 		}
 
 		ok := 0
-		var refused response
+		var refused idptest.Response
 		for range 10 * p.CallerBurst {
 			r := introspect("RS")
-			if r.status != http.StatusOK {
+			if r.Status != http.StatusOK {
 				refused = r
 				break
 			}
 			ok++
 		}
 		switch {
-		case refused.status != http.StatusTooManyRequests:
-			t.Fatalf("%d introspections, none refused (last %d %s)", ok, refused.status, refused.body)
+		case refused.Status != http.StatusTooManyRequests:
+			t.Fatalf("%d introspections, none refused (last %d %s)", ok, refused.Status, refused.Body)
 		case ok < p.CallerBurst || ok > 2*p.CallerBurst:
 			t.Errorf("%d introspections before 429, want about the burst of %d", ok, p.CallerBurst)
-		case refused.header.Get("Retry-After") == "" || refused.json["error"] != web.ErrTemporarilyUnavail ||
-			refused.header.Get("Cache-Control") != "no-store":
-			t.Errorf("429 without Retry-After, RFC 6749 error or no-store: %v %s", refused.header, refused.body)
+		case refused.Header.Get("Retry-After") == "" || refused.JSON["error"] != web.ErrTemporarilyUnavail ||
+			refused.Header.Get("Cache-Control") != "no-store":
+			t.Errorf("429 without Retry-After, RFC 6749 error or no-store: %v %s", refused.Header, refused.Body)
 		}
-		revoke := e.do(request{path: "/oauth2/revoke", auth: e.basic("RS"), body: url.Values{"token": {"kwrt_unknown"}}.Encode()})
-		if revoke.status != http.StatusTooManyRequests {
-			t.Errorf("revocation by the same caller: %d, want 429 (one budget)", revoke.status)
+		revoke := e.Do(idptest.Request{Path: "/oauth2/revoke", Auth: e.Basic("RS"), Body: url.Values{"token": {"kwrt_unknown"}}.Encode()})
+		if revoke.Status != http.StatusTooManyRequests {
+			t.Errorf("revocation by the same caller: %d, want 429 (one budget)", revoke.Status)
 		}
-		if r := introspect("C1"); r.status != http.StatusOK {
-			t.Errorf("another caller: %d %s", r.status, r.body)
+		if r := introspect("C1"); r.Status != http.StatusOK {
+			t.Errorf("another caller: %d %s", r.Status, r.Body)
 		}
-		if n := strings.Count(e.logs.String(), `"msg":"caller rate limit reached"`); n != 1 {
+		if n := strings.Count(e.Logs.String(), `"msg":"caller rate limit reached"`); n != 1 {
 			t.Errorf("%d rate-limit warnings, want 1 for one run of refusals", n)
 		}
 
 		// Time refills the bucket.
-		e.clock.Advance(time.Duration(2 / slow * float64(time.Second)))
-		if r := introspect("RS"); r.status != http.StatusOK {
-			t.Errorf("after Retry-After: %d %s", r.status, r.body)
+		e.Clock.Advance(time.Duration(2 / slow * float64(time.Second)))
+		if r := introspect("RS"); r.Status != http.StatusOK {
+			t.Errorf("after Retry-After: %d %s", r.Status, r.Body)
 		}
 
 		// A public client is counted per IP.
 		revokeFrom := func(ip string) int {
 			h := http.Header{"X-Forwarded-For": {ip}}
-			return e.do(request{path: "/oauth2/revoke", header: h, body: url.Values{"client_id": {"pub1"}, "token": {"kwrt_unknown"}}.Encode()}).status
+			return e.Do(idptest.Request{Path: "/oauth2/revoke", Header: h, Body: url.Values{"client_id": {"pub1"}, "token": {"kwrt_unknown"}}.Encode()}).Status
 		}
 		sawLimit := false
 		for range 10 * p.CallerBurst {

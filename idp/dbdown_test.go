@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/idptest"
+
 	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/keys"
@@ -73,10 +75,10 @@ func TestDatabaseGone(t *testing.T) {
 			t.Fatalf("the answer leaks %q: %s", leak, w.Body)
 		}
 	}
-	if w := serve(h, http.MethodGet, "/readyz"); w.Code != http.StatusServiceUnavailable {
+	if w := idptest.Serve(h, http.MethodGet, "/readyz"); w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the database gone: %d", w.Code)
 	}
-	if w := serve(h, http.MethodGet, "/.well-known/jwks.json"); w.Code != http.StatusOK {
+	if w := idptest.Serve(h, http.MethodGet, "/.well-known/jwks.json"); w.Code != http.StatusOK {
 		t.Fatalf("JWKS with the database gone: %d", w.Code)
 	}
 }

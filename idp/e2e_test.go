@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/keyward/keyward/idp/web"
@@ -20,20 +22,20 @@ import (
 // refreshing TokenSource after forced expiry, client credentials, ID token
 // verification, userinfo, revocation — and no secret in the logs.
 func TestEndToEnd(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
 		ctx := context.Background()
 
-		provider, err := oidc.NewProvider(ctx, e.url)
+		provider, err := oidc.NewProvider(ctx, e.URL)
 		if err != nil {
 			t.Fatalf("discovery: %v", err)
 		}
 		conf := &oauth2.Config{
-			ClientID: "C1", ClientSecret: e.secrets["C1"],
+			ClientID: "C1", ClientSecret: e.Secrets["C1"],
 			Endpoint: oauth2.Endpoint{TokenURL: provider.Endpoint().TokenURL, AuthStyle: oauth2.AuthStyleInHeader},
 			Scopes:   []string{oidc.ScopeOpenID, "profile", "email", "read"},
 		}
-		tok, err := conf.PasswordCredentialsToken(ctx, "alice", alicePassword)
+		tok, err := conf.PasswordCredentialsToken(ctx, "alice", idptest.AlicePassword)
 		if err != nil {
 			t.Fatalf("password grant: %v", err)
 		}
@@ -55,13 +57,13 @@ func TestEndToEnd(t *testing.T) {
 			Username string `json:"preferred_username"`
 			Email    string `json:"email"`
 		}
-		if err := idt.Claims(&claims); err != nil || idt.Subject != e.users["alice"].ID || claims.Username != "alice" || claims.Email != "alice@example.com" {
+		if err := idt.Claims(&claims); err != nil || idt.Subject != e.Users["alice"].ID || claims.Username != "alice" || claims.Email != "alice@example.com" {
 			t.Fatalf("ID token claims %+v sub %q (%v)", claims, idt.Subject, err)
 		}
 
 		// Userinfo through go-oidc.
 		ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
-		if err != nil || ui.Subject != e.users["alice"].ID || ui.Email != "alice@example.com" {
+		if err != nil || ui.Subject != e.Users["alice"].ID || ui.Email != "alice@example.com" {
 			t.Fatalf("userinfo %+v (%v)", ui, err)
 		}
 
@@ -87,14 +89,14 @@ func TestEndToEnd(t *testing.T) {
 		resp.Body.Close()
 
 		// Client credentials.
-		cc := &clientcredentials.Config{ClientID: "CC", ClientSecret: e.secrets["CC"], TokenURL: provider.Endpoint().TokenURL,
+		cc := &clientcredentials.Config{ClientID: "CC", ClientSecret: e.Secrets["CC"], TokenURL: provider.Endpoint().TokenURL,
 			Scopes: []string{"read"}, AuthStyle: oauth2.AuthStyleInHeader, EndpointParams: map[string][]string{"audience": {"https://rs1.test"}}}
 		ct, err := cc.Token(ctx)
 		if err != nil || ct.RefreshToken != "" {
 			t.Fatalf("client credentials: %+v %v", ct, err)
 		}
 		// client_secret_post through x/oauth2.
-		post := &clientcredentials.Config{ClientID: "POST", ClientSecret: e.secrets["POST"], TokenURL: provider.Endpoint().TokenURL, AuthStyle: oauth2.AuthStyleInParams}
+		post := &clientcredentials.Config{ClientID: "POST", ClientSecret: e.Secrets["POST"], TokenURL: provider.Endpoint().TokenURL, AuthStyle: oauth2.AuthStyleInParams}
 		if _, err := post.Token(ctx); err != nil {
 			t.Fatalf("client_secret_post: %v", err)
 		}
@@ -106,14 +108,14 @@ func TestEndToEnd(t *testing.T) {
 		// A wrong password surfaces as an oauth2.RetrieveError with the code.
 		_, err = conf.PasswordCredentialsToken(ctx, "alice", "wrong")
 		var re *oauth2.RetrieveError
-		if !errorsAs(err, &re) || re.ErrorCode != web.ErrInvalidGrant {
+		if !idptest.ErrorsAs(err, &re) || re.ErrorCode != web.ErrInvalidGrant {
 			t.Fatalf("wrong password: %v", err)
 		}
 
 		// Revocation ends the refresh chain.
-		r := e.do(request{path: "/oauth2/revoke", auth: e.basic("C1"), body: "token=" + fresh.RefreshToken})
-		if r.status != 200 {
-			t.Fatalf("revoke: %d", r.status)
+		r := e.Do(idptest.Request{Path: "/oauth2/revoke", Auth: e.Basic("C1"), Body: "token=" + fresh.RefreshToken})
+		if r.Status != 200 {
+			t.Fatalf("revoke: %d", r.Status)
 		}
 		fresh.Expiry = time.Now().Add(-time.Minute)
 		if _, err := conf.TokenSource(ctx, fresh).Token(); err == nil {
@@ -121,9 +123,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 
 		// Nothing secret reached the logs (LG, RS-18).
-		logs := e.logs.String()
+		logs := e.Logs.String()
 		for name, secret := range map[string]string{
-			"password": alicePassword, "client secret": e.secrets["C1"], "refresh token": old.RefreshToken,
+			"password": idptest.AlicePassword, "client secret": e.Secrets["C1"], "refresh token": old.RefreshToken,
 			"access token": old.AccessToken, "refreshed token": fresh.RefreshToken, "cc token": ct.AccessToken,
 		} {
 			if strings.Contains(logs, secret) {
@@ -137,8 +139,8 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		// The same events are audit rows (DESIGN "Observability").
-		e.srv.Auditor().Flush() // token_issued rows are written behind the answer
-		evs, err := e.db.AuditEvents(ctx, storage.AuditFilter{})
+		e.Srv.Auditor().Flush() // token_issued rows are written behind the answer
+		evs, err := e.DB.AuditEvents(ctx, storage.AuditFilter{})
 		if err != nil || len(evs) < 5 {
 			t.Errorf("%d audit rows (%v)", len(evs), err)
 		}

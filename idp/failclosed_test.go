@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/oauth"
@@ -66,10 +69,10 @@ func countRows(t *testing.T, db *storage.DB, query string, args ...any) int {
 
 // auditCount is the number of stored audit rows of type typ, once the rows
 // written behind answers (RecordAsync) are in.
-func (e *env) auditCount(t *testing.T, typ audit.Type) int {
+func auditCount(e *idptest.Env, t *testing.T, typ audit.Type) int {
 	t.Helper()
-	e.srv.Auditor().Flush()
-	evs, err := e.db.AuditEvents(t.Context(), storage.AuditFilter{Type: string(typ), Limit: storage.MaxAuditLimit})
+	e.Srv.Auditor().Flush()
+	evs, err := e.DB.AuditEvents(t.Context(), storage.AuditFilter{Type: string(typ), Limit: storage.MaxAuditLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,28 +82,28 @@ func (e *env) auditCount(t *testing.T, typ audit.Type) int {
 // checkServerFailure is what a client must see when the server could not
 // finish the work behind a token (LG-07, LG-06): a 5xx JSON error with
 // no-store, no token of any kind, and nothing of the cause.
-func checkServerFailure(t *testing.T, r response) {
+func checkServerFailure(t *testing.T, r idptest.Response) {
 	t.Helper()
 	var problems []string
-	if r.status < 500 || r.status > 599 {
-		problems = append(problems, fmt.Sprintf("status %d, want 5xx", r.status))
+	if r.Status < 500 || r.Status > 599 {
+		problems = append(problems, fmt.Sprintf("status %d, want 5xx", r.Status))
 	}
-	if code := r.str("error"); code != web.ErrServerError && code != web.ErrTemporarilyUnavail {
+	if code := r.Str("error"); code != web.ErrServerError && code != web.ErrTemporarilyUnavail {
 		problems = append(problems, fmt.Sprintf("error %q, want server_error or temporarily_unavailable", code))
 	}
-	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
 		problems = append(problems, fmt.Sprintf("Cache-Control %q", cc))
 	}
 	for _, k := range []string{"access_token", "refresh_token", "id_token"} {
-		if _, ok := r.json[k]; ok {
+		if _, ok := r.JSON[k]; ok {
 			problems = append(problems, "carries "+k)
 		}
 	}
-	if leaks.Match(r.body) || strings.Contains(string(r.body), "keyward test") {
+	if idptest.Leaks.Match(r.Body) || strings.Contains(string(r.Body), "keyward test") {
 		problems = append(problems, "leaks the cause")
 	}
 	if problems != nil {
-		t.Errorf("%s; body %.300s", strings.Join(problems, "; "), r.body)
+		t.Errorf("%s; body %.300s", strings.Join(problems, "; "), r.Body)
 	}
 }
 
@@ -110,30 +113,30 @@ func checkServerFailure(t *testing.T, r response) {
 // family (CreateRefreshFamily is one transaction) and records no
 // token_issued event. The same login succeeds once the trigger is gone.
 func TestRefreshInsertFailsClosed(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
-		drop := failRefreshInserts(t, e.db)
-		r := e.token("C1", passwordForm("alice", alicePassword, "scope", "openid read"))
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
+		drop := failRefreshInserts(t, e.DB)
+		r := e.Token("C1", idptest.PasswordForm("alice", idptest.AlicePassword, "scope", "openid read"))
 		checkServerFailure(t, r)
-		if !strings.Contains(e.logs.String(), refreshInsertFault) {
-			t.Errorf("the failure is not the trigger's, or was not logged:\n%s", e.logs.String())
+		if !strings.Contains(e.Logs.String(), refreshInsertFault) {
+			t.Errorf("the failure is not the trigger's, or was not logged:\n%s", e.Logs.String())
 		}
-		if strings.Contains(e.logs.String(), `"msg":"token issued"`) {
+		if strings.Contains(e.Logs.String(), `"msg":"token issued"`) {
 			t.Error(`"token issued" logged for a failed login`)
 		}
-		if n := countRows(t, e.db, `SELECT COUNT(*) FROM refresh_families`); n != 0 {
+		if n := countRows(t, e.DB, `SELECT COUNT(*) FROM refresh_families`); n != 0 {
 			t.Errorf("%d refresh families stored without their token", n)
 		}
-		if n := e.auditCount(t, audit.TokenIssued); n != 0 {
+		if n := auditCount(e, t, audit.TokenIssued); n != 0 {
 			t.Errorf("%d token_issued rows for a failed login", n)
 		}
 
 		drop()
-		ok := e.login("scope", "openid read")
-		if ok.str("access_token") == "" || ok.str("refresh_token") == "" {
-			t.Fatalf("login after the fault: %s", ok.body)
+		ok := e.Login("scope", "openid read")
+		if ok.Str("access_token") == "" || ok.Str("refresh_token") == "" {
+			t.Fatalf("login after the fault: %s", ok.Body)
 		}
-		if n := e.auditCount(t, audit.TokenIssued); n != 1 {
+		if n := auditCount(e, t, audit.TokenIssued); n != 1 {
 			t.Errorf("%d token_issued rows after one good login, want 1", n)
 		}
 	})
@@ -149,17 +152,17 @@ func TestRefreshInsertFailsClosed(t *testing.T) {
 // had the UPDATE survived, the token would count as used with no successor
 // and its next use would be reuse, revoking the family (invalid_grant).
 func TestRefreshRotationFailsClosed(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
-		rt := e.login("scope", "openid read").str("refresh_token")
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
+		rt := e.Login("scope", "openid read").Str("refresh_token")
 		hash := oauth.RefreshHash(rt)
-		drop := failRefreshInserts(t, e.db)
-		checkServerFailure(t, e.token("C1", refreshForm(rt)))
-		if !strings.Contains(e.logs.String(), refreshInsertFault) {
-			t.Errorf("the failure is not the trigger's, or was not logged:\n%s", e.logs.String())
+		drop := failRefreshInserts(t, e.DB)
+		checkServerFailure(t, e.Token("C1", idptest.RefreshForm(rt)))
+		if !strings.Contains(e.Logs.String(), refreshInsertFault) {
+			t.Errorf("the failure is not the trigger's, or was not logged:\n%s", e.Logs.String())
 		}
 
-		tok, fam, err := e.db.RefreshToken(t.Context(), hash)
+		tok, fam, err := e.DB.RefreshToken(t.Context(), hash)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,24 +172,24 @@ func TestRefreshRotationFailsClosed(t *testing.T) {
 		if !fam.RevokedAt.IsZero() {
 			t.Errorf("the family was revoked (%s)", fam.RevokeReason)
 		}
-		if n := countRows(t, e.db, `SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ?`, fam.ID); n != 1 {
+		if n := countRows(t, e.DB, `SELECT COUNT(*) FROM refresh_tokens WHERE family_id = ?`, fam.ID); n != 1 {
 			t.Errorf("%d tokens in the family, want the first one only", n)
 		}
-		if n := e.auditCount(t, audit.TokenRefreshed); n != 0 {
+		if n := auditCount(e, t, audit.TokenRefreshed); n != 0 {
 			t.Errorf("%d token_refreshed rows for a failed rotation", n)
 		}
 
 		drop()
-		r := e.token("C1", refreshForm(rt))
-		next := r.str("refresh_token")
-		if r.status != http.StatusOK || r.str("access_token") == "" || next == "" || next == rt {
-			t.Fatalf("the same token after the fault: %d %s", r.status, r.body)
+		r := e.Token("C1", idptest.RefreshForm(rt))
+		next := r.Str("refresh_token")
+		if r.Status != http.StatusOK || r.Str("access_token") == "" || next == "" || next == rt {
+			t.Fatalf("the same token after the fault: %d %s", r.Status, r.Body)
 		}
-		if n := e.auditCount(t, audit.RefreshReuseDetected); n != 0 {
+		if n := auditCount(e, t, audit.RefreshReuseDetected); n != 0 {
 			t.Errorf("the retry after the fault was taken for reuse (%d events)", n)
 		}
-		if r := e.token("C1", refreshForm(next)); r.status != http.StatusOK {
-			t.Fatalf("the successor: %d %s", r.status, r.body)
+		if r := e.Token("C1", idptest.RefreshForm(next)); r.Status != http.StatusOK {
+			t.Fatalf("the successor: %d %s", r.Status, r.Body)
 		}
 	})
 }
@@ -233,39 +236,39 @@ func TestPasswordVerifierErrorFailsClosed(t *testing.T) {
 		claimMatch bool
 		wantOK     bool // the answer with the hasher working
 	}{
-		{"right password", "alice", alicePassword, false, true},
-		{"right password, verifier claims a match", "alice", alicePassword, true, true},
+		{"right password", "alice", idptest.AlicePassword, false, true},
+		{"right password, verifier claims a match", "alice", idptest.AlicePassword, true, true},
 		{"wrong password, verifier claims a match", "alice", "wrong password", true, false},
-		{"unknown user", "ghost", alicePassword, false, false},
+		{"unknown user", "ghost", idptest.AlicePassword, false, false},
 	}
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				var h *faultyHasher
-				e := newEnv(t, b, func(c *Config) {
+				e := idptest.New(t, b, func(c *idp.Config) {
 					h = &faultyHasher{PasswordHasher: c.Passwords, claimMatch: tt.claimMatch}
 					c.Passwords = h
 				})
 				h.broken.Store(true)
-				r := e.token("C1", passwordForm(tt.user, tt.pw))
+				r := e.Token("C1", idptest.PasswordForm(tt.user, tt.pw))
 				switch {
-				case r.status == http.StatusBadRequest:
-					checkE1(t, r, http.StatusBadRequest, web.ErrInvalidGrant)
-				case r.status >= 500:
+				case r.Status == http.StatusBadRequest:
+					idptest.CheckE1(t, r, http.StatusBadRequest, web.ErrInvalidGrant)
+				case r.Status >= 500:
 					checkServerFailure(t, r)
 				default:
-					t.Errorf("with the verifier failing: %d %.300s, want 400 invalid_grant or 5xx", r.status, r.body)
+					t.Errorf("with the verifier failing: %d %.300s, want 400 invalid_grant or 5xx", r.Status, r.Body)
 				}
-				if n := e.auditCount(t, audit.TokenIssued); n != 0 {
+				if n := auditCount(e, t, audit.TokenIssued); n != 0 {
 					t.Errorf("%d token_issued rows with the verifier failing", n)
 				}
-				if n := e.auditCount(t, audit.LoginSucceeded); n != 0 {
+				if n := auditCount(e, t, audit.LoginSucceeded); n != 0 {
 					t.Errorf("%d login_succeeded rows with the verifier failing", n)
 				}
 
 				h.broken.Store(false)
-				if r := e.token("C1", passwordForm(tt.user, tt.pw)); (r.status == http.StatusOK) != tt.wantOK {
-					t.Errorf("with the verifier working: %d %.300s", r.status, r.body)
+				if r := e.Token("C1", idptest.PasswordForm(tt.user, tt.pw)); (r.Status == http.StatusOK) != tt.wantOK {
+					t.Errorf("with the verifier working: %d %.300s", r.Status, r.Body)
 				}
 			})
 		}

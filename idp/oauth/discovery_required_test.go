@@ -1,4 +1,4 @@
-package idp_test
+package oauth_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/manage"
 )
@@ -22,10 +24,10 @@ import (
 // none, and says so (docs/security.md decision 4).
 func TestDiscoveryRequiredFields(t *testing.T) {
 	const issuer = "https://id.example.test"
-	h, _ := keyedServer(t, issuer)
+	h, _ := idptest.KeyedServer(t, issuer)
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
 		t.Run(path, func(t *testing.T) {
-			w := serve(h, http.MethodGet, path)
+			w := idptest.Serve(h, http.MethodGet, path)
 			if w.Code != http.StatusOK {
 				t.Fatalf("%d", w.Code)
 			}

@@ -1,4 +1,4 @@
-package idp
+package oauth_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/keyward/keyward/idp/manage"
@@ -19,26 +21,26 @@ import (
 // their claims for callers whose business they are, exactly
 // {"active":false} for everything else.
 func TestIntrospect(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
-		login := e.login("scope", "openid read", "audience", "https://rs1.test")
-		at, rt := login.str("access_token"), login.str("refresh_token")
-		cc := e.token("CC", ccForm()).str("access_token")
-		alice := e.users["alice"]
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
+		login := e.Login("scope", "openid read", "audience", "https://rs1.test")
+		at, rt := login.Str("access_token"), login.Str("refresh_token")
+		cc := e.Token("CC", idptest.CCForm()).Str("access_token")
+		alice := e.Users["alice"]
 
 		// Attacker-signed token with our kid, an expired token and a
 		// wrong-typ token, all re-signed in the test.
 		attacker, _ := rsa.GenerateKey(rand.Reader, 2048)
-		_, p := jwtParts(t, at)
-		forged := signWith(t, attacker, e.kid, "at+jwt", p)
-		idToken := login.str("id_token")
+		_, p := idptest.JWTParts(t, at)
+		forged := signWith(t, attacker, e.Kid, "at+jwt", p)
+		idToken := login.Str("id_token")
 		p2 := clone(p)
 		p2["exp"] = time.Now().Add(-time.Minute).Unix()
-		expired := e.signClaims("at+jwt", p2)
-		wrongTyp := e.signClaims("JWT", p)
+		expired := e.SignClaims("at+jwt", p2)
+		wrongTyp := e.SignClaims("JWT", p)
 		p3 := clone(p)
-		p3["iss"] = e.url + "/"
-		wrongIss := e.signClaims("at+jwt", p3)
+		p3["iss"] = e.URL + "/"
+		wrongIss := e.SignClaims("at+jwt", p3)
 
 		tests := []struct {
 			name, caller, token string
@@ -46,7 +48,7 @@ func TestIntrospect(t *testing.T) {
 			want                map[string]any
 		}{
 			{"own access token", "C1", at, true, map[string]any{"sub": alice.ID, "client_id": "C1", "scope": "openid read",
-				"aud": "https://rs1.test", "iss": e.url, "token_type": "Bearer"}},
+				"aud": "https://rs1.test", "iss": e.URL, "token_type": "Bearer"}},
 			{"resource server of the audience", "RS", at, true, map[string]any{"client_id": "C1"}},
 			{"client_credentials token", "CC", cc, true, map[string]any{"sub": "client:CC"}},
 			{"not the caller's business", "C2", at, false, nil},
@@ -63,59 +65,59 @@ func TestIntrospect(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				r := e.do(request{path: "/oauth2/introspect", auth: e.basic(tt.caller), body: "token=" + tt.token})
-				if r.status != 200 || r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != web.ContentTypeJSON {
-					t.Fatalf("%d %v %s", r.status, r.header, r.body)
+				r := e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic(tt.caller), Body: "token=" + tt.token})
+				if r.Status != 200 || r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("Content-Type") != web.ContentTypeJSON {
+					t.Fatalf("%d %v %s", r.Status, r.Header, r.Body)
 				}
 				if !tt.wantActive {
-					if string(r.body) != "{\"active\":false}\n" {
-						t.Fatalf("body %s, want exactly {\"active\":false}", r.body)
+					if string(r.Body) != "{\"active\":false}\n" {
+						t.Fatalf("body %s, want exactly {\"active\":false}", r.Body)
 					}
 					return
 				}
-				if r.json["active"] != true {
-					t.Fatalf("inactive: %s", r.body)
+				if r.JSON["active"] != true {
+					t.Fatalf("inactive: %s", r.Body)
 				}
 				for k, v := range tt.want {
-					if r.json[k] != v {
-						t.Errorf("%s = %v, want %v", k, r.json[k], v)
+					if r.JSON[k] != v {
+						t.Errorf("%s = %v, want %v", k, r.JSON[k], v)
 					}
 				}
 				for _, k := range []string{"exp", "iat"} {
-					if _, ok := r.json[k].(float64); !ok {
+					if _, ok := r.JSON[k].(float64); !ok {
 						t.Errorf("%s missing", k)
 					}
 				}
 			})
 		}
 		// CA-10: authentication required; public clients may not.
-		checkE1(t, e.do(request{path: "/oauth2/introspect", body: "token=" + at}), 401, web.ErrInvalidClient)
-		checkE1(t, e.do(request{path: "/oauth2/introspect", body: "client_id=pub1&token=" + at}), 401, web.ErrInvalidClient)
-		checkE1(t, e.do(request{path: "/oauth2/introspect", auth: e.basic("C1")}), 400, web.ErrInvalidRequest)
+		idptest.CheckE1(t, e.Do(idptest.Request{Path: "/oauth2/introspect", Body: "token=" + at}), 401, web.ErrInvalidClient)
+		idptest.CheckE1(t, e.Do(idptest.Request{Path: "/oauth2/introspect", Body: "client_id=pub1&token=" + at}), 401, web.ErrInvalidClient)
+		idptest.CheckE1(t, e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic("C1")}), 400, web.ErrInvalidRequest)
 		// A used refresh token, and a disabled user's tokens, are inactive.
-		e.token("C1", refreshForm(rt))
-		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("C1"), body: "token=" + rt}); r.json["active"] != false {
-			t.Errorf("used refresh token: %s", r.body)
+		e.Token("C1", idptest.RefreshForm(rt))
+		if r := e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic("C1"), Body: "token=" + rt}); r.JSON["active"] != false {
+			t.Errorf("used refresh token: %s", r.Body)
 		}
 		// A disabled client's user tokens are inactive too, even to a
 		// resource server asking about them.
-		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("RS"), body: "token=" + at}); r.json["active"] != true {
-			t.Fatalf("resource server introspecting C1's token: %s", r.body)
+		if r := e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic("RS"), Body: "token=" + at}); r.JSON["active"] != true {
+			t.Fatalf("resource server introspecting C1's token: %s", r.Body)
 		}
-		if _, err := e.db.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Disabled = true; return nil }); err != nil {
+		if _, err := e.DB.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Disabled = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("RS"), body: "token=" + at}); r.json["active"] != false {
-			t.Errorf("disabled client's user token: %s", r.body)
+		if r := e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic("RS"), Body: "token=" + at}); r.JSON["active"] != false {
+			t.Errorf("disabled client's user token: %s", r.Body)
 		}
-		if _, err := e.db.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Disabled = false; return nil }); err != nil {
+		if _, err := e.DB.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Disabled = false; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.db.UpdateUser(context.Background(), alice.ID, func(u *storage.User) error { u.Disabled = true; return nil }); err != nil {
+		if _, err := e.DB.UpdateUser(context.Background(), alice.ID, func(u *storage.User) error { u.Disabled = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if r := e.do(request{path: "/oauth2/introspect", auth: e.basic("C1"), body: "token=" + at}); r.json["active"] != false {
-			t.Errorf("disabled user's access token: %s", r.body)
+		if r := e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic("C1"), Body: "token=" + at}); r.JSON["active"] != false {
+			t.Errorf("disabled user's access token: %s", r.Body)
 		}
 	})
 }

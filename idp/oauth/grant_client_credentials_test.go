@@ -1,8 +1,10 @@
-package idp
+package oauth_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -13,7 +15,7 @@ import (
 // those scopes describe a user, and this grant has none. It holds whether
 // or not the client is registered for the scope.
 func TestClientCredentialsOIDCScope(t *testing.T) {
-	e := newEnv(t, storagetest.Backends[0])
+	e := idptest.New(t, storagetest.Backends[0])
 	tests := []struct{ name, client, scope string }{
 		{"openid, registered", "CC", "openid"},
 		{"openid with a granted scope", "CC", "read openid"},
@@ -23,21 +25,21 @@ func TestClientCredentialsOIDCScope(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := e.token(tt.client, ccForm("scope", tt.scope))
+			r := e.Token(tt.client, idptest.CCForm("scope", tt.scope))
 			if tt.client == "POST" {
-				r = e.do(request{body: ccForm("scope", tt.scope, "client_id", "POST", "client_secret", e.secrets["POST"]).Encode()})
+				r = e.Do(idptest.Request{Body: idptest.CCForm("scope", tt.scope, "client_id", "POST", "client_secret", e.Secrets["POST"]).Encode()})
 			}
-			checkE1(t, r, 400, web.ErrInvalidScope)
-			d := r.str("error_description")
+			idptest.CheckE1(t, r, 400, web.ErrInvalidScope)
+			d := r.Str("error_description")
 			if !strings.Contains(d, "client_credentials has none") || !strings.Contains(d, "user") {
 				t.Errorf("error_description %q does not say that the grant has no user", d)
 			}
 		})
 	}
 	// A scope the client simply lacks keeps the generic description.
-	r := e.token("CC", ccForm("scope", "admin:everything"))
-	checkE1(t, r, 400, web.ErrInvalidScope)
-	if strings.Contains(r.str("error_description"), "user") {
-		t.Errorf("unregistered scope: %q", r.str("error_description"))
+	r := e.Token("CC", idptest.CCForm("scope", "admin:everything"))
+	idptest.CheckE1(t, r, 400, web.ErrInvalidScope)
+	if strings.Contains(r.Str("error_description"), "user") {
+		t.Errorf("unregistered scope: %q", r.Str("error_description"))
 	}
 }

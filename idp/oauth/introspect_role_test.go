@@ -1,9 +1,11 @@
-package idp
+package oauth_test
 
 import (
 	"context"
 	"net/http"
 	"testing"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/storage"
@@ -16,8 +18,8 @@ import (
 // (IntrospectAudiences), or the client the token was issued to, learns
 // anything; every other caller gets exactly {"active":false} (RFC 7662 §2.2).
 func TestIntrospectResourceServerRole(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
 		ctx := context.Background()
 		for _, spec := range []manage.ClientSpec{
 			// Two apps that call the API "api" with client_credentials.
@@ -32,18 +34,18 @@ func TestIntrospectResourceServerRole(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := e.db.CreateClient(ctx, &c); err != nil {
+			if err := e.DB.CreateClient(ctx, &c); err != nil {
 				t.Fatal(err)
 			}
-			e.secrets[spec.ID] = secret
+			e.Secrets[spec.ID] = secret
 		}
-		tok := e.token("other-app", ccForm("audience", "api"))
-		if tok.status != http.StatusOK {
-			t.Fatalf("token: %d %s", tok.status, tok.body)
+		tok := e.Token("other-app", idptest.CCForm("audience", "api"))
+		if tok.Status != http.StatusOK {
+			t.Fatalf("token: %d %s", tok.Status, tok.Body)
 		}
-		at := tok.str("access_token")
+		at := tok.Str("access_token")
 		// A user's token for an audience, with its refresh token.
-		login := e.login("scope", "read", "audience", "https://rs1.test")
+		login := e.Login("scope", "read", "audience", "https://rs1.test")
 
 		tests := []struct {
 			name, caller, token string
@@ -53,24 +55,24 @@ func TestIntrospectResourceServerRole(t *testing.T) {
 			{"resource server of the audience", "api-rs", at, true},
 			{"resource server of another audience", "billing-rs", at, false},
 			{"the client the token was issued to", "other-app", at, true},
-			{"app registered for a user token's audience", "CC", login.str("access_token"), false},
-			{"resource server of a user token's audience", "RS", login.str("access_token"), true},
-			{"resource server and another client's refresh token", "RS", login.str("refresh_token"), false},
+			{"app registered for a user token's audience", "CC", login.Str("access_token"), false},
+			{"resource server of a user token's audience", "RS", login.Str("access_token"), true},
+			{"resource server and another client's refresh token", "RS", login.Str("refresh_token"), false},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				r := e.do(request{path: "/oauth2/introspect", auth: e.basic(tt.caller), body: "token=" + tt.token})
-				if r.status != http.StatusOK {
-					t.Fatalf("%d %s", r.status, r.body)
+				r := e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic(tt.caller), Body: "token=" + tt.token})
+				if r.Status != http.StatusOK {
+					t.Fatalf("%d %s", r.Status, r.Body)
 				}
 				if !tt.wantActive {
-					if string(r.body) != "{\"active\":false}\n" {
-						t.Fatalf("body %s, want exactly {\"active\":false}", r.body)
+					if string(r.Body) != "{\"active\":false}\n" {
+						t.Fatalf("body %s, want exactly {\"active\":false}", r.Body)
 					}
 					return
 				}
-				if r.json["active"] != true || r.json["aud"] == nil {
-					t.Fatalf("body %s, want an active token with its claims", r.body)
+				if r.JSON["active"] != true || r.JSON["aud"] == nil {
+					t.Fatalf("body %s, want an active token with its claims", r.Body)
 				}
 			})
 		}
@@ -79,7 +81,7 @@ func TestIntrospectResourceServerRole(t *testing.T) {
 		// introspection at once; taking it away closes it.
 		setRole := func(aud ...string) {
 			t.Helper()
-			if _, err := e.db.UpdateClient(ctx, "app", func(c *storage.Client) error {
+			if _, err := e.DB.UpdateClient(ctx, "app", func(c *storage.Client) error {
 				c.IntrospectAudiences = aud
 				return nil
 			}); err != nil {
@@ -87,8 +89,8 @@ func TestIntrospectResourceServerRole(t *testing.T) {
 			}
 		}
 		introspect := func() bool {
-			r := e.do(request{path: "/oauth2/introspect", auth: e.basic("app"), body: "token=" + at})
-			return r.json["active"] == true
+			r := e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic("app"), Body: "token=" + at})
+			return r.JSON["active"] == true
 		}
 		setRole("api")
 		if !introspect() {

@@ -1,4 +1,4 @@
-package idp
+package oauth_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
@@ -42,10 +45,10 @@ func (h slowHasher) Verify(ctx context.Context, pw, enc string) (bool, bool, err
 type accountEvent struct {
 	name   string
 	rounds int
-	apply  func(t *testing.T, e *env, current string, round int) string
+	apply  func(t *testing.T, e *idptest.Env, current string, round int) string
 	// after runs once the logins have stopped and the families were
 	// counted (re-enable, re-create).
-	after func(t *testing.T, e *env, current string)
+	after func(t *testing.T, e *idptest.Env, current string)
 }
 
 // TestLoginInFlightDuringAccountChange is the reproduction of finding 1
@@ -60,22 +63,22 @@ type accountEvent struct {
 // answers normally.
 func TestLoginInFlightDuringAccountChange(t *testing.T) {
 	events := []accountEvent{
-		{name: "account password", rounds: 120, apply: func(t *testing.T, e *env, current string, round int) string {
-			at := e.bearerFor(t, current)
+		{name: "account password", rounds: 120, apply: func(t *testing.T, e *idptest.Env, current string, round int) string {
+			at := bearerFor(e, t, current)
 			next := fmt.Sprintf("in flight passphrase number %d", round)
-			if r := e.changePassword(at, current, next); r.status != http.StatusNoContent {
-				t.Fatalf("round %d: POST /account/password: %d %s", round, r.status, r.body)
+			if r := e.ChangePassword(at, current, next); r.Status != http.StatusNoContent {
+				t.Fatalf("round %d: POST /account/password: %d %s", round, r.Status, r.Body)
 			}
 			return next
 		}},
-		{name: "operator set-password", rounds: 40, apply: func(t *testing.T, e *env, _ string, round int) string {
+		{name: "operator set-password", rounds: 40, apply: func(t *testing.T, e *idptest.Env, _ string, round int) string {
 			next := fmt.Sprintf("operator passphrase number %d", round)
-			hash, err := e.hasher.Hash(t.Context(), next)
+			hash, err := e.Hasher.Hash(t.Context(), next)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// What `keyward users set-password` does (cmd/keyward/users.go).
-			u, err := e.db.UpdateUser(t.Context(), e.users["alice"].ID, func(u *storage.User) error {
+			u, err := e.DB.UpdateUser(t.Context(), e.Users["alice"].ID, func(u *storage.User) error {
 				u.PasswordHash = hash
 				u.PasswordChangedAt = storage.At(time.Now())
 				return nil
@@ -83,49 +86,49 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := manage.New(e.db, e.srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokePassword); err != nil {
+			if _, err := manage.New(e.DB, e.Srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokePassword); err != nil {
 				t.Fatal(err)
 			}
 			return next
 		}},
-		{name: "disable", rounds: 20, apply: func(t *testing.T, e *env, current string, _ int) string {
+		{name: "disable", rounds: 20, apply: func(t *testing.T, e *idptest.Env, current string, _ int) string {
 			// What `keyward users disable` and PATCH {"disabled":true} do.
-			u, err := e.db.UpdateUser(t.Context(), e.users["alice"].ID, func(u *storage.User) error { u.Disabled = true; return nil })
+			u, err := e.DB.UpdateUser(t.Context(), e.Users["alice"].ID, func(u *storage.User) error { u.Disabled = true; return nil })
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := manage.New(e.db, e.srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled); err != nil {
+			if _, err := manage.New(e.DB, e.Srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokeUserDisabled); err != nil {
 				t.Fatal(err)
 			}
 			return current
-		}, after: func(t *testing.T, e *env, _ string) {
+		}, after: func(t *testing.T, e *idptest.Env, _ string) {
 			// Enabling revives nothing: the tokens are checked afterwards.
-			e.updateAlice(t, func(u *storage.User) { u.Disabled = false })
+			updateAlice(e, t, func(u *storage.User) { u.Disabled = false })
 		}},
-		{name: "delete", rounds: 20, apply: func(t *testing.T, e *env, current string, _ int) string {
-			if err := e.db.DeleteUser(t.Context(), e.users["alice"].ID); err != nil {
+		{name: "delete", rounds: 20, apply: func(t *testing.T, e *idptest.Env, current string, _ int) string {
+			if err := e.DB.DeleteUser(t.Context(), e.Users["alice"].ID); err != nil {
 				t.Fatal(err)
 			}
 			return current
-		}, after: func(t *testing.T, e *env, current string) {
-			e.addUser("alice", current, false)
+		}, after: func(t *testing.T, e *idptest.Env, current string) {
+			e.AddUser("alice", current, false)
 		}},
 	}
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b, func(c *Config) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b, func(c *idp.Config) {
 			c.Passwords = slowHasher{PasswordHasher: c.Passwords, delay: 4 * time.Millisecond}
 			// Each round ends with a login or two refused with the old
 			// password; hundreds of them must not trip the throttle.
 			c.Throttle = guard.Policy{FreeFailures: 1 << 20, AccountFreeFailures: 1 << 20, IPFailures: 1 << 20}
 		})
-		current := alicePassword
+		current := idptest.AlicePassword
 		total := 0
 		for _, ev := range events {
 			t.Run(ev.name, func(t *testing.T) {
 				var bad roundResult
 				badRounds := 0
 				for round := range ev.rounds {
-					r := e.raceRound(t, ev, &current, round)
+					r := raceRound(e, t, ev, &current, round)
 					total++
 					if r.liveFamilies+r.liveTokens+len(r.failures) > 0 {
 						badRounds++
@@ -140,9 +143,9 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 				}
 			})
 		}
-		e.srv.Auditor().Flush()
+		e.Srv.Auditor().Flush()
 		var caught int
-		if err := e.db.SQL().GetContext(t.Context(), &caught,
+		if err := e.DB.SQL().GetContext(t.Context(), &caught,
 			`SELECT COUNT(*) FROM audit_events WHERE type = 'login_failed' AND reason = 'account_changed'`); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +166,7 @@ type roundResult struct {
 // raceRound runs one round: logins back to back with *current until ev
 // has been applied, then the checks. *current becomes the password after
 // the round.
-func (e *env) raceRound(t *testing.T, ev accountEvent, current *string, round int) roundResult {
+func raceRound(e *idptest.Env, t *testing.T, ev accountEvent, current *string, round int) roundResult {
 	t.Helper()
 	pw := *current
 	var stop atomic.Bool
@@ -181,7 +184,7 @@ func (e *env) raceRound(t *testing.T, ev accountEvent, current *string, round in
 				out.bad = append(out.bad, "logins never stopped")
 				break
 			}
-			status, body, err := e.rawToken("C1", passwordForm("alice", pw))
+			status, body, err := rawToken(e, "C1", idptest.PasswordForm("alice", pw))
 			switch {
 			case err != nil:
 				out.bad = append(out.bad, err.Error())
@@ -213,7 +216,7 @@ func (e *env) raceRound(t *testing.T, ev accountEvent, current *string, round in
 	stop.Store(true)
 	out := <-done
 	res := roundResult{failures: out.bad}
-	fs, err := e.db.RefreshFamilies(t.Context(), e.users["alice"].ID)
+	fs, err := e.DB.RefreshFamilies(t.Context(), e.Users["alice"].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +229,7 @@ func (e *env) raceRound(t *testing.T, ev accountEvent, current *string, round in
 		ev.after(t, e, *current)
 	}
 	for _, rt := range out.refresh {
-		status, body, err := e.rawToken("C1", refreshForm(rt))
+		status, body, err := rawToken(e, "C1", idptest.RefreshForm(rt))
 		switch {
 		case err != nil:
 			t.Fatal(err)
@@ -241,24 +244,24 @@ func (e *env) raceRound(t *testing.T, ev accountEvent, current *string, round in
 
 // bearerFor is an access token of alice's, from a client without refresh
 // tokens, for the account API.
-func (e *env) bearerFor(t *testing.T, pw string) string {
+func bearerFor(e *idptest.Env, t *testing.T, pw string) string {
 	t.Helper()
-	r := e.token("NOREF", passwordForm("alice", pw))
-	if r.status != http.StatusOK {
-		t.Fatalf("login for a bearer token: %d %s", r.status, r.body)
+	r := e.Token("NOREF", idptest.PasswordForm("alice", pw))
+	if r.Status != http.StatusOK {
+		t.Fatalf("login for a bearer token: %d %s", r.Status, r.Body)
 	}
-	return r.str("access_token")
+	return r.Str("access_token")
 }
 
 // rawToken posts form to the token endpoint as client, from any goroutine:
 // it returns errors instead of failing the test.
-func (e *env) rawToken(client string, form url.Values) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, e.url+"/oauth2/token", strings.NewReader(form.Encode()))
+func rawToken(e *idptest.Env, client string, form url.Values) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, e.URL+"/oauth2/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", e.basic(client))
+	req.Header.Set("Authorization", e.Basic(client))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err

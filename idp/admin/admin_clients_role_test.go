@@ -1,4 +1,4 @@
-package idp
+package admin_test
 
 import (
 	"encoding/base64"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/web"
@@ -17,50 +19,50 @@ import (
 // audits the resource-server role (introspect_audiences), and CheckClient
 // holds it to the rules of any client field.
 func TestAdminClientIntrospectRole(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b)
-		ops := e.opsToken()
-		roleOf := func(t *testing.T, r response) []string {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.NewAdmin(t, b)
+		ops := e.OpsToken()
+		roleOf := func(t *testing.T, r idptest.Response) []string {
 			t.Helper()
 			var v struct {
 				Role *[]string `json:"introspect_audiences"`
 			}
-			if err := json.Unmarshal(r.body, &v); err != nil || v.Role == nil {
-				t.Fatalf("no introspect_audiences in %s", r.body)
+			if err := json.Unmarshal(r.Body, &v); err != nil || v.Role == nil {
+				t.Fatalf("no introspect_audiences in %s", r.Body)
 			}
 			return *v.Role
 		}
 
-		r := e.call("POST", "/admin/v1/clients", ops, `{"client_id":"orders-api","introspect_audiences":["api","api"]}`)
-		want(t, r, 201, "")
-		e.bodies = e.bodies[:len(e.bodies)-1] // the answer that shows the secret
-		e.secrets["orders-api"] = r.str("client_secret")
+		r := e.Call("POST", "/admin/v1/clients", ops, `{"client_id":"orders-api","introspect_audiences":["api","api"]}`)
+		idptest.Want(t, r, 201, "")
+		e.Bodies = e.Bodies[:len(e.Bodies)-1] // the answer that shows the secret
+		e.Secrets["orders-api"] = r.Str("client_secret")
 		if got := roleOf(t, r); !slices.Equal(got, []string{"api"}) {
 			t.Errorf("created with introspect_audiences %q", got)
 		}
-		if got := roleOf(t, e.call("GET", "/admin/v1/clients/C1", ops, "")); len(got) != 0 {
+		if got := roleOf(t, e.Call("GET", "/admin/v1/clients/C1", ops, "")); len(got) != 0 {
 			t.Errorf("C1 has introspect_audiences %q, want []", got)
 		}
 
 		// The new resource server introspects another client's token for
 		// its audience; CC, registered for rs1 only as a caller, does not.
-		at := e.login("scope", "read", "audience", "https://rs1.test").str("access_token")
+		at := e.Login("scope", "read", "audience", "https://rs1.test").Str("access_token")
 		introspect := func(caller string) any {
-			return e.do(request{path: "/oauth2/introspect", auth: e.basic(caller), body: "token=" + url.QueryEscape(at)}).json["active"]
+			return e.Do(idptest.Request{Path: "/oauth2/introspect", Auth: e.Basic(caller), Body: "token=" + url.QueryEscape(at)}).JSON["active"]
 		}
 		if introspect("orders-api") != false || introspect("CC") != false {
 			t.Fatal("a client without the role for https://rs1.test introspected its token")
 		}
-		r = e.call("PATCH", "/admin/v1/clients/orders-api", ops, `{"introspect_audiences":["api","https://rs1.test"]}`)
-		want(t, r, 200, "")
+		r = e.Call("PATCH", "/admin/v1/clients/orders-api", ops, `{"introspect_audiences":["api","https://rs1.test"]}`)
+		idptest.Want(t, r, 200, "")
 		if got := roleOf(t, r); !slices.Equal(got, []string{"api", "https://rs1.test"}) {
 			t.Errorf("patched introspect_audiences %q", got)
 		}
-		e.wantAudit(t, audit.ClientUpdated, 1, "orders-api", "introspect_audiences")
+		e.WantAudit(t, audit.ClientUpdated, 1, "orders-api", "introspect_audiences")
 		if introspect("orders-api") != true {
 			t.Error("granted the role for https://rs1.test, still inactive")
 		}
-		want(t, e.call("PATCH", "/admin/v1/clients/orders-api", ops, `{"introspect_audiences":[]}`), 200, "")
+		idptest.Want(t, e.Call("PATCH", "/admin/v1/clients/orders-api", ops, `{"introspect_audiences":[]}`), 200, "")
 		if introspect("orders-api") != false {
 			t.Error("role emptied, still active")
 		}
@@ -73,13 +75,13 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 			{"not a list", "PATCH", "/admin/v1/clients/orders-api", `{"introspect_audiences":"api"}`},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				want(t, e.call(tt.method, tt.path, ops, tt.body), 400, web.ErrInvalidRequest)
+				idptest.Want(t, e.Call(tt.method, tt.path, ops, tt.body), 400, web.ErrInvalidRequest)
 			})
 		}
-		if c, _ := e.db.Client(t.Context(), "orders-api"); len(c.IntrospectAudiences) != 0 {
+		if c, _ := e.DB.Client(t.Context(), "orders-api"); len(c.IntrospectAudiences) != 0 {
 			t.Errorf("a refused patch changed the role: %q", c.IntrospectAudiences)
 		}
-		e.checkNoSecrets(t)
+		e.CheckNoSecrets(t)
 	})
 }
 
@@ -88,17 +90,17 @@ func TestAdminClientIntrospectRole(t *testing.T) {
 // RFC 6749 §2.3.1's form-encoding could not send (NewClient's
 // CheckNewClientID, the rule `keyward clients create` follows too).
 func TestAdminClientIDRule(t *testing.T) {
-	e := newAdminEnv(t, storagetest.Backends[0])
-	ops := e.opsToken()
+	e := idptest.NewAdmin(t, storagetest.Backends[0])
+	ops := e.OpsToken()
 	for _, id := range []string{"a+b", "a:b", "a%20b", "a b", "a/b", "é", "a@b", strings.Repeat("x", 129), ""} {
 		t.Run(id, func(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{"client_id": id, "grant_types": []string{"client_credentials"}})
-			r := e.call("POST", "/admin/v1/clients", ops, string(body))
-			want(t, r, 400, web.ErrInvalidRequest)
-			if d := r.str("error_description"); !strings.Contains(d, "client id") {
+			r := e.Call("POST", "/admin/v1/clients", ops, string(body))
+			idptest.Want(t, r, 400, web.ErrInvalidRequest)
+			if d := r.Str("error_description"); !strings.Contains(d, "client id") {
 				t.Errorf("error_description %q does not name the rule", d)
 			}
-			if _, err := e.db.Client(t.Context(), id); err == nil {
+			if _, err := e.DB.Client(t.Context(), id); err == nil {
 				t.Errorf("client %q stored", id)
 			}
 		})
@@ -106,13 +108,13 @@ func TestAdminClientIDRule(t *testing.T) {
 	for _, id := range []string{"svc", "Orders-API_v2.1~x", strings.Repeat("x", 128)} {
 		t.Run(id, func(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{"client_id": id, "grant_types": []string{"client_credentials"}})
-			r := e.call("POST", "/admin/v1/clients", ops, string(body))
-			want(t, r, 201, "")
-			e.bodies = e.bodies[:len(e.bodies)-1]
+			r := e.Call("POST", "/admin/v1/clients", ops, string(body))
+			idptest.Want(t, r, 201, "")
+			e.Bodies = e.Bodies[:len(e.Bodies)-1]
 			// Sent unencoded in Basic, as requests and Authlib do.
-			tok := e.do(request{body: "grant_type=client_credentials", auth: basicRaw(id, r.str("client_secret"))})
-			if tok.status != 200 {
-				t.Errorf("unencoded Basic: %d %s", tok.status, tok.body)
+			tok := e.Do(idptest.Request{Body: "grant_type=client_credentials", Auth: basicRaw(id, r.Str("client_secret"))})
+			if tok.Status != 200 {
+				t.Errorf("unencoded Basic: %d %s", tok.Status, tok.Body)
 			}
 		})
 	}

@@ -1,52 +1,22 @@
-package idp_test
+package oauth_test
 
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/keyward/keyward/idp"
-	"github.com/keyward/keyward/keys"
-	"github.com/keyward/keyward/storage/storagetest"
+	"github.com/keyward/keyward/internal/idptest"
 )
-
-// keyedServer is a Server over a fresh SQLite database with a real key
-// manager, for the endpoints that need nothing else.
-func keyedServer(t testing.TB, issuer string) (http.Handler, *keys.Manager) {
-	t.Helper()
-	db := storagetest.OpenSQLite(t)
-	km, err := keys.NewManager(t.Context(), db, keys.NewKEK(), keys.Policy{}, nil, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := idp.New(idp.Config{Issuer: issuer, Store: db, Keys: km, JWKSMaxAge: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv.Handler(), km
-}
-
-func serve(h http.Handler, method, path string, header ...string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, path, nil)
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Set(header[i], header[i+1])
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
-}
 
 // TestDiscoveryMetadata checks KM-09: both documents agree, the issuer is
 // exact, endpoints hang off it, and nothing advertises "none".
 func TestDiscoveryMetadata(t *testing.T) {
 	const issuer = "https://id.example.test"
-	h, _ := keyedServer(t, issuer)
+	h, _ := idptest.KeyedServer(t, issuer)
 	docs := map[string]map[string]any{}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
-		w := serve(h, http.MethodGet, path)
+		w := idptest.Serve(h, http.MethodGet, path)
 		if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Fatalf("%s: %d %s", path, w.Code, w.Header().Get("Content-Type"))
 		}
@@ -98,8 +68,8 @@ func mustJSON(v any) string {
 // only, a strong ETag, public max-age, and 304 for a matching
 // If-None-Match in any of its forms.
 func TestJWKSHandler(t *testing.T) {
-	h, km := keyedServer(t, "http://localhost:8080")
-	w := serve(h, http.MethodGet, "/.well-known/jwks.json")
+	h, km := idptest.KeyedServer(t, "http://localhost:8080")
+	w := idptest.Serve(h, http.MethodGet, "/.well-known/jwks.json")
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
@@ -136,7 +106,7 @@ func TestJWKSHandler(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := serve(h, http.MethodGet, "/.well-known/jwks.json", "If-None-Match", tt.inm)
+			w := idptest.Serve(h, http.MethodGet, "/.well-known/jwks.json", "If-None-Match", tt.inm)
 			if w.Code != tt.want {
 				t.Fatalf("status %d, want %d", w.Code, tt.want)
 			}
@@ -149,7 +119,7 @@ func TestJWKSHandler(t *testing.T) {
 	if _, err := km.Rotate(t.Context(), true); err != nil {
 		t.Fatal(err)
 	}
-	if w := serve(h, http.MethodGet, "/.well-known/jwks.json", "If-None-Match", etag); w.Code != http.StatusOK || w.Header().Get("ETag") == etag {
+	if w := idptest.Serve(h, http.MethodGet, "/.well-known/jwks.json", "If-None-Match", etag); w.Code != http.StatusOK || w.Header().Get("ETag") == etag {
 		t.Fatalf("after rotation: %d, ETag %q", w.Code, w.Header().Get("ETag"))
 	}
 }
@@ -157,7 +127,7 @@ func TestJWKSHandler(t *testing.T) {
 // BenchmarkJWKSHandler measures the JWKS endpoint through the full handler
 // stack (middleware, router, metrics), answering 200 and 304.
 func BenchmarkJWKSHandler(b *testing.B) {
-	h, km := keyedServer(b, "http://localhost:8080")
+	h, km := idptest.KeyedServer(b, "http://localhost:8080")
 	_, etag := km.JWKS()
 	for _, bc := range []struct {
 		name   string
@@ -167,7 +137,7 @@ func BenchmarkJWKSHandler(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if w := serve(h, http.MethodGet, "/.well-known/jwks.json", bc.header...); w.Code >= 400 {
+					if w := idptest.Serve(h, http.MethodGet, "/.well-known/jwks.json", bc.header...); w.Code >= 400 {
 						b.Fatalf("status %d", w.Code)
 					}
 				}

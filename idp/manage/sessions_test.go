@@ -1,8 +1,10 @@
-package idp
+package manage_test
 
 import (
 	"context"
 	"testing"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/manage"
@@ -15,9 +17,9 @@ import (
 // actor, client and user agent, only when any was live; a failed
 // revocation records nothing. The steps run in order on one database.
 func TestEndSessions(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
-		alice := e.users["alice"].ID
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
+		alice := e.Users["alice"].ID
 		canceled, cancel := context.WithCancel(t.Context())
 		cancel()
 		tests := []struct {
@@ -33,7 +35,7 @@ func TestEndSessions(t *testing.T) {
 				name: "user with two sessions", logins: 2,
 				end: func(ctx context.Context) (int64, error) {
 					by := audit.Event{Actor: "client:OPS", UserAgent: "ops-tool/1"}
-					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, by, alice, storage.RevokeSignOut)
+					return manage.New(e.DB, e.Srv.Auditor(), nil, e.Clock.Now).EndUserSessions(ctx, by, alice, storage.RevokeSignOut)
 				},
 				wantN: 2,
 				wantRow: &storage.AuditEvent{Type: string(audit.TokenRevoked), Actor: "client:OPS", Subject: alice,
@@ -42,14 +44,14 @@ func TestEndSessions(t *testing.T) {
 			{
 				name: "user with none live",
 				end: func(ctx context.Context) (int64, error) {
-					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, audit.Event{Actor: "cli"}, alice, storage.RevokeUserDisabled)
+					return manage.New(e.DB, e.Srv.Auditor(), nil, e.Clock.Now).EndUserSessions(ctx, audit.Event{Actor: "cli"}, alice, storage.RevokeUserDisabled)
 				},
 			},
 			{
 				name: "client", logins: 1,
 				end: func(ctx context.Context) (int64, error) {
 					by := audit.Event{Actor: "client:OPS"} // the client_id is the client's, whoever ends them
-					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndClientSessions(ctx, by, "C1", storage.RevokeClient)
+					return manage.New(e.DB, e.Srv.Auditor(), nil, e.Clock.Now).EndClientSessions(ctx, by, "C1", storage.RevokeClient)
 				},
 				wantN: 1,
 				wantRow: &storage.AuditEvent{Type: string(audit.TokenRevoked), Actor: "client:OPS", Subject: "C1",
@@ -59,7 +61,7 @@ func TestEndSessions(t *testing.T) {
 				name: "store fails", logins: 1, ctx: canceled,
 				end: func(ctx context.Context) (int64, error) {
 					by := audit.Event{Actor: alice, ClientID: "C1"}
-					return manage.New(e.db, e.srv.Auditor(), nil, e.clock.Now).EndUserSessions(ctx, by, alice, storage.RevokePassword)
+					return manage.New(e.DB, e.Srv.Auditor(), nil, e.Clock.Now).EndUserSessions(ctx, by, alice, storage.RevokePassword)
 				},
 				wantErr: true,
 			},
@@ -67,9 +69,9 @@ func TestEndSessions(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				for range tt.logins {
-					e.login()
+					e.Login()
 				}
-				before := tokenRevokedRows(t, e.db)
+				before := tokenRevokedRows(t, e.DB)
 				ctx := tt.ctx
 				if ctx == nil {
 					ctx = t.Context()
@@ -78,7 +80,7 @@ func TestEndSessions(t *testing.T) {
 				if (err != nil) != tt.wantErr || n != tt.wantN {
 					t.Fatalf("ended %d, err %v; want %d, error %t", n, err, tt.wantN, tt.wantErr)
 				}
-				after := tokenRevokedRows(t, e.db)
+				after := tokenRevokedRows(t, e.DB)
 				if tt.wantRow == nil {
 					if len(after) != len(before) {
 						t.Fatalf("token_revoked rows %d, want %d: %+v", len(after), len(before), after)
@@ -94,7 +96,7 @@ func TestEndSessions(t *testing.T) {
 					got.Outcome != want.Outcome || got.Reason != want.Reason {
 					t.Errorf("token_revoked row %+v, want %+v", got, want)
 				}
-				fs, err := e.db.RefreshFamilies(t.Context(), alice)
+				fs, err := e.DB.RefreshFamilies(t.Context(), alice)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -105,7 +107,7 @@ func TestEndSessions(t *testing.T) {
 				}
 			})
 		}
-		if fs, _ := e.db.RefreshFamilies(t.Context(), alice); len(fs) == 0 || !fs[0].RevokedAt.IsZero() {
+		if fs, _ := e.DB.RefreshFamilies(t.Context(), alice); len(fs) == 0 || !fs[0].RevokedAt.IsZero() {
 			t.Errorf("the session of the failed revocation is not live: %+v", fs)
 		}
 	})

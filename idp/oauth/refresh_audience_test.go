@@ -1,9 +1,11 @@
-package idp
+package oauth_test
 
 import (
 	"context"
 	"net/http"
 	"testing"
+
+	"github.com/keyward/keyward/internal/idptest"
 
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
@@ -19,7 +21,7 @@ func TestRefreshKeepsAudience(t *testing.T) {
 	const granted, other = "https://rs2.test", "https://rs1.test"
 	tests := []struct {
 		name       string
-		act        func(t *testing.T, e *env) // before the refresh; undone afterwards
+		act        func(t *testing.T, e *idptest.Env) // before the refresh; undone afterwards
 		extra      []string
 		wantStatus int
 		wantCode   string
@@ -31,31 +33,31 @@ func TestRefreshKeepsAudience(t *testing.T) {
 		{"another registered resource", nil, []string{"resource", other}, 400, web.ErrInvalidTarget},
 		{"an unregistered audience", nil, []string{"audience", "https://evil.test"}, 400, web.ErrInvalidTarget},
 		{"audience and resource differ", nil, []string{"audience", granted, "resource", other}, 400, web.ErrInvalidRequest},
-		{"the granted audience no longer registered", func(t *testing.T, e *env) {
-			e.setC1Audiences(t, storage.List{other})
+		{"the granted audience no longer registered", func(t *testing.T, e *idptest.Env) {
+			setC1Audiences(e, t, storage.List{other})
 		}, nil, 400, web.ErrInvalidTarget},
 	}
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				rt := e.login("scope", "read", "audience", granted).str("refresh_token")
+				rt := e.Login("scope", "read", "audience", granted).Str("refresh_token")
 				if tt.act != nil {
 					tt.act(t, e)
-					defer e.setC1Audiences(t, storage.List{other, granted})
+					defer setC1Audiences(e, t, storage.List{other, granted})
 				}
-				r := e.token("C1", refreshForm(rt, tt.extra...))
+				r := e.Token("C1", idptest.RefreshForm(rt, tt.extra...))
 				if tt.wantStatus != http.StatusOK {
-					checkE1(t, r, tt.wantStatus, tt.wantCode)
+					idptest.CheckE1(t, r, tt.wantStatus, tt.wantCode)
 					// Nothing was used up: the token still refreshes, for
 					// the granted audience.
-					e.setC1Audiences(t, storage.List{other, granted})
-					r = e.token("C1", refreshForm(rt))
+					setC1Audiences(e, t, storage.List{other, granted})
+					r = e.Token("C1", idptest.RefreshForm(rt))
 				}
-				if r.status != http.StatusOK {
-					t.Fatalf("refresh: %d %s", r.status, r.body)
+				if r.Status != http.StatusOK {
+					t.Fatalf("refresh: %d %s", r.Status, r.Body)
 				}
-				if _, p := jwtParts(t, r.str("access_token")); p["aud"] != granted {
+				if _, p := idptest.JWTParts(t, r.Str("access_token")); p["aud"] != granted {
 					t.Errorf("aud %v, want %q", p["aud"], granted)
 				}
 			})
@@ -67,32 +69,32 @@ func TestRefreshKeepsAudience(t *testing.T) {
 // (a client registered for no audience) keeps it, even if the client is
 // given audiences later.
 func TestRefreshKeepsIssuerAudience(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
-		r := e.token("ROPC", passwordForm("alice", alicePassword))
-		if r.status != http.StatusOK {
-			t.Fatalf("login: %d %s", r.status, r.body)
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
+		r := e.Token("ROPC", idptest.PasswordForm("alice", idptest.AlicePassword))
+		if r.Status != http.StatusOK {
+			t.Fatalf("login: %d %s", r.Status, r.Body)
 		}
-		if _, err := e.db.UpdateClient(context.Background(), "ROPC", func(c *storage.Client) error {
+		if _, err := e.DB.UpdateClient(context.Background(), "ROPC", func(c *storage.Client) error {
 			c.Audiences = storage.List{"https://rs1.test"}
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		checkE1(t, e.token("ROPC", refreshForm(r.str("refresh_token"), "audience", "https://rs1.test")), 400, web.ErrInvalidTarget)
-		r = e.token("ROPC", refreshForm(r.str("refresh_token")))
-		if r.status != http.StatusOK {
-			t.Fatalf("refresh: %d %s", r.status, r.body)
+		idptest.CheckE1(t, e.Token("ROPC", idptest.RefreshForm(r.Str("refresh_token"), "audience", "https://rs1.test")), 400, web.ErrInvalidTarget)
+		r = e.Token("ROPC", idptest.RefreshForm(r.Str("refresh_token")))
+		if r.Status != http.StatusOK {
+			t.Fatalf("refresh: %d %s", r.Status, r.Body)
 		}
-		if _, p := jwtParts(t, r.str("access_token")); p["aud"] != e.url {
-			t.Errorf("aud %v, want the issuer %q", p["aud"], e.url)
+		if _, p := idptest.JWTParts(t, r.Str("access_token")); p["aud"] != e.URL {
+			t.Errorf("aud %v, want the issuer %q", p["aud"], e.URL)
 		}
 	})
 }
 
-func (e *env) setC1Audiences(t *testing.T, auds storage.List) {
+func setC1Audiences(e *idptest.Env, t *testing.T, auds storage.List) {
 	t.Helper()
-	if _, err := e.db.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Audiences = auds; return nil }); err != nil {
+	if _, err := e.DB.UpdateClient(context.Background(), "C1", func(c *storage.Client) error { c.Audiences = auds; return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
