@@ -35,12 +35,6 @@ func (e *env) account(path, auth, body string) response {
 	return e.do(request{path: path, body: body, contentType: "application/json", auth: auth})
 }
 
-// changePassword posts to /account/password with a Bearer token.
-func (e *env) changePassword(at, current, next string) response {
-	e.t.Helper()
-	return e.account("/account/password", "Bearer "+at, jsonObject("current_password", current, "new_password", next))
-}
-
 // checkAccountError is checkE1 for the account endpoints, whose codes also
 // include invalid_password and not_found: status, JSON, no-store, the code,
 // and nothing internal in the body.

@@ -1,16 +1,13 @@
 package idp
 
 import (
-	"context"
 	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/keys"
-	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -107,32 +104,5 @@ func (e *adminEnv) checkNoSecrets(t *testing.T) {
 				t.Errorf("an admin answer holds client %s's secret or its hash: %s", id, s)
 			}
 		}
-	}
-}
-
-// auditRows returns the audit rows of type typ, newest first.
-func (e *adminEnv) auditRows(typ audit.Type) []storage.AuditEvent {
-	e.t.Helper()
-	evs, err := e.db.AuditEvents(context.Background(), storage.AuditFilter{Type: string(typ)})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return evs
-}
-
-// wantAudit checks that exactly n rows of typ exist and that the newest
-// has the admin as actor, the subject and a reason containing reason.
-func (e *adminEnv) wantAudit(t *testing.T, typ audit.Type, n int, subject, reason string) {
-	t.Helper()
-	rows := e.auditRows(typ)
-	if len(rows) != n {
-		t.Fatalf("%d %s rows, want %d: %+v", len(rows), typ, n, rows)
-	}
-	if n == 0 {
-		return
-	}
-	r := rows[0]
-	if r.Actor != "client:OPS" || (subject != "" && r.Subject != subject) || !strings.Contains(r.Reason, reason) || r.RequestID == "" {
-		t.Errorf("%s row %+v: want actor client:OPS, subject %q, reason containing %q, a request id", typ, r, subject, reason)
 	}
 }
