@@ -53,11 +53,11 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 	}
 	// A path no route has is 404, without Allow.
 	if r := e.Do(idptest.Request{Method: http.MethodGet, Path: "/nope", ContentType: "-"}); r.Status != 404 || r.Header.Get("Allow") != "" {
-		t.Errorf("unknown path: %d, guard.Allow %q", r.Status, r.Header.Get("Allow"))
+		t.Errorf("unknown path: %d, Allow %q", r.Status, r.Header.Get("Allow"))
 	}
 }
 
-// TestEveryRouteAllow walks the routes Server.Routes binds, so a route
+// TestEveryRouteAllow walks the routes idp.Server.Routes binds, so a route
 // added later is covered: a method it does not take gets 405 with an Allow
 // header holding every method it does.
 func TestEveryRouteAllow(t *testing.T) {

@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/keyward/keyward/idp"
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/audit"
@@ -49,7 +51,7 @@ func TestAuditSecretScan(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			db := storagetest.Open(t, b.DSN(t))
 			var logs syncBuffer
-			s := newProtectServer(t, db, func(c *Config) {
+			s := newProtectServer(t, db, func(c *idp.Config) {
 				c.Log = jsonLogger(&logs)
 				c.Throttle.IPFailures = 9 // reach the 429 path quickly
 			})
@@ -88,9 +90,9 @@ func TestAuditSecretScan(t *testing.T) {
 			}
 			r := mux.NewRouter()
 			s.Routes(r)
-			r.Use(s.metrics.Middleware)
-			r.Handle("/test/login", web.Handle(s.log, login)).Methods(http.MethodPost)
-			h := s.middleware(r)
+			r.Use(s.Metrics().Middleware)
+			r.Handle("/test/login", web.Handle(idp.ServerLog(s), login)).Methods(http.MethodPost)
+			h := idp.Middleware(s, r)
 
 			send := func(pw string) int {
 				form := url.Values{"username": {"alice"}, "password": {pw}, "client_id": {"app"}, "client_secret": {clientSecret}}

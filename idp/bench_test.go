@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"context"
@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp"
+
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/internal/idptest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -32,7 +35,7 @@ import (
 // BenchmarkRSASign is bare RSA-2048 PKCS#1 v1.5 signing over SHA-256 on all
 // cores: the ceiling for anything that signs one token per request.
 func BenchmarkRSASign(b *testing.B) {
-	key := sharedTestKeys().key
+	key := idptest.SharedTestKeys().PrivateKey()
 	digest := sha256.Sum256([]byte("payload"))
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -45,13 +48,13 @@ func BenchmarkRSASign(b *testing.B) {
 }
 
 // defaultHash returns a hasher at the default parameters and its hash of
-// alicePassword, for the argon2id ceilings.
+// idptest.AlicePassword, for the argon2id ceilings.
 func defaultHash(b *testing.B) (*password.Hasher, string) {
 	h, err := password.NewHasher(password.DefaultParams())
 	if err != nil {
 		b.Fatal(err)
 	}
-	enc, err := h.Hash(context.Background(), alicePassword)
+	enc, err := h.Hash(context.Background(), idptest.AlicePassword)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +67,7 @@ func BenchmarkArgon2Verify(b *testing.B) {
 	h, enc := defaultHash(b)
 	b.ResetTimer()
 	for b.Loop() {
-		if ok, _, err := h.Verify(context.Background(), alicePassword, enc); !ok || err != nil {
+		if ok, _, err := h.Verify(context.Background(), idptest.AlicePassword, enc); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}
@@ -86,9 +89,9 @@ func benchBackends() []storagetest.Backend {
 // database.
 const benchParallelism = 4
 
-func benchEnv(b *testing.B, be storagetest.Backend, change ...func(*Config)) *env {
-	change = append(change, func(c *Config) { c.Log = slog.New(slog.DiscardHandler) })
-	return newEnv(b, be, change...)
+func benchEnv(b *testing.B, be storagetest.Backend, change ...func(*idp.Config)) *idptest.Env {
+	change = append(change, func(c *idp.Config) { c.Log = slog.New(slog.DiscardHandler) })
+	return idptest.New(b, be, change...)
 }
 
 // poster posts forms to the token endpoint over kept-alive connections.
@@ -98,9 +101,9 @@ type poster struct {
 	auth string
 }
 
-func newPoster(e *env, client string) *poster {
+func newPoster(e *idptest.Env, client string) *poster {
 	tr := &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}
-	return &poster{c: &http.Client{Transport: tr}, url: e.url + "/oauth2/token", auth: e.basic(client)}
+	return &poster{c: &http.Client{Transport: tr}, url: e.URL + "/oauth2/token", auth: e.Basic(client)}
 }
 
 func (p *poster) post(b *testing.B, form string) map[string]any {
@@ -133,7 +136,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 		b.Run(be.Name, func(b *testing.B) {
 			e := benchEnv(b, be)
 			p := newPoster(e, "CC")
-			form := ccForm("scope", "read").Encode()
+			form := idptest.CCForm("scope", "read").Encode()
 			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -153,13 +156,13 @@ func BenchmarkRefresh(b *testing.B) {
 		b.Run(be.Name, func(b *testing.B) {
 			e := benchEnv(b, be)
 			p := newPoster(e, "C1")
-			login := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePassword}, "scope": {"read"}}.Encode()
+			login := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {idptest.AlicePassword}, "scope": {"read"}}.Encode()
 			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				rt := p.post(b, login)["refresh_token"].(string)
 				for pb.Next() {
-					rt = p.post(b, refreshForm(rt).Encode())["refresh_token"].(string)
+					rt = p.post(b, idptest.RefreshForm(rt).Encode())["refresh_token"].(string)
 				}
 			})
 			reportRate(b, "req/s")
@@ -184,17 +187,17 @@ func BenchmarkPasswordGrant(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			e := benchEnv(b, storagetest.Backends[0], func(c *Config) { c.Passwords = h })
-			enc, err := h.Hash(context.Background(), alicePassword)
+			e := benchEnv(b, storagetest.Backends[0], func(c *idp.Config) { c.Passwords = h })
+			enc, err := h.Hash(context.Background(), idptest.AlicePassword)
 			if err != nil {
 				b.Fatal(err)
 			}
 			u := &storage.User{Username: "carol", PasswordHash: enc}
-			if err := e.db.CreateUser(context.Background(), u); err != nil {
+			if err := e.DB.CreateUser(context.Background(), u); err != nil {
 				b.Fatal(err)
 			}
 			p := newPoster(e, "C1")
-			form := passwordForm("carol", alicePassword, "scope", "openid read").Encode()
+			form := idptest.PasswordForm("carol", idptest.AlicePassword, "scope", "openid read").Encode()
 			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -214,7 +217,7 @@ func BenchmarkArgon2VerifyParallel(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if ok, _, err := h.Verify(context.Background(), alicePassword, enc); !ok || err != nil {
+			if ok, _, err := h.Verify(context.Background(), idptest.AlicePassword, enc); !ok || err != nil {
 				b.Fatal(ok, err)
 			}
 		}
@@ -247,7 +250,7 @@ func median(xs []float64) float64 {
 
 // rsaSigner returns one bare RSA-2048 PKCS#1 v1.5 signature as a func.
 func rsaSigner(b *testing.B) func() {
-	key := sharedTestKeys().key
+	key := idptest.SharedTestKeys().PrivateKey()
 	digest := sha256.Sum256([]byte("payload"))
 	return func() {
 		if _, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
@@ -266,7 +269,7 @@ func BenchmarkClientCredentialsVsRSA(b *testing.B) {
 		b.Run(be.Name, func(b *testing.B) {
 			e := benchEnv(b, be)
 			p := newPoster(e, "CC")
-			form := ccForm("scope", "read").Encode()
+			form := idptest.CCForm("scope", "read").Encode()
 			vsRSA(b, func() { p.post(b, form) })
 		})
 	}
@@ -280,14 +283,14 @@ func BenchmarkRefreshVsRSA(b *testing.B) {
 		b.Run(be.Name, func(b *testing.B) {
 			e := benchEnv(b, be)
 			p := newPoster(e, "C1")
-			login := passwordForm("alice", alicePassword, "scope", "read").Encode()
+			login := idptest.PasswordForm("alice", idptest.AlicePassword, "scope", "read").Encode()
 			chains := make(chan string, benchParallelism*runtime.GOMAXPROCS(0))
 			for range cap(chains) {
 				chains <- p.post(b, login)["refresh_token"].(string)
 			}
 			vsRSA(b, func() {
 				rt := <-chains
-				chains <- p.post(b, refreshForm(rt).Encode())["refresh_token"].(string)
+				chains <- p.post(b, idptest.RefreshForm(rt).Encode())["refresh_token"].(string)
 			})
 		})
 	}
@@ -334,14 +337,14 @@ func BenchmarkPasswordGrantVsArgon2(b *testing.B) {
 	} {
 		b.Run(sc.name, func(b *testing.B) {
 			h, enc := defaultHash(b)
-			e := benchEnv(b, storagetest.Backends[0], func(c *Config) { c.Passwords = h })
-			if err := e.db.CreateUser(context.Background(), &storage.User{Username: "carol", PasswordHash: enc}); err != nil {
+			e := benchEnv(b, storagetest.Backends[0], func(c *idp.Config) { c.Passwords = h })
+			if err := e.DB.CreateUser(context.Background(), &storage.User{Username: "carol", PasswordHash: enc}); err != nil {
 				b.Fatal(err)
 			}
 			p := newPoster(e, "C1")
-			form := passwordForm("carol", alicePassword, "scope", sc.scope).Encode()
+			form := idptest.PasswordForm("carol", idptest.AlicePassword, "scope", sc.scope).Encode()
 			verify := func() {
-				if ok, _, err := h.Verify(context.Background(), alicePassword, enc); !ok || err != nil {
+				if ok, _, err := h.Verify(context.Background(), idptest.AlicePassword, enc); !ok || err != nil {
 					b.Fatal(ok, err)
 				}
 			}

@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"bufio"
@@ -11,20 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp"
+
 	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/web"
+	"github.com/keyward/keyward/internal/idptest"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
 // fuzzEnv is one SQLite-backed server shared by a fuzz target's inputs.
-func fuzzEnv(f *testing.F) *env {
-	return newEnv(f, storagetest.Backends[0])
+func fuzzEnv(f *testing.F) *idptest.Env {
+	return idptest.New(f, storagetest.Backends[0])
 }
 
 // serveDirect runs one request through the full handler in process.
-func serveDirect(e *env, req *http.Request) *httptest.ResponseRecorder {
+func serveDirect(e *idptest.Env, req *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
-	e.srv.Handler().ServeHTTP(w, req)
+	e.Srv.Handler().ServeHTTP(w, req)
 	return w
 }
 
@@ -42,7 +45,7 @@ func checkFuzzResponse(t *testing.T, w *httptest.ResponseRecorder) {
 		if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != web.ContentTypeJSON {
 			t.Fatalf("error without JSON/no-store: %v", w.Header())
 		}
-		if leaks.Match(w.Body.Bytes()) {
+		if idptest.Leaks.Match(w.Body.Bytes()) {
 			t.Fatalf("body leaks internals: %s", w.Body.Bytes())
 		}
 	}
@@ -53,11 +56,11 @@ func checkFuzzResponse(t *testing.T, w *httptest.ResponseRecorder) {
 // over the 16 KiB cap (IN-01), and a form body over it is always 413.
 func FuzzTokenForm(f *testing.F) {
 	e := fuzzEnv(f)
-	rt := e.login().str("refresh_token")
+	rt := e.Login().Str("refresh_token")
 	for _, seed := range []string{
-		passwordForm("alice", alicePassword).Encode(),
-		passwordForm("ghost", "x").Encode(),
-		refreshForm(rt).Encode(),
+		idptest.PasswordForm("alice", idptest.AlicePassword).Encode(),
+		idptest.PasswordForm("ghost", "x").Encode(),
+		idptest.RefreshForm(rt).Encode(),
 		"grant_type=client_credentials&scope=read",
 		"grant_type=password&grant_type=password",
 		"grant_type=password&username=%00&password=%FF",
@@ -66,12 +69,12 @@ func FuzzTokenForm(f *testing.F) {
 		"a=%zz&;&&=",
 		"grant_type=password&username=alice&password=" + strings.Repeat("x", 300),
 		// IN-03: each field one over its limit, and IN-01: one byte over the cap.
-		passwordForm(strings.Repeat("u", oauth.MaxUsernameChars+1), "x").Encode(),
-		passwordForm("alice", strings.Repeat("\uFDFA", 10)).Encode(),
-		refreshForm(strings.Repeat("k", oauth.MaxRefreshTokenBytes+1)).Encode(),
+		idptest.PasswordForm(strings.Repeat("u", oauth.MaxUsernameChars+1), "x").Encode(),
+		idptest.PasswordForm("alice", strings.Repeat("\uFDFA", 10)).Encode(),
+		idptest.RefreshForm(strings.Repeat("k", oauth.MaxRefreshTokenBytes+1)).Encode(),
 		"grant_type=client_credentials&scope=" + strings.Repeat("s", oauth.MaxScopeBytes+1),
 		"grant_type=client_credentials&client_id=" + strings.Repeat("c", oauth.MaxClientIDBytes+1),
-		"grant_type=client_credentials&pad=" + strings.Repeat("x", maxOAuthBody-len("grant_type=client_credentials&pad=")+1),
+		"grant_type=client_credentials&pad=" + strings.Repeat("x", idp.MaxOAuthBody-len("grant_type=client_credentials&pad=")+1),
 	} {
 		f.Add(seed, "application/x-www-form-urlencoded")
 	}
@@ -79,7 +82,7 @@ func FuzzTokenForm(f *testing.F) {
 	f.Add("x", "multipart/form-data; boundary=")
 	f.Add("grant_type=password", "application/x-www-form-urlencoded; charset=utf-8; x=y")
 	f.Fuzz(func(t *testing.T, body, contentType string) {
-		for _, auth := range []string{e.basic("C1"), ""} {
+		for _, auth := range []string{e.Basic("C1"), ""} {
 			req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
 			req.Header.Set("Content-Type", contentType)
 			if auth != "" {
@@ -87,10 +90,10 @@ func FuzzTokenForm(f *testing.F) {
 			}
 			w := serveDirect(e, req)
 			checkFuzzResponse(t, w)
-			if w.Code == http.StatusRequestEntityTooLarge && len(body) <= maxOAuthBody {
+			if w.Code == http.StatusRequestEntityTooLarge && len(body) <= idp.MaxOAuthBody {
 				t.Fatalf("413 for a body of %d bytes", len(body))
 			}
-			if contentType == "application/x-www-form-urlencoded" && len(body) > maxOAuthBody && w.Code != http.StatusRequestEntityTooLarge {
+			if contentType == "application/x-www-form-urlencoded" && len(body) > idp.MaxOAuthBody && w.Code != http.StatusRequestEntityTooLarge {
 				t.Fatalf("status %d for a form body of %d bytes", w.Code, len(body))
 			}
 		}
@@ -101,15 +104,15 @@ func FuzzTokenForm(f *testing.F) {
 // never a panic, never a 5xx, and never a token for a wrong secret.
 func FuzzClientAuth(f *testing.F) {
 	e := fuzzEnv(f)
-	f.Add(e.basic("CC"), "", "")
-	f.Add(basicHeader("a:b+c", "p@ss w%rd"), "", "")
+	f.Add(e.Basic("CC"), "", "")
+	f.Add(idptest.BasicHeader("a:b+c", "p@ss w%rd"), "", "")
 	f.Add("Basic "+strings.Repeat("A", 5000), "", "")
 	f.Add("Basic !!!", "CC", "x")
-	f.Add("", "POST", e.secrets["POST"])
+	f.Add("", "POST", e.Secrets["POST"])
 	f.Add("", "pub1", "")
 	f.Add("Bearer x", "C1\x00", "")
 	f.Add("basic Og==", "", "")
-	f.Add(basicHeader(strings.Repeat("c", oauth.MaxClientIDBytes+1), "x"), "", "")
+	f.Add(idptest.BasicHeader(strings.Repeat("c", oauth.MaxClientIDBytes+1), "x"), "", "")
 	f.Add("", strings.Repeat("c", oauth.MaxClientIDBytes+1), "x")
 	f.Add("", strings.Repeat("c", oauth.MaxClientIDBytes), "")
 	f.Fuzz(func(t *testing.T, auth, clientID, secret string) {
@@ -141,11 +144,11 @@ func FuzzClientAuth(f *testing.F) {
 				AccessToken string `json:"access_token"`
 			}
 			json.Unmarshal(w.Body.Bytes(), &resp)
-			_, p := jwtParts(t, resp.AccessToken)
+			_, p := idptest.JWTParts(t, resp.AccessToken)
 			cid, _ := p["client_id"].(string)
 			id, sec, ok := oauth.ParseBasic(auth)
-			byHeader := ok && id == cid && sec == e.secrets[cid]
-			byBody := auth == "" && clientID == cid && secret == e.secrets[cid]
+			byHeader := ok && id == cid && sec == e.Secrets[cid]
+			byBody := auth == "" && clientID == cid && secret == e.Secrets[cid]
 			if !byHeader && !byBody {
 				t.Fatalf("a token for %q from auth %q id %q", cid, auth, clientID)
 			}
@@ -173,10 +176,10 @@ func urlEscape(s string) string {
 // refusing, and the handler cannot see the dropped header, so that case
 // only checks that one request is read and nothing fails.
 func TestHTTPFraming(t *testing.T) {
-	e := newEnv(t, storagetest.Backends[0])
-	addr := strings.TrimPrefix(e.url, "http://")
+	e := idptest.New(t, storagetest.Backends[0])
+	addr := strings.TrimPrefix(e.URL, "http://")
 	body := "grant_type=client_credentials"
-	auth := e.basic("CC")
+	auth := e.Basic("CC")
 	tests := []struct {
 		name     string
 		raw      string

@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"bufio"
@@ -17,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp"
+
 	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/idp/web"
+	"github.com/keyward/keyward/internal/idptest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -46,7 +49,7 @@ var versions = regexp.MustCompile(`(?i)\bgo ?1\.\d|go-http|golang|gorilla|promet
 
 // boomStore fails the lookup of client "BOOM" with an error that is neither
 // "not found" nor "unavailable": the fault behind a 500.
-type boomStore struct{ Store }
+type boomStore struct{ idp.Store }
 
 func (s boomStore) Client(ctx context.Context, id string) (storage.Client, error) {
 	if id == "BOOM" {
@@ -87,9 +90,9 @@ var (
 // says: registration on, client "BOOM" failing with 500, alice's
 // overloadPassword answered 503, and two client-authentication failures
 // enough for a 429.
-func snapshotEnv(t *testing.T, b storagetest.Backend, tr transport) *adminEnv {
+func snapshotEnv(t *testing.T, b storagetest.Backend, tr transport) *idptest.Admin {
 	t.Helper()
-	change := func(c *Config) {
+	change := func(c *idp.Config) {
 		c.Registration = true
 		c.Store = boomStore{c.Store}
 		c.Passwords = overloadedOn{c.Passwords, overloadPassword}
@@ -102,11 +105,11 @@ func snapshotEnv(t *testing.T, b storagetest.Backend, tr transport) *adminEnv {
 			c.RequireForwardedHTTPS = true // as serve sets it for an https issuer without a certificate
 		}
 	}
-	e := newAdminEnv(t, b, change)
+	e := idptest.NewAdmin(t, b, change)
 	if tr == directTLS {
-		ts := httptest.NewTLSServer(e.srv.Handler())
+		ts := httptest.NewTLSServer(e.Srv.Handler())
 		t.Cleanup(ts.Close)
-		e.url, e.client = ts.URL, ts.Client()
+		e.URL, e.Client = ts.URL, ts.Client()
 	}
 	return e
 }
@@ -137,7 +140,7 @@ const (
 // and no version string in any body but /metrics (whose go_info names the
 // Go release, see TestMetricsNamesGoVersion).
 func TestSecurityHeaders(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		for _, tr := range []transport{plainLoopback, forwardedTLS, directTLS} {
 			t.Run(tr.name, func(t *testing.T) { testSecurityHeaders(t, b, tr) })
 		}
@@ -146,36 +149,36 @@ func TestSecurityHeaders(t *testing.T) {
 
 func testSecurityHeaders(t *testing.T, b storagetest.Backend, tr transport) {
 	e := snapshotEnv(t, b, tr)
-	send := func(r request) response {
+	send := func(r idptest.Request) idptest.Response {
 		t.Helper()
-		if r.header == nil {
-			r.header = http.Header{}
+		if r.Header == nil {
+			r.Header = http.Header{}
 		}
-		r.header.Set("Origin", evilOrigin)
+		r.Header.Set("Origin", evilOrigin)
 		if tr == forwardedTLS {
-			r.header.Set("X-Forwarded-Proto", "https")
+			r.Header.Set("X-Forwarded-Proto", "https")
 		}
-		return e.do(r)
+		return e.Do(r)
 	}
 	tokenOf := func(client string, form url.Values) string {
 		t.Helper()
-		r := send(request{body: form.Encode(), auth: e.basic(client)})
-		if r.status != http.StatusOK {
-			t.Fatalf("token for %s: %d %s", client, r.status, r.body)
+		r := send(idptest.Request{Body: form.Encode(), Auth: e.Basic(client)})
+		if r.Status != http.StatusOK {
+			t.Fatalf("token for %s: %d %s", client, r.Status, r.Body)
 		}
-		return r.str("access_token")
+		return r.Str("access_token")
 	}
-	userAT := tokenOf("C1", passwordForm("alice", alicePassword, "scope", "openid profile read"))
-	opsAT := tokenOf("OPS", ccForm())
-	jwks := send(request{method: http.MethodGet, path: "/.well-known/jwks.json"})
-	etag := jwks.header.Get("ETag")
-	if jwks.status != http.StatusOK || etag == "" {
-		t.Fatalf("JWKS: %d, ETag %q", jwks.status, etag)
+	userAT := tokenOf("C1", idptest.PasswordForm("alice", idptest.AlicePassword, "scope", "openid profile read"))
+	opsAT := tokenOf("OPS", idptest.CCForm())
+	jwks := send(idptest.Request{Method: http.MethodGet, Path: "/.well-known/jwks.json"})
+	etag := jwks.Header.Get("ETag")
+	if jwks.Status != http.StatusOK || etag == "" {
+		t.Fatalf("JWKS: %d, ETag %q", jwks.Status, etag)
 	}
 	// Two failed authentications of C2 from this address: its third is 429.
 	for range 2 {
-		if r := send(request{body: ccForm().Encode(), auth: basicHeader("C2", "wrong")}); r.status != http.StatusUnauthorized {
-			t.Fatalf("priming the client throttle: %d %s", r.status, r.body)
+		if r := send(idptest.Request{Body: idptest.CCForm().Encode(), Auth: idptest.BasicHeader("C2", "wrong")}); r.Status != http.StatusUnauthorized {
+			t.Fatalf("priming the client throttle: %d %s", r.Status, r.Body)
 		}
 	}
 	preflight := http.Header{"Access-Control-Request-Method": {"POST"}, "Access-Control-Request-Headers": {"authorization, content-type"}}
@@ -183,68 +186,68 @@ func testSecurityHeaders(t *testing.T, b storagetest.Backend, tr transport) {
 
 	tests := []struct {
 		name        string
-		req         request
+		req         idptest.Request
 		wantStatus  int
 		contentType string // "" means no Content-Type (no body)
 		cache       cacheKind
 		cors        bool // Access-Control-Allow-Origin: *
 	}{
 		// Token endpoint (TE, RFC 6749 §5).
-		{"token 200", request{body: ccForm().Encode(), auth: e.basic("CC")}, 200, web.ContentTypeJSON, private, false},
-		{"token 400 unsupported grant", request{body: "grant_type=magic", auth: e.basic("CC")}, 400, web.ContentTypeJSON, private, false},
-		{"token 401 wrong secret", request{body: ccForm().Encode(), auth: basicHeader("CC", "wrong")}, 401, web.ContentTypeJSON, private, false},
-		{"token 405 GET", request{method: http.MethodGet, contentType: "-"}, 405, web.ContentTypeJSON, private, false},
-		{"token 405 preflight", request{method: http.MethodOptions, contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
-		{"token 413", request{body: padForm(t, ccForm().Encode(), maxOAuthBody+1), auth: e.basic("CC")}, 413, web.ContentTypeJSON, private, false},
-		{"token 429 throttled client", request{body: ccForm().Encode(), auth: basicHeader("C2", "wrong")}, 429, web.ContentTypeJSON, private, false},
-		{"token 500 store fault", request{body: ccForm().Encode(), auth: basicHeader("BOOM", "x")}, 500, web.ContentTypeJSON, private, false},
-		{"token 503 hashing overload", request{body: passwordForm("alice", overloadPassword).Encode(), auth: e.basic("C1")}, 503, web.ContentTypeJSON, private, false},
+		{"token 200", idptest.Request{Body: idptest.CCForm().Encode(), Auth: e.Basic("CC")}, 200, web.ContentTypeJSON, private, false},
+		{"token 400 unsupported grant", idptest.Request{Body: "grant_type=magic", Auth: e.Basic("CC")}, 400, web.ContentTypeJSON, private, false},
+		{"token 401 wrong secret", idptest.Request{Body: idptest.CCForm().Encode(), Auth: idptest.BasicHeader("CC", "wrong")}, 401, web.ContentTypeJSON, private, false},
+		{"token 405 GET", idptest.Request{Method: http.MethodGet, ContentType: "-"}, 405, web.ContentTypeJSON, private, false},
+		{"token 405 preflight", idptest.Request{Method: http.MethodOptions, ContentType: "-", Header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
+		{"token 413", idptest.Request{Body: padForm(t, idptest.CCForm().Encode(), idp.MaxOAuthBody+1), Auth: e.Basic("CC")}, 413, web.ContentTypeJSON, private, false},
+		{"token 429 throttled client", idptest.Request{Body: idptest.CCForm().Encode(), Auth: idptest.BasicHeader("C2", "wrong")}, 429, web.ContentTypeJSON, private, false},
+		{"token 500 store fault", idptest.Request{Body: idptest.CCForm().Encode(), Auth: idptest.BasicHeader("BOOM", "x")}, 500, web.ContentTypeJSON, private, false},
+		{"token 503 hashing overload", idptest.Request{Body: idptest.PasswordForm("alice", overloadPassword).Encode(), Auth: e.Basic("C1")}, 503, web.ContentTypeJSON, private, false},
 		// Revocation (RFC 7009) and introspection (RFC 7662).
-		{"revoke 200", request{path: "/oauth2/revoke", body: "token=garbage", auth: e.basic("CC")}, 200, "", private, false},
-		{"revoke 401", request{path: "/oauth2/revoke", body: "token=garbage"}, 401, web.ContentTypeJSON, private, false},
-		{"introspect 200", request{path: "/oauth2/introspect", body: "token=" + userAT, auth: e.basic("C1")}, 200, web.ContentTypeJSON, private, false},
-		{"introspect 401", request{path: "/oauth2/introspect", body: "token=" + userAT}, 401, web.ContentTypeJSON, private, false},
+		{"revoke 200", idptest.Request{Path: "/oauth2/revoke", Body: "token=garbage", Auth: e.Basic("CC")}, 200, "", private, false},
+		{"revoke 401", idptest.Request{Path: "/oauth2/revoke", Body: "token=garbage"}, 401, web.ContentTypeJSON, private, false},
+		{"introspect 200", idptest.Request{Path: "/oauth2/introspect", Body: "token=" + userAT, Auth: e.Basic("C1")}, 200, web.ContentTypeJSON, private, false},
+		{"introspect 401", idptest.Request{Path: "/oauth2/introspect", Body: "token=" + userAT}, 401, web.ContentTypeJSON, private, false},
 		// Userinfo (OIDC Core §5.3).
-		{"userinfo 200", request{method: http.MethodGet, path: "/userinfo", contentType: "-", auth: bearer(userAT)}, 200, web.ContentTypeJSON, private, false},
-		{"userinfo 401", request{method: http.MethodGet, path: "/userinfo", contentType: "-"}, 401, web.ContentTypeJSON, private, false},
-		{"userinfo 400 token in query", request{method: http.MethodGet, path: "/userinfo", query: "access_token=" + userAT, contentType: "-"}, 400, web.ContentTypeJSON, private, false},
+		{"userinfo 200", idptest.Request{Method: http.MethodGet, Path: "/userinfo", ContentType: "-", Auth: bearer(userAT)}, 200, web.ContentTypeJSON, private, false},
+		{"userinfo 401", idptest.Request{Method: http.MethodGet, Path: "/userinfo", ContentType: "-"}, 401, web.ContentTypeJSON, private, false},
+		{"userinfo 400 token in query", idptest.Request{Method: http.MethodGet, Path: "/userinfo", Query: "access_token=" + userAT, ContentType: "-"}, 400, web.ContentTypeJSON, private, false},
 		// Public documents: the JWKS (RFC 7517) and the metadata (RFC 8414, OIDC Discovery).
-		{"JWKS 200", request{method: http.MethodGet, path: "/.well-known/jwks.json", contentType: "-"}, 200, web.ContentTypeJWKSet, public, true},
-		{"JWKS HEAD", request{method: http.MethodHead, path: "/.well-known/jwks.json", contentType: "-"}, 200, web.ContentTypeJWKSet, public, true},
-		{"JWKS 304", request{method: http.MethodGet, path: "/.well-known/jwks.json", contentType: "-", header: http.Header{"If-None-Match": {etag}}}, 304, "", public, true},
-		{"JWKS 405 preflight", request{method: http.MethodOptions, path: "/.well-known/jwks.json", contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
-		{"openid-configuration", request{method: http.MethodGet, path: "/.well-known/openid-configuration", contentType: "-"}, 200, web.ContentTypeJSON, public, true},
-		{"openid-configuration HEAD", request{method: http.MethodHead, path: "/.well-known/openid-configuration", contentType: "-"}, 200, web.ContentTypeJSON, public, true},
-		{"oauth-authorization-server", request{method: http.MethodGet, path: "/.well-known/oauth-authorization-server", contentType: "-"}, 200, web.ContentTypeJSON, public, true},
+		{"JWKS 200", idptest.Request{Method: http.MethodGet, Path: "/.well-known/jwks.json", ContentType: "-"}, 200, web.ContentTypeJWKSet, public, true},
+		{"JWKS HEAD", idptest.Request{Method: http.MethodHead, Path: "/.well-known/jwks.json", ContentType: "-"}, 200, web.ContentTypeJWKSet, public, true},
+		{"JWKS 304", idptest.Request{Method: http.MethodGet, Path: "/.well-known/jwks.json", ContentType: "-", Header: http.Header{"If-None-Match": {etag}}}, 304, "", public, true},
+		{"JWKS 405 preflight", idptest.Request{Method: http.MethodOptions, Path: "/.well-known/jwks.json", ContentType: "-", Header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
+		{"openid-configuration", idptest.Request{Method: http.MethodGet, Path: "/.well-known/openid-configuration", ContentType: "-"}, 200, web.ContentTypeJSON, public, true},
+		{"openid-configuration HEAD", idptest.Request{Method: http.MethodHead, Path: "/.well-known/openid-configuration", ContentType: "-"}, 200, web.ContentTypeJSON, public, true},
+		{"oauth-authorization-server", idptest.Request{Method: http.MethodGet, Path: "/.well-known/oauth-authorization-server", ContentType: "-"}, 200, web.ContentTypeJSON, public, true},
 		// Admin API: no CORS at all (TH-05).
-		{"admin 200", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-", auth: bearer(opsAT)}, 200, web.ContentTypeJSON, private, false},
-		{"admin 201", request{method: http.MethodPost, path: "/admin/v1/clients", contentType: "application/json", auth: bearer(opsAT),
-			body: `{"client_id":"snapshot","grant_types":["client_credentials"]}`}, 201, web.ContentTypeJSON, private, false},
-		{"admin 400 bad JSON", request{method: http.MethodPost, path: "/admin/v1/clients", contentType: "application/json", auth: bearer(opsAT), body: `{`}, 400, web.ContentTypeJSON, private, false},
-		{"admin 401 no token", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-"}, 401, web.ContentTypeJSON, private, false},
-		{"admin 403 user token", request{method: http.MethodGet, path: "/admin/v1/users", contentType: "-", auth: bearer(userAT)}, 403, web.ContentTypeJSON, private, false},
-		{"admin 404", request{method: http.MethodGet, path: "/admin/v1/users/nobody", contentType: "-", auth: bearer(opsAT)}, 404, web.ContentTypeJSON, private, false},
-		{"admin 405 preflight", request{method: http.MethodOptions, path: "/admin/v1/users", contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
+		{"admin 200", idptest.Request{Method: http.MethodGet, Path: "/admin/v1/users", ContentType: "-", Auth: bearer(opsAT)}, 200, web.ContentTypeJSON, private, false},
+		{"admin 201", idptest.Request{Method: http.MethodPost, Path: "/admin/v1/clients", ContentType: "application/json", Auth: bearer(opsAT),
+			Body: `{"client_id":"snapshot","grant_types":["client_credentials"]}`}, 201, web.ContentTypeJSON, private, false},
+		{"admin 400 bad JSON", idptest.Request{Method: http.MethodPost, Path: "/admin/v1/clients", ContentType: "application/json", Auth: bearer(opsAT), Body: `{`}, 400, web.ContentTypeJSON, private, false},
+		{"admin 401 no token", idptest.Request{Method: http.MethodGet, Path: "/admin/v1/users", ContentType: "-"}, 401, web.ContentTypeJSON, private, false},
+		{"admin 403 user token", idptest.Request{Method: http.MethodGet, Path: "/admin/v1/users", ContentType: "-", Auth: bearer(userAT)}, 403, web.ContentTypeJSON, private, false},
+		{"admin 404", idptest.Request{Method: http.MethodGet, Path: "/admin/v1/users/nobody", ContentType: "-", Auth: bearer(opsAT)}, 404, web.ContentTypeJSON, private, false},
+		{"admin 405 preflight", idptest.Request{Method: http.MethodOptions, Path: "/admin/v1/users", ContentType: "-", Header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
 		// Account API: no CORS either.
-		{"account 400 bad JSON", request{path: "/account/password", contentType: "application/json", auth: bearer(userAT), body: `[]`}, 400, web.ContentTypeJSON, private, false},
-		{"account 401 no token", request{path: "/account/password", contentType: "application/json", body: `{}`}, 401, web.ContentTypeJSON, private, false},
-		{"account 405 preflight", request{method: http.MethodOptions, path: "/account/password", contentType: "-", header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
-		{"register 202", request{path: "/account/register", contentType: "application/json",
-			body: jsonObject("username", "snapshot", "password", newAlicePassword, "email", "snapshot@example.com")}, 202, web.ContentTypeJSON, private, false},
+		{"account 400 bad JSON", idptest.Request{Path: "/account/password", ContentType: "application/json", Auth: bearer(userAT), Body: `[]`}, 400, web.ContentTypeJSON, private, false},
+		{"account 401 no token", idptest.Request{Path: "/account/password", ContentType: "application/json", Body: `{}`}, 401, web.ContentTypeJSON, private, false},
+		{"account 405 preflight", idptest.Request{Method: http.MethodOptions, Path: "/account/password", ContentType: "-", Header: preflight.Clone()}, 405, web.ContentTypeJSON, private, false},
+		{"register 202", idptest.Request{Path: "/account/register", ContentType: "application/json",
+			Body: idptest.JSONObject("username", "snapshot", "password", idptest.NewAlicePassword, "email", "snapshot@example.com")}, 202, web.ContentTypeJSON, private, false},
 		// Operations.
-		{"healthz", request{method: http.MethodGet, path: "/healthz", contentType: "-"}, 200, web.ContentTypeJSON, private, false},
-		{"readyz", request{method: http.MethodGet, path: "/readyz", contentType: "-"}, 200, web.ContentTypeJSON, private, false},
-		{"metrics", request{method: http.MethodGet, path: "/metrics", contentType: "-"}, 200, metricsContentType, noStoreOnly, false},
-		{"healthz 405", request{method: http.MethodDelete, path: "/healthz", contentType: "-"}, 405, web.ContentTypeJSON, private, false},
+		{"healthz", idptest.Request{Method: http.MethodGet, Path: "/healthz", ContentType: "-"}, 200, web.ContentTypeJSON, private, false},
+		{"readyz", idptest.Request{Method: http.MethodGet, Path: "/readyz", ContentType: "-"}, 200, web.ContentTypeJSON, private, false},
+		{"metrics", idptest.Request{Method: http.MethodGet, Path: "/metrics", ContentType: "-"}, 200, metricsContentType, noStoreOnly, false},
+		{"healthz 405", idptest.Request{Method: http.MethodDelete, Path: "/healthz", ContentType: "-"}, 405, web.ContentTypeJSON, private, false},
 		// Paths no route takes.
-		{"404", request{method: http.MethodGet, path: "/nope", contentType: "-"}, 404, web.ContentTypeJSON, private, false},
-		{"404 under /admin", request{method: http.MethodGet, path: "/admin/v1/nope", contentType: "-"}, 404, web.ContentTypeJSON, private, false},
+		{"404", idptest.Request{Method: http.MethodGet, Path: "/nope", ContentType: "-"}, 404, web.ContentTypeJSON, private, false},
+		{"404 under /admin", idptest.Request{Method: http.MethodGet, Path: "/admin/v1/nope", ContentType: "-"}, 404, web.ContentTypeJSON, private, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := send(tt.req)
-			if r.status != tt.wantStatus {
-				t.Fatalf("status %d, want %d (body %s)", r.status, tt.wantStatus, r.body)
+			if r.Status != tt.wantStatus {
+				t.Fatalf("status %d, want %d (body %s)", r.Status, tt.wantStatus, r.Body)
 			}
 			want := map[string]string{
 				"X-Content-Type-Options":  "nosniff",
@@ -253,7 +256,7 @@ func testSecurityHeaders(t *testing.T, b storagetest.Backend, tr transport) {
 				"Referrer-Policy":         "no-referrer",
 				"Content-Type":            tt.contentType,
 			}
-			if ct := r.header.Get("Content-Type"); tt.contentType == metricsContentType &&
+			if ct := r.Header.Get("Content-Type"); tt.contentType == metricsContentType &&
 				strings.HasPrefix(ct, "text/plain; version=") && strings.Contains(ct, "; charset=utf-8") {
 				want["Content-Type"] = ct // the Prometheus text format version is promhttp's business
 			}
@@ -272,7 +275,7 @@ func testSecurityHeaders(t *testing.T, b storagetest.Backend, tr transport) {
 				want["Access-Control-Allow-Origin"] = "*"
 			}
 			for _, k := range snapshotHeaders {
-				got := r.header.Values(k)
+				got := r.Header.Values(k)
 				switch w, ok := want[k]; {
 				case !ok || w == "":
 					if len(got) != 0 {
@@ -282,21 +285,21 @@ func testSecurityHeaders(t *testing.T, b storagetest.Backend, tr transport) {
 					t.Errorf("%s: %q, want %q", k, got, w)
 				}
 			}
-			if r.header.Get("X-Request-Id") == "" {
+			if r.Header.Get("X-Request-Id") == "" {
 				t.Error("no X-Request-Id")
 			}
-			for k, vs := range r.header {
+			for k, vs := range r.Header {
 				for _, v := range vs {
 					if strings.Contains(v, evilOrigin) || versions.MatchString(v) {
 						t.Errorf("header %s: %q", k, v)
 					}
 				}
 			}
-			if tt.req.path != "/metrics" && versions.Match(r.body) {
-				t.Errorf("body names a version: %s", r.body)
+			if tt.req.Path != "/metrics" && versions.Match(r.Body) {
+				t.Errorf("body names a version: %s", r.Body)
 			}
-			if tt.wantStatus >= 400 && leaks.Match(r.body) {
-				t.Errorf("body leaks internals: %s", r.body)
+			if tt.wantStatus >= 400 && idptest.Leaks.Match(r.Body) {
+				t.Errorf("body leaks internals: %s", r.Body)
 			}
 		})
 	}
@@ -343,7 +346,7 @@ func TestHSTS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newProtectServer(t, db, func(c *Config) {
+			h := newProtectServer(t, db, func(c *idp.Config) {
 				c.Issuer, c.HSTSMaxAge, c.RequireForwardedHTTPS, c.TrustedProxies = tt.issuer, tt.maxAge, tt.require, proxies
 			}).Handler()
 			r := httptest.NewRequest(tt.method, tt.path, strings.NewReader("grant_type=client_credentials"))
@@ -428,7 +431,7 @@ func TestMetricsNamesGoVersion(t *testing.T) {
 	if !strings.Contains(w.Body.String(), `go_info{version="go1.`) {
 		t.Fatalf("/metrics has no go_info version; TH-07's note in docs/security.md is out of date")
 	}
-	hidden := get(t, newProtectServer(t, storagetest.OpenSQLite(t), func(c *Config) { c.HideMetrics = true }).Handler(), http.MethodGet, "/metrics")
+	hidden := get(t, newProtectServer(t, storagetest.OpenSQLite(t), func(c *idp.Config) { c.HideMetrics = true }).Handler(), http.MethodGet, "/metrics")
 	if hidden.Code != http.StatusNotFound || versions.Match(hidden.Body.Bytes()) {
 		t.Fatalf("with HideMetrics: %d %s", hidden.Code, hidden.Body)
 	}
@@ -443,7 +446,7 @@ func TestLoopbackHost(t *testing.T) {
 		"id.example.com": false, "localhost.example.com": false, "mylocalhost": false,
 		"10.0.0.1": false, "192.0.2.1": false, "": false,
 	} {
-		if got := loopbackHost(host); got != want {
+		if got := idp.LoopbackHost(host); got != want {
 			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
 		}
 	}

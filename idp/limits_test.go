@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"context"
@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/idp"
+
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
+	"github.com/keyward/keyward/internal/idptest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -31,37 +34,37 @@ func padForm(t testing.TB, form string, size int) string {
 
 // oauthEndpoints are the /oauth2/* endpoints with a request each that
 // succeeds, so a padded copy shows where the cap lies.
-func oauthEndpoints(e *env) []struct{ name, path, auth, form string } {
-	login := e.login()
+func oauthEndpoints(e *idptest.Env) []struct{ name, path, auth, form string } {
+	login := e.Login()
 	return []struct{ name, path, auth, form string }{
-		{"token", "/oauth2/token", e.basic("CC"), "grant_type=client_credentials"},
-		{"revoke", "/oauth2/revoke", e.basic("C1"), "token=" + url.QueryEscape(login.str("refresh_token"))},
-		{"introspect", "/oauth2/introspect", e.basic("C1"), "token=" + url.QueryEscape(login.str("access_token"))},
+		{"token", "/oauth2/token", e.Basic("CC"), "grant_type=client_credentials"},
+		{"revoke", "/oauth2/revoke", e.Basic("C1"), "token=" + url.QueryEscape(login.Str("refresh_token"))},
+		{"introspect", "/oauth2/introspect", e.Basic("C1"), "token=" + url.QueryEscape(login.Str("access_token"))},
 	}
 }
 
 // TestBodyCap is IN-01 on the OAuth endpoints: a body of exactly 16 KiB is
 // served, one byte more is 413 with an RFC 6749 JSON error, no-store and
-// Pragma: no-cache (checkE1), and a 1 MB form is refused as quickly.
+// Pragma: no-cache (idptest.CheckE1), and a 1 MB form is refused as quickly.
 func TestBodyCap(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newEnv(t, b)
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.New(t, b)
 		for _, ep := range oauthEndpoints(e) {
 			t.Run(ep.name, func(t *testing.T) {
 				t.Run("at the cap", func(t *testing.T) {
-					r := e.do(request{path: ep.path, auth: ep.auth, body: padForm(t, ep.form, maxOAuthBody)})
-					if r.status != http.StatusOK {
-						t.Errorf("status %d, want 200 (body %s)", r.status, r.body)
+					r := e.Do(idptest.Request{Path: ep.path, Auth: ep.auth, Body: padForm(t, ep.form, idp.MaxOAuthBody)})
+					if r.Status != http.StatusOK {
+						t.Errorf("status %d, want 200 (body %s)", r.Status, r.Body)
 					}
 				})
 				t.Run("one byte over", func(t *testing.T) {
-					r := e.do(request{path: ep.path, auth: ep.auth, body: padForm(t, ep.form, maxOAuthBody+1)})
-					checkE1(t, r, http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
+					r := e.Do(idptest.Request{Path: ep.path, Auth: ep.auth, Body: padForm(t, ep.form, idp.MaxOAuthBody+1)})
+					idptest.CheckE1(t, r, http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 				})
 				t.Run("1 MB", func(t *testing.T) {
 					start := time.Now()
-					r := e.do(request{path: ep.path, auth: ep.auth, body: padForm(t, ep.form, 1<<20)})
-					checkE1(t, r, http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
+					r := e.Do(idptest.Request{Path: ep.path, Auth: ep.auth, Body: padForm(t, ep.form, 1<<20)})
+					idptest.CheckE1(t, r, http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 					if d := time.Since(start); d > time.Second {
 						t.Errorf("took %v", d)
 					}
@@ -87,7 +90,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // with and without a Content-Length, is refused after reading at most the
 // cap plus one byte of it.
 func TestBodyCapReadsLittle(t *testing.T) {
-	e := newEnv(t, storagetest.Backends[0])
+	e := idptest.New(t, storagetest.Backends[0])
 	for _, ep := range oauthEndpoints(e) {
 		for _, length := range []bool{true, false} {
 			name := ep.name + "/chunked"
@@ -107,8 +110,8 @@ func TestBodyCapReadsLittle(t *testing.T) {
 				if w.Code != http.StatusRequestEntityTooLarge {
 					t.Errorf("status %d, want 413 (body %s)", w.Code, w.Body)
 				}
-				if n := body.n.Load(); n > maxOAuthBody+1 {
-					t.Errorf("read %d bytes of the body, want at most %d", n, maxOAuthBody+1)
+				if n := body.n.Load(); n > idp.MaxOAuthBody+1 {
+					t.Errorf("read %d bytes of the body, want at most %d", n, idp.MaxOAuthBody+1)
 				}
 			})
 		}
@@ -120,9 +123,9 @@ func TestBodyCapReadsLittle(t *testing.T) {
 // the cap (reading the 1 MB whole would add more than 1 MB), measured as the
 // heap allocated per request.
 func TestBodyCapMemory(t *testing.T) {
-	e := newEnv(t, storagetest.Backends[0])
+	e := idptest.New(t, storagetest.Backends[0])
 	ep := oauthEndpoints(e)[0]
-	h := e.srv.Handler()
+	h := e.Srv.Handler()
 	perRequest := func(size int) uint64 {
 		body := padForm(t, ep.form, size)
 		const runs = 20
@@ -142,7 +145,7 @@ func TestBodyCapMemory(t *testing.T) {
 		runtime.ReadMemStats(&after)
 		return (after.TotalAlloc - before.TotalAlloc) / runs
 	}
-	small, large := perRequest(maxOAuthBody+1), perRequest(1<<20)
+	small, large := perRequest(idp.MaxOAuthBody+1), perRequest(1<<20)
 	t.Logf("bytes allocated per request: %d with a body of 16 KiB + 1, %d with 1 MB", small, large)
 	if large > small+64<<10 {
 		t.Errorf("a 1 MB body allocates %d bytes, one of 16 KiB + 1 %d", large, small)
@@ -157,7 +160,7 @@ func TestBodyCapPaths(t *testing.T) {
 		"/admin/v1/users/x": 64 << 10, "/admin/v1/clients": 64 << 10,
 		"/account/password": 64 << 10, "/account/register": 64 << 10, "/userinfo": 64 << 10,
 	} {
-		if got := bodyCap(path); got != want {
+		if got := idp.BodyCap(path); got != want {
 			t.Errorf("bodyCap(%q) = %d, want %d", path, got, want)
 		}
 	}
@@ -167,24 +170,24 @@ func TestBodyCapPaths(t *testing.T) {
 // 64 KiB cap: a body of exactly 64 KiB (a valid object padded with JSON
 // whitespace) is served, one byte more is 413.
 func TestBodyCapAdminAccount(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
-		e := newAdminEnv(t, b, func(c *Config) { c.Registration = true })
-		ops := e.opsToken()
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		e := idptest.NewAdmin(t, b, func(c *idp.Config) { c.Registration = true })
+		ops := e.OpsToken()
 		pad := func(obj string, size int) string {
 			return obj[:len(obj)-1] + strings.Repeat(" ", size-len(obj)) + "}"
 		}
 		patch := `{"email_verified":true}`
-		path := "/admin/v1/users/" + e.users["alice"].ID
-		want(t, e.call("PATCH", path, ops, pad(patch, maxBody)), http.StatusOK, "")
-		want(t, e.call("PATCH", path, ops, pad(patch, maxBody+1)), http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
+		path := "/admin/v1/users/" + e.Users["alice"].ID
+		idptest.Want(t, e.Call("PATCH", path, ops, pad(patch, idp.MaxBody)), http.StatusOK, "")
+		idptest.Want(t, e.Call("PATCH", path, ops, pad(patch, idp.MaxBody+1)), http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 
 		reg := func(name string) string {
-			return jsonObject("username", name, "password", "a perfectly fine passphrase", "email", name+"@example.com")
+			return idptest.JSONObject("username", name, "password", "a perfectly fine passphrase", "email", name+"@example.com")
 		}
-		if r := e.account("/account/register", "", pad(reg("carol"), maxBody)); r.status != http.StatusAccepted {
-			t.Errorf("register at the cap: %d %s", r.status, r.body)
+		if r := e.Account("/account/register", "", pad(reg("carol"), idp.MaxBody)); r.Status != http.StatusAccepted {
+			t.Errorf("register at the cap: %d %s", r.Status, r.Body)
 		}
-		checkAccountError(t, e.account("/account/register", "", pad(reg("erin"), maxBody+1)), http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
+		idptest.CheckAccountError(t, e.Account("/account/register", "", pad(reg("erin"), idp.MaxBody+1)), http.StatusRequestEntityTooLarge, web.ErrInvalidRequest)
 	})
 }
 
@@ -192,7 +195,7 @@ func TestBodyCapAdminAccount(t *testing.T) {
 // request can make on its way to an answer: throttle counters, clients,
 // users and refresh tokens.
 type lookupCounter struct {
-	Store
+	idp.Store
 	n atomic.Int64
 }
 
@@ -236,9 +239,9 @@ func (c *lookupCounter) RotateRefreshToken(ctx context.Context, rot storage.Rota
 // password hashing; at its limit it gets the answer the grant gives any
 // value that names nothing (invalid_grant, invalid_scope, invalid_client).
 func TestFieldLimits(t *testing.T) {
-	backends(t, func(t *testing.T, b storagetest.Backend) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
 		var store *lookupCounter
-		e := newEnv(t, b, func(c *Config) {
+		e := idptest.New(t, b, func(c *idp.Config) {
 			store = &lookupCounter{Store: c.Store}
 			c.Store = store
 		})
@@ -249,18 +252,18 @@ func TestFieldLimits(t *testing.T) {
 			}
 			return strings.Join(s, " ")
 		}
-		pw := func(user, pw string) request {
-			return request{auth: e.basic("C1"), body: passwordForm(user, pw).Encode()}
+		pw := func(user, pw string) idptest.Request {
+			return idptest.Request{Auth: e.Basic("C1"), Body: idptest.PasswordForm(user, pw).Encode()}
 		}
-		ccID := func(path, id, extra string) request {
-			return request{path: path, body: extra + "&client_id=" + url.QueryEscape(id) + "&client_secret=x"}
+		ccID := func(path, id, extra string) idptest.Request {
+			return idptest.Request{Path: path, Body: extra + "&client_id=" + url.QueryEscape(id) + "&client_secret=x"}
 		}
-		ccBasic := func(path, id, extra string) request {
-			return request{path: path, auth: basicHeader(id, "x"), body: extra}
+		ccBasic := func(path, id, extra string) idptest.Request {
+			return idptest.Request{Path: path, Auth: idptest.BasicHeader(id, "x"), Body: extra}
 		}
 		tests := []struct {
 			name       string
-			req        request
+			req        idptest.Request
 			wantStatus int
 			wantCode   string
 		}{
@@ -277,21 +280,21 @@ func TestFieldLimits(t *testing.T) {
 			{"password over the cap after NFKC", pw("alice", strings.Repeat("\uFDFA", 10)), 400, web.ErrInvalidRequest},
 			{"257-byte password, unknown user", pw("ghost", strings.Repeat("p", 257)), 400, web.ErrInvalidRequest},
 			// scope ≤ 1024 bytes and 64 values.
-			{"1024-byte scope", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1024)}, 400, web.ErrInvalidScope},
-			{"1025-byte scope", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1025)}, 400, web.ErrInvalidRequest},
-			{"64 scopes", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(64))}, 400, web.ErrInvalidScope},
-			{"65 scopes", request{auth: e.basic("CC"), body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(65))}, 400, web.ErrInvalidRequest},
-			{"1025-byte scope, password grant", request{auth: e.basic("C1"), body: passwordForm("alice", alicePassword, "scope", strings.Repeat("s", 1025)).Encode()}, 400, web.ErrInvalidRequest},
+			{"1024-byte scope", idptest.Request{Auth: e.Basic("CC"), Body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1024)}, 400, web.ErrInvalidScope},
+			{"1025-byte scope", idptest.Request{Auth: e.Basic("CC"), Body: "grant_type=client_credentials&scope=" + strings.Repeat("s", 1025)}, 400, web.ErrInvalidRequest},
+			{"64 scopes", idptest.Request{Auth: e.Basic("CC"), Body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(64))}, 400, web.ErrInvalidScope},
+			{"65 scopes", idptest.Request{Auth: e.Basic("CC"), Body: "grant_type=client_credentials&scope=" + url.QueryEscape(scopes(65))}, 400, web.ErrInvalidRequest},
+			{"1025-byte scope, password grant", idptest.Request{Auth: e.Basic("C1"), Body: idptest.PasswordForm("alice", idptest.AlicePassword, "scope", strings.Repeat("s", 1025)).Encode()}, 400, web.ErrInvalidRequest},
 			// refresh_token ≤ 512 bytes.
-			{"512-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 507)).Encode()}, 400, web.ErrInvalidGrant},
-			{"513-byte refresh token", request{auth: e.basic("C1"), body: refreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 508)).Encode()}, 400, web.ErrInvalidRequest},
+			{"512-byte refresh token", idptest.Request{Auth: e.Basic("C1"), Body: idptest.RefreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 507)).Encode()}, 400, web.ErrInvalidGrant},
+			{"513-byte refresh token", idptest.Request{Auth: e.Basic("C1"), Body: idptest.RefreshForm(manage.RefreshTokenPrefix + strings.Repeat("A", 508)).Encode()}, 400, web.ErrInvalidRequest},
 			// client_id ≤ 128 bytes, in the form and in Basic, at every
 			// endpoint that authenticates clients.
 			{"128-byte client_id", ccID("", strings.Repeat("c", 128), "grant_type=client_credentials"), 401, web.ErrInvalidClient},
 			{"129-byte client_id", ccID("", strings.Repeat("c", 129), "grant_type=client_credentials"), 400, web.ErrInvalidRequest},
 			{"128-byte client_id in Basic", ccBasic("", strings.Repeat("c", 128), "grant_type=client_credentials"), 401, web.ErrInvalidClient},
 			{"129-byte client_id in Basic", ccBasic("", strings.Repeat("c", 129), "grant_type=client_credentials"), 400, web.ErrInvalidRequest},
-			{"129-byte public client_id", request{body: "grant_type=refresh_token&refresh_token=x&client_id=" + strings.Repeat("c", 129)}, 400, web.ErrInvalidRequest},
+			{"129-byte public client_id", idptest.Request{Body: "grant_type=refresh_token&refresh_token=x&client_id=" + strings.Repeat("c", 129)}, 400, web.ErrInvalidRequest},
 			{"revoke, 128-byte client_id", ccID("/oauth2/revoke", strings.Repeat("c", 128), "token=x"), 401, web.ErrInvalidClient},
 			{"revoke, 129-byte client_id", ccID("/oauth2/revoke", strings.Repeat("c", 129), "token=x"), 400, web.ErrInvalidRequest},
 			{"revoke, 129-byte client_id in Basic", ccBasic("/oauth2/revoke", strings.Repeat("c", 129), "token=x"), 400, web.ErrInvalidRequest},
@@ -300,20 +303,20 @@ func TestFieldLimits(t *testing.T) {
 			{"introspect, 129-byte client_id in Basic", ccBasic("/oauth2/introspect", strings.Repeat("c", 129), "token=x"), 400, web.ErrInvalidRequest},
 			// A length violation wins over a failed client authentication:
 			// it is decided first, from the request alone.
-			{"257-character username, wrong secret", request{auth: basicHeader("C1", "wrong"), body: passwordForm(strings.Repeat("u", 257), "x").Encode()}, 400, web.ErrInvalidRequest},
+			{"257-character username, wrong secret", idptest.Request{Auth: idptest.BasicHeader("C1", "wrong"), Body: idptest.PasswordForm(strings.Repeat("u", 257), "x").Encode()}, 400, web.ErrInvalidRequest},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				lookups, verifies := store.n.Load(), e.hasher.verifies.Load()
-				r := e.do(tt.req)
-				checkE1(t, r, tt.wantStatus, tt.wantCode)
+				lookups, verifies := store.n.Load(), e.Hasher.Verifies.Load()
+				r := e.Do(tt.req)
+				idptest.CheckE1(t, r, tt.wantStatus, tt.wantCode)
 				if tt.wantCode != web.ErrInvalidRequest {
 					return
 				}
 				if n := store.n.Load() - lookups; n != 0 {
 					t.Errorf("%d store lookups, want 0", n)
 				}
-				if n := e.hasher.verifies.Load() - verifies; n != 0 {
+				if n := e.Hasher.Verifies.Load() - verifies; n != 0 {
 					t.Errorf("%d password verifications, want 0", n)
 				}
 			})

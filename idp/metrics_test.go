@@ -1,4 +1,4 @@
-package idp
+package idp_test
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/idp"
 
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/manage"
@@ -27,14 +29,14 @@ func (protectTestKeys) Sign(string, []byte) (string, error) {
 func (protectTestKeys) JWKS() ([]byte, string) { return []byte(`{"keys":[]}`), `"empty"` }
 func (protectTestKeys) Ready() error           { return nil }
 
-// newProtectServer builds a Server on db; mod may adjust its Config.
-func newProtectServer(t *testing.T, db *storage.DB, mod func(*Config)) *Server {
+// newProtectServer builds an idp.Server on db; mod may adjust its idp.Config.
+func newProtectServer(t *testing.T, db *storage.DB, mod func(*idp.Config)) *idp.Server {
 	t.Helper()
-	cfg := Config{Issuer: "https://id.example.test", Store: db, Keys: protectTestKeys{}}
+	cfg := idp.Config{Issuer: "https://id.example.test", Store: db, Keys: protectTestKeys{}}
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := New(cfg)
+	s, err := idp.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func get(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRe
 }
 
 func TestMetricsExposition(t *testing.T) {
-	s := newProtectServer(t, storagetest.OpenSQLite(t), func(c *Config) {
+	s := newProtectServer(t, storagetest.OpenSQLite(t), func(c *idp.Config) {
 		c.KeyAges = func() []metrics.KeyAge {
 			return []metrics.KeyAge{{KID: "k-active", State: "active", Age: time.Hour}, {KID: "k-next", State: "next", Age: time.Minute}}
 		}
@@ -116,7 +118,7 @@ func TestMetricsSeparateRegistries(t *testing.T) {
 }
 
 func TestMetricsHiddenRoute(t *testing.T) {
-	s := newProtectServer(t, storagetest.OpenSQLite(t), func(c *Config) { c.HideMetrics = true })
+	s := newProtectServer(t, storagetest.OpenSQLite(t), func(c *idp.Config) { c.HideMetrics = true })
 	if w := get(t, s.Handler(), http.MethodGet, "/metrics"); w.Code != http.StatusNotFound {
 		t.Fatalf("/metrics with HideMetrics: %d", w.Code)
 	}

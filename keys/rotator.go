@@ -1,8 +1,10 @@
 package keys
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keyward/keyward/storage"
@@ -165,25 +167,33 @@ func (r *Rotator) Revoke(ctx context.Context, kid string) (Revocation, error) {
 	return rev, nil
 }
 
-// KeyInfo describes one key of the set, without its key material.
+// KeyInfo describes one key of the set, without its key material, times in
+// UTC. Its JSON is the one shape of a key in the admin API
+// (GET /admin/v1/keys) and in `keyward keys list --output json`.
 type KeyInfo struct {
-	KID         string
-	State       string // next, active or retired
-	Alg         string
-	CreatedAt   time.Time // first published
-	ActivatesAt time.Time // started, or is planned to start, signing
-	RetiresAt   time.Time // stopped, or is planned to stop, signing
-	ExpiresAt   time.Time // leaves, or is planned to leave, the JWKS
+	KID         string    `json:"kid"`
+	State       string    `json:"state"` // next, active or retired
+	Alg         string    `json:"alg"`
+	CreatedAt   time.Time `json:"created_at"`            // first published
+	ActivatesAt time.Time `json:"activates_at,omitzero"` // started, or is planned to start, signing
+	RetiresAt   time.Time `json:"retires_at,omitzero"`   // stopped, or is planned to stop, signing
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`   // leaves, or is planned to leave, the JWKS
 }
 
+// infos describes set oldest first; keys made together (an active key and
+// its next key) in the order they sign.
 func infos(set storage.KeySet) []KeyInfo {
 	out := make([]KeyInfo, 0, len(set.Keys))
 	for _, k := range set.Keys {
 		out = append(out, KeyInfo{
-			KID: k.KID, State: k.State, Alg: k.Alg, CreatedAt: k.CreatedAt.Time,
-			ActivatesAt: k.ActivatesAt.Time, RetiresAt: k.RetiresAt.Time, ExpiresAt: k.ExpiresAt.Time,
+			KID: k.KID, State: k.State, Alg: k.Alg, CreatedAt: k.CreatedAt.UTC(),
+			ActivatesAt: k.ActivatesAt.UTC(), RetiresAt: k.RetiresAt.UTC(), ExpiresAt: k.ExpiresAt.UTC(),
 		})
 	}
+	order := map[string]int{storage.KeyRetired: 0, storage.KeyActive: 1, storage.KeyNext: 2}
+	slices.SortStableFunc(out, func(x, y KeyInfo) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(order[x.State], order[y.State]))
+	})
 	return out
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,20 +11,6 @@ import (
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/storage"
 )
-
-type auditView struct {
-	ID        int64     `json:"id"`
-	At        time.Time `json:"at"`
-	Type      string    `json:"type"`
-	Outcome   string    `json:"outcome,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Actor     string    `json:"actor,omitempty"`
-	Subject   string    `json:"subject,omitempty"`
-	ClientID  string    `json:"client_id,omitempty"`
-	IP        string    `json:"ip,omitempty"`
-	UserAgent string    `json:"user_agent,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-}
 
 func newAuditCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read the audit trail"}
@@ -38,7 +23,7 @@ func newAuditCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			f := storage.AuditFilter{Type: typ, ClientID: client, Limit: limit}
-			if typ != "" && !slices.Contains(audit.Types, audit.Type(typ)) {
+			if typ != "" && !audit.IsType(typ) {
 				names := make([]string, len(audit.Types))
 				for i, t := range audit.Types {
 					names[i] = string(t)
@@ -70,10 +55,7 @@ func newAuditCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			views := make([]auditView, len(evs))
-			for i, e := range evs {
-				views[i] = auditView{e.ID, e.At.Time, e.Type, e.Outcome, e.Reason, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID}
-			}
+			views := audit.Views(evs)
 			return a.print(cmd.OutOrStdout(), views, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "AT\tTYPE\tOUTCOME\tACTOR\tSUBJECT\tCLIENT\tIP\tREASON")
 				for _, v := range views {

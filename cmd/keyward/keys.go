@@ -1,10 +1,8 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -58,16 +56,6 @@ func keyAges(km *keys.Manager) func() []metrics.KeyAge {
 	}
 }
 
-type keyView struct {
-	KID         string    `json:"kid"`
-	State       string    `json:"state"`
-	Alg         string    `json:"alg"`
-	CreatedAt   time.Time `json:"created"`
-	ActivatesAt time.Time `json:"activates"`
-	RetiresAt   time.Time `json:"retires"`
-	ExpiresAt   time.Time `json:"expires"`
-}
-
 func newKeysCmd(a *app) *cobra.Command {
 	var kf kekFlags
 	var pf keyPolicyFlags
@@ -118,16 +106,7 @@ func newKeysCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Oldest first; keys made together (an active key and its next
-			// key) in the order they sign.
-			order := map[string]int{storage.KeyRetired: 0, storage.KeyActive: 1, storage.KeyNext: 2}
-			slices.SortStableFunc(ks, func(x, y keys.KeyInfo) int {
-				return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(order[x.State], order[y.State]))
-			})
-			views := make([]keyView, len(ks))
-			for i, k := range ks {
-				views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.RetiresAt.UTC(), k.ExpiresAt.UTC()}
-			}
+			views := ks
 			return a.print(cmd.OutOrStdout(), views, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tACTIVATES\tRETIRES\tEXPIRES")
 				for _, v := range views {

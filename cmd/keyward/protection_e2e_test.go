@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 
+	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/internal/testsupport/dbtest"
@@ -293,7 +294,7 @@ func TestBruteForceAcrossReplicas(t *testing.T) {
 		// flood of them adds no rows), with the address of the real peer
 		// and the reason only the operator sees (LG-01, LG-03, BF-10),
 		// whichever replica answered.
-		evs := decode[[]auditView](t, mustRun(t, dsn, "", "audit", "list", "--user", "alice", "--limit", "1000", "--output", "json"))
+		evs := decode[[]audit.View](t, mustRun(t, dsn, "", "audit", "list", "--user", "alice", "--limit", "1000", "--output", "json"))
 		got := map[string]int{}
 		for _, e := range evs {
 			if !strings.HasPrefix(e.Type, "login_") {
@@ -330,7 +331,7 @@ func TestBruteForceAcrossReplicas(t *testing.T) {
 				t.Errorf("audit: %d unexpected × %q", n, k)
 			}
 		}
-		if !slices.ContainsFunc(evs, func(e auditView) bool { return e.Type == "user_unlocked" && e.Actor == "cli" }) {
+		if !slices.ContainsFunc(evs, func(e audit.View) bool { return e.Type == "user_unlocked" && e.Actor == "cli" }) {
 			t.Error("no user_unlocked event")
 		}
 		// No row and no log line anywhere took the forwarded address.
@@ -452,11 +453,11 @@ func TestLoginTimingAgainstProcess(t *testing.T) {
 		// The throttled kind really was refused by the throttle: no attempt
 		// after tina's 100 failures was checked, and the refusals, all in
 		// one window, were audited once.
-		evs := decode[[]auditView](t, mustRun(t, dsn, "", "audit", "list", "--user", "tina", "--type", "login_failed", "--limit", "1000", "--output", "json"))
+		evs := decode[[]audit.View](t, mustRun(t, dsn, "", "audit", "list", "--user", "tina", "--type", "login_failed", "--limit", "1000", "--output", "json"))
 		if len(evs) != 100 {
 			t.Fatalf("%d login_failed events for tina, want the 100 before the test", len(evs))
 		}
-		evs = decode[[]auditView](t, mustRun(t, dsn, "", "audit", "list", "--user", "tina", "--type", "login_throttled", "--limit", "1000", "--output", "json"))
+		evs = decode[[]audit.View](t, mustRun(t, dsn, "", "audit", "list", "--user", "tina", "--type", "login_throttled", "--limit", "1000", "--output", "json"))
 		if len(evs) != 1 || evs[0].Reason != "account_ip" {
 			t.Fatalf("login_throttled events for tina: %+v, want one account_ip", evs)
 		}
@@ -553,7 +554,7 @@ func TestAccountEventsRevokeSessions(t *testing.T) {
 		}
 
 		// The audit trail says why the sessions ended.
-		evs := decode[[]auditView](t, mustRun(t, dsn, "", "audit", "list", "--user", "alice", "--type", "token_revoked", "--output", "json"))
+		evs := decode[[]audit.View](t, mustRun(t, dsn, "", "audit", "list", "--user", "alice", "--type", "token_revoked", "--output", "json"))
 		var got []string
 		for _, e := range evs {
 			got = append(got, e.Reason)

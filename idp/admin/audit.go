@@ -3,7 +3,6 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -12,21 +11,6 @@ import (
 	"github.com/keyward/keyward/keys"
 	"github.com/keyward/keyward/storage"
 )
-
-// auditView is one audit row as the admin API shows it.
-type auditView struct {
-	ID        int64     `json:"id"`
-	At        time.Time `json:"at"`
-	Type      string    `json:"type"`
-	Outcome   string    `json:"outcome"`
-	Reason    string    `json:"reason,omitempty"`
-	Actor     string    `json:"actor,omitempty"`
-	Subject   string    `json:"subject,omitempty"`
-	ClientID  string    `json:"client_id,omitempty"`
-	IP        string    `json:"ip,omitempty"`
-	UserAgent string    `json:"user_agent,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-}
 
 // Audit serves GET /admin/v1/audit?user=&type=&client=&since=&before_id=&limit=:
 // events newest first. user is the subject (a user id, client id or kid);
@@ -38,7 +22,7 @@ func (a *API) Audit(w http.ResponseWriter, r *http.Request, _ string) error {
 		return err
 	}
 	f := storage.AuditFilter{Subject: q.Get("user"), Type: q.Get("type"), ClientID: q.Get("client")}
-	if f.Type != "" && !slices.Contains(audit.Types, audit.Type(f.Type)) {
+	if f.Type != "" && !audit.IsType(f.Type) {
 		return web.BadRequest("type is not a known event type")
 	}
 	if v := q.Get("since"); v != "" {
@@ -59,23 +43,8 @@ func (a *API) Audit(w http.ResponseWriter, r *http.Request, _ string) error {
 	if err != nil {
 		return err
 	}
-	views := make([]auditView, len(evs))
-	for i, e := range evs {
-		views[i] = auditView{e.ID, e.At.UTC(), e.Type, e.Outcome, e.Reason, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID}
-	}
-	web.WriteJSON(w, http.StatusOK, map[string]any{"events": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"events": audit.Views(evs)})
 	return nil
-}
-
-// keyView is one signing key, without key material.
-type keyView struct {
-	KID         string    `json:"kid"`
-	State       string    `json:"state"`
-	Alg         string    `json:"alg"`
-	CreatedAt   time.Time `json:"created_at"`
-	ActivatesAt time.Time `json:"activates_at,omitzero"`
-	RetiresAt   time.Time `json:"retires_at,omitzero"`
-	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 }
 
 // keyRotator returns the configured KeyRotator, or the 404 of a server
@@ -96,12 +65,7 @@ func (a *API) ListKeys(w http.ResponseWriter, r *http.Request, _ string) error {
 	if _, err := query(r); err != nil {
 		return err
 	}
-	ks := kr.Keys()
-	views := make([]keyView, len(ks))
-	for i, k := range ks {
-		views[i] = keyView{k.KID, k.State, k.Alg, k.CreatedAt.UTC(), k.ActivatesAt.UTC(), k.RetiresAt.UTC(), k.ExpiresAt.UTC()}
-	}
-	web.WriteJSON(w, http.StatusOK, map[string]any{"keys": views})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"keys": kr.Keys()})
 	return nil
 }
 

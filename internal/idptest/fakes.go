@@ -125,3 +125,6 @@ func (c *OffsetClock) Reset() { c.offset.Store(0) }
 
 // Advance moves the clock by d.
 func (c *OffsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// PrivateKey is the RSA key behind k, for benchmarks that sign with it directly.
+func (k *TestKeys) PrivateKey() *rsa.PrivateKey { return k.key }

@@ -279,6 +279,26 @@ var Leaks = regexp.MustCompile(`(?i)\.go\b|goroutine|panic|runtime\.|storage\.|i
 // RFC error code, the wanted code, and nothing internal in the body.
 func CheckE1(t testing.TB, r Response, wantStatus int, wantCode string) {
 	t.Helper()
+	code := checkErrorAnswer(t, r, wantStatus)
+	if !RFCErrors[code] {
+		t.Errorf("error %q is not an RFC code (body %s)", code, r.Body)
+	}
+	if wantCode != "" && code != wantCode {
+		t.Errorf("error %q, want %q (body %s)", code, wantCode, r.Body)
+	}
+	if _, ok := r.JSON["access_token"]; ok {
+		t.Error("an error carries an access token")
+	}
+	if code == web.ErrInvalidClient && !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic realm=") {
+		t.Errorf("invalid_client without WWW-Authenticate: Basic (%q)", r.Header.Get("WWW-Authenticate"))
+	}
+}
+
+// checkErrorAnswer checks what every JSON error answer has: the status,
+// JSON, no-store and Pragma, nothing internal in the body. It returns the
+// error code.
+func checkErrorAnswer(t testing.TB, r Response, wantStatus int) string {
+	t.Helper()
 	if r.Status != wantStatus {
 		t.Errorf("status %d, want %d (body %s)", r.Status, wantStatus, r.Body)
 	}
@@ -288,22 +308,10 @@ func CheckE1(t testing.TB, r Response, wantStatus int, wantCode string) {
 	if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("Pragma") != "no-cache" {
 		t.Errorf("cache headers %q %q", r.Header.Get("Cache-Control"), r.Header.Get("Pragma"))
 	}
-	code := r.Str("error")
-	if !RFCErrors[code] {
-		t.Errorf("error %q is not an RFC code (body %s)", code, r.Body)
-	}
-	if wantCode != "" && code != wantCode {
-		t.Errorf("error %q, want %q (body %s)", code, wantCode, r.Body)
-	}
 	if Leaks.Match(r.Body) {
 		t.Errorf("body leaks internals: %s", r.Body)
 	}
-	if _, ok := r.JSON["access_token"]; ok {
-		t.Error("an error carries an access token")
-	}
-	if code == web.ErrInvalidClient && !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic realm=") {
-		t.Errorf("invalid_client without WWW-Authenticate: Basic (%q)", r.Header.Get("WWW-Authenticate"))
-	}
+	return r.Str("error")
 }
 
 // JWTParts decodes a compact JWS's header and payload without checking it.
