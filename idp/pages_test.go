@@ -52,7 +52,9 @@ func (f *pageFlows) check(token string, consume bool) error {
 	return nil
 }
 
-func (f *pageFlows) CheckResetToken(ctx context.Context, token string) error { return f.check(token, false) }
+func (f *pageFlows) CheckResetToken(ctx context.Context, token string) error {
+	return f.check(token, false)
+}
 
 func (f *pageFlows) ResetPassword(ctx context.Context, token, pw string) error {
 	if err := f.check(token, true); err != nil {
