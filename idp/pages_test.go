@@ -68,6 +68,19 @@ func (f *pageFlows) ResetPassword(ctx context.Context, token, pw string) error {
 
 func (f *pageFlows) VerifyEmail(ctx context.Context, token string) error { return f.check(token, true) }
 
+// pageRequests adds the forgot-password flow to pageFlows.
+type pageRequests struct {
+	*pageFlows
+	asked []string
+}
+
+func (f *pageRequests) RequestPasswordReset(ctx context.Context, username, email string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, username+"|"+email)
+	return nil
+}
+
 const (
 	pageResetToken  = "kwpr_Q2hhbmdlIG1lIGlmIHlvdSBjYW4gcmVhZCB0aGlzIHRva2Vu"
 	pageVerifyToken = "kwev_VmVyaWZ5IG1lIGlmIHlvdSBjYW4gcmVhZCB0aGlzIHRva2Vu"
@@ -140,10 +153,28 @@ func TestPagesThroughServer(t *testing.T) {
 	}
 }
 
+// TestForgotPage: the forgot-password page is served when the flows can
+// request a reset, and only then.
+func TestForgotPage(t *testing.T) {
+	e := pageEnv(t, newPageFlows())
+	if r := e.Do(idptest.Request{Method: http.MethodGet, Path: ui.ForgotPasswordPath}); r.Status != http.StatusNotFound {
+		t.Fatalf("without a ResetRequester: %d, want 404", r.Status)
+	}
+	flows := &pageRequests{pageFlows: newPageFlows()}
+	e = pageEnv(t, flows)
+	form := url.Values{"csrf_token": {pageCSRFToken(t, e, ui.ForgotPasswordPath)}, "login": {"alice@example.com"}}
+	r := e.Do(idptest.Request{Path: ui.ForgotPasswordPath, Body: form.Encode()})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "Check your mail") || len(flows.asked) != 1 ||
+		flows.asked[0] != "|alice@example.com" {
+		t.Fatalf("forgot: %d %q\n%s", r.Status, flows.asked, r.Body)
+	}
+}
+
 // TestPagesOff: without Config.AccountFlows no page is served.
 func TestPagesOff(t *testing.T) {
 	e := idptest.New(t, storagetest.Backends[0])
-	for _, p := range []string{ui.ResetPasswordPath + "?token=" + pageResetToken, ui.VerifyEmailPath + "?token=" + pageVerifyToken} {
+	for _, p := range []string{ui.ResetPasswordPath + "?token=" + pageResetToken, ui.VerifyEmailPath + "?token=" + pageVerifyToken,
+		ui.ForgotPasswordPath} {
 		if r := e.Do(idptest.Request{Method: http.MethodGet, Path: p}); r.Status != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, r.Status)
 		}

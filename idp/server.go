@@ -100,7 +100,8 @@ type Config struct {
 	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
 	Registration bool             // serve POST /account/register
 	// AccountFlows runs the steps behind the account pages (idp/ui):
-	// GET and form POST /account/reset-password and /account/verify-email.
+	// GET and form POST /account/reset-password and /account/verify-email,
+	// and /account/forgot-password when it is also a ui.ResetRequester.
 	// nil: the pages are not served.
 	AccountFlows ui.AccountFlows
 }
@@ -165,8 +166,9 @@ func New(cfg Config) (*Server, error) {
 	s.admin = admin.New(admin.Config{Issuer: cfg.Issuer, Store: cfg.Store, Ops: s.ops,
 		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log})
 	if cfg.AccountFlows != nil {
-		s.ui, err = ui.New(ui.Config{Flows: cfg.AccountFlows, Log: cfg.Log, MinPasswordLength: minPasswordLength(cfg.Policy),
-			SecureCookies: u.Scheme == "https"})
+		requests, _ := cfg.AccountFlows.(ui.ResetRequester)
+		s.ui, err = ui.New(ui.Config{Flows: cfg.AccountFlows, Requests: requests, Log: cfg.Log,
+			MinPasswordLength: minPasswordLength(cfg.Policy), SecureCookies: u.Scheme == "https"})
 		if err != nil {
 			return nil, err
 		}
@@ -256,6 +258,10 @@ func (s *Server) Routes(r *mux.Router) {
 		r.Handle(ui.ResetPasswordPath, p.SubmitResetPassword()).Methods(http.MethodPost)
 		r.Handle(ui.VerifyEmailPath, p.ShowVerifyEmail()).Methods(http.MethodGet, http.MethodHead)
 		r.Handle(ui.VerifyEmailPath, p.SubmitVerifyEmail()).Methods(http.MethodPost).MatcherFunc(formPost)
+		if p.ServesForgotPassword() {
+			r.Handle(ui.ForgotPasswordPath, p.ShowForgotPassword()).Methods(http.MethodGet, http.MethodHead)
+			r.Handle(ui.ForgotPasswordPath, p.SubmitForgotPassword()).Methods(http.MethodPost)
+		}
 		r.Handle(ui.AssetPrefix+"{asset}", p.Asset()).Methods(http.MethodGet, http.MethodHead)
 	}
 	if !s.cfg.HideMetrics {

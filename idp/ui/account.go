@@ -218,6 +218,11 @@ func (p *Pages) SubmitVerifyEmail() http.Handler {
 // used, expired or superseded (the flows do not say which, nor do we).
 func (p *Pages) linkInvalid(w http.ResponseWriter, r *http.Request, kind string) {
 	if kind == "reset" {
+		if p.requests != nil {
+			p.MessageLink(w, r, http.StatusBadRequest, Link{Href: ForgotPasswordPath, Text: "link.request_new_link"},
+				"link.invalid.title", "link.invalid.reset")
+			return
+		}
 		p.Message(w, r, http.StatusBadRequest, "link.invalid.title", "link.invalid.reset", "link.request_new")
 		return
 	}

@@ -160,8 +160,9 @@ func wantResponse(t *testing.T, resp *network.Response, status int) {
 
 // TestBrowserReset: a person opens the reset link, types a password that
 // does not match, is told so, types it twice, submits and reads the
-// confirmation; the link then says it was used. The stylesheet loads under
-// the page's CSP.
+// confirmation; the link then says it was used, and its "request a new
+// link" leads to the forgot-password page, which sends one. The stylesheet
+// loads under the page's CSP.
 func TestBrowserReset(t *testing.T) {
 	b := newBrowser(t)
 	e := newEnv(t)
@@ -208,6 +209,21 @@ func TestBrowserReset(t *testing.T) {
 		t.Fatalf("used link: h1 %q", got)
 	}
 	b.shot("reset-link-used")
+
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`a[href="`+ForgotPasswordPath+`"]`)))
+	if err != nil {
+		t.Fatalf("follow the request-a-new-link link: %v", err)
+	}
+	wantResponse(t, resp, 200)
+	b.typeInto("login", "alice")
+	b.shot("forgot-form")
+	wantResponse(t, b.submit(), 200)
+	if got := b.text("h1"); got != "Check your mail" || len(e.flows.requested) != 1 || e.flows.requested[0] != "u:alice" {
+		t.Fatalf("forgot: h1 %q, requests %q", got, e.flows.requested)
+	}
+	b.shot("forgot-sent")
 }
 
 // TestBrowserGetAndCSRF: opening the link, however often, consumes

@@ -27,6 +27,7 @@ type testFlows struct {
 	verified  map[string]bool
 	calls     map[string]int // method -> calls
 	throttle  error          // returned by every method when set
+	requested []string       // "u:name" or "e:address" of each reset request
 }
 
 type testToken struct {
@@ -139,5 +140,23 @@ func (f *testFlows) VerifyEmail(ctx context.Context, token string) error {
 	}
 	t.used = true
 	f.verified[t.user] = true
+	return nil
+}
+
+func (f *testFlows) RequestPasswordReset(ctx context.Context, username, email string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["RequestPasswordReset"]++
+	if f.throttle != nil {
+		return f.throttle
+	}
+	if (username == "") == (email == "") || strings.ContainsAny(username, " \t") {
+		return &web.Error{Code: web.ErrInvalidRequest, Description: "give either username or email", Status: http.StatusBadRequest}
+	}
+	if email != "" {
+		f.requested = append(f.requested, "e:"+email)
+	} else {
+		f.requested = append(f.requested, "u:"+username)
+	}
 	return nil
 }

@@ -24,7 +24,10 @@ const maxFormBody = 16 << 10
 type Config struct {
 	// Flows runs the account steps the pages trigger (required).
 	Flows AccountFlows
-	Log   *slog.Logger // nil: discard
+	// Requests serves the forgot-password page; nil: no such page, and
+	// the "expired link" page links nowhere.
+	Requests ResetRequester
+	Log      *slog.Logger // nil: discard
 	// MinPasswordLength is the policy's minimum, for the hint under the
 	// new-password field and the too_short message; 0: DefaultMinPasswordLength.
 	MinPasswordLength int
@@ -41,12 +44,13 @@ type Config struct {
 // Pages renders Keyward's HTML pages and handles their forms. Create it
 // with New; idp.Server.Routes binds its handlers.
 type Pages struct {
-	flows  AccountFlows
-	log    *slog.Logger
-	minLen int
-	csrf   *csrf
-	rd     *renderer
-	cop    *http.CrossOriginProtection
+	flows    AccountFlows
+	requests ResetRequester // nil: no forgot-password page
+	log      *slog.Logger
+	minLen   int
+	csrf     *csrf
+	rd       *renderer
+	cop      *http.CrossOriginProtection
 }
 
 // New parses the embedded templates and returns the Pages.
@@ -72,7 +76,7 @@ func New(cfg Config) (*Pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pages{flows: cfg.Flows, log: cfg.Log, minLen: cfg.MinPasswordLength, rd: rd,
+	p := &Pages{flows: cfg.Flows, requests: cfg.Requests, log: cfg.Log, minLen: cfg.MinPasswordLength, rd: rd,
 		csrf: &csrf{key: key, secure: cfg.SecureCookies}, cop: http.NewCrossOriginProtection()}
 	p.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.log.WarnContext(r.Context(), "page form refused: cross-origin request", "path", r.URL.Path)
@@ -101,8 +105,23 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name 
 
 // Message writes the message page: a title and paragraphs, catalog keys.
 func (p *Pages) Message(w http.ResponseWriter, r *http.Request, status int, title string, paragraphs ...string) {
-	v := &View{Lang: Lang(r), Title: title, Data: paragraphs}
+	p.MessageLink(w, r, status, Link{}, title, paragraphs...)
+}
+
+// Link is a link a message page ends with: a path of this site and the
+// catalog key of its text. The zero Link is none.
+type Link struct{ Href, Text string }
+
+// MessageLink writes the message page ending with link.
+func (p *Pages) MessageLink(w http.ResponseWriter, r *http.Request, status int, link Link, title string, paragraphs ...string) {
+	v := &View{Lang: Lang(r), Title: title, Data: message{Paragraphs: paragraphs, Link: link}}
 	p.Render(w, r, status, "message", v)
+}
+
+// message is the data of the message page.
+type message struct {
+	Paragraphs []string // catalog keys
+	Link       Link
 }
 
 // Protect wraps the handler of a form POST: it refuses a cross-origin

@@ -30,7 +30,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, flows: newTestFlows(), logs: &bytes.Buffer{}}
 	var err error
-	e.pages, err = New(Config{Flows: e.flows, Log: slog.New(slog.NewTextHandler(e.logs, nil))})
+	e.pages, err = New(Config{Flows: e.flows, Requests: e.flows, Log: slog.New(slog.NewTextHandler(e.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,8 @@ func testMux(p *Pages) *http.ServeMux {
 	m.Handle("POST "+ResetPasswordPath, p.SubmitResetPassword())
 	m.Handle("GET "+VerifyEmailPath, p.ShowVerifyEmail())
 	m.Handle("POST "+VerifyEmailPath, p.SubmitVerifyEmail())
+	m.Handle("GET "+ForgotPasswordPath, p.ShowForgotPassword())
+	m.Handle("POST "+ForgotPasswordPath, p.SubmitForgotPassword())
 	m.Handle("GET "+AssetPrefix+"{file}", p.Asset())
 	return m
 }
@@ -216,7 +218,7 @@ func TestResetLinkInvalid(t *testing.T) {
 			before := e.flows.count("CheckResetToken")
 			p := e.get(ResetPasswordPath + "?" + tt.query)
 			wantStatus(t, p, http.StatusBadRequest, "This link has expired or was already used",
-				"A link to reset a password works once")
+				"A link to reset a password works once", `<a href="/account/forgot-password">Request a new link</a>`)
 			wantPageHeaders(t, p)
 			if asked := e.flows.count("CheckResetToken") > before; asked != tt.asksFlows {
 				t.Errorf("asked the flows: %v, want %v", asked, tt.asksFlows)

@@ -121,7 +121,8 @@ func TestCatalogComplete(t *testing.T) {
 		"verify.title", "verify.done.title", "verify.done.body", "link.invalid.title", "link.invalid.reset",
 		"link.invalid.verify", "link.request_new", "error.csrf.title", "error.csrf.body", "error.bad_request.title",
 		"error.bad_request.body", "error.too_many.title", "error.too_many.body", "error.unavailable.title",
-		"error.unavailable.body", "error.generic.title", "error.generic.body", "password.rule.other")
+		"error.unavailable.body", "error.generic.title", "error.generic.body", "password.rule.other",
+		"forgot.title", "forgot.error.login", "forgot.sent.title", "forgot.sent.body", "link.request_new_link")
 	for _, r := range []string{"too_short", "too_long", "control_character", "invalid_utf8", "contains_username",
 		"contains_email", "blocklisted", "same_as_current"} {
 		used = append(used, "password.rule."+r)
@@ -145,7 +146,7 @@ func TestAccessibility(t *testing.T) {
 	tok := e.flows.issue("alice", ResetTokenPrefix)
 	vtok := e.flows.issue("alice", VerifyTokenPrefix)
 	inputRe := regexp.MustCompile(`<input [^>]*>`)
-	for _, path := range []string{ResetPasswordPath + "?token=" + tok, VerifyEmailPath + "?token=" + vtok, ResetPasswordPath} {
+	for _, path := range []string{ResetPasswordPath + "?token=" + tok, VerifyEmailPath + "?token=" + vtok, ResetPasswordPath, ForgotPasswordPath} {
 		p := e.get(path)
 		for _, in := range inputRe.FindAllString(p.body, -1) {
 			if strings.Contains(in, `type="hidden"`) {
