@@ -15,7 +15,7 @@ var catalog = map[string]map[string]string{
 		"reset.hint":             "At least %d characters. A long phrase is easy to remember; do not reuse a password from another site.",
 		"reset.submit":           "Change my password",
 		"reset.error.empty":      "Enter a new password.",
-		"reset.error.mismatch":   "The two passwords do not match. Type the same password in both fields.",
+		"reset.error.mismatch":   "The two passwords do not match. Type the new password in both fields again.",
 		"reset.done.title":       "Your password was changed",
 		"reset.done.body":        "You can now sign in with your new password. For your safety, you were signed out everywhere else.",
 
@@ -70,7 +70,7 @@ var catalog = map[string]map[string]string{
 		"reset.hint":             "至少 %d 个字符。较长的短语容易记住；请勿重复使用其他网站的密码。",
 		"reset.submit":           "修改密码",
 		"reset.error.empty":      "请输入新密码。",
-		"reset.error.mismatch":   "两次输入的密码不一致。请在两个输入框中输入相同的密码。",
+		"reset.error.mismatch":   "两次输入的密码不一致。请在两个输入框中重新输入新密码。",
 		"reset.done.title":       "您的密码已修改",
 		"reset.done.body":        "现在可以使用新密码登录。为了您的安全，您在其他地方的登录均已退出。",
 

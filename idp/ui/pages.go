@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"log/slog"
@@ -167,8 +166,8 @@ func FormValue(r *http.Request, name string) (v string, ok bool) {
 }
 
 // Fail answers an error of a flow no page handles itself: 429 (throttled)
-// and 503 (overloaded, or the request ran out of time) with their pages
-// and Retry-After, another 4xx *web.Error with the "form could not be
+// and 503 (overloaded, the request ran out of time, or the database is
+// unreachable: web.Busy) with their pages and Retry-After, another 4xx *web.Error with the "form could not be
 // read" page, anything else with the generic 500 page, logged. The page
 // never shows the error's text.
 func (p *Pages) Fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -181,8 +180,10 @@ func (p *Pages) Fail(w http.ResponseWriter, r *http.Request, err error) {
 		if status == 0 {
 			status = http.StatusBadRequest
 		}
-	case errors.Is(err, context.DeadlineExceeded):
-		status, retry = http.StatusServiceUnavailable, time.Second
+	default:
+		if d, busy := web.Busy(err); busy {
+			status, retry = http.StatusServiceUnavailable, d
+		}
 	}
 	if retry > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))

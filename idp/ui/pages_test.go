@@ -2,6 +2,9 @@ package ui
 
 import (
 	"bytes"
+	"context"
+	"database/sql/driver"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -398,6 +401,8 @@ func TestFlowFailures(t *testing.T) {
 			http.StatusTooManyRequests, "Too many attempts", "90"},
 		{"overloaded", &web.Error{Code: web.ErrTemporarilyUnavail, Description: "busy secret-ish", Status: http.StatusServiceUnavailable, RetryAfter: 1e9},
 			http.StatusServiceUnavailable, "The service is busy", "1"},
+		{"timed out", fmt.Errorf("check token: %w", context.DeadlineExceeded), http.StatusServiceUnavailable, "The service is busy", "1"},
+		{"database gone", fmt.Errorf("check token: %w", driver.ErrBadConn), http.StatusServiceUnavailable, "The service is busy", "5"},
 		{"broken", io.ErrUnexpectedEOF, http.StatusInternalServerError, "Something went wrong", ""},
 	}
 	for _, tt := range tests {
