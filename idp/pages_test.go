@@ -129,9 +129,9 @@ func TestPagesThroughServer(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, got, v)
 		}
 	}
-	css := regexp.MustCompile(`href="(/ui/[^"]+)"`).FindSubmatch(r.Body)
+	css := regexp.MustCompile(`href="\.\.(/ui/[^"]+)"`).FindSubmatch(r.Body)
 	if css == nil {
-		t.Fatal("no stylesheet link")
+		t.Fatalf("no stylesheet link:\n%s", r.Body)
 	}
 	if c := e.Do(idptest.Request{Method: http.MethodGet, Path: string(css[1])}); c.Status != http.StatusOK ||
 		!strings.HasPrefix(c.Header.Get("Content-Type"), "text/css") {

@@ -212,7 +212,7 @@ func TestBrowserReset(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`a[href="`+ForgotPasswordPath+`"]`)))
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`a[href$="`+ForgotPasswordPath+`"]`)))
 	if err != nil {
 		t.Fatalf("follow the request-a-new-link link: %v", err)
 	}

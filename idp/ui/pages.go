@@ -88,7 +88,7 @@ func New(cfg Config) (*Pages, error) {
 // language from Accept-Language, and the CSRF token (setting the cookie on
 // w when the browser has none yet).
 func (p *Pages) NewView(w http.ResponseWriter, r *http.Request, title string) *View {
-	return &View{Lang: Lang(r), Title: title, CSRF: p.csrf.token(w, r)}
+	return &View{Lang: Lang(r), Root: rootOf(r.URL.Path), Title: title, CSRF: p.csrf.token(w, r)}
 }
 
 // Render writes page name (templates/<name>.html) with v and status. A
@@ -107,13 +107,14 @@ func (p *Pages) Message(w http.ResponseWriter, r *http.Request, status int, titl
 	p.MessageLink(w, r, status, Link{}, title, paragraphs...)
 }
 
-// Link is a link a message page ends with: a path of this site and the
-// catalog key of its text. The zero Link is none.
+// Link is a link a message page ends with: a path of this site (written
+// relative to the page, View.URL) and the catalog key of its text. The
+// zero Link is none.
 type Link struct{ Href, Text string }
 
 // MessageLink writes the message page ending with link.
 func (p *Pages) MessageLink(w http.ResponseWriter, r *http.Request, status int, link Link, title string, paragraphs ...string) {
-	v := &View{Lang: Lang(r), Title: title, Data: message{Paragraphs: paragraphs, Link: link}}
+	v := &View{Lang: Lang(r), Root: rootOf(r.URL.Path), Title: title, Data: message{Paragraphs: paragraphs, Link: link}}
 	p.Render(w, r, status, "message", v)
 }
 

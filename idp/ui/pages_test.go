@@ -221,7 +221,7 @@ func TestResetLinkInvalid(t *testing.T) {
 			before := e.flows.count("CheckResetToken")
 			p := e.get(ResetPasswordPath + "?" + tt.query)
 			wantStatus(t, p, http.StatusBadRequest, "This link has expired or was already used",
-				"A link to reset a password works once", `<a href="/account/forgot-password">Request a new link</a>`)
+				"A link to reset a password works once", `<a href="../account/forgot-password">Request a new link</a>`)
 			wantPageHeaders(t, p)
 			if asked := e.flows.count("CheckResetToken") > before; asked != tt.asksFlows {
 				t.Errorf("asked the flows: %v, want %v", asked, tt.asksFlows)

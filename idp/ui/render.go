@@ -57,6 +57,7 @@ func SetPageHeaders(h http.Header) {
 // templates/_*.html read the other fields.
 type View struct {
 	Lang     string // "en" or "zh-CN": <html lang>, and the catalog used by T
+	Root     string // the relative way from the page to the site root, "../" for /account/x (see URL)
 	Title    string // catalog key of the page's title and <h1>
 	CSRF     string // the form token; {{template "csrf" .}} writes the hidden field
 	Error    string // a message for the form, already translated; "" for none
@@ -67,8 +68,23 @@ type View struct {
 // T returns the catalog text key in the view's language (see T).
 func (v *View) T(key string, args ...any) string { return T(v.Lang, key, args...) }
 
-// CSS is the path of the stylesheet.
-func (v *View) CSS() string { return AssetPrefix + cssName }
+// URL returns the site path p (such as "/account/reset-password")
+// relative to the page, so that links, form actions and the stylesheet
+// still work when a proxy serves Keyward under a path prefix.
+func (v *View) URL(p string) string {
+	if u := v.Root + strings.TrimPrefix(p, "/"); u != "" {
+		return u
+	}
+	return "./"
+}
+
+// rootOf is View.Root of the page at path.
+func rootOf(path string) string {
+	return strings.Repeat("../", max(strings.Count(path, "/")-1, 0))
+}
+
+// CSS is the stylesheet's URL, relative to the page.
+func (v *View) CSS() string { return v.URL(AssetPrefix + cssName) }
 
 // CSRFField is the name of the hidden CSRF field.
 func (v *View) CSRFField() string { return CSRFField }

@@ -181,10 +181,10 @@ func TestAsset(t *testing.T) {
 	e := newEnv(t)
 	p := e.get(ResetPasswordPath)
 	href := regexp.MustCompile(`<link rel="stylesheet" href="([^"]+)">`).FindStringSubmatch(p.body)
-	if href == nil || !regexp.MustCompile(`^/ui/keyward-[0-9a-f]{12}\.css$`).MatchString(href[1]) {
+	if href == nil || !regexp.MustCompile(`^\.\./ui/keyward-[0-9a-f]{12}\.css$`).MatchString(href[1]) {
 		t.Fatalf("stylesheet link %v", href)
 	}
-	css := e.get(href[1])
+	css := e.get("/" + strings.TrimPrefix(href[1], "../"))
 	if css.status != http.StatusOK || css.header.Get("Content-Type") != "text/css; charset=utf-8" ||
 		css.header.Get("Cache-Control") != "public, max-age=31536000, immutable" || css.body != string(styleCSS) {
 		t.Fatalf("stylesheet: %d %v", css.status, css.header)
@@ -245,5 +245,23 @@ func TestCSRFCookie(t *testing.T) {
 	}
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("New without Flows succeeded")
+	}
+}
+
+// TestRelativeURLs: links, actions and the stylesheet are written relative
+// to the page, so a proxy may serve Keyward under a path prefix.
+func TestRelativeURLs(t *testing.T) {
+	tests := []struct{ page, target, want string }{
+		{"/account/reset-password", "/ui/k.css", "../ui/k.css"},
+		{"/account/reset-password", "/account/forgot-password", "../account/forgot-password"},
+		{"/login", "/ui/k.css", "ui/k.css"},
+		{"/oauth2/consent/x", "/ui/k.css", "../../ui/k.css"},
+		{"/", "/", "./"},
+	}
+	for _, tt := range tests {
+		v := &View{Root: rootOf(tt.page)}
+		if got := v.URL(tt.target); got != tt.want {
+			t.Errorf("on %s, URL(%s) = %q, want %q", tt.page, tt.target, got, tt.want)
+		}
 	}
 }
