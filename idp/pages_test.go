@@ -74,10 +74,10 @@ type pageRequests struct {
 	asked []string
 }
 
-func (f *pageRequests) RequestPasswordReset(ctx context.Context, username, email string) error {
+func (f *pageRequests) RequestPasswordReset(ctx context.Context, username, email, lang string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.asked = append(f.asked, username+"|"+email)
+	f.asked = append(f.asked, username+"|"+email+"|"+lang)
 	return nil
 }
 
@@ -165,7 +165,7 @@ func TestForgotPage(t *testing.T) {
 	form := url.Values{"csrf_token": {pageCSRFToken(t, e, ui.ForgotPasswordPath)}, "login": {"alice@example.com"}}
 	r := e.Do(idptest.Request{Path: ui.ForgotPasswordPath, Body: form.Encode()})
 	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "Check your mail") || len(flows.asked) != 1 ||
-		flows.asked[0] != "|alice@example.com" {
+		flows.asked[0] != "|alice@example.com|en" {
 		t.Fatalf("forgot: %d %q\n%s", r.Status, flows.asked, r.Body)
 	}
 }

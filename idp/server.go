@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -290,8 +289,8 @@ func (s *Server) Routes(r *mux.Router) {
 // formPost matches a request whose body is not JSON, so that a path the
 // account API and a page share sends JSON to the API and forms to the page.
 func formPost(r *http.Request, _ *mux.RouteMatch) bool {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return mt != "application/json"
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return !strings.EqualFold(strings.TrimSpace(ct), "application/json")
 }
 
 // adminToken validates an access token for the admin API

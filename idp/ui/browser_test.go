@@ -220,7 +220,7 @@ func TestBrowserReset(t *testing.T) {
 	b.typeInto("login", "alice")
 	b.shot("forgot-form")
 	wantResponse(t, b.submit(), 200)
-	if got := b.text("h1"); got != "Check your mail" || len(e.flows.requested) != 1 || e.flows.requested[0] != "u:alice" {
+	if got := b.text("h1"); got != "Check your mail" || len(e.flows.requested) != 1 || e.flows.requested[0] != "u:alice@en" {
 		t.Fatalf("forgot: h1 %q, requests %q", got, e.flows.requested)
 	}
 	b.shot("forgot-sent")

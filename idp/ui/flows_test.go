@@ -27,7 +27,7 @@ type testFlows struct {
 	verified  map[string]bool
 	calls     map[string]int // method -> calls
 	throttle  error          // returned by every method when set
-	requested []string       // "u:name" or "e:address" of each reset request
+	requested []string       // "u:name@lang" or "e:address@lang" of each reset request
 }
 
 type testToken struct {
@@ -143,7 +143,7 @@ func (f *testFlows) VerifyEmail(ctx context.Context, token string) error {
 	return nil
 }
 
-func (f *testFlows) RequestPasswordReset(ctx context.Context, username, email string) error {
+func (f *testFlows) RequestPasswordReset(ctx context.Context, username, email, lang string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["RequestPasswordReset"]++
@@ -154,9 +154,9 @@ func (f *testFlows) RequestPasswordReset(ctx context.Context, username, email st
 		return &web.Error{Code: web.ErrInvalidRequest, Description: "give either username or email", Status: http.StatusBadRequest}
 	}
 	if email != "" {
-		f.requested = append(f.requested, "e:"+email)
+		f.requested = append(f.requested, "e:"+email+"@"+lang)
 	} else {
-		f.requested = append(f.requested, "u:"+username)
+		f.requested = append(f.requested, "u:"+username+"@"+lang)
 	}
 	return nil
 }

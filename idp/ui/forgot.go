@@ -15,8 +15,9 @@ import (
 // other error for a failure of the server.
 type ResetRequester interface {
 	// RequestPasswordReset asks for a reset link for the account named by
-	// username or by email; exactly one is set.
-	RequestPasswordReset(ctx context.Context, username, email string) error
+	// username or by email; exactly one is set. lang is the page's
+	// language ("en" or "zh-CN", as mail.Message.Lang), for the mail.
+	RequestPasswordReset(ctx context.Context, username, email, lang string) error
 }
 
 // ForgotPasswordPath is the forgot-password page; idp.Server.Routes binds
@@ -64,7 +65,7 @@ func (p *Pages) SubmitForgotPassword() http.Handler {
 		if strings.Contains(login, "@") {
 			username, email = "", login
 		}
-		if err := p.requests.RequestPasswordReset(r.Context(), username, email); err != nil {
+		if err := p.requests.RequestPasswordReset(r.Context(), username, email, v.Lang); err != nil {
 			if _, bad := isCode(err, "invalid_request"); bad {
 				v.Error, v.ErrorFor = v.T("forgot.error.login"), fieldLogin
 				p.Render(w, r, http.StatusBadRequest, "forgot_form", v)

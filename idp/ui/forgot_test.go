@@ -35,7 +35,9 @@ func TestForgotFlow(t *testing.T) {
 			t.Fatalf("the answers differ:\n%s\n---\n%s", sent[0], b)
 		}
 	}
-	if want := []string{"u:alice", "e:alice@example.com", "u:ghost", "e:ghost@example.com"}; !slices.Equal(e.flows.requested, want) {
+	p = e.post(ForgotPasswordPath, url.Values{CSRFField: {csrf}, "login": {"alice"}}, "Accept-Language", "zh-CN")
+	wantStatus(t, p, http.StatusOK, "请查收邮件")
+	if want := []string{"u:alice@en", "e:alice@example.com@en", "u:ghost@en", "e:ghost@example.com@en", "u:alice@zh-CN"}; !slices.Equal(e.flows.requested, want) {
 		t.Fatalf("requests %q, want %q", e.flows.requested, want)
 	}
 
@@ -58,7 +60,7 @@ func TestForgotFlow(t *testing.T) {
 			wantPageHeaders(t, p)
 		})
 	}
-	if len(e.flows.requested) != 4 {
+	if len(e.flows.requested) != 5 {
 		t.Fatalf("refused forms requested links: %q", e.flows.requested)
 	}
 
