@@ -52,6 +52,18 @@ func (f *pageFlows) check(token string, consume bool) error {
 	return nil
 }
 
+func (f *pageFlows) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.set)
+}
+
+func (f *pageFlows) isLive(token string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.live[token]
+}
+
 func (f *pageFlows) CheckResetToken(ctx context.Context, token string) error {
 	return f.check(token, false)
 }
@@ -140,12 +152,16 @@ func TestPagesThroughServer(t *testing.T) {
 	form := url.Values{"csrf_token": {pageCSRFToken(t, e, path)}, "token": {pageResetToken},
 		"new_password": {"a long and quiet river at dusk"}, "confirm_password": {"a long and quiet river at dusk"}}
 	r = e.Do(idptest.Request{Path: ui.ResetPasswordPath, Body: form.Encode()})
-	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "Your password was changed") || len(flows.set) != 1 {
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "Your password was changed") || flows.count() != 1 {
 		t.Fatalf("reset: %d\n%s", r.Status, r.Body)
 	}
 	r = e.Do(idptest.Request{Path: ui.VerifyEmailPath, Body: `{"token":"` + pageVerifyToken + `"}`, ContentType: "application/json"})
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("the page answered a JSON POST: %d\n%s", r.Status, r.Body)
+	}
+	if r := e.Do(idptest.Request{Method: http.MethodHead, Path: ui.VerifyEmailPath + "?token=" + pageVerifyToken}); r.Status != http.StatusOK ||
+		r.Header.Get("Content-Security-Policy") != ui.PageCSP || !flows.isLive(pageVerifyToken) {
+		t.Fatalf("HEAD of the verify link: %d, CSP %q, token live %v", r.Status, r.Header.Get("Content-Security-Policy"), flows.isLive(pageVerifyToken))
 	}
 	r = e.Do(idptest.Request{Method: http.MethodPut, Path: ui.VerifyEmailPath})
 	if r.Status != http.StatusMethodNotAllowed || !strings.Contains(r.Header.Get("Allow"), "GET") {
