@@ -21,6 +21,8 @@ func TestLang(t *testing.T) {
 		{"zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"},
 		{"zh", "zh-CN"},
 		{"zh-Hans", "zh-CN"},
+		{"zh-TW", "zh-CN"}, // no Traditional Chinese yet: Simplified reads better than English
+		{"ja", "en"},
 		{"fr-FR,zh-CN;q=0.5", "zh-CN"},
 		{"en;q=0.5,zh-CN;q=0.9", "zh-CN"},
 		{"fr-FR", "en"},
