@@ -20,6 +20,7 @@ import (
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
+	"github.com/keyward/keyward/idp/ui"
 	"github.com/keyward/keyward/idp/web"
 )
 
@@ -97,6 +98,11 @@ type Config struct {
 	// Account self-service (idp/account, docs/account.md).
 	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
 	Registration bool             // serve POST /account/register
+	// AccountFlows runs the steps behind the account pages (idp/ui):
+	// GET and form POST /account/reset-password and /account/verify-email,
+	// and /account/forgot-password when it is also a ui.ResetRequester.
+	// nil: the pages are not served.
+	AccountFlows ui.AccountFlows
 }
 
 // Server is the authorization server. Create it with New.
@@ -113,6 +119,7 @@ type Server struct {
 	ops      *manage.Ops     // the user and client operations of the admin and account APIs
 	account  *account.Handlers
 	admin    *admin.API // /admin/v1
+	ui       *ui.Pages  // the HTML pages; nil without Config.AccountFlows
 	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
@@ -157,7 +164,26 @@ func New(cfg Config) (*Server, error) {
 		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Log: cfg.Log, Now: cfg.Now})
 	s.admin = admin.New(admin.Config{Issuer: cfg.Issuer, Store: cfg.Store, Ops: s.ops,
 		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log})
+	if cfg.AccountFlows != nil {
+		requests, _ := cfg.AccountFlows.(ui.ResetRequester)
+		s.ui, err = ui.New(ui.Config{Flows: cfg.AccountFlows, Requests: requests, Log: cfg.Log,
+			MinPasswordLength: minPasswordLength(cfg.Policy), SecureCookies: u.Scheme == "https"})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// minPasswordLength is the minimum length p enforces, for the pages' hint.
+func minPasswordLength(p *password.Policy) int {
+	switch {
+	case p == nil || p.MinLength == 0:
+		return password.DefaultMinLength
+	case p.MinLength < password.LowestMinLength:
+		return password.LowestMinLength
+	}
+	return p.MinLength
 }
 
 // ParseIssuer checks that issuer is an absolute http(s) URL without query,
@@ -222,6 +248,21 @@ func (s *Server) Routes(r *mux.Router) {
 	if s.cfg.Registration {
 		r.Handle("/account/register", web.Handle(s.log, s.account.Register)).Methods(http.MethodPost)
 	}
+	if p := s.ui; p != nil {
+		// The pages behind the account mails (idp/ui, docs/account.md
+		// "Pages"). GET never consumes a token. /account/verify-email is
+		// also the account API's JSON POST: the page takes every POST that
+		// is not application/json (formPost).
+		r.Handle(ui.ResetPasswordPath, p.ShowResetPassword()).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(ui.ResetPasswordPath, p.SubmitResetPassword()).Methods(http.MethodPost)
+		r.Handle(ui.VerifyEmailPath, p.ShowVerifyEmail()).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(ui.VerifyEmailPath, p.SubmitVerifyEmail()).Methods(http.MethodPost).MatcherFunc(formPost)
+		if p.ServesForgotPassword() {
+			r.Handle(ui.ForgotPasswordPath, p.ShowForgotPassword()).Methods(http.MethodGet, http.MethodHead)
+			r.Handle(ui.ForgotPasswordPath, p.SubmitForgotPassword()).Methods(http.MethodPost)
+		}
+		r.Handle(ui.AssetPrefix+"{asset}", p.Asset()).Methods(http.MethodGet, http.MethodHead)
+	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)
 	}
@@ -243,6 +284,13 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/keys", a.Authorize(a.ListKeys)).Methods(http.MethodGet)
 	r.Handle("/admin/v1/keys/rotate", a.Authorize(a.RotateKey)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/keys/{kid}/revoke", a.Authorize(a.RevokeKey)).Methods(http.MethodPost)
+}
+
+// formPost matches a request whose body is not JSON, so that a path the
+// account API and a page share sends JSON to the API and forms to the page.
+func formPost(r *http.Request, _ *mux.RouteMatch) bool {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return !strings.EqualFold(strings.TrimSpace(ct), "application/json")
 }
 
 // adminToken validates an access token for the admin API
