@@ -1,17 +1,16 @@
 package idp_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/internal/testsupport"
 
 	"github.com/gorilla/mux"
 	"github.com/keyward/keyward/idp/audit"
@@ -19,20 +18,7 @@ import (
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
-// syncBuffer is a log sink safe for the handlers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func jsonLogger(w *syncBuffer) *slog.Logger {
+func jsonLogger(w *testsupport.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -50,7 +36,7 @@ func TestAuditSecretScan(t *testing.T) {
 	for _, b := range storagetest.Backends {
 		t.Run(b.Name, func(t *testing.T) {
 			db := storagetest.Open(t, b.DSN(t))
-			var logs syncBuffer
+			var logs testsupport.SyncBuffer
 			s := newProtectServer(t, db, func(c *idp.Config) {
 				c.Log = jsonLogger(&logs)
 				c.Throttle.IPFailures = 9 // reach the 429 path quickly
