@@ -77,6 +77,7 @@ func verifyWith(snap jwksSnapshot, tok string) (string, error) {
 // token either replica issues must verify against the oldest JWKS a
 // resource server may still hold: one fetched a full max-age earlier.
 func TestReplicasRotateWithoutGap(t *testing.T) {
+	t.Parallel() // it mostly waits for rotations: let the others wait alongside
 	if testing.Short() {
 		t.Skip("runs for several one-minute rotations")
 	}
@@ -132,6 +133,7 @@ func TestReplicasRotateWithoutGap(t *testing.T) {
 // token verifies against the JWKS a resource server cached before the
 // command ran.
 func TestKeysRotateRightAfterStart(t *testing.T) {
+	t.Parallel() // it mostly waits for rotations: let the others wait alongside
 	const maxAge, margin, poll = 10 * time.Second, 5 * time.Second, 5 * time.Second
 	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		kek := writeKEK(t, t.TempDir())

@@ -135,6 +135,7 @@ func retryUntil(t *testing.T, timeout time.Duration, what string, f func() bool)
 // reaches a verifier within its cache age, with ErrUnknownKey, while tokens
 // of the fresh key verify. The server's own introspection follows too.
 func TestVerifyFollowsKeywardRotation(t *testing.T) {
+	t.Parallel() // it mostly waits for rotations: let the others wait alongside
 	dbtest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		policy := []string{"--jwks-max-age", "2s", "--key-publish-margin", "5s", "--key-encryption-key-file", writeKEK(t, t.TempDir())}
 		p := startProcess(t, nil, append([]string{"--demo", "--database", dsn}, policy...)...)
