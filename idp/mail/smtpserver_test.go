@@ -8,12 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,10 +39,10 @@ type testSMTP struct {
 	got      []received
 	attempts int // MAIL commands seen
 
-	failFirst int                  // answer the first failFirst MAIL commands with a 451
-	rcptErr   *smtp.SMTPError      // answer every RCPT with this
+	failFirst int                   // answer the first failFirst MAIL commands with a 451
+	rcptErr   *smtp.SMTPError       // answer every RCPT with this
 	authErr   func(pw string) error // refuse AUTH with this error
-	hold      chan struct{}        // when set, DATA waits until it is closed
+	hold      chan struct{}         // when set, DATA waits until it is closed
 }
 
 type smtpOptions struct {
@@ -266,7 +264,3 @@ func parseReceived(t *testing.T, data []byte) OutboxMessage {
 	}
 	return m
 }
-
-var errTest = errors.New("test")
-
-var _ = strings.Contains
