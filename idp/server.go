@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/idp/admin"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/mail"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/oauth"
@@ -97,6 +98,7 @@ type Config struct {
 	// Account self-service (idp/account, docs/account.md).
 	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
 	Registration bool             // serve POST /account/register
+	Mail         mail.Sender      // nil: mail disabled
 }
 
 // Server is the authorization server. Create it with New.

@@ -39,7 +39,7 @@ func NewOutbox(dir string, o Options) (*Mailer, error) {
 		return nil, errors.New("mail: no outbox directory")
 	}
 	if o.From != "" {
-		if err := checkFrom(o.From); err != nil {
+		if err := CheckFrom(o.From); err != nil {
 			return nil, err
 		}
 	}
@@ -201,11 +201,12 @@ func readParts(ctype, cte string, r io.Reader, out *OutboxMessage) error {
 	if err != nil {
 		return err
 	}
+	text := strings.ReplaceAll(string(b), "\r\n", "\n") // mail's line ends, as a terminal wants them
 	switch mt {
 	case "text/plain":
-		out.Text += string(b)
+		out.Text += text
 	case "text/html":
-		out.HTML += string(b)
+		out.HTML += text
 	}
 	return nil
 }

@@ -121,7 +121,7 @@ func NewSMTP(s SMTPServer, o Options) (*Mailer, error) {
 	if o.From == "" {
 		return nil, errors.New("mail: SMTP delivery needs a From address (--mail-from)")
 	}
-	if err := checkFrom(o.From); err != nil {
+	if err := CheckFrom(o.From); err != nil {
 		return nil, err
 	}
 	return newMailer(smtpTransport{s: s}, o), nil
@@ -170,8 +170,9 @@ func (smtpTransport) permanent(err error) bool {
 	return errors.As(err, &se) && !se.IsTemp() && se.ErrorCode() >= 500
 }
 
-// checkFrom checks a From address: one address, with an optional name.
-func checkFrom(from string) error {
+// CheckFrom checks a From address: one address, with an optional name
+// ("Keyward <noreply@example.com>").
+func CheckFrom(from string) error {
 	if err := gomail.NewMsg().From(from); err != nil || strings.ContainsAny(from, "\r\n") {
 		return fmt.Errorf("mail: the From address %q is not an address such as \"Keyward <noreply@example.com>\"", from)
 	}
