@@ -56,8 +56,8 @@ func newMailListCmd(a *app, dir func() string) *cobra.Command {
 func newMailShowCmd(a *app, dir func() string) *cobra.Command {
 	var raw bool
 	cmd := &cobra.Command{
-		Use:   "show N|FILE",
-		Short: "Print one mail of the outbox: its headers and text part (N as in mail list)",
+		Use:   "show N|last|FILE",
+		Short: "Print one mail of the outbox: its headers and text part (N as in mail list; last is the newest)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file, err := outboxFile(dir(), args[0])
@@ -98,13 +98,17 @@ func listOutbox(dir string) ([]mail.OutboxEntry, error) {
 	return list, err
 }
 
-// outboxFile resolves show's argument: a number from mail list, a file in
-// the outbox, or a path.
+// outboxFile resolves show's argument: a number from mail list, last (the
+// newest), a file in the outbox, or a path.
 func outboxFile(dir, arg string) (string, error) {
-	if n, err := strconv.Atoi(arg); err == nil {
+	n, err := strconv.Atoi(arg)
+	if err == nil || arg == "last" {
 		list, err := listOutbox(dir)
 		if err != nil {
 			return "", err
+		}
+		if arg == "last" {
+			n = len(list)
 		}
 		if n < 1 || n > len(list) {
 			return "", fmt.Errorf("no mail %d in %s: it holds %d (keyward mail list)", n, dir, len(list))

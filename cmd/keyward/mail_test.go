@@ -66,7 +66,7 @@ func TestServeWritesMailToTheOutbox(t *testing.T) {
 		t.Errorf("mail list table:\n%s", table)
 	}
 	file := list[1]["file"].(string)
-	for _, arg := range []string{"2", file, filepath.Base(file)} {
+	for _, arg := range []string{"2", "last", file, filepath.Base(file)} {
 		out := mustRun(t, dsn, "", "mail", "show", arg)
 		if !strings.Contains(out, "\n"+mailTestLink+"\n") || !strings.Contains(out, "Subject:  重置您的 Keyward 密码") {
 			t.Errorf("mail show %s:\n%s", arg, out)
@@ -91,6 +91,7 @@ func TestServeWritesMailToTheOutbox(t *testing.T) {
 	}{
 		{"number out of range", []string{"mail", "show", "3"}, "no mail 3 in " + outbox + ": it holds 2"},
 		{"unknown file", []string{"mail", "show", "nope.eml"}, "no mail nope.eml"},
+		{"zero", []string{"mail", "show", "0"}, "no mail 0 in"},
 		{"missing outbox", []string{"mail", "list", "--outbox", filepath.Join(dir, "none")}, "no outbox at"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,7 +19,9 @@ const smtpPassword = "hunter2-smtp-Secret"
 
 // fast are Options for tests: quick retries, a short timeout.
 func fast(o Options) Options {
-	o.MinBackoff, o.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
+	if o.MinBackoff == 0 {
+		o.MinBackoff, o.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
+	}
 	if o.SendTimeout == 0 {
 		o.SendTimeout = 5 * time.Second
 	}
@@ -232,13 +234,14 @@ func TestSMTPServerDown(t *testing.T) {
 	log, logs := newLog()
 	s := serverFor(t, addr)
 	s.Username, s.Password = "mailer", smtpPassword
-	q, _ := newSMTPMailer(t, s, Options{Log: log, Attempts: 3})
-	start := time.Now()
+	// Three attempts with at least 2·100ms between them: a Send that waited
+	// for them would return after the failure was counted.
+	q, _ := newSMTPMailer(t, s, Options{Log: log, Attempts: 3, MinBackoff: 200 * time.Millisecond, MaxBackoff: 400 * time.Millisecond})
 	if err := q.Send(t.Context(), resetMessage("en")); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("Send took %v", d)
+	if n := testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")); n != 0 {
+		t.Fatal("Send returned only after the delivery had failed")
 	}
 	eventually(t, "the failure", func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
 	if n := testutil.ToFloat64(q.metrics.retries.WithLabelValues("password_reset")); n != 2 {
@@ -315,7 +318,7 @@ func TestQueueFullAndClose(t *testing.T) {
 	if err := q.Send(t.Context(), resetMessage("en")); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("third Send: %v, want ErrQueueFull", err)
 	}
-	if d := time.Since(start); d > 50*time.Millisecond {
+	if d := time.Since(start); d > 2*time.Second { // a blocking Send would wait for the held server, for ever
 		t.Errorf("a full queue blocked Send for %v", d)
 	}
 	if n := testutil.ToFloat64(q.metrics.dropped.WithLabelValues("password_reset")); n != 1 {
@@ -326,10 +329,14 @@ func TestQueueFullAndClose(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- q.Close(context.Background()) }()
-	time.Sleep(20 * time.Millisecond)
-	if err := q.Send(t.Context(), resetMessage("en")); !errors.Is(err, ErrClosed) {
-		t.Errorf("Send while closing: %v, want ErrClosed", err)
-	}
+	// Until Close has run, the full queue answers ErrQueueFull; then ErrClosed.
+	eventually(t, "Send to answer ErrClosed", func() bool {
+		err := q.Send(t.Context(), resetMessage("en"))
+		if err != nil && !errors.Is(err, ErrQueueFull) && !errors.Is(err, ErrClosed) {
+			t.Fatalf("Send while closing: %v", err)
+		}
+		return errors.Is(err, ErrClosed)
+	})
 	close(hold)
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
