@@ -30,8 +30,8 @@ func (f *mailFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.mailTemplates, "mail-templates", "", "directory of mail templates; a file there replaces the embedded one of the same name (docs/mail.md)")
 	fl.StringVar(&f.mailOutbox, "mail-outbox", "", "without --smtp-url, write each mail as an .eml file into this directory (default: "+mail.OutboxDirName+
 		" beside the SQLite database, or in the working directory for PostgreSQL); read it with keyward mail list")
-	fl.Var(intIn(&f.mailQueueSize, 1, 1<<20), "mail-queue-size", "mails waiting to be sent; when full, more are dropped (and logged) rather than delay an answer")
 	f.mailQueueSize = mail.DefaultCapacity
+	fl.Var(intIn(&f.mailQueueSize, 1, 1<<20), "mail-queue-size", "mails waiting to be sent; when full, more are dropped (and logged) rather than delay an answer")
 }
 
 // mailSetup is the checked mail configuration: an SMTP server, or an
