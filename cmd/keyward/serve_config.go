@@ -90,7 +90,7 @@ type serveConfig struct {
 
 	// server is idp.Config with every value the flags set; serve adds the
 	// parts it opens and builds: Store, Keys, Log, Passwords, KeyAges,
-	// KeyRotator.
+	// KeyRotator, Mail.
 	server idp.Config
 
 	// passwords hashes and checks passwords with the --argon2-* flags,
@@ -153,7 +153,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	mailSetup, err := f.mailFlags.config(a.database, f.smtpURLOnCommandLine)
+	mailCfg, err := f.mailFlags.config(a.database, f.smtpURLOnCommandLine)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		metricsAddr:     f.metricsAddr,
 		publicMetrics:   f.publicMetrics,
 		shutdownTimeout: f.shutdownTimeout,
-		mail:            mailSetup,
+		mail:            mailCfg,
 	}
 	c.passwords, err = a.hasher(password.WithObserver(func(o password.Observation) {
 		if c.hashWaited != nil {
