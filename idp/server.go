@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/idp/admin"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/mail"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/oauth"
@@ -103,6 +104,7 @@ type Config struct {
 	// and /account/forgot-password when it is also a ui.ResetRequester.
 	// nil: the pages are not served.
 	AccountFlows ui.AccountFlows
+	Mail         mail.Sender // nil: mail disabled
 }
 
 // Server is the authorization server. Create it with New.

@@ -47,6 +47,7 @@ func serveCmd(a *app, run func(cmd *cobra.Command, c *serveConfig) error) *cobra
 	}
 	f := bindServeFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		f.smtpURLOnCommandLine = cmd.Flags().Changed("smtp-url") // bindEnv sets variables without marking them changed
 		c, err := f.config(a)
 		if err != nil {
 			return err
@@ -88,13 +89,28 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	if c.passwords.Peppered() {
 		log.Info("password hashes are peppered (--password-pepper-file); older hashes are upgraded at each user's next login")
 	}
+	sender, err := c.mail.open(log)
+	if err != nil {
+		return err
+	}
+	mailClosed := false
+	defer func() { // an early return; the normal path closes it after the HTTP server stops
+		if !mailClosed {
+			closeMail(ctx, sender, time.Second)
+		}
+	}()
+
 	cfg := c.server
 	cfg.Store, cfg.Keys, cfg.Log = db, km, log
+	cfg.Mail = sender
 	cfg.Passwords = c.passwords
 	cfg.KeyAges = keyAges(km)
 	cfg.KeyRotator = km // the admin API's /admin/v1/keys
 	srv, err := idp.New(cfg)
 	if err != nil {
+		return err
+	}
+	if err := sender.Register(srv.Metrics().Registry()); err != nil {
 		return err
 	}
 	c.hashWaited = srv.Metrics().HashWaited
@@ -147,7 +163,9 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 	defer cancel()
 	err = hs.Shutdown(sctx)
-	srv.Auditor().Flush() // the rows written behind answers (RecordAsync)
+	mailClosed = true
+	closeMail(ctx, sender, c.shutdownTimeout) // what the last answers queued
+	srv.Auditor().Flush()                     // the rows written behind answers (RecordAsync)
 	return err
 }
 

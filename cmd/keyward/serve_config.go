@@ -37,6 +37,8 @@ type serveFlags struct {
 	shutdownTimeout                       time.Duration
 	throttleFlags                         // throttle_flags.go
 	registration                          bool
+	mailFlags                                  // mail_flags.go
+	smtpURLOnCommandLine                  bool // set by serveCmd: --smtp-url came as a flag, not KEYWARD_SMTP_URL
 }
 
 // bindServeFlags defines serve's flags on fl and returns where they land.
@@ -67,6 +69,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
 	f.throttleFlags.register(fl)
 	fl.BoolVar(&f.registration, "registration", false, "serve POST /account/register: anyone may create an account")
+	f.mailFlags.register(fl)
 	return f
 }
 
@@ -83,10 +86,11 @@ type serveConfig struct {
 	metricsAddr     string      // "" serves no /metrics listener
 	publicMetrics   bool
 	shutdownTimeout time.Duration
+	mail            mailSetup // where account mail goes (mail_flags.go)
 
 	// server is idp.Config with every value the flags set; serve adds the
 	// parts it opens and builds: Store, Keys, Log, Passwords, KeyAges,
-	// KeyRotator.
+	// KeyRotator, Mail.
 	server idp.Config
 
 	// passwords hashes and checks passwords with the --argon2-* flags,
@@ -149,6 +153,10 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	mailCfg, err := f.mailFlags.config(a.database, f.smtpURLOnCommandLine)
+	if err != nil {
+		return nil, err
+	}
 
 	c := &serveConfig{
 		addr:            f.addr,
@@ -161,6 +169,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		metricsAddr:     f.metricsAddr,
 		publicMetrics:   f.publicMetrics,
 		shutdownTimeout: f.shutdownTimeout,
+		mail:            mailCfg,
 	}
 	c.passwords, err = a.hasher(password.WithObserver(func(o password.Observation) {
 		if c.hashWaited != nil {
