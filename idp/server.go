@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/idp/admin"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/mail"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/metrics"
 	"github.com/keyward/keyward/idp/oauth"
@@ -97,6 +98,16 @@ type Config struct {
 	// Account self-service (idp/account, docs/account.md).
 	Policy       *password.Policy // vets new passwords at registration and change; nil: password.Policy defaults
 	Registration bool             // serve POST /account/register
+
+	// Account mail (issue 14): reset and verification links, notices.
+	PublicURL string      // base of the links in mail (absolute, no trailing slash); default Issuer
+	Mail      mail.Sender // queues account mail; nil: none is sent, and the log says "mail disabled" once
+	// ResetTokenLifetime is how long a password-reset link stays valid;
+	// default 30m.
+	ResetTokenLifetime time.Duration
+	// RequireVerifiedEmail refuses the password grant to a user whose
+	// address is not verified (PW-16), as a generic invalid_grant.
+	RequireVerifiedEmail bool
 }
 
 // Server is the authorization server. Create it with New.
@@ -135,6 +146,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HSTSMaxAge == 0 {
 		cfg.HSTSMaxAge = DefaultHSTSMaxAge
 	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = cfg.Issuer
+	}
+	if _, err := ParseIssuer(strings.TrimRight(cfg.PublicURL, "/")); err != nil {
+		return nil, errors.New("public URL must be an absolute http(s) URL without query or fragment, as in https://id.example.com")
+	}
+	if cfg.Mail == nil {
+		cfg.Log.Info("mail disabled: no reset, verification or notice mail is sent")
+		cfg.Mail = noMail{}
+	}
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
 	s.metrics = metrics.New(metrics.Options{
 		KeyAges:       cfg.KeyAges,
@@ -148,13 +169,16 @@ func New(cfg Config) (*Server, error) {
 		Callers: s.callers, Audit: s.audit, Metrics: s.metrics, Log: cfg.Log, Now: cfg.Now, JWKSMaxAge: cfg.JWKSMaxAge,
 		Passwords: cfg.Passwords, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL, RefreshReuseWindow: cfg.RefreshReuseWindow,
-		PasswordRefreshTokenTTL: cfg.PasswordRefreshTokenTTL, PasswordForbiddenScopes: cfg.PasswordForbiddenScopes})
+		PasswordRefreshTokenTTL: cfg.PasswordRefreshTokenTTL, PasswordForbiddenScopes: cfg.PasswordForbiddenScopes,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail})
 	if err != nil {
 		return nil, err
 	}
 	s.ops = manage.New(cfg.Store, s.audit, s.throttle, cfg.Now)
+	s.ops.SetMail(manage.MailConfig{Sender: cfg.Mail, PublicURL: cfg.PublicURL, ResetLifetime: cfg.ResetTokenLifetime, Log: cfg.Log})
 	s.account = account.New(account.Config{Store: cfg.Store, Tokens: accountTokens{s}, Passwords: cfg.Passwords,
-		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Log: cfg.Log, Now: cfg.Now})
+		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Links: s.ops,
+		Log: cfg.Log, Now: cfg.Now})
 	s.admin = admin.New(admin.Config{Issuer: cfg.Issuer, Store: cfg.Store, Ops: s.ops,
 		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log})
 	return s, nil
@@ -222,6 +246,13 @@ func (s *Server) Routes(r *mux.Router) {
 	if s.cfg.Registration {
 		r.Handle("/account/register", web.Handle(s.log, s.account.Register)).Methods(http.MethodPost)
 	}
+	r.Handle("/account/password/forgot", web.Handle(s.log, s.account.Forgot)).Methods(http.MethodPost)
+	r.Handle("/account/password/reset", web.Handle(s.log, s.account.ResetPasswordAPI)).Methods(http.MethodPost)
+	r.Handle("/account/email", web.Handle(s.log, s.account.ChangeEmail)).Methods(http.MethodPost)
+	// The JSON API; the page of the same path (idp/ui) takes GET and form
+	// POSTs, so this route matches only a JSON body.
+	r.Handle("/account/verify-email", web.Handle(s.log, s.account.VerifyEmailAPI)).Methods(http.MethodPost).
+		MatcherFunc(jsonBody)
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)
 	}
@@ -233,6 +264,7 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.PatchUser)).Methods(http.MethodPatch)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.DeleteUser)).Methods(http.MethodDelete)
 	r.Handle("/admin/v1/users/{id}/unlock", a.Authorize(a.UnlockUser)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/users/{id}/send-reset", a.Authorize(a.SendReset)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/users/{id}/sessions", a.Authorize(a.ListSessions)).Methods(http.MethodGet)
 	r.Handle("/admin/v1/users/{id}/sessions", a.Authorize(a.RevokeSessions)).Methods(http.MethodDelete)
 	r.Handle("/admin/v1/clients", a.Authorize(a.ListClients)).Methods(http.MethodGet)
@@ -244,6 +276,25 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/keys/rotate", a.Authorize(a.RotateKey)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/keys/{kid}/revoke", a.Authorize(a.RevokeKey)).Methods(http.MethodPost)
 }
+
+// jsonBody matches a request whose Content-Type is application/json.
+func jsonBody(r *http.Request, _ *mux.RouteMatch) bool {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
+}
+
+// noMail is the mail.Sender of a server without one: it drops every
+// message (New logged "mail disabled" once).
+type noMail struct{}
+
+func (noMail) Send(context.Context, mail.Message) error { return nil }
+
+// Account returns the account endpoints, whose ResetPassword, VerifyEmail
+// and CheckResetToken the pages behind the mailed links call.
+func (s *Server) Account() *account.Handlers { return s.account }
+
+// Ops returns the user and client operations, for cmd/keyward and tests.
+func (s *Server) Ops() *manage.Ops { return s.ops }
 
 // adminToken validates an access token for the admin API
 // (admin.TokenValidator).
