@@ -250,9 +250,10 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/account/password/reset", web.Handle(s.log, s.account.ResetPasswordAPI)).Methods(http.MethodPost)
 	r.Handle("/account/email", web.Handle(s.log, s.account.ChangeEmail)).Methods(http.MethodPost)
 	// The JSON API; the page of the same path (idp/ui) takes GET and form
-	// POSTs, so this route matches only a JSON body.
+	// POSTs, so this route leaves form bodies to it (and answers any other
+	// non-JSON body 415 itself).
 	r.Handle("/account/verify-email", web.Handle(s.log, s.account.VerifyEmailAPI)).Methods(http.MethodPost).
-		MatcherFunc(jsonBody)
+		MatcherFunc(notForm)
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)
 	}
@@ -277,10 +278,13 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/keys/{kid}/revoke", a.Authorize(a.RevokeKey)).Methods(http.MethodPost)
 }
 
-// jsonBody matches a request whose Content-Type is application/json.
-func jsonBody(r *http.Request, _ *mux.RouteMatch) bool {
+// notForm matches a request whose body is not an HTML form's
+// (application/x-www-form-urlencoded or multipart/form-data): a form goes to
+// the page of the same path.
+func notForm(r *http.Request, _ *mux.RouteMatch) bool {
 	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
-	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	return ct != "application/x-www-form-urlencoded" && ct != "multipart/form-data"
 }
 
 // noMail is the mail.Sender of a server without one: it drops every

@@ -102,6 +102,7 @@ func TestLinkErrors(t *testing.T) {
 			{"reset no password", "/account/password/reset", `{"token":"kwpr_x"}`, "", 400, web.ErrInvalidRequest},
 			{"reset number", "/account/password/reset", `{"token":1,"new_password":"x"}`, "", 400, web.ErrInvalidRequest},
 			{"verify no token", "/account/verify-email", `{}`, "", 400, web.ErrInvalidRequest},
+			{"verify text", "/account/verify-email", `token=kwev_x`, "text/plain", 415, web.ErrInvalidRequest},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

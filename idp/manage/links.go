@@ -300,7 +300,11 @@ func (o *Ops) ResetPassword(ctx context.Context, by audit.Event, token, hash str
 	}
 	u, _, err := o.setPassword(ctx, by, at.UserID, hash, nil, mail.KindPasswordWasReset)
 	var se *SessionsError
-	if err != nil && !errors.As(err, &se) {
+	switch {
+	case errors.Is(err, storage.ErrNotFound): // deleted since the link was sent
+		o.ResetFailed(ctx, by, at.UserID, "unknown")
+		return storage.User{}, ErrInvalidAccountToken
+	case err != nil && !errors.As(err, &se):
 		return u, err
 	}
 	if o.unlock != nil {
