@@ -47,6 +47,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 		defer cancel()
 		ctx = web.WithRequest(ctx, id, s.clientIP(r))
+		ctx = web.WithUserAgent(ctx, r.UserAgent())
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", id)
 		s.securityHeaders(w.Header(), r)

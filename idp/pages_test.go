@@ -12,9 +12,11 @@ import (
 	"testing"
 
 	"github.com/keyward/keyward/idp"
+	"github.com/keyward/keyward/idp/mail"
 	"github.com/keyward/keyward/idp/ui"
 	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/internal/idptest"
+	"github.com/keyward/keyward/internal/mailtest"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
@@ -186,15 +188,51 @@ func TestForgotPage(t *testing.T) {
 	}
 }
 
-// TestPagesOff: without Config.AccountFlows no page is served.
-func TestPagesOff(t *testing.T) {
-	e := idptest.New(t, storagetest.Backends[0])
-	for _, p := range []string{ui.ResetPasswordPath + "?token=" + pageResetToken, ui.VerifyEmailPath + "?token=" + pageVerifyToken,
-		ui.ForgotPasswordPath} {
-		if r := e.Do(idptest.Request{Method: http.MethodGet, Path: p}); r.Status != http.StatusNotFound {
-			t.Errorf("GET %s: %d, want 404", p, r.Status)
+// TestPagesOnTheAccountFlows: without Config.AccountFlows the pages run
+// the account endpoints' own flows, end to end on both backends: the forgot
+// page mails a link over SMTP to a server on loopback, the link opens the
+// form, a GET consumes nothing, the form sets the password (the old one and
+// the old refresh token stop working, the new one signs in), the link
+// cannot be used twice, and a notice arrives.
+func TestPagesOnTheAccountFlows(t *testing.T) {
+	idptest.Backends(t, func(t *testing.T, b storagetest.Backend) {
+		smtp := mailtest.NewServer(t)
+		e := idptest.New(t, b, func(c *idp.Config) { c.Mail = mailtest.NewSender(t, smtp.Addr) })
+		jar, err := cookiejar.New(nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		e.Client = &http.Client{Jar: jar}
+		old := e.Login().Str("refresh_token")
+
+		csrf := pageCSRFToken(t, e, ui.ForgotPasswordPath)
+		form := url.Values{"csrf_token": {csrf}, "login": {"alice"}}
+		if r := e.Do(idptest.Request{Path: ui.ForgotPasswordPath, Body: form.Encode()}); r.Status != http.StatusOK {
+			t.Fatalf("forgot page: %d\n%s", r.Status, r.Body)
+		}
+		m := smtp.Wait(t, "alice@example.com", mail.KindPasswordReset, 1)
+		u, err := url.Parse(m.Link())
+		if err != nil || m.Token() == "" || u.Path != ui.ResetPasswordPath {
+			t.Fatalf("mailed link %q", m.Link())
+		}
+		page := u.Path + "?" + u.RawQuery
+		csrf = pageCSRFToken(t, e, page)
+		csrf = pageCSRFToken(t, e, page) // a second GET: the link still works
+		pw := "a long and quiet river at dusk"
+		reset := url.Values{"csrf_token": {csrf}, "token": {m.Token()}, "new_password": {pw}, "confirm_password": {pw}}
+		if r := e.Do(idptest.Request{Path: ui.ResetPasswordPath, Body: reset.Encode()}); r.Status != http.StatusOK {
+			t.Fatalf("reset form: %d\n%s", r.Status, r.Body)
+		}
+		if r := e.Do(idptest.Request{Path: ui.ResetPasswordPath, Body: reset.Encode()}); r.Status != http.StatusBadRequest {
+			t.Fatalf("the link used twice: %d, want 400\n%s", r.Status, r.Body)
+		}
+		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(old)), http.StatusBadRequest, "invalid_grant")
+		idptest.CheckE1(t, e.Token("C1", idptest.PasswordForm("alice", idptest.AlicePassword)), http.StatusBadRequest, "invalid_grant")
+		if r := e.Token("C1", idptest.PasswordForm("alice", pw)); r.Status != http.StatusOK {
+			t.Fatalf("login with the new password: %d %s", r.Status, r.Body)
+		}
+		smtp.Wait(t, "alice@example.com", mail.KindPasswordWasReset, 1)
+	})
 }
 
 // TestPagesNeverLogTokens (RR-05): whatever happens to a page request

@@ -102,9 +102,18 @@ type Config struct {
 	// AccountFlows runs the steps behind the account pages (idp/ui):
 	// GET and form POST /account/reset-password and /account/verify-email,
 	// and /account/forgot-password when it is also a ui.ResetRequester.
-	// nil: the pages are not served.
+	// nil: the account endpoints' own (account.Handlers), the default.
 	AccountFlows ui.AccountFlows
-	Mail         mail.Sender // nil: mail disabled
+
+	// Account mail (issue 14): reset and verification links, notices.
+	PublicURL string      // base of the links in mail (absolute, no trailing slash); default Issuer
+	Mail      mail.Sender // queues account mail; nil: none is sent, and the log says "mail disabled" once
+	// ResetTokenLifetime is how long a password-reset link stays valid;
+	// default 30m.
+	ResetTokenLifetime time.Duration
+	// RequireVerifiedEmail refuses the password grant to a user whose
+	// address is not verified (PW-16), as a generic invalid_grant.
+	RequireVerifiedEmail bool
 }
 
 // Server is the authorization server. Create it with New.
@@ -121,7 +130,7 @@ type Server struct {
 	ops      *manage.Ops     // the user and client operations of the admin and account APIs
 	account  *account.Handlers
 	admin    *admin.API // /admin/v1
-	ui       *ui.Pages  // the HTML pages; nil without Config.AccountFlows
+	ui       *ui.Pages  // the HTML pages
 	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
@@ -144,6 +153,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HSTSMaxAge == 0 {
 		cfg.HSTSMaxAge = DefaultHSTSMaxAge
 	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = cfg.Issuer
+	}
+	if _, err := ParseIssuer(strings.TrimRight(cfg.PublicURL, "/")); err != nil {
+		return nil, errors.New("public URL must be an absolute http(s) URL without query or fragment, as in https://id.example.com")
+	}
+	if cfg.Mail == nil {
+		cfg.Log.Info("mail disabled: no reset, verification or notice mail is sent")
+		cfg.Mail = noMail{}
+	}
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
 	s.metrics = metrics.New(metrics.Options{
 		KeyAges:       cfg.KeyAges,
@@ -157,22 +176,28 @@ func New(cfg Config) (*Server, error) {
 		Callers: s.callers, Audit: s.audit, Metrics: s.metrics, Log: cfg.Log, Now: cfg.Now, JWKSMaxAge: cfg.JWKSMaxAge,
 		Passwords: cfg.Passwords, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL, RefreshReuseWindow: cfg.RefreshReuseWindow,
-		PasswordRefreshTokenTTL: cfg.PasswordRefreshTokenTTL, PasswordForbiddenScopes: cfg.PasswordForbiddenScopes})
+		PasswordRefreshTokenTTL: cfg.PasswordRefreshTokenTTL, PasswordForbiddenScopes: cfg.PasswordForbiddenScopes,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail})
 	if err != nil {
 		return nil, err
 	}
 	s.ops = manage.New(cfg.Store, s.audit, s.throttle, cfg.Now)
+	s.ops.SetMail(manage.MailConfig{Sender: cfg.Mail, PublicURL: cfg.PublicURL, ResetLifetime: cfg.ResetTokenLifetime, Log: cfg.Log})
 	s.account = account.New(account.Config{Store: cfg.Store, Tokens: accountTokens{s}, Passwords: cfg.Passwords,
-		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Log: cfg.Log, Now: cfg.Now})
+		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Links: s.ops,
+		Log: cfg.Log, Now: cfg.Now})
 	s.admin = admin.New(admin.Config{Issuer: cfg.Issuer, Store: cfg.Store, Ops: s.ops,
 		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log})
-	if cfg.AccountFlows != nil {
-		requests, _ := cfg.AccountFlows.(ui.ResetRequester)
-		s.ui, err = ui.New(ui.Config{Flows: cfg.AccountFlows, Requests: requests, Log: cfg.Log,
-			MinPasswordLength: minPasswordLength(cfg.Policy), SecureCookies: u.Scheme == "https"})
-		if err != nil {
-			return nil, err
-		}
+	flows := cfg.AccountFlows
+	if flows == nil {
+		flows = s.account
+	}
+	requests, _ := flows.(ui.ResetRequester)
+	pub, _ := url.Parse(cfg.PublicURL)
+	s.ui, err = ui.New(ui.Config{Flows: flows, Requests: requests, Log: cfg.Log,
+		MinPasswordLength: minPasswordLength(cfg.Policy), SecureCookies: pub.Scheme == "https"})
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -250,15 +275,18 @@ func (s *Server) Routes(r *mux.Router) {
 	if s.cfg.Registration {
 		r.Handle("/account/register", web.Handle(s.log, s.account.Register)).Methods(http.MethodPost)
 	}
+	r.Handle("/account/password/forgot", web.Handle(s.log, s.account.Forgot)).Methods(http.MethodPost)
+	r.Handle("/account/password/reset", web.Handle(s.log, s.account.ResetPasswordAPI)).Methods(http.MethodPost)
+	r.Handle("/account/email", web.Handle(s.log, s.account.ChangeEmail)).Methods(http.MethodPost)
 	if p := s.ui; p != nil {
 		// The pages behind the account mails (idp/ui, docs/account.md
 		// "Pages"). GET never consumes a token. /account/verify-email is
-		// also the account API's JSON POST: the page takes every POST that
-		// is not application/json (formPost).
+		// also the account API's JSON POST: one route takes both, the form
+		// POSTs for the page, every other body for the API (byBody).
 		r.Handle(ui.ResetPasswordPath, p.ShowResetPassword()).Methods(http.MethodGet, http.MethodHead)
 		r.Handle(ui.ResetPasswordPath, p.SubmitResetPassword()).Methods(http.MethodPost)
 		r.Handle(ui.VerifyEmailPath, p.ShowVerifyEmail()).Methods(http.MethodGet, http.MethodHead)
-		r.Handle(ui.VerifyEmailPath, p.SubmitVerifyEmail()).Methods(http.MethodPost).MatcherFunc(formPost)
+		r.Handle(ui.VerifyEmailPath, byBody(p.SubmitVerifyEmail(), web.Handle(s.log, s.account.VerifyEmailAPI))).Methods(http.MethodPost)
 		if p.ServesForgotPassword() {
 			r.Handle(ui.ForgotPasswordPath, p.ShowForgotPassword()).Methods(http.MethodGet, http.MethodHead)
 			r.Handle(ui.ForgotPasswordPath, p.SubmitForgotPassword()).Methods(http.MethodPost)
@@ -276,6 +304,7 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.PatchUser)).Methods(http.MethodPatch)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.DeleteUser)).Methods(http.MethodDelete)
 	r.Handle("/admin/v1/users/{id}/unlock", a.Authorize(a.UnlockUser)).Methods(http.MethodPost)
+	r.Handle("/admin/v1/users/{id}/send-reset", a.Authorize(a.SendReset)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/users/{id}/sessions", a.Authorize(a.ListSessions)).Methods(http.MethodGet)
 	r.Handle("/admin/v1/users/{id}/sessions", a.Authorize(a.RevokeSessions)).Methods(http.MethodDelete)
 	r.Handle("/admin/v1/clients", a.Authorize(a.ListClients)).Methods(http.MethodGet)
@@ -288,12 +317,34 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/keys/{kid}/revoke", a.Authorize(a.RevokeKey)).Methods(http.MethodPost)
 }
 
-// formPost matches a request whose body is not JSON, so that a path the
-// account API and a page share sends JSON to the API and forms to the page.
-func formPost(r *http.Request, _ *mux.RouteMatch) bool {
-	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
-	return !strings.EqualFold(strings.TrimSpace(ct), "application/json")
+// byBody serves a path that a page and the account API share: a request
+// whose body is an HTML form's (application/x-www-form-urlencoded or
+// multipart/form-data) goes to page, every other to api. One route, not
+// two with matchers, so that a wrong method still gets 405 with Allow.
+func byBody(page, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+		switch strings.ToLower(strings.TrimSpace(ct)) {
+		case "application/x-www-form-urlencoded", "multipart/form-data":
+			page.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }
+
+// noMail is the mail.Sender of a server without one: it drops every
+// message (New logged "mail disabled" once).
+type noMail struct{}
+
+func (noMail) Send(context.Context, mail.Message) error { return nil }
+
+// Account returns the account endpoints, whose ResetPassword, VerifyEmail
+// and CheckResetToken the pages behind the mailed links call.
+func (s *Server) Account() *account.Handlers { return s.account }
+
+// Ops returns the user and client operations, for cmd/keyward and tests.
+func (s *Server) Ops() *manage.Ops { return s.ops }
 
 // adminToken validates an access token for the admin API
 // (admin.TokenValidator).

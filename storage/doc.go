@@ -1,5 +1,6 @@
 // Package storage persists Keyward's users, clients, signing keys, refresh-token
-// families, throttle counters and audit events in PostgreSQL (lib/pq) or SQLite
+// families, account tokens (reset and verification links, only hashed),
+// throttle counters and audit events in PostgreSQL (lib/pq) or SQLite
 // (modernc.org/sqlite), both through sqlx, with embedded per-dialect migrations
 // run by goose.
 //

@@ -431,7 +431,8 @@ func (db *DB) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) 
 
 // DeleteExpiredTokens removes what can no longer matter at before: families
 // (with their tokens) past their absolute expiry or revoked before it, and
-// revoked access-token ids past their expiry. Callers pass now minus the
+// revoked access-token ids and account tokens (reset and verify links) past
+// their expiry. Callers pass now minus the
 // longest access-token lifetime, so an access token's sid still finds its
 // family while the token lives.
 func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int64, error) {
@@ -453,12 +454,17 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int64,
 			n, _ := res.RowsAffected()
 			total += n
 		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM revoked_access_tokens WHERE expires_at < ?`), b)
-		if err != nil {
-			return err
+		for _, q := range []string{
+			`DELETE FROM revoked_access_tokens WHERE expires_at < ?`,
+			`DELETE FROM account_tokens WHERE expires_at < ?`,
+		} {
+			res, err := tx.ExecContext(ctx, db.q(q), b)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			total += n
 		}
-		n, _ := res.RowsAffected()
-		total += n
 		return nil
 	})
 	if err != nil {

@@ -21,6 +21,7 @@ type User struct {
 	Username          string `db:"username"` // as entered, NFKC-normalised
 	Email             string `db:"email"`
 	EmailVerified     bool   `db:"email_verified"`
+	EmailPending      string `db:"email_pending"` // a new address awaiting verification; "" for none
 	PasswordHash      string `db:"password_hash"` // PHC string (argon2id) or bcrypt
 	Disabled          bool   `db:"disabled"`
 	PasswordChangedAt Time   `db:"password_changed_at"`
@@ -92,7 +93,7 @@ func NewID() string {
 }
 
 const userColumns = `id, username, email, email_verified, password_hash, disabled,
-	password_changed_at, created_at, updated_at`
+	password_changed_at, created_at, updated_at, email_pending`
 
 // CreateUser stores u, filling in ID and timestamps when they are zero.
 // A username whose UsernameKey is taken gives ErrConflict; one whose
@@ -110,9 +111,9 @@ func (db *DB) CreateUser(ctx context.Context, u *User) error {
 	}
 	u.UpdatedAt = u.CreatedAt
 	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO users (`+userColumns+`, username_key, username_skeleton)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.Username, u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
-		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, UsernameKey(u.Username), UsernameSkeleton(u.Username))
+		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, u.EmailPending, UsernameKey(u.Username), UsernameSkeleton(u.Username))
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, db.nameConflict(ctx, u.Username, classify(err)))
 	}
@@ -176,6 +177,18 @@ func (db *DB) UserByUsername(ctx context.Context, username string) (User, error)
 	return u, nil
 }
 
+// UserByVerifiedEmail returns the oldest user whose verified address is
+// email, compared case-insensitively; ErrNotFound when none has it verified.
+func (db *DB) UserByVerifiedEmail(ctx context.Context, email string) (User, error) {
+	var u User
+	err := db.get(ctx, &u, `SELECT `+userColumns+` FROM users
+		WHERE lower(email) = lower(?) AND email_verified = ? ORDER BY created_at, id LIMIT 1`, email, true)
+	if err != nil {
+		return User{}, fmt.Errorf("get user by email: %w", notFound(err))
+	}
+	return u, nil
+}
+
 // Users lists users ordered by username, at most limit of them (0: all)
 // after skipping offset.
 func (db *DB) Users(ctx context.Context, offset, limit int) ([]User, error) {
@@ -209,10 +222,10 @@ func (db *DB) UpdateUser(ctx context.Context, id string, update func(*User) erro
 		u.ID = id
 		u.UpdatedAt = At(time.Now())
 		_, err := tx.ExecContext(ctx, db.q(`UPDATE users SET username = ?, username_key = ?, email = ?,
-			email_verified = ?, password_hash = ?, disabled = ?, password_changed_at = ?, updated_at = ?
-			WHERE id = ?`),
+			email_verified = ?, password_hash = ?, disabled = ?, password_changed_at = ?, updated_at = ?,
+			email_pending = ? WHERE id = ?`),
 			u.Username, UsernameKey(u.Username), u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
-			u.PasswordChangedAt, u.UpdatedAt, id)
+			u.PasswordChangedAt, u.UpdatedAt, u.EmailPending, id)
 		if err == nil && UsernameKey(u.Username) != oldKey {
 			_, err = tx.ExecContext(ctx, db.q(`UPDATE users SET username_skeleton = ? WHERE id = ?`),
 				UsernameSkeleton(u.Username), id)

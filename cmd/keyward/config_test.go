@@ -88,6 +88,9 @@ func TestServeConfigDefaults(t *testing.T) {
 		{"trusted proxies", len(s.TrustedProxies), 0},
 		{"forwarded https", s.RequireForwardedHTTPS, false},
 		{"registration", s.Registration, false},
+		{"public url follows the issuer", s.PublicURL, ""},
+		{"reset token lifetime", s.ResetTokenLifetime, 30 * time.Minute},
+		{"verified email not required", s.RequireVerifiedEmail, false},
 		{"password min length", s.Policy.MinLength, 15},
 		{"key size", c.keyPolicy.KeySize, keys.DefaultKeySize},
 		{"rotation period", c.keyPolicy.RotationPeriod, keys.DefaultRotationPeriod},
@@ -192,6 +195,11 @@ func TestServeConfigValues(t *testing.T) {
 				t.Error("the hasher has no pepper")
 			}
 		}},
+		{"account mail", map[string]string{"KEYWARD_PUBLIC_URL": "https://accounts.example.test"}, []string{"--reset-token-lifetime", "10m", "--require-verified-email"}, func(t *testing.T, c *serveConfig) {
+			if c.server.PublicURL != "https://accounts.example.test" || c.server.ResetTokenLifetime != 10*time.Minute || !c.server.RequireVerifiedEmail {
+				t.Errorf("public url %q, reset lifetime %v, require verified %v", c.server.PublicURL, c.server.ResetTokenLifetime, c.server.RequireVerifiedEmail)
+			}
+		}},
 		{"password policy", nil, []string{"--password-min-length", "20", "--password-blocklist", writeFile(t, "blocked", "hunter2hunter2\n")}, func(t *testing.T, c *serveConfig) {
 			if c.server.Policy.MinLength != 20 || len(c.server.Policy.Blocklists) != 2 {
 				t.Errorf("policy min length %d, %d blocklists", c.server.Policy.MinLength, len(c.server.Policy.Blocklists))
@@ -292,6 +300,10 @@ func TestServeConfigRefused(t *testing.T) {
 
 		// serve's own.
 		{"issuer not a URL", nil, []string{"--issuer", "ftp://id.example.test"}, "--issuer: issuer must be an absolute http(s) URL"},
+		{"public url not a URL", nil, []string{"--public-url", "id.example.test/"}, "--public-url: "},
+		{"public url with a query", nil, []string{"--public-url", "https://id.example.test?x=1"}, "--public-url: "},
+		{"reset token lifetime too short", nil, []string{"--reset-token-lifetime", "30s"}, "--reset-token-lifetime must be between 1m and 24h"},
+		{"reset token lifetime too long", map[string]string{"KEYWARD_RESET_TOKEN_LIFETIME": "48h"}, nil, "--reset-token-lifetime must be between 1m and 24h"},
 		{"http issuer off loopback", nil, []string{"--issuer", "http://id.example.test"}, "--issuer http://id.example.test must be https (or pass --insecure-http for a test setup)"},
 		{"certificate without key", nil, []string{"--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
 		{"key without certificate", nil, []string{"--tls-key", "k.pem"}, "--tls-cert and --tls-key go together"},

@@ -37,8 +37,11 @@ type serveFlags struct {
 	shutdownTimeout                       time.Duration
 	throttleFlags                         // throttle_flags.go
 	registration                          bool
-	mailFlags                                  // mail_flags.go
-	smtpURLOnCommandLine                  bool // set by serveCmd: --smtp-url came as a flag, not KEYWARD_SMTP_URL
+	mailFlags                                           // mail_flags.go
+	smtpURLOnCommandLine                  bool          // set by serveCmd: --smtp-url came as a flag, not KEYWARD_SMTP_URL
+	publicURL                             string        // "" means --issuer
+	resetTokenLifetime                    time.Duration // of password-reset links
+	requireVerifiedEmail                  bool
 }
 
 // bindServeFlags defines serve's flags on fl and returns where they land.
@@ -70,6 +73,9 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	f.throttleFlags.register(fl)
 	fl.BoolVar(&f.registration, "registration", false, "serve POST /account/register: anyone may create an account")
 	f.mailFlags.register(fl)
+	fl.StringVar(&f.publicURL, "public-url", "", "absolute base URL of the links mailed to users (password reset, address verification), never taken from a request's Host (default: --issuer)")
+	fl.DurationVar(&f.resetTokenLifetime, "reset-token-lifetime", manage.DefaultResetTokenLifetime, "how long a mailed password-reset link stays valid (1m to 24h)")
+	fl.BoolVar(&f.requireVerifiedEmail, "require-verified-email", false, "refuse the password grant (as invalid_grant) to users whose e-mail address is not verified")
 	return f
 }
 
@@ -144,6 +150,14 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.publicURL != "" {
+		if _, err := idp.ParseIssuer(f.publicURL); err != nil {
+			return nil, fmt.Errorf("--public-url: %w", err)
+		}
+	}
+	if f.resetTokenLifetime < time.Minute || f.resetTokenLifetime > 24*time.Hour {
+		return nil, errors.New("--reset-token-lifetime must be between 1m and 24h")
+	}
 	keyPolicy, err := f.keyPolicy()
 	if err != nil {
 		return nil, err
@@ -202,6 +216,8 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		Policy:             pwPolicy, Registration: f.registration,
 
 		PasswordRefreshTokenTTL: passwordRefreshTTL, PasswordForbiddenScopes: forbidden, // TE-16
+
+		PublicURL: f.publicURL, ResetTokenLifetime: f.resetTokenLifetime, RequireVerifiedEmail: f.requireVerifiedEmail,
 	}
 	return c, nil
 }

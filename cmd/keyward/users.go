@@ -18,7 +18,10 @@ import (
 func newUsersCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage user accounts"}
 	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersGetCmd(a), newUsersSetPasswordCmd(a),
-		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a), newUsersUnlockCmd(a))
+		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a), newUsersUnlockCmd(a),
+		newUsersSendResetCmd(a), newUsersSetEmailCmd(a))
+	// send-reset, set-email and set-password mail as serve does (users_mail.go).
+	a.userMail.register(cmd.PersistentFlags())
 	return cmd
 }
 
@@ -171,7 +174,12 @@ func newUsersSetPasswordCmd(a *app) *cobra.Command {
 			}
 			by := cliBy
 			by.Reason = "set_by_operator"
-			u, n, err := a.ops(cmd, db).SetPassword(cmd.Context(), by, u.ID, hash, nil)
+			o, flush, err := a.mailOps(cmd, db, "", false, false) // the notice to a verified address
+			if err != nil {
+				return err
+			}
+			defer flush()
+			u, n, err := o.SetPassword(cmd.Context(), by, u.ID, hash, nil)
 			if err := a.sessionsEnded(cmd, u, storage.RevokePassword, n, err); err != nil {
 				return err
 			}

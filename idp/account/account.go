@@ -22,6 +22,10 @@ import (
 // Store is the part of storage the account endpoints need.
 type Store interface {
 	CreateUser(ctx context.Context, u *storage.User) error
+	User(ctx context.Context, id string) (storage.User, error)
+	UserByUsername(ctx context.Context, username string) (storage.User, error)
+	UserByVerifiedEmail(ctx context.Context, email string) (storage.User, error)
+	CheckAccountToken(ctx context.Context, kind string, hash []byte, now time.Time) (storage.AccountToken, error)
 }
 
 // Tokens checks the access token of an account request; the assembly
@@ -58,6 +62,9 @@ type Throttle interface {
 	LoginSucceeded(ctx context.Context, account, ip string) error
 	Report(ctx context.Context, rec guard.Recorder, d guard.Decision, e audit.Event)
 	CountRegistration(ctx context.Context, ip string) error
+	CountForgot(ctx context.Context, account, ip string) (mail bool, err error)
+	CheckLink(ctx context.Context, ip string) error
+	LinkFailed(ctx context.Context, ip string) error
 }
 
 // Recorder is the part of the audit trail the endpoints need (*audit.Auditor).
@@ -77,6 +84,17 @@ type PasswordSetter interface {
 		check func(cur *storage.User) error) (storage.User, int64, error)
 }
 
+// Links issues, mails and consumes the account links, and sets a pending
+// address (*manage.Ops, shared with the admin API and the CLI).
+type Links interface {
+	SendReset(ctx context.Context, by audit.Event, u storage.User) error
+	SendVerification(ctx context.Context, by audit.Event, u storage.User, email string) error
+	SetEmail(ctx context.Context, by audit.Event, id, email string) (storage.User, error)
+	ConfirmEmail(ctx context.Context, by audit.Event, token string) (storage.User, error)
+	ResetPassword(ctx context.Context, by audit.Event, token, hash string) (storage.User, error)
+	ResetFailed(ctx context.Context, by audit.Event, subject, reason string)
+}
+
 // Config is what the account endpoints need of the server. Every field but
 // Passwords, Policy, Log and Now is required.
 type Config struct {
@@ -88,6 +106,7 @@ type Config struct {
 	Audit     Recorder
 	Metrics   Metrics
 	Sessions  PasswordSetter
+	Links     Links
 	Log       *slog.Logger     // default: discard
 	Now       func() time.Time // default time.Now
 }

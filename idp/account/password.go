@@ -58,42 +58,8 @@ func (h *Handlers) ChangePassword(w http.ResponseWriter, r *http.Request) error 
 	if err := h.checkNewPassword(next, u.Username, u.Email); err != nil {
 		return err
 	}
-
-	// Brute force (BF-01, BF-03): the same throttle and the same order as
-	// the password grant, keyed on the account's username and the client IP.
-	ip := web.ClientIP(ctx)
-	dec, err := h.cfg.Throttle.CheckLogin(ctx, u.Username, ip)
-	if err != nil {
+	if err := h.verifyCurrent(ctx, u, clientID, current); err != nil {
 		return err
-	}
-	switch dec.Verdict {
-	case guard.Throttle:
-		h.cfg.Throttle.Report(ctx, h.cfg.Audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: clientID})
-		return dec.Err()
-	case guard.Deny:
-		if err := h.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
-			return guard.HashingError(err)
-		}
-		if err := h.cfg.Throttle.LoginDenied(ctx, u.Username, ip); err != nil {
-			h.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
-		}
-		h.cfg.Metrics.LoginFailure("throttled")
-		h.cfg.Throttle.Report(ctx, h.cfg.Audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: clientID})
-		return errWrongCurrentPassword()
-	}
-	ok, _, err := h.cfg.Passwords.Verify(ctx, current, u.PasswordHash)
-	if err != nil {
-		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
-			return guard.HashingError(err)
-		}
-		h.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
-		return h.currentPasswordFailed(ctx, u, clientID, "bad_hash", ip)
-	}
-	if !ok {
-		return h.currentPasswordFailed(ctx, u, clientID, "bad_password", ip)
-	}
-	if err := h.cfg.Throttle.LoginSucceeded(ctx, u.Username, ip); err != nil {
-		h.log.ErrorContext(ctx, "login throttle: record success", "err", err)
 	}
 	if password.Normalize(next) == password.Normalize(current) {
 		return passwordRejected(RuleSameAsCurrent, "the new password must differ from the current one")
@@ -130,6 +96,49 @@ func (h *Handlers) ChangePassword(w http.ResponseWriter, r *http.Request) error 
 	}
 	web.NoStore(w)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// verifyCurrent checks current, the signed-in user u's current password,
+// behind the same brute-force throttle as the password grant (BF-01,
+// BF-03), keyed on the account's username and the client IP: a wrong one
+// counts as a failed login, and a throttled attempt answers as a wrong
+// password would. nil means the password is right.
+func (h *Handlers) verifyCurrent(ctx context.Context, u storage.User, clientID, current string) error {
+	ip := web.ClientIP(ctx)
+	dec, err := h.cfg.Throttle.CheckLogin(ctx, u.Username, ip)
+	if err != nil {
+		return err
+	}
+	switch dec.Verdict {
+	case guard.Throttle:
+		h.cfg.Throttle.Report(ctx, h.cfg.Audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: clientID})
+		return dec.Err()
+	case guard.Deny:
+		if err := h.cfg.Passwords.VerifyDummy(ctx, current); err != nil {
+			return guard.HashingError(err)
+		}
+		if err := h.cfg.Throttle.LoginDenied(ctx, u.Username, ip); err != nil {
+			h.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
+		}
+		h.cfg.Metrics.LoginFailure("throttled")
+		h.cfg.Throttle.Report(ctx, h.cfg.Audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Actor: u.ID, Subject: u.ID, ClientID: clientID})
+		return errWrongCurrentPassword()
+	}
+	ok, _, err := h.cfg.Passwords.Verify(ctx, current, u.PasswordHash)
+	if err != nil {
+		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
+			return guard.HashingError(err)
+		}
+		h.log.ErrorContext(ctx, "password hash cannot be checked", "sub", u.ID, "err", err)
+		return h.currentPasswordFailed(ctx, u, clientID, "bad_hash", ip)
+	}
+	if !ok {
+		return h.currentPasswordFailed(ctx, u, clientID, "bad_password", ip)
+	}
+	if err := h.cfg.Throttle.LoginSucceeded(ctx, u.Username, ip); err != nil {
+		h.log.ErrorContext(ctx, "login throttle: record success", "err", err)
+	}
 	return nil
 }
 

@@ -89,7 +89,18 @@ func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	default:
-		h.cfg.Audit.Record(ctx, audit.Event{Type: audit.UserCreated, Actor: ActorSelf, Subject: u.ID, UserAgent: r.UserAgent()})
+		by := audit.Event{Actor: ActorSelf, UserAgent: r.UserAgent()}
+		ev := by
+		ev.Type, ev.Subject = audit.UserCreated, u.ID
+		h.cfg.Audit.Record(ctx, ev)
+		// The address is unverified: mail it a link (issue 14). A failure
+		// to store the link is logged, not answered; the account exists and
+		// an administrator or a later change can send another.
+		if h.cfg.Links != nil && u.Email != "" {
+			if err := h.cfg.Links.SendVerification(withLang(ctx, r), by, u, u.Email); err != nil {
+				h.log.ErrorContext(ctx, "registration: verification link not issued", "sub", u.ID, "err", err)
+			}
+		}
 	}
 	web.NoStore(w)
 	web.WriteJSON(w, http.StatusAccepted, acceptedBody)

@@ -117,13 +117,22 @@ func TestAdminUsers(t *testing.T) {
 			t.Errorf("user view %s", r.Body)
 		}
 
-		// PATCH: a new email is unverified unless said otherwise.
+		// PATCH: a new email for an account with a verified one stays
+		// pending until verified (issue 14); the old one stays, verified,
+		// and a verification link goes to the new one.
 		r = e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"alice@Example.ORG"}`)
 		idptest.Want(t, r, 200, "")
-		if r.Str("email") != "alice@example.org" || r.JSON["email_verified"] != false {
+		if r.Str("email") != "alice@example.com" || r.JSON["email_verified"] != true || r.Str("email_pending") != "alice@example.org" {
 			t.Errorf("after email change: %s", r.Body)
 		}
 		e.WantAudit(t, audit.UserUpdated, 1, alice, "email")
+		e.WantAudit(t, audit.EmailVerificationSent, 1, alice, "")
+		// Vouched for by the administrator, it is set verified at once.
+		r = e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"alice@example.net","email_verified":true}`)
+		idptest.Want(t, r, 200, "")
+		if r.Str("email") != "alice@example.net" || r.JSON["email_verified"] != true || r.Str("email_pending") != "" {
+			t.Errorf("after a vouched email change: %s", r.Body)
+		}
 		idptest.Want(t, e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"email":"not an address"}`), 400, web.ErrInvalidRequest)
 
 		// Sessions: list, then sign out everywhere; refresh fails after.
@@ -144,7 +153,7 @@ func TestAdminUsers(t *testing.T) {
 		// Disable revokes the sessions for good (enable brings none back).
 		rt = e.Login().Str("refresh_token")
 		idptest.Want(t, e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":true}`), 200, "")
-		e.WantAudit(t, audit.UserUpdated, 2, alice, "disabled")
+		e.WantAudit(t, audit.UserUpdated, 3, alice, "disabled")
 		e.WantAudit(t, audit.TokenRevoked, 2, alice, storage.RevokeUserDisabled)
 		idptest.Want(t, e.Call("PATCH", "/admin/v1/users/"+alice, ops, `{"disabled":false}`), 200, "")
 		idptest.CheckE1(t, e.Token("C1", idptest.RefreshForm(rt)), 400, web.ErrInvalidGrant)

@@ -44,6 +44,16 @@ const (
 	KeyRotated           Type = "key_rotated"
 	KeyRotationScheduled Type = "key_rotation_scheduled"
 	KeyRevoked           Type = "key_revoked"
+
+	// The account lifecycle over mail (issue 14). None carries a token or
+	// a link: Subject is the user id, Reason says why a step failed.
+	PasswordResetRequested  Type = "password_reset_requested"  // POST /account/password/forgot, answered 202 whatever the outcome
+	PasswordResetSent       Type = "password_reset_sent"       // a reset link was queued for the user's verified address
+	PasswordResetUsed       Type = "password_reset_used"       // a reset link set a new password
+	PasswordResetFailed     Type = "password_reset_failed"     // a reset link was refused: expired, used, unknown, superseded, revoked
+	EmailVerificationSent   Type = "email_verification_sent"   // a verification link was queued for an address
+	EmailVerified           Type = "email_verified"            // a verification link confirmed an address
+	EmailVerificationFailed Type = "email_verification_failed" // a verification link was refused
 )
 
 // Types lists every event type, for the admin API's filter checks.
@@ -52,6 +62,8 @@ var Types = []Type{
 	TokenRevoked, RefreshReuseDetected, UserCreated, UserUpdated, UserLocked,
 	UserUnlocked, UserDeleted, PasswordChanged, PasswordReset, ClientCreated,
 	ClientUpdated, ClientDeleted, KeyRotated, KeyRotationScheduled, KeyRevoked,
+	PasswordResetRequested, PasswordResetSent, PasswordResetUsed, PasswordResetFailed,
+	EmailVerificationSent, EmailVerified, EmailVerificationFailed,
 }
 
 // Outcomes of an event.
@@ -77,12 +89,13 @@ type Event struct {
 // warnEvents are logged at Warn: an attack or a lockout may be under way.
 var warnEvents = map[Type]bool{
 	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
-	UserLocked: true, KeyRevoked: true,
+	UserLocked: true, KeyRevoked: true, PasswordResetFailed: true,
 }
 
 // failureEvents default to OutcomeFailure.
 var failureEvents = map[Type]bool{
 	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
+	PasswordResetFailed: true, EmailVerificationFailed: true,
 }
 
 // Auditor writes each security event both as a structured log record and

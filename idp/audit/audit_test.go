@@ -144,7 +144,7 @@ func TestAuditEventHasNoSecretField(t *testing.T) {
 		}
 		seen[e] = true
 	}
-	if len(Types) != 20 {
-		t.Errorf("%d event types, want 20", len(Types))
+	if len(Types) != 27 {
+		t.Errorf("%d event types, want 27", len(Types))
 	}
 }

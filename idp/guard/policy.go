@@ -47,6 +47,15 @@ type Policy struct {
 	ClientFailures int
 	ClientWindow   time.Duration
 
+	// ForgotAccountLimit forgot-password requests for one account (by the
+	// username or address sent) within ForgotAccountWindow are served; more
+	// are answered alike but mail nothing (RR-09: no lockout, no flood of
+	// mail). Per IP, forgot-password requests share the registration limit's
+	// numbers, IPFailures per IPWindow, and answer 429 past it. Default 5
+	// per hour.
+	ForgotAccountLimit  int
+	ForgotAccountWindow time.Duration
+
 	// CallerRate is how many calls per second one authenticated client may
 	// make to introspection and revocation together, after a burst of
 	// CallerBurst (BF-09); more answer 429 with Retry-After. Counted per
@@ -88,6 +97,8 @@ func (p Policy) withDefaults() Policy {
 	setD(&p.IPWindow, 10*time.Minute)
 	set(&p.ClientFailures, 20)
 	setD(&p.ClientWindow, 10*time.Minute)
+	set(&p.ForgotAccountLimit, 5)
+	setD(&p.ForgotAccountWindow, time.Hour)
 	if p.CallerRate <= 0 {
 		p.CallerRate = 50
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // compose builds the RFC 5322 message of m from r: From, To, Subject, Date,
-// Message-ID, Auto-Submitted, and a multipart/alternative body (text, then
+// Message-ID, Auto-Submitted, X-Keyward-Kind (m.Kind), and a multipart/alternative body (text, then
 // HTML), quoted-printable in UTF-8. The SMTP sender and the outbox write the
 // same message. Addresses are parsed (net/mail), so a CR or LF in them is an
 // error, never a header of its own (RR-14).
@@ -31,6 +31,7 @@ func compose(from string, m Message, r Rendered, now time.Time) (*gomail.Msg, er
 	msg.SetDateWithValue(now)
 	msg.SetMessageIDWithValue(messageID(from))
 	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated") // RFC 3834: no auto-replies
+	msg.SetGenHeader(gomail.Header("X-Keyward-Kind"), string(m.Kind))   // for mail filters, and the tests' inbox
 	msg.SetBodyString(gomail.TypeTextPlain, r.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, r.HTML)
 	return msg, nil

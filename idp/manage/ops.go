@@ -2,11 +2,13 @@ package manage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/mail"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -32,6 +34,7 @@ type Store interface {
 	DeleteClient(ctx context.Context, id string) error
 	UserSessionStore
 	ClientSessionStore
+	TokenStore
 }
 
 // Recorder is the part of the audit trail the operations need
@@ -56,6 +59,7 @@ type Ops struct {
 	audit  Recorder
 	unlock Unlocker
 	now    func() time.Time
+	mail   MailConfig // SetMail; the zero Sender mails nothing
 }
 
 // New returns the operations on store, recording on rec. unlock may be nil
@@ -64,7 +68,9 @@ func New(store Store, rec Recorder, unlock Unlocker, now func() time.Time) *Ops 
 	if now == nil {
 		now = time.Now
 	}
-	return &Ops{store: store, audit: rec, unlock: unlock, now: now}
+	o := &Ops{store: store, audit: rec, unlock: unlock, now: now}
+	o.SetMail(MailConfig{})
+	return o
 }
 
 // SessionsError is the error of an operation that made its change but could
@@ -143,11 +149,19 @@ func (o *Ops) SetUserDisabled(ctx context.Context, by audit.Event, id string, di
 // the policy and hashed) as the password of the user id, records
 // password_changed (with by's Reason), and ends the user's sessions: a
 // password change ends every session (DESIGN "Accounts and protection").
-// check, when not nil, sees the stored user inside the update and may
-// refuse it (a change that raced another). Ending the sessions failing is
-// a *SessionsError, with the updated user.
+// It also ends every reset link of the user and mails the password_changed
+// notice to a verified address. check, when not nil, sees the stored user
+// inside the update and may refuse it (a change that raced another).
+// Ending the sessions or the links failing is a *SessionsError, with the
+// updated user.
 func (o *Ops) SetPassword(ctx context.Context, by audit.Event, id, hash string,
 	check func(cur *storage.User) error) (storage.User, int64, error) {
+	return o.setPassword(ctx, by, id, hash, check, mail.KindPasswordChanged)
+}
+
+// setPassword is SetPassword mailing the notice kind.
+func (o *Ops) setPassword(ctx context.Context, by audit.Event, id, hash string,
+	check func(cur *storage.User) error, notice mail.Kind) (storage.User, int64, error) {
 	now := o.now()
 	u, err := o.store.UpdateUser(ctx, id, func(cur *storage.User) error {
 		if check != nil {
@@ -163,8 +177,10 @@ func (o *Ops) SetPassword(ctx context.Context, by audit.Event, id, hash string,
 		return u, 0, err
 	}
 	o.record(ctx, by, audit.PasswordChanged, u.ID)
+	o.notify(ctx, u, notice)
+	_, terr := o.store.EndAccountTokens(ctx, u.ID, storage.TokenReset, storage.TokenRevoked, now)
 	n, err := o.endUserSessions(ctx, by, u.ID, storage.RevokePassword, now)
-	if err != nil {
+	if err = errors.Join(err, terr); err != nil {
 		return u, 0, &SessionsError{err}
 	}
 	return u, n, nil

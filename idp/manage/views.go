@@ -13,6 +13,7 @@ type UserView struct {
 	Username          string    `json:"username"`
 	Email             string    `json:"email"`
 	EmailVerified     bool      `json:"email_verified"`
+	EmailPending      string    `json:"email_pending,omitempty"` // a new address awaiting verification
 	Disabled          bool      `json:"disabled"`
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
@@ -21,7 +22,7 @@ type UserView struct {
 
 // ViewUser is the UserView of u.
 func ViewUser(u storage.User) UserView {
-	return UserView{u.ID, u.Username, u.Email, u.EmailVerified, u.Disabled,
+	return UserView{u.ID, u.Username, u.Email, u.EmailVerified, u.EmailPending, u.Disabled,
 		u.CreatedAt.UTC(), u.UpdatedAt.UTC(), u.PasswordChangedAt.UTC()}
 }
 

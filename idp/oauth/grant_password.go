@@ -114,6 +114,9 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, g.failed(ctx, c, u.ID, "bad_password", username, ip)
 	case u.Disabled:
 		return issuance{}, g.failed(ctx, c, u.ID, "disabled", username, ip)
+	case s.cfg.RequireVerifiedEmail && !u.EmailVerified:
+		// The password was right: not a guess, not counted.
+		return issuance{}, g.failed(ctx, c, u.ID, "email_unverified", "", ip)
 	}
 	if rehash {
 		s.rehash(ctx, u, pw)

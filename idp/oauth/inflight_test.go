@@ -54,7 +54,8 @@ type accountEvent struct {
 // TestLoginInFlightDuringAccountChange is the reproduction of finding 1
 // (RT-08, PW-13, PW-15): one goroutine logs in with alice's password back
 // to back through the real server while her password is changed (POST
-// /account/password, or as `keyward users set-password` does), or she is
+// /account/password, as `keyward users set-password` does, or with a reset
+// link through POST /account/password/reset), or she is
 // disabled or deleted (as the CLI and the admin API do), many times. A
 // login that checked the password before the change but stores its
 // refresh family after the change's revocation must not get one: after
@@ -88,6 +89,20 @@ func TestLoginInFlightDuringAccountChange(t *testing.T) {
 			}
 			if _, err := manage.New(e.DB, e.Srv.Auditor(), nil, time.Now).EndUserSessions(t.Context(), audit.Event{Actor: "cli"}, u.ID, storage.RevokePassword); err != nil {
 				t.Fatal(err)
+			}
+			return next
+		}},
+		{name: "password reset", rounds: 30, apply: func(t *testing.T, e *idptest.Env, _ string, round int) string {
+			// A reset link used through POST /account/password/reset.
+			tok, hash := manage.NewAccountToken(manage.ResetTokenPrefix)
+			now := time.Now()
+			if err := e.DB.IssueAccountToken(t.Context(), storage.AccountToken{Hash: hash, Kind: storage.TokenReset,
+				UserID: e.Users["alice"].ID, CreatedAt: storage.At(now), ExpiresAt: storage.At(now.Add(time.Hour))}); err != nil {
+				t.Fatal(err)
+			}
+			next := fmt.Sprintf("reset passphrase number %d", round)
+			if r := e.Account("/account/password/reset", "", idptest.JSONObject("token", tok, "new_password", next)); r.Status != http.StatusNoContent {
+				t.Fatalf("round %d: POST /account/password/reset: %d %s", round, r.Status, r.Body)
 			}
 			return next
 		}},

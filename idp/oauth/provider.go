@@ -88,6 +88,10 @@ type Config struct {
 	// PasswordForbiddenScopes are scopes the password grant never gives,
 	// beside manage.ScopeAdmin, which it never gives anyway (TE-16).
 	PasswordForbiddenScopes []string
+	// RequireVerifiedEmail refuses the password grant to a user whose
+	// address is not verified (PW-16), as a generic invalid_grant audited
+	// with the reason email_unverified.
+	RequireVerifiedEmail bool
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints. Create it

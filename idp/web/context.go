@@ -11,6 +11,7 @@ type ctxKey int
 const (
 	ctxRequestID ctxKey = iota
 	ctxClientIP
+	ctxUserAgent
 )
 
 // WithRequest returns ctx carrying the request's id and client address; the
@@ -24,6 +25,19 @@ func WithRequest(ctx context.Context, requestID, clientIP string) context.Contex
 // a client outside a request (tests, tools).
 func WithClientIP(ctx context.Context, clientIP string) context.Context {
 	return context.WithValue(ctx, ctxClientIP, clientIP)
+}
+
+// WithUserAgent returns ctx carrying the request's User-Agent, cut to 256
+// bytes, for audit events recorded below the handlers; the server's
+// middleware calls it once per request.
+func WithUserAgent(ctx context.Context, ua string) context.Context {
+	return context.WithValue(ctx, ctxUserAgent, Truncate(ua, 256))
+}
+
+// UserAgent returns the User-Agent WithUserAgent stored, or "".
+func UserAgent(ctx context.Context) string {
+	ua, _ := ctx.Value(ctxUserAgent).(string)
+	return ua
 }
 
 // RequestID returns the id the middleware gave the request, or "".
