@@ -39,7 +39,7 @@ type app struct {
 	blocklist    string
 	argon        password.Params
 	pepperFile   string
-	ceilingText  string // --password-hash-ceiling, as password.ParseCeiling reads it
+	ceilingText  string    // --password-hash-ceiling, as password.ParseCeiling reads it
 	userMail     mailFlags // the mail flags of the users commands, serve's own (users_mail.go)
 
 	// Set by check from the flags above.
