@@ -88,6 +88,11 @@ type Config struct {
 	// PasswordForbiddenScopes are scopes the password grant never gives,
 	// beside manage.ScopeAdmin, which it never gives anyway (TE-16).
 	PasswordForbiddenScopes []string
+
+	// Interaction is the browser side of the authorization endpoint
+	// (idp/login); nil turns the authorization endpoint, the
+	// authorization_code grant and the logout endpoint off.
+	Interaction Interaction
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints. Create it
