@@ -6,7 +6,7 @@
 // registers (demo-spa, redirect http://127.0.0.1/callback on any port).
 //
 //	keyward serve --demo --db sqlite:demo.db &
-//	go run ./examples/oidc-login -issuer http://127.0.0.1:8080
+//	go run ./examples/oidc-login -issuer http://localhost:8080
 package main
 
 import (
@@ -27,7 +27,7 @@ import (
 )
 
 func main() {
-	issuer := flag.String("issuer", "http://127.0.0.1:8080", "Keyward's issuer URL")
+	issuer := flag.String("issuer", "http://localhost:8080", "Keyward's issuer URL")
 	clientID := flag.String("client-id", "demo-spa", "a public client registered with redirect URI http://127.0.0.1/callback")
 	flag.Parse()
 	if err := run(context.Background(), *issuer, *clientID); err != nil {
