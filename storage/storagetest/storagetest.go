@@ -23,4 +23,5 @@ func Run(t *testing.T, open func(t *testing.T) *storage.DB) {
 	runKeys(t, open)
 	runTokens(t, open)
 	runProtection(t, open)
+	runAuthz(t, open)
 }
