@@ -249,7 +249,7 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/oauth2/revoke", web.Handle(s.log, s.oauth.Revoke)).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", web.Handle(s.log, s.oauth.Introspect)).Methods(http.MethodPost)
 	r.Handle("/userinfo", web.Handle(s.log, s.oauth.Userinfo)).Methods(http.MethodGet, http.MethodPost)
-	if s.cfg.Interaction != nil { // issue 15: the authorization endpoint (idp/oauth)
+	if s.oauth.AuthorizationEnabled() { // issue 15: the authorization endpoint (idp/oauth)
 		r.Handle(oauth.AuthorizePath, http.HandlerFunc(s.oauth.Authorize)).Methods(http.MethodGet, http.MethodPost)
 		r.Handle(oauth.ResumePath, http.HandlerFunc(s.oauth.Resume)).Methods(http.MethodGet)
 		r.Handle(oauth.LogoutPath, http.HandlerFunc(s.oauth.Logout)).Methods(http.MethodGet, http.MethodPost)

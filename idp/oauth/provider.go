@@ -135,3 +135,14 @@ func New(cfg Config) (*Provider, error) {
 func (s *Provider) url(path string) string {
 	return strings.TrimSuffix(s.cfg.Issuer, "/") + path
 }
+
+// SetInteraction sets Config.Interaction after New, for an assembly whose
+// login pages need the Provider first (idp/login's Passwords is the
+// Provider's AuthenticatePassword). Call it before the Provider serves
+// anything; it is not safe concurrently with requests.
+func (s *Provider) SetInteraction(i Interaction) { s.cfg.Interaction = i }
+
+// AuthorizationEnabled reports whether the authorization endpoint, its
+// resume, the logout endpoint and the authorization_code grant are on (an
+// Interaction is set): the assembly routes them only then.
+func (s *Provider) AuthorizationEnabled() bool { return s.cfg.Interaction != nil }
