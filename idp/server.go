@@ -70,6 +70,10 @@ type Config struct {
 	HSTSMaxAge time.Duration
 
 	// OAuth endpoints (idp/oauth).
+	// Interaction is the browser side of the authorization endpoint
+	// (idp/login's handlers); nil leaves /oauth2/authorize, its resume,
+	// /oauth2/logout and the authorization_code grant off (issue 15).
+	Interaction         oauth.Interaction
 	Passwords           oauth.PasswordHasher // checks passwords for the password grant; nil turns the grant off
 	AccessTokenTTL      time.Duration        // access and ID token lifetime; default 15m
 	RefreshTokenTTL     time.Duration        // absolute lifetime of a refresh family; default 30 days
@@ -166,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, issuer: u, log: cfg.Log, now: cfg.Now, hsts: hstsHeader(u.Hostname(), cfg.HSTSMaxAge)}
 	s.metrics = metrics.New(metrics.Options{
 		KeyAges:       cfg.KeyAges,
-		Grants:        []string{manage.GrantPassword, manage.GrantRefreshToken, manage.GrantClientCredentials},
+		Grants:        []string{manage.GrantAuthorizationCode, manage.GrantPassword, manage.GrantRefreshToken, manage.GrantClientCredentials},
 		ThrottleKinds: []string{guard.KindAccountIP, guard.KindAccount, guard.KindIP, guard.KindClient, guard.KindCaller},
 	})
 	s.throttle = guard.NewThrottler(cfg.Store, cfg.Throttle, cfg.Now, cfg.Log, s.metrics)
@@ -177,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 		Passwords: cfg.Passwords, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL, RefreshReuseWindow: cfg.RefreshReuseWindow,
 		PasswordRefreshTokenTTL: cfg.PasswordRefreshTokenTTL, PasswordForbiddenScopes: cfg.PasswordForbiddenScopes,
-		RequireVerifiedEmail: cfg.RequireVerifiedEmail})
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail, Interaction: cfg.Interaction})
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +275,11 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/oauth2/revoke", web.Handle(s.log, s.oauth.Revoke)).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", web.Handle(s.log, s.oauth.Introspect)).Methods(http.MethodPost)
 	r.Handle("/userinfo", web.Handle(s.log, s.oauth.Userinfo)).Methods(http.MethodGet, http.MethodPost)
+	if s.oauth.AuthorizationEnabled() { // issue 15: the authorization endpoint (idp/oauth)
+		r.Handle(oauth.AuthorizePath, http.HandlerFunc(s.oauth.Authorize)).Methods(http.MethodGet, http.MethodPost)
+		r.Handle(oauth.ResumePath, http.HandlerFunc(s.oauth.Resume)).Methods(http.MethodGet)
+		r.Handle(oauth.LogoutPath, http.HandlerFunc(s.oauth.Logout)).Methods(http.MethodGet, http.MethodPost)
+	}
 	r.Handle("/account/password", web.Handle(s.log, s.account.ChangePassword)).Methods(http.MethodPost)
 	if s.cfg.Registration {
 		r.Handle("/account/register", web.Handle(s.log, s.account.Register)).Methods(http.MethodPost)

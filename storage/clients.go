@@ -31,10 +31,19 @@ type Client struct {
 	Disabled            bool `db:"disabled"`
 	CreatedAt           Time `db:"created_at"`
 	UpdatedAt           Time `db:"updated_at"`
+	// RedirectURIs are the authorization endpoint's redirect URIs, matched
+	// exactly (a loopback http one on any port, RFC 8252 §7.3).
+	RedirectURIs List `db:"redirect_uris"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser back to, matched exactly.
+	PostLogoutRedirectURIs List `db:"post_logout_redirect_uris"`
+	// FirstParty clients skip the consent page.
+	FirstParty bool `db:"first_party"`
 }
 
 const clientColumns = `id, name, secret_hash, public, auth_method, grant_types, scopes,
-	audiences, introspect_audiences, disabled, created_at, updated_at`
+	audiences, introspect_audiences, disabled, created_at, updated_at, redirect_uris,
+	post_logout_redirect_uris, first_party`
 
 // CreateClient stores c; a taken id gives ErrConflict.
 func (db *DB) CreateClient(ctx context.Context, c *Client) error {
@@ -44,9 +53,10 @@ func (db *DB) CreateClient(ctx context.Context, c *Client) error {
 	}
 	c.UpdatedAt = c.CreatedAt
 	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		c.ID, c.Name, c.SecretHash, c.Public, c.AuthMethod, c.GrantTypes, c.Scopes,
-		c.Audiences, c.IntrospectAudiences, c.Disabled, c.CreatedAt, c.UpdatedAt)
+		c.Audiences, c.IntrospectAudiences, c.Disabled, c.CreatedAt, c.UpdatedAt,
+		c.RedirectURIs, c.PostLogoutRedirectURIs, c.FirstParty)
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, classify(err))
 	}
@@ -87,9 +97,11 @@ func (db *DB) UpdateClient(ctx context.Context, id string, update func(*Client) 
 		c.UpdatedAt = At(time.Now())
 		_, err := tx.ExecContext(ctx, db.q(`UPDATE clients SET name = ?, secret_hash = ?, public = ?,
 			auth_method = ?, grant_types = ?, scopes = ?, audiences = ?, introspect_audiences = ?,
-			disabled = ?, updated_at = ? WHERE id = ?`),
+			disabled = ?, updated_at = ?, redirect_uris = ?, post_logout_redirect_uris = ?,
+			first_party = ? WHERE id = ?`),
 			c.Name, c.SecretHash, c.Public, c.AuthMethod, c.GrantTypes, c.Scopes, c.Audiences,
-			c.IntrospectAudiences, c.Disabled, c.UpdatedAt, id)
+			c.IntrospectAudiences, c.Disabled, c.UpdatedAt, c.RedirectURIs, c.PostLogoutRedirectURIs,
+			c.FirstParty, id)
 		return err
 	})
 	if err != nil {

@@ -25,6 +25,10 @@ type RefreshFamily struct {
 	ExpiresAt    Time   `db:"expires_at"` // absolute lifetime of the family
 	RevokedAt    Time   `db:"revoked_at"` // zero while live
 	RevokeReason string `db:"revoke_reason"`
+	// Grant is the grant that started the family ("password",
+	// "authorization_code"): TE-16's password-grant limits apply to
+	// password families only.
+	Grant string `db:"grant"`
 }
 
 // RefreshToken is one refresh token of a family, stored only as its SHA-256
@@ -43,7 +47,7 @@ type RefreshToken struct {
 
 const (
 	familyColumns = `id, client_id, user_id, scope, audience, auth_time, created_at, expires_at,
-	revoked_at, revoke_reason`
+	revoked_at, revoke_reason, "grant"`
 	refreshColumns = `hash, family_id, scope, created_at, idle_expires_at, used_at,
 	successor_hash, successor_salt`
 )
@@ -101,9 +105,9 @@ func (db *DB) CreateRefreshFamily(ctx context.Context, f RefreshFamily, first Re
 			return ErrSignInStale
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			f.ID, f.ClientID, f.UserID, f.Scope, f.Audience, f.AuthTime, f.CreatedAt, f.ExpiresAt,
-			f.RevokedAt, f.RevokeReason); err != nil {
+			f.RevokedAt, f.RevokeReason, f.Grant); err != nil {
 			return classify(err)
 		}
 		return db.insertRefresh(ctx, tx, first)
@@ -223,7 +227,7 @@ type familyUser struct {
 }
 
 const familyUserQuery = `SELECT f.id, f.client_id, f.user_id, f.scope, f.audience, f.auth_time,
-	f.created_at, f.expires_at, f.revoked_at, f.revoke_reason,
+	f.created_at, f.expires_at, f.revoked_at, f.revoke_reason, f."grant",
 	u.disabled AS user_disabled, u.password_changed_at AS user_password_changed_at
 	FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?`
 
@@ -465,7 +469,9 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int64,
 			n, _ := res.RowsAffected()
 			total += n
 		}
-		return nil
+		n, err := db.deleteExpiredAuthz(ctx, tx, b)
+		total += n
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete expired tokens: %w", err)

@@ -74,13 +74,18 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&spec.ID, "id", "", "client id")
 	f.StringVar(&spec.Name, "name", "", "display name")
-	f.BoolVar(&spec.Public, "public", false, "a public client (no secret; refresh_token grant only)")
+	f.BoolVar(&spec.Public, "public", false, "a public client (no secret; authorization_code with PKCE and refresh_token grants only)")
 	f.StringVar(&spec.AuthMethod, "auth-method", "", "client_secret_basic (default) or client_secret_post")
 	f.StringArrayVar(&spec.Grants, "grant", nil, "allowed grant, repeatable: "+strings.Join(manage.Grants, ", "))
 	f.StringArrayVar(&spec.Scopes, "scope", nil, "allowed scopes, space-separated, repeatable")
 	f.StringArrayVar(&spec.Audiences, "audience", nil, "allowed audience (resource server), repeatable; the first is the default")
 	f.StringArrayVar(&spec.IntrospectAudiences, "introspect-audience", nil,
 		"make the client the resource server of this audience: it may introspect any access token for it; repeatable")
+	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil,
+		"redirect URI of the authorization endpoint, matched exactly (https, or http://127.0.0.1 or http://[::1] on any port); repeatable")
+	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil,
+		"where RP-initiated logout may send the browser back to, matched exactly; repeatable")
+	f.BoolVar(&spec.FirstParty, "first-party", false, "a first-party client: its users are not asked for consent")
 	cmd.MarkFlagRequired("id")
 	return cmd
 }

@@ -192,6 +192,10 @@ func serveMetrics(ctx context.Context, addr string, srv *idp.Server, log *slog.L
 const (
 	demoClientID = "demo-app"
 	demoUsername = "demo"
+	// demoSPAID is a public client of the authorization endpoint, for
+	// examples/oidc-login (issue 15): PKCE, loopback redirect on any port.
+	demoSPAID       = "demo-spa"
+	demoSPARedirect = "http://127.0.0.1/callback"
 )
 
 func createDemo(ctx context.Context, db *storage.DB, out io.Writer, issuer string, h *password.Hasher) error {
@@ -226,6 +230,19 @@ func createDemo(ctx context.Context, db *storage.DB, out io.Writer, issuer strin
 	if err := db.CreateClient(ctx, &c); err != nil {
 		return err
 	}
+	spa, _, err := manage.NewClient(manage.ClientSpec{
+		ID: demoSPAID, Name: "Keyward demo (browser sign-in)", Public: true,
+		Grants:       []string{manage.GrantAuthorizationCode, manage.GrantRefreshToken},
+		Scopes:       []string{"openid", "profile", "email", "api:read"},
+		Audiences:    []string{"api"},
+		RedirectURIs: []string{demoSPARedirect}, PostLogoutRedirectURIs: []string{demoSPARedirect},
+	})
+	if err != nil {
+		return err
+	}
+	if err := db.CreateClient(ctx, &spa); err != nil {
+		return err
+	}
 	u := storage.User{Username: demoUsername, Email: "demo@example.com", EmailVerified: true, PasswordHash: hash}
 	if err := db.CreateUser(ctx, &u); err != nil {
 		return err
@@ -239,7 +256,10 @@ func createDemo(ctx context.Context, db *storage.DB, out io.Writer, issuer strin
 Get a token:
   curl -s -u '%s:%s' -d grant_type=password -d username=%s -d 'password=%s' -d 'scope=openid api:read' %s/oauth2/token
 
-`, demoClientID, secret, demoUsername, pw, demoClientID, secret, demoUsername, pw, issuer)
+Sign in through the browser (public client %s, authorization code + PKCE):
+  go run ./examples/oidc-login -issuer %s
+
+`, demoClientID, secret, demoUsername, pw, demoClientID, secret, demoUsername, pw, issuer, demoSPAID, issuer)
 	return nil
 }
 

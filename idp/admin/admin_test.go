@@ -139,7 +139,7 @@ func TestAdminUsers(t *testing.T) {
 		rt := e.Login().Str("refresh_token")
 		r = e.Call("GET", "/admin/v1/users/"+alice+"/sessions", ops, "")
 		idptest.Want(t, r, 200, "")
-		if ss, _ := r.JSON["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["client_id"] != "C1" {
+		if ss, _ := r.JSON["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["client_id"] != "C1" || ss[0].(map[string]any)["grant"] != "password" {
 			t.Fatalf("sessions %s", r.Body)
 		}
 		r = e.Call("DELETE", "/admin/v1/users/"+alice+"/sessions", ops, "")

@@ -64,9 +64,14 @@ type clientPatch struct {
 	Audiences  *[]string `json:"audiences"`
 	// IntrospectAudiences replaces the resource-server role.
 	IntrospectAudiences *[]string `json:"introspect_audiences"`
+	// The authorization endpoint's registration (issue 15).
+	RedirectURIs           *[]string `json:"redirect_uris"`
+	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris"`
+	FirstParty             *bool     `json:"first_party"`
 }
 
-var clientPatchFields = []string{"disabled", "name", "grant_types", "scopes", "audiences", "introspect_audiences"}
+var clientPatchFields = []string{"disabled", "name", "grant_types", "scopes", "audiences", "introspect_audiences",
+	"redirect_uris", "post_logout_redirect_uris", "first_party"}
 
 // uniq drops repeats, keeping order. Unlike the CLI's lists, an element is
 // one value: "a b" is refused by CheckClient rather than split.
@@ -106,6 +111,15 @@ func clientChanges(before, after storage.Client) []string {
 	}
 	if !slices.Equal(before.IntrospectAudiences, after.IntrospectAudiences) {
 		out = append(out, "introspect_audiences")
+	}
+	if !slices.Equal(before.RedirectURIs, after.RedirectURIs) {
+		out = append(out, "redirect_uris")
+	}
+	if !slices.Equal(before.PostLogoutRedirectURIs, after.PostLogoutRedirectURIs) {
+		out = append(out, "post_logout_redirect_uris")
+	}
+	if before.FirstParty != after.FirstParty {
+		out = append(out, "first_party")
 	}
 	return out
 }
@@ -148,6 +162,15 @@ func (a *API) PatchClient(w http.ResponseWriter, r *http.Request, actor string) 
 		if p.IntrospectAudiences != nil {
 			c.IntrospectAudiences = uniq(*p.IntrospectAudiences)
 		}
+		if p.RedirectURIs != nil {
+			c.RedirectURIs = uniq(*p.RedirectURIs)
+		}
+		if p.PostLogoutRedirectURIs != nil {
+			c.PostLogoutRedirectURIs = uniq(*p.PostLogoutRedirectURIs)
+		}
+		if p.FirstParty != nil {
+			c.FirstParty = *p.FirstParty
+		}
 		// The changes are named once the operation's CheckClient has
 		// filled in the defaults, which change nothing a patch can name.
 		return clientChanges(before, *c), nil
@@ -179,10 +202,14 @@ type clientCreate struct {
 	Audiences  []string `json:"audiences"`
 	// IntrospectAudiences is the resource-server role.
 	IntrospectAudiences []string `json:"introspect_audiences"`
+	// The authorization endpoint's registration (issue 15).
+	RedirectURIs           []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	FirstParty             bool     `json:"first_party"`
 }
 
 var clientCreateFields = []string{"client_id", "name", "public", "token_endpoint_auth_method", "grant_types", "scopes", "audiences",
-	"introspect_audiences"}
+	"introspect_audiences", "redirect_uris", "post_logout_redirect_uris", "first_party"}
 
 // CreateClient serves POST /admin/v1/clients: it registers a client
 // as `keyward clients create` does and answers 201 with the generated
@@ -199,6 +226,7 @@ func (a *API) CreateClient(w http.ResponseWriter, r *http.Request, actor string)
 	}
 	c.GrantTypes, c.Scopes, c.Audiences = uniq(b.GrantTypes), uniq(b.Scopes), uniq(b.Audiences)
 	c.IntrospectAudiences = uniq(b.IntrospectAudiences)
+	c.RedirectURIs, c.PostLogoutRedirectURIs, c.FirstParty = uniq(b.RedirectURIs), uniq(b.PostLogoutRedirectURIs), b.FirstParty
 	if err := manage.CheckClient(&c); err != nil {
 		return web.BadRequest(err.Error())
 	}

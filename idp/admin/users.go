@@ -24,6 +24,7 @@ type sessionView struct {
 	ExpiresAt    time.Time `json:"expires_at"`
 	RevokedAt    time.Time `json:"revoked_at,omitzero"`
 	RevokeReason string    `json:"revoke_reason,omitempty"`
+	Grant        string    `json:"grant"` // the grant that started it: password, authorization_code
 }
 
 // Admin list page sizes.
@@ -243,7 +244,7 @@ func (a *API) ListSessions(w http.ResponseWriter, r *http.Request, _ string) err
 	for i, f := range fs {
 		views[i] = sessionView{ID: f.ID, ClientID: f.ClientID, Scope: strings.Join(f.Scope, " "), Audience: f.Audience,
 			AuthTime: f.AuthTime.UTC(), CreatedAt: f.CreatedAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(),
-			RevokedAt: f.RevokedAt.Time, RevokeReason: f.RevokeReason}
+			RevokedAt: f.RevokedAt.Time, RevokeReason: f.RevokeReason, Grant: f.Grant}
 	}
 	web.WriteJSON(w, http.StatusOK, map[string]any{"sessions": views})
 	return nil

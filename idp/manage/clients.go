@@ -17,6 +17,7 @@ const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code" // RFC 6749 §4.1 with PKCE (RFC 7636)
 )
 
 // ScopeAdmin is the scope of the admin API: only a client registered for
@@ -28,7 +29,7 @@ const ScopeAdmin = "keyward:admin"
 const ClientSubjectPrefix = "client:"
 
 // Grants lists the grant types a client may be registered for.
-var Grants = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials}
+var Grants = []string{GrantAuthorizationCode, GrantPassword, GrantRefreshToken, GrantClientCredentials}
 
 // Token prefixes let secret scanners recognise leaked credentials.
 const (
@@ -48,6 +49,13 @@ type ClientSpec struct {
 	// IntrospectAudiences makes the client a resource server for these
 	// audiences: it may introspect their access tokens (RFC 7662 §2.1).
 	IntrospectAudiences []string
+	// RedirectURIs are the authorization endpoint's redirect URIs
+	// (CheckRedirectURI); a client with the authorization_code grant needs one.
+	RedirectURIs []string
+	// PostLogoutRedirectURIs are RP-initiated logout's return addresses.
+	PostLogoutRedirectURIs []string
+	// FirstParty clients skip the consent page.
+	FirstParty bool
 }
 
 // NewClient checks spec and returns the client record and, for a
@@ -60,6 +68,8 @@ func NewClient(spec ClientSpec) (storage.Client, string, error) {
 		ID: spec.ID, Name: spec.Name, Public: spec.Public, AuthMethod: spec.AuthMethod,
 		GrantTypes: dedupe(spec.Grants), Scopes: dedupe(spec.Scopes), Audiences: dedupe(spec.Audiences),
 		IntrospectAudiences: dedupe(spec.IntrospectAudiences),
+		RedirectURIs:        dedupe(spec.RedirectURIs), PostLogoutRedirectURIs: dedupe(spec.PostLogoutRedirectURIs),
+		FirstParty: spec.FirstParty,
 	}
 	if err := CheckClient(&c); err != nil {
 		return storage.Client{}, "", err
@@ -116,7 +126,7 @@ func CheckClient(c *storage.Client) error {
 			return fmt.Errorf("a public client cannot introspect: introspection is for confidential clients (RFC 7662 §2.1)")
 		}
 	}
-	return nil
+	return checkRedirects(c)
 }
 
 // MaxClientIDLen is the longest client id Keyward registers or accepts.

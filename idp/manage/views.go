@@ -41,10 +41,16 @@ type ClientView struct {
 	Audiences    []string `json:"audiences"`
 	// IntrospectAudiences is the resource-server role: the audiences whose
 	// access tokens the client may introspect.
-	IntrospectAudiences []string  `json:"introspect_audiences"`
-	Disabled            bool      `json:"disabled"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	IntrospectAudiences []string `json:"introspect_audiences"`
+	// RedirectURIs and PostLogoutRedirectURIs are the authorization
+	// endpoint's and RP-initiated logout's registered addresses; FirstParty
+	// clients skip consent.
+	RedirectURIs           []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris"`
+	FirstParty             bool      `json:"first_party"`
+	Disabled               bool      `json:"disabled"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 // ViewClient is the ClientView of c, showing secret when it is not empty.
@@ -57,6 +63,7 @@ func ViewClient(c storage.Client, secret string) ClientView {
 	}
 	return ClientView{ClientID: c.ID, ClientSecret: secret, Name: c.Name, Public: c.Public, AuthMethod: c.AuthMethod,
 		GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes), Audiences: nonNil(c.Audiences),
-		IntrospectAudiences: nonNil(c.IntrospectAudiences),
-		Disabled:            c.Disabled, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
+		IntrospectAudiences: nonNil(c.IntrospectAudiences), RedirectURIs: nonNil(c.RedirectURIs),
+		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs), FirstParty: c.FirstParty,
+		Disabled: c.Disabled, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
 }

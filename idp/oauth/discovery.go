@@ -3,6 +3,7 @@ package oauth
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -16,9 +17,13 @@ const discoveryMaxAge = 300
 // metadata is the authorization server metadata (RFC 8414 §2) and the OIDC
 // provider metadata (OIDC Discovery §3) in one document. Keyward has no
 // authorization endpoint yet, so RFC 8414 is authoritative; the OIDC
-// document is served for clients that need it (docs/security.md).
+// document is served for clients that need it (docs/security.md). With an
+// Interaction configured, the authorization endpoint, end_session_endpoint
+// and PKCE fields complete it (issue 15).
 type metadata struct {
 	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint,omitempty"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
@@ -26,6 +31,10 @@ type metadata struct {
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported,omitempty"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
+	AuthorizationResponseIss          bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	PromptValuesSupported             []string `json:"prompt_values_supported,omitempty"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	TokenEndpointAuthMethods          []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
@@ -70,6 +79,20 @@ func (s *Provider) discoveryDoc() []byte {
 			AccessTokenSigningAlgValues:      []string{"RS256"},
 			ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash",
 				"name", "preferred_username", "email", "email_verified"},
+		}
+		if s.cfg.Interaction != nil {
+			// The authorization endpoint makes the OIDC document complete
+			// (issue 15).
+			m.AuthorizationEndpoint = s.url(AuthorizePath)
+			m.EndSessionEndpoint = s.url(LogoutPath)
+			m.ResponseModesSupported = []string{"query", "form_post"}
+			m.CodeChallengeMethodsSupported = []string{"S256"}
+			m.AuthorizationResponseIss = true
+			m.PromptValuesSupported = []string{"none", "login", "consent"}
+			m.ClaimsSupported = append(m.ClaimsSupported, "nonce", "amr", "sid")
+		} else {
+			m.GrantTypesSupported = slices.DeleteFunc(slices.Clone(m.GrantTypesSupported),
+				func(g string) bool { return g == manage.GrantAuthorizationCode })
 		}
 		b, err := json.Marshal(m)
 		if err != nil {

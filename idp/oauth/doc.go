@@ -4,10 +4,19 @@
 // client authentication (clientauth.go), token claims, signing and
 // access-token validation (tokens_jwt.go), revocation (revoke.go),
 // introspection (introspect.go), userinfo (userinfo.go), discovery
-// (discovery.go), the JWKS handler (jwks.go) and the scope rules (scope.go).
+// (discovery.go), the JWKS handler (jwks.go) and the scope rules (scope.go);
+// and the browser flow of issue 15 (docs/authorize.md): the authorization
+// endpoint and its resume (authorize.go), the authorization_code grant and
+// form_post (grant_code.go), RP-initiated logout (logout.go), and
+// AuthenticatePassword, the password check the login page shares with the
+// password grant (grant_password.go). The pages and login sessions are
+// idp/login's, reached only through the Interaction interface declared
+// here; this package renders no page but the form_post one.
 //
 // Provider exposes the handlers as func(w, r) error (Token, Revoke,
-// Introspect, Userinfo, WellKnown, JWKS); the assembly (package idp) binds
+// Introspect, Userinfo, WellKnown, JWKS) and, for the browser endpoints
+// whose errors are pages or redirects, as plain handlers (Authorize,
+// Resume, Logout); the assembly (package idp) binds
 // them in Server.Routes, the one place routes are listed, so this package
 // never registers a route itself. ValidateAccessToken and TokenUser are the
 // one access-token validation; idp hands them to the account and admin

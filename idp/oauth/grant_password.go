@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
@@ -47,6 +48,66 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	if err != nil {
 		return issuance{}, err
 	}
+	u, err := s.checkPassword(ctx, c.ID, username, pw)
+	if err != nil {
+		return issuance{}, err
+	}
+	ip := web.ClientIP(ctx)
+	// u is the row whose hash was just verified. The family is stored only
+	// if that is still the account's password and the account is still
+	// enabled and there (RT-08): a change, disable or delete that committed
+	// since the lookup refuses it, and one that commits after it revokes it.
+	// The loser of that race gets what a request a moment later would get,
+	// the answer to a wrong password; it is not counted as a guess.
+	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now(),
+		signIn: storage.SignInOf(u)}
+	if err := s.startFamily(ctx, c, &is, s.cfg.PasswordRefreshTokenTTL, manage.GrantPassword); err != nil {
+		if errors.Is(err, storage.ErrSignInStale) {
+			return issuance{}, s.loginFailed(ctx, c.ID, u.ID, "account_changed", "", ip)
+		}
+		return issuance{}, err
+	}
+	s.loginSucceeded(ctx, c.ID, username, ip, u)
+	return is, nil
+}
+
+// AuthenticatePassword checks username and password exactly as the
+// password grant does (throttle, timing floor, rehash, audit
+// login_succeeded or login_failed with clientID) and returns the user: the
+// login page's check (idp/login's Passwords). Errors are *web.Error:
+// invalid_grant 400 for a wrong username or password, a disabled or an
+// unknown account (one answer), temporarily_unavailable 429 with
+// RetryAfter when throttled, 503 when hashing is overloaded.
+func (s *Provider) AuthenticatePassword(ctx context.Context, clientID, username, pw string) (storage.User, error) {
+	if s.cfg.Passwords == nil {
+		return storage.User{}, errors.New("oauth: no password hasher configured")
+	}
+	if username == "" || pw == "" {
+		return storage.User{}, errBadCredentials()
+	}
+	if utf8.RuneCountInString(username) > MaxUsernameChars || passwordTooLong(pw) {
+		return storage.User{}, errBadCredentials()
+	}
+	u, err := s.checkPassword(ctx, clientID, username, pw)
+	if err != nil {
+		return storage.User{}, err
+	}
+	s.loginSucceeded(ctx, clientID, username, web.ClientIP(ctx), u)
+	return u, nil
+}
+
+// loginSucceeded records a successful login for the throttle and the audit.
+func (s *Provider) loginSucceeded(ctx context.Context, clientID, username, ip string, u storage.User) {
+	if err := s.throttle.LoginSucceeded(ctx, username, ip); err != nil {
+		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
+	}
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: clientID})
+}
+
+// checkPassword is the password check of every login: throttle, lookup,
+// verification at a timing floor, rehash. It returns the account whose
+// hash it verified, or the one answer every failure gets.
+func (s *Provider) checkPassword(ctx context.Context, clientID, username, pw string) (storage.User, error) {
 
 	// Brute force (DESIGN "Accounts and protection"): a throttled attempt is
 	// 429 before any hashing; a denied one is answered as a wrong password
@@ -54,7 +115,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	ip := web.ClientIP(ctx)
 	dec, err := s.throttle.CheckLogin(ctx, username, ip)
 	if err != nil {
-		return issuance{}, err
+		return storage.User{}, err
 	}
 	// The user is looked up on every path, refused ones included: a denied
 	// attempt then costs the queries a checked one costs (TE-21), and its
@@ -62,15 +123,15 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	// sees it under the user (u.ID is "" for an unknown user).
 	u, known, err := s.loginUser(ctx, username)
 	if err != nil {
-		return issuance{}, err
+		return storage.User{}, err
 	}
 	switch dec.Verdict {
 	case guard.Throttle:
-		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
-		return issuance{}, dec.Err()
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: clientID})
+		return storage.User{}, dec.Err()
 	case guard.Deny:
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
-			return issuance{}, guard.HashingError(err)
+			return storage.User{}, guard.HashingError(err)
 		}
 		// The password was not checked, so this is a throttled attempt,
 		// not a failed one (reason account_ip or account). LoginDenied
@@ -79,8 +140,8 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 			s.log.ErrorContext(ctx, "login throttle: record refusal", "err", err)
 		}
 		s.metrics.LoginFailure("throttled")
-		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: c.ID})
-		return issuance{}, errBadCredentials()
+		s.throttle.Report(ctx, s.audit, dec, audit.Event{Type: audit.LoginThrottled, Reason: dec.Kind, Subject: u.ID, ClientID: clientID})
+		return storage.User{}, errBadCredentials()
 	}
 
 	// Every failure below costs one password verification and one failure
@@ -88,14 +149,14 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 	// unknown user (TE-11, TE-21).
 	if !known {
 		if err := s.cfg.Passwords.VerifyDummy(ctx, pw); err != nil {
-			return issuance{}, guard.HashingError(err)
+			return storage.User{}, guard.HashingError(err)
 		}
-		return issuance{}, g.failed(ctx, c, "", "unknown_user", username, ip)
+		return storage.User{}, s.loginFailed(ctx, clientID, "", "unknown_user", username, ip)
 	}
 	ok, rehash, err := s.cfg.Passwords.Verify(ctx, pw, u.PasswordHash)
 	if err != nil {
 		if errors.Is(err, password.ErrOverloaded) || errors.Is(err, password.ErrTooLong) {
-			return issuance{}, guard.HashingError(err)
+			return storage.User{}, guard.HashingError(err)
 		}
 		// A stored hash that cannot be checked (corrupt, or peppered with a
 		// key this server lacks): the operator must fix it; the client sees
@@ -107,39 +168,21 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		if errors.Is(err, password.ErrWrongPepper) {
 			reason = "wrong_pepper"
 		}
-		return issuance{}, g.failed(ctx, c, u.ID, reason, "", ip)
+		return storage.User{}, s.loginFailed(ctx, clientID, u.ID, reason, "", ip)
 	}
 	switch {
 	case !ok:
-		return issuance{}, g.failed(ctx, c, u.ID, "bad_password", username, ip)
+		return storage.User{}, s.loginFailed(ctx, clientID, u.ID, "bad_password", username, ip)
 	case u.Disabled:
-		return issuance{}, g.failed(ctx, c, u.ID, "disabled", username, ip)
+		return storage.User{}, s.loginFailed(ctx, clientID, u.ID, "disabled", username, ip)
 	case s.cfg.RequireVerifiedEmail && !u.EmailVerified:
 		// The password was right: not a guess, not counted.
-		return issuance{}, g.failed(ctx, c, u.ID, "email_unverified", "", ip)
+		return storage.User{}, s.loginFailed(ctx, clientID, u.ID, "email_unverified", "", ip)
 	}
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
-	// u is the row whose hash was just verified. The family is stored only
-	// if that is still the account's password and the account is still
-	// enabled and there (RT-08): a change, disable or delete that committed
-	// since the lookup refuses it, and one that commits after it revokes it.
-	// The loser of that race gets what a request a moment later would get,
-	// the answer to a wrong password; it is not counted as a guess.
-	is := issuance{subject: u.ID, user: &u, userGrant: true, scope: scope, audience: aud, authTime: s.now(),
-		signIn: storage.SignInOf(u)}
-	if err := s.startFamily(ctx, c, &is, s.cfg.PasswordRefreshTokenTTL); err != nil {
-		if errors.Is(err, storage.ErrSignInStale) {
-			return issuance{}, g.failed(ctx, c, u.ID, "account_changed", "", ip)
-		}
-		return issuance{}, err
-	}
-	if err := s.throttle.LoginSucceeded(ctx, username, ip); err != nil {
-		s.log.ErrorContext(ctx, "login throttle: record success", "err", err)
-	}
-	s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, Subject: u.ID, ClientID: c.ID})
-	return is, nil
+	return u, nil
 }
 
 // loginUser looks up the account a login names. A name no account can have
@@ -158,18 +201,17 @@ func (s *Provider) loginUser(ctx context.Context, username string) (storage.User
 	return storage.User{}, false, err
 }
 
-// failed records a failed login (audit event with the reason, and, when
+// loginFailed records a failed login (audit event with the reason, and, when
 // account is set, a count for the throttle) and returns the one answer
 // every failure gets.
-func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason, account, ip string) error {
-	s := g.s
+func (s *Provider) loginFailed(ctx context.Context, clientID, sub, reason, account, ip string) error {
 	if account != "" {
 		if err := s.throttle.LoginFailed(ctx, account, ip); err != nil {
 			s.log.ErrorContext(ctx, "login throttle: record failure", "err", err)
 		}
 	}
 	s.metrics.LoginFailure(reason)
-	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Subject: sub, ClientID: c.ID})
+	s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Reason: reason, Subject: sub, ClientID: clientID})
 	return errBadCredentials()
 }
 

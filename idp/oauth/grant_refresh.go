@@ -66,7 +66,7 @@ func (g refreshGrant) exchange(ctx context.Context, c storage.Client, f form) (i
 		Successor: func(salt []byte) []byte { return RefreshHash(successorToken(presented, salt)) },
 		Check: func(fam storage.RefreshFamily) error {
 			var err error
-			if scope, err = narrowScope(requested, fam.Scope, c, s.cfg.PasswordForbiddenScopes); err != nil {
+			if scope, err = narrowScope(requested, fam.Scope, c, fam.Grant, s.cfg.PasswordForbiddenScopes); err != nil {
 				return err
 			}
 			aud, err = refreshAudience(f, c, fam.Audience, s.cfg.Issuer)

@@ -92,6 +92,11 @@ type Config struct {
 	// address is not verified (PW-16), as a generic invalid_grant audited
 	// with the reason email_unverified.
 	RequireVerifiedEmail bool
+
+	// Interaction is the browser side of the authorization endpoint
+	// (idp/login); nil turns the authorization endpoint, the
+	// authorization_code grant and the logout endpoint off.
+	Interaction Interaction
 }
 
 // Provider serves the OAuth 2.0 and OpenID Connect endpoints. Create it
@@ -134,3 +139,14 @@ func New(cfg Config) (*Provider, error) {
 func (s *Provider) url(path string) string {
 	return strings.TrimSuffix(s.cfg.Issuer, "/") + path
 }
+
+// SetInteraction sets Config.Interaction after New, for an assembly whose
+// login pages need the Provider first (idp/login's Passwords is the
+// Provider's AuthenticatePassword). Call it before the Provider serves
+// anything; it is not safe concurrently with requests.
+func (s *Provider) SetInteraction(i Interaction) { s.cfg.Interaction = i }
+
+// AuthorizationEnabled reports whether the authorization endpoint, its
+// resume, the logout endpoint and the authorization_code grant are on (an
+// Interaction is set): the assembly routes them only then.
+func (s *Provider) AuthorizationEnabled() bool { return s.cfg.Interaction != nil }

@@ -61,16 +61,19 @@ func passwordForbidden(s string, forbidden []string) bool {
 }
 
 // scopeAllowed reports whether grantType may give client the scope s;
-// forbidden is Config.PasswordForbiddenScopes. The password grant is the
-// only one that starts a refresh family, so a refresh is held to the same
-// rule: a scope added to the list later leaves existing sessions at their
-// next refresh.
+// forbidden is Config.PasswordForbiddenScopes, which binds the password
+// grant only. A refresh is held to the rule of the grant that started its
+// family (storage.RefreshFamily.Grant): a scope added to the list later
+// leaves existing password sessions at their next refresh (TE-16), and
+// leaves authorization-code sessions alone.
 func scopeAllowed(s string, c storage.Client, grantType string, forbidden []string) bool {
 	switch {
 	case grantType == manage.GrantClientCredentials && isOIDCScope(s):
 		return false // no user, so nothing for OIDC to describe
-	case grantType != manage.GrantClientCredentials && passwordForbidden(s, forbidden):
+	case grantType == manage.GrantPassword && passwordForbidden(s, forbidden):
 		return false // never through a user's password (TE-16)
+	case grantType != manage.GrantClientCredentials && s == manage.ScopeAdmin:
+		return false // never to a user's grant
 	case isOIDCScope(s):
 		return true
 	}
@@ -114,18 +117,18 @@ func grantScope(requested []string, c storage.Client, grantType string, forbidde
 // a refresh never gains a scope. Scopes the client has since lost, or that
 // forbidden (Config.PasswordForbiddenScopes) has since gained, are dropped
 // from a default and refused when asked for.
-func narrowScope(requested []string, granted storage.List, c storage.Client, forbidden []string) ([]string, error) {
+func narrowScope(requested []string, granted storage.List, c storage.Client, familyGrant string, forbidden []string) ([]string, error) {
 	if requested == nil {
 		var out []string
 		for _, s := range granted {
-			if scopeAllowed(s, c, manage.GrantRefreshToken, forbidden) {
+			if scopeAllowed(s, c, familyGrant, forbidden) {
 				out = append(out, s)
 			}
 		}
 		return out, nil
 	}
 	for _, s := range requested {
-		if !granted.Has(s) || !scopeAllowed(s, c, manage.GrantRefreshToken, forbidden) {
+		if !granted.Has(s) || !scopeAllowed(s, c, familyGrant, forbidden) {
 			return nil, invalidScope("a refresh can only keep or narrow the original scope")
 		}
 	}

@@ -33,6 +33,14 @@ type Store interface {
 	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int64, error)
+
+	// The authorization endpoint and the authorization_code grant.
+	CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) error
+	AuthRequest(ctx context.Context, id string) (storage.AuthRequest, error)
+	DeleteAuthRequest(ctx context.Context, id string) error
+	CreateAuthCode(ctx context.Context, c storage.AuthCode) error
+	UseAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error)
+	RecordAuthCodeTokens(ctx context.Context, hash []byte, familyID, jti string, accessExpiresAt, now time.Time) error
 }
 
 // Token endpoint defaults (DESIGN "Tokens").
@@ -69,7 +77,7 @@ type form map[string]string
 var knownParams = map[string]bool{
 	"grant_type": true, "username": true, "password": true, "scope": true, "refresh_token": true,
 	"client_id": true, "client_secret": true, "audience": true, "resource": true, "token": true,
-	"token_type_hint": true, "access_token": true,
+	"token_type_hint": true, "access_token": true, "code": true, "redirect_uri": true, "code_verifier": true,
 }
 
 // parseForm reads an application/x-www-form-urlencoded body (RFC 6749
@@ -185,6 +193,10 @@ func (s *Provider) grant(name string) grant {
 		return refreshGrant{s}
 	case manage.GrantClientCredentials:
 		return clientCredentialsGrant{s}
+	case manage.GrantAuthorizationCode:
+		if s.cfg.Interaction != nil {
+			return codeGrant{s}
+		}
 	}
 	return nil
 }
@@ -203,6 +215,11 @@ type issuance struct {
 	signIn   storage.SignIn
 	familyID string // refresh family, the sid claim; "" without one
 	refresh  string // refresh token to return; "" for none
+	// The authorization_code grant's: the ID token's nonce and amr, and the
+	// code the tokens come from (a replay revokes them).
+	nonce    string
+	amr      []string
+	codeHash []byte
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -292,11 +309,21 @@ func (s *Provider) issue(ctx context.Context, c storage.Client, is issuance) (to
 		idt := idClaims{
 			Issuer: s.cfg.Issuer, Subject: is.subject, Audience: c.ID, IssuedAt: iat, Expiry: iat + ttl,
 			AuthTime: at.AuthTime, AccessTokenHash: atHash(access), SessionID: is.familyID,
+			Nonce: is.nonce, AMR: is.amr,
 		}
 		if is.user != nil {
 			idt.addUser(is.user, is.scope)
 		}
 		if resp.IDToken, err = s.sign(typIDToken, idt); err != nil {
+			return tokenResponse{}, err
+		}
+	}
+	if is.codeHash != nil {
+		err := s.cfg.Store.RecordAuthCodeTokens(ctx, is.codeHash, is.familyID, at.ID, time.Unix(at.Expiry, 0), now)
+		if errors.Is(err, storage.ErrCodeReplayed) {
+			return tokenResponse{}, errBadCode()
+		}
+		if err != nil {
 			return tokenResponse{}, err
 		}
 	}
@@ -320,7 +347,7 @@ func (s *Provider) issue(ctx context.Context, c storage.Client, is issuance) (to
 // The store refuses the family, with storage.ErrSignInStale, when the
 // account's password changed, or it was disabled or deleted, since
 // is.signIn was read (RT-08): the caller answers that as a failed login.
-func (s *Provider) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration) error {
+func (s *Provider) startFamily(ctx context.Context, c storage.Client, is *issuance, ttl time.Duration, grant string) error {
 	if !c.GrantTypes.Has(manage.GrantRefreshToken) {
 		return nil
 	}
@@ -328,6 +355,7 @@ func (s *Provider) startFamily(ctx context.Context, c storage.Client, is *issuan
 	f := storage.RefreshFamily{
 		ID: storage.NewID(), ClientID: c.ID, UserID: is.subject, Scope: is.scope, Audience: is.audience,
 		AuthTime: storage.At(is.authTime), CreatedAt: storage.At(now), ExpiresAt: storage.At(now.Add(ttl)),
+		Grant: grant,
 	}
 	tok := newRefreshToken()
 	first := storage.RefreshToken{

@@ -40,18 +40,20 @@ type AccessClaims struct {
 
 // idClaims is an OIDC Core §2 ID token.
 type idClaims struct {
-	Issuer            string `json:"iss"`
-	Subject           string `json:"sub"`
-	Audience          string `json:"aud"`
-	Expiry            int64  `json:"exp"`
-	IssuedAt          int64  `json:"iat"`
-	AuthTime          int64  `json:"auth_time"`
-	AccessTokenHash   string `json:"at_hash"`
-	SessionID         string `json:"sid,omitempty"`
-	Name              string `json:"name,omitempty"`
-	PreferredUsername string `json:"preferred_username,omitempty"`
-	Email             string `json:"email,omitempty"`
-	EmailVerified     *bool  `json:"email_verified,omitempty"`
+	Issuer            string   `json:"iss"`
+	Subject           string   `json:"sub"`
+	Audience          string   `json:"aud"`
+	Expiry            int64    `json:"exp"`
+	IssuedAt          int64    `json:"iat"`
+	AuthTime          int64    `json:"auth_time"`
+	AccessTokenHash   string   `json:"at_hash"`
+	SessionID         string   `json:"sid,omitempty"`
+	Nonce             string   `json:"nonce,omitempty"` // the authorization request's (OIDC Core §3.1.3.6)
+	AMR               []string `json:"amr,omitempty"`   // how the user authenticated (RFC 8176)
+	Name              string   `json:"name,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Email             string   `json:"email,omitempty"`
+	EmailVerified     *bool    `json:"email_verified,omitempty"`
 }
 
 // userClaims adds the profile and email claims scope allows (OIDC Core

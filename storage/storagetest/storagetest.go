@@ -24,4 +24,5 @@ func Run(t *testing.T, open func(t *testing.T) *storage.DB) {
 	runTokens(t, open)
 	runProtection(t, open)
 	runAccountTokens(t, open)
+	runAuthz(t, open)
 }
