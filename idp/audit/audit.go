@@ -44,6 +44,16 @@ const (
 	KeyRotated           Type = "key_rotated"
 	KeyRotationScheduled Type = "key_rotation_scheduled"
 	KeyRevoked           Type = "key_revoked"
+
+	// Browser login (issue 15, idp/login).
+	SessionStarted   Type = "session_started"    // a login session began (Subject: the user)
+	SessionEnded     Type = "session_ended"      // logout, or an admin ended the user's sessions
+	MFAFailed        Type = "mfa_failed"         // a wrong, replayed or throttled TOTP or recovery code
+	MFAEnrolled      Type = "mfa_enrolled"       // TOTP enrolment confirmed
+	MFAReset         Type = "mfa_reset"          // an admin removed the user's TOTP
+	RecoveryCodeUsed Type = "recovery_code_used" // a recovery code was spent
+	ConsentGranted   Type = "consent_granted"    // Reason: "approved" or "denied"
+	ConsentRevoked   Type = "consent_revoked"
 )
 
 // Types lists every event type, for the admin API's filter checks.
@@ -52,6 +62,8 @@ var Types = []Type{
 	TokenRevoked, RefreshReuseDetected, UserCreated, UserUpdated, UserLocked,
 	UserUnlocked, UserDeleted, PasswordChanged, PasswordReset, ClientCreated,
 	ClientUpdated, ClientDeleted, KeyRotated, KeyRotationScheduled, KeyRevoked,
+	SessionStarted, SessionEnded, MFAFailed, MFAEnrolled, MFAReset, RecoveryCodeUsed,
+	ConsentGranted, ConsentRevoked,
 }
 
 // Outcomes of an event.
@@ -77,12 +89,12 @@ type Event struct {
 // warnEvents are logged at Warn: an attack or a lockout may be under way.
 var warnEvents = map[Type]bool{
 	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
-	UserLocked: true, KeyRevoked: true,
+	UserLocked: true, KeyRevoked: true, MFAFailed: true,
 }
 
 // failureEvents default to OutcomeFailure.
 var failureEvents = map[Type]bool{
-	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
+	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true, MFAFailed: true,
 }
 
 // Auditor writes each security event both as a structured log record and
