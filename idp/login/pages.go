@@ -71,13 +71,20 @@ func (h *Handler) authRequest(w http.ResponseWriter, r *http.Request, req string
 	return ar, true
 }
 
-// redirect answers 302 to the site path p with query req (if any).
+// redirect answers 302 to the site path p with query req (if any). The
+// Location is relative to the page (as ui's links are), so the pages keep
+// working when a proxy serves Keyward under a path prefix.
 func redirect(w http.ResponseWriter, r *http.Request, p, req string) {
 	if req != "" {
 		p += "?" + url.Values{fieldReq: {req}}.Encode()
 	}
+	loc := rootOf(r.URL.Path) + strings.TrimPrefix(p, "/")
+	if strings.HasPrefix(loc, "?") || loc == "" {
+		loc = "./" + loc
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, rootOf(r.URL.Path)+strings.TrimPrefix(p, "/"), http.StatusFound)
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusFound)
 }
 
 func (h *Handler) loginView(w http.ResponseWriter, r *http.Request, req, username string) *ui.View {

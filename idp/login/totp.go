@@ -142,24 +142,25 @@ func (h *Handler) checkSecondFactor(r *http.Request, userID, code string) (bool,
 	if err != nil {
 		return false, nil, err
 	}
+	// fail records a failed attempt: a guess (counted) or one the
+	// throttle refused (not counted: it guessed nothing). A Throttle
+	// verdict, or a failure under VerifyFirst, is the 429 (dec.Err); a
+	// Deny is answered as a wrong code.
 	fail := func(reason string) (bool, []string, error) {
 		h.cfg.Audit.Record(ctx, audit.Event{Type: audit.MFAFailed, Actor: userID, Subject: userID, Reason: reason,
 			UserAgent: r.UserAgent()})
-		if reason != "throttled" {
+		if dec.Allowed() {
 			if err := h.cfg.Throttle.LoginFailed(ctx, account, ip); err != nil {
 				return false, nil, err
 			}
 		}
-		if err := dec.Err(); err != nil && reason == "throttled" {
+		if err := dec.Err(); err != nil {
 			return false, nil, err
 		}
 		return false, nil, nil
 	}
 	if !dec.Allowed() {
-		if dec.Err() != nil {
-			return fail("throttled")
-		}
-		return fail("throttled_denied")
+		return fail("throttled")
 	}
 	cred, err := h.cfg.Store.TOTPCredential(ctx, userID)
 	if err != nil {
