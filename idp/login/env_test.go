@@ -142,7 +142,7 @@ func (r *recorder) has(typ audit.Type, reason string) bool {
 
 type noFlows struct{}
 
-func (noFlows) CheckResetToken(context.Context, string) error      { return nil }
+func (noFlows) CheckResetToken(context.Context, string) error       { return nil }
 func (noFlows) ResetPassword(context.Context, string, string) error { return nil }
 func (noFlows) VerifyEmail(context.Context, string) error           { return nil }
 

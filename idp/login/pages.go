@@ -332,7 +332,7 @@ func (h *Handler) SubmitConsent() http.Handler {
 		}
 		h.cfg.Audit.Record(ctx, audit.Event{Type: audit.ConsentGranted, Actor: s.UserID, Subject: s.UserID,
 			ClientID: ar.ClientID, Reason: map[bool]string{false: "approved", true: "denied"}[denied],
-			Outcome: map[bool]string{false: audit.OutcomeSuccess, true: audit.OutcomeFailure}[denied],
+			Outcome:   map[bool]string{false: audit.OutcomeSuccess, true: audit.OutcomeFailure}[denied],
 			UserAgent: r.UserAgent()})
 		redirect(w, r, ResumePath, req)
 	}))
