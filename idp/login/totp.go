@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"net/url"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/ui"
+	"github.com/keyward/keyward/idp/web"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -160,7 +163,13 @@ func (h *Handler) checkSecondFactor(r *http.Request, userID, code string) (bool,
 		return false, nil, nil
 	}
 	if !dec.Allowed() {
-		return fail("throttled")
+		// Unlike a password, a refused code is answered 429 (Throttle or
+		// Deny alike): whoever is here knows the password already, and
+		// telling them to wait leaks nothing the throttle protects.
+		h.cfg.Audit.Record(ctx, audit.Event{Type: audit.MFAFailed, Actor: userID, Subject: userID, Reason: "throttled",
+			UserAgent: r.UserAgent()})
+		return false, nil, &web.Error{Code: web.ErrTemporarilyUnavail, Description: "too many failed attempts; retry later",
+			Status: http.StatusTooManyRequests, RetryAfter: max(dec.RetryAfter, time.Second)}
 	}
 	cred, err := h.cfg.Store.TOTPCredential(ctx, userID)
 	if err != nil {
@@ -208,7 +217,7 @@ func (h *Handler) checkSecondFactor(r *http.Request, userID, code string) (bool,
 // clientIP is the request's client address as the server's middleware
 // found it, else the connection's.
 func clientIP(r *http.Request) string {
-	if ip := webClientIP(r); ip != "" {
+	if ip := web.ClientIP(r.Context()); ip != "" {
 		return ip
 	}
 	host := r.RemoteAddr
@@ -274,7 +283,7 @@ func (h *Handler) pendingSecret(r *http.Request, u storage.User, start bool) (st
 	return secret, true, nil
 }
 
-func (h *Handler) enrolView(w http.ResponseWriter, r *http.Request, secret string) (*viewT, error) {
+func (h *Handler) enrolView(w http.ResponseWriter, r *http.Request, secret string) (*ui.View, error) {
 	v := h.pages.NewView(w, r, "totp.enrol.title")
 	var groups []string
 	for i := 0; i < len(secret); i += 4 {
@@ -356,8 +365,8 @@ func (h *Handler) TOTPQR() http.Handler {
 
 func (h *Handler) otpauthURL(username, secret string) string {
 	q := fmt.Sprintf("secret=%s&issuer=%s&algorithm=SHA1&digits=6&period=%d",
-		secret, pathEscape(h.cfg.Issuer), totpPeriod)
-	return "otpauth://totp/" + pathEscape(h.cfg.Issuer) + ":" + pathEscape(username) + "?" + q
+		secret, url.PathEscape(h.cfg.Issuer), totpPeriod)
+	return "otpauth://totp/" + url.PathEscape(h.cfg.Issuer) + ":" + url.PathEscape(username) + "?" + q
 }
 
 // SubmitTOTPEnrol is the form POST of /account/totp: a correct code from
@@ -383,7 +392,7 @@ func (h *Handler) SubmitTOTPEnrol() http.Handler {
 			redirect(w, r, TOTPEnrolPath, "")
 			return
 		}
-		code, _ := formValue(r, fieldCode)
+		code, _ := ui.FormValue(r, fieldCode)
 		step, match := matchStep(secret, normalizeCode(code), h.now())
 		if !match {
 			v, _ := h.enrolView(w, r, secret)
