@@ -145,6 +145,9 @@ type noFlows struct{}
 func (noFlows) CheckResetToken(context.Context, string) error       { return nil }
 func (noFlows) ResetPassword(context.Context, string, string) error { return nil }
 func (noFlows) VerifyEmail(context.Context, string) error           { return nil }
+func (noFlows) RequestPasswordReset(context.Context, string, string, string) error {
+	return nil
+}
 
 // env is a Handler on a real database behind a loopback server.
 type env struct {
@@ -179,7 +182,7 @@ func newEnv(t *testing.T, b storagetest.Backend) *env {
 		pw:   &passwords{db: db, pw: map[string]string{"alice": alicePassword}},
 		reqs: &authRequests{now: c.Now, m: map[string]storage.AuthRequest{}}}
 	e.alice, _ = db.User(ctx, alice.ID)
-	pages, err := ui.New(ui.Config{Flows: noFlows{}})
+	pages, err := ui.New(ui.Config{Flows: noFlows{}, Requests: noFlows{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,8 @@ func TestLogin(t *testing.T) {
 		req := e.newRequest("req-1", "openid")
 		b := e.browser()
 		p := b.get(LoginPath + "?req=" + req)
-		wantStatus(t, p, http.StatusOK, `value="alice"`, `name="req" value="req-1"`, `autocomplete="current-password"`)
+		wantStatus(t, p, http.StatusOK, `value="alice"`, `name="req" value="req-1"`, `autocomplete="current-password"`,
+			`href="account/forgot-password"`)
 		if got := p.header.Get("Content-Security-Policy"); !strings.Contains(got, "frame-ancestors 'none'") {
 			t.Errorf("CSP %q", got)
 		}
