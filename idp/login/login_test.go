@@ -226,6 +226,11 @@ func TestSessionEndedBy(t *testing.T) {
 				if _, ok := b.session(); ok {
 					t.Fatalf("session survives %s", c.name)
 				}
+				// manage.Ops revokes the rows too (the session check
+				// alone would already refuse them).
+				if ss, err := e.db.LoginSessions(ctx, e.alice.ID, e.clock.Now()); err != nil || len(ss) != 0 {
+					t.Fatalf("live login sessions after %s: %v %v", c.name, ss, err)
+				}
 			})
 		}
 	})
