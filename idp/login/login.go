@@ -64,6 +64,7 @@ type Store interface {
 	TouchLoginSession(ctx context.Context, id string, now, idleExpires time.Time) error
 	RevokeLoginSession(ctx context.Context, id string, now time.Time) (bool, error)
 	RevokeUserLoginSessions(ctx context.Context, userID string, now time.Time) (int64, error)
+	DeleteExpiredLoginSessions(ctx context.Context, before time.Time) (int64, error)
 
 	Consent(ctx context.Context, userID, clientID string) (storage.Consent, error)
 	Consents(ctx context.Context, userID string) ([]storage.Consent, error)

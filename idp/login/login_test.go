@@ -271,3 +271,27 @@ func TestErrorPage(t *testing.T) {
 		}
 	})
 }
+
+// TestCleanup: expired and revoked sessions are deleted a day after they
+// end; live ones stay.
+func TestCleanup(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		live, ended := e.browser(), e.browser()
+		ended.login("", alicePassword)
+		ended.post(LogoutPath, url.Values{})
+		e.clock.Add(25 * time.Hour)
+		live.login("", alicePassword)
+		old := e.browser()
+		old.login("", alicePassword) // expires idle in 30 min
+		e.clock.Add(DefaultIdle + 25*time.Hour)
+		live.login("", alicePassword)
+		n, err := e.h.Cleanup(ctx)
+		if err != nil || n != 3 {
+			t.Fatalf("deleted %d, %v; want 3 (the logged-out one and two idle ones)", n, err)
+		}
+		if _, ok := live.session(); !ok {
+			t.Fatal("cleanup ended a live session")
+		}
+	})
+}
