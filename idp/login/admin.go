@@ -91,7 +91,7 @@ func (h *Handler) RevokeLoginSessions(w http.ResponseWriter, r *http.Request, ac
 		h.cfg.Audit.Record(r.Context(), audit.Event{Type: audit.SessionEnded, Actor: actor, Subject: u.ID,
 			Reason: "admin", UserAgent: r.UserAgent()})
 	}
-	web.WriteJSON(w, http.StatusOK, map[string]any{"revoked": n})
+	web.WriteJSON(w, http.StatusOK, map[string]any{"id": u.ID, "revoked": n})
 	return nil
 }
 
