@@ -3,7 +3,9 @@ package login
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/ui"
 	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/storage/storagetest"
 )
 
 // TestLogin: the form prefills login_hint and links to forgot-password
@@ -294,4 +297,73 @@ func TestCleanup(t *testing.T) {
 			t.Fatal("cleanup ended a live session")
 		}
 	})
+}
+
+// TestSecureCookie: over https the session cookie is __Host-, Secure,
+// HttpOnly, SameSite=Lax, Path=/, and only that name opens the session.
+func TestSecureCookie(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		h := *e.h
+		h.cfg.SecureCookies = true
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodPost, "https://id.example/login", nil)
+		s, err := h.startSession(rec, r, e.alice, []string{"pwd"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ck *http.Cookie
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == sessionCookieSecure {
+				ck = c
+			}
+		}
+		if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Domain != "" {
+			t.Fatalf("cookie %+v", ck)
+		}
+		r2 := httptest.NewRequest(http.MethodGet, "https://id.example/", nil)
+		r2.AddCookie(ck)
+		if got, ok, err := h.Session(r2); !ok || err != nil || got.ID != s.ID {
+			t.Fatalf("Session: %+v %v %v", got, ok, err)
+		}
+		r3 := httptest.NewRequest(http.MethodGet, "https://id.example/", nil)
+		r3.AddCookie(&http.Cookie{Name: sessionCookiePlain, Value: ck.Value})
+		if _, ok, _ := h.Session(r3); ok {
+			t.Fatal("the plain cookie name opens an https session")
+		}
+	})
+}
+
+// TestAccessibility: every visible input of the new forms has a <label
+// for>, the password field says current-password, code fields say
+// one-time-code, and each page has one h1.
+func TestAccessibility(t *testing.T) {
+	e := newEnv(t, storagetest.Backends[0])
+	b := e.browser()
+	req := e.newRequest("req-a", "openid")
+	pages := []string{LoginPath + "?req=" + req}
+	b.login("", alicePassword)
+	pages = append(pages, TOTPEnrolPath, ConsentPath+"?req="+req, LogoutPath)
+	inputRe := regexp.MustCompile(`<input [^>]*>`)
+	for _, path := range pages {
+		p := b.get(path)
+		wantStatus(t, p, http.StatusOK)
+		for _, in := range inputRe.FindAllString(p.body, -1) {
+			if strings.Contains(in, `type="hidden"`) {
+				continue
+			}
+			id := regexp.MustCompile(`id="([^"]+)"`).FindStringSubmatch(in)
+			if id == nil || !strings.Contains(p.body, `<label for="`+id[1]+`">`) {
+				t.Errorf("%s: input without a label: %s", path, in)
+			}
+			if strings.Contains(in, `type="password"`) && !strings.Contains(in, `autocomplete="current-password"`) {
+				t.Errorf("%s: password without current-password: %s", path, in)
+			}
+			if strings.Contains(in, `name="code"`) && !strings.Contains(in, `autocomplete="one-time-code"`) {
+				t.Errorf("%s: code without one-time-code: %s", path, in)
+			}
+		}
+		if strings.Count(p.body, "<h1") != 1 {
+			t.Errorf("%s: want one h1", path)
+		}
+	}
 }
