@@ -210,6 +210,19 @@ func TestSessionEndedBy(t *testing.T) {
 				_, _, err := ops.SetUserDisabled(ctx, by, e.alice.ID, true)
 				return err
 			}},
+			// Written to the store directly, not through manage.Ops: the
+			// session check alone refuses the session.
+			{"password-store-only", func() error {
+				_, err := e.db.UpdateUser(ctx, e.alice.ID, func(u *storage.User) error {
+					u.PasswordChangedAt = storage.At(e.clock.Now())
+					return nil
+				})
+				return err
+			}},
+			{"disable-store-only", func() error {
+				_, err := e.db.UpdateUser(ctx, e.alice.ID, func(u *storage.User) error { u.Disabled = true; return nil })
+				return err
+			}},
 			{"delete", func() error { return ops.DeleteUser(ctx, by, e.alice.ID) }},
 		} {
 			t.Run(c.name, func(t *testing.T) {
@@ -228,6 +241,9 @@ func TestSessionEndedBy(t *testing.T) {
 				}
 				if _, ok := b.session(); ok {
 					t.Fatalf("session survives %s", c.name)
+				}
+				if strings.HasSuffix(c.name, "store-only") {
+					return
 				}
 				// manage.Ops revokes the rows too (the session check
 				// alone would already refuse them).
