@@ -172,6 +172,9 @@ func (h *Handler) checkSecondFactor(r *http.Request, userID, code string) (bool,
 			Status: http.StatusTooManyRequests, RetryAfter: max(dec.RetryAfter, time.Second)}
 	}
 	cred, err := h.cfg.Store.TOTPCredential(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && cred.ConfirmedAt.IsZero()) {
+		return fail("no_credential") // reset by an admin since the password step
+	}
 	if err != nil {
 		return false, nil, err
 	}
