@@ -2,6 +2,8 @@ package idp
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	"github.com/keyward/keyward/idp/admin"
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/guard"
+	"github.com/keyward/keyward/idp/login"
 	"github.com/keyward/keyward/idp/mail"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/metrics"
@@ -35,6 +38,8 @@ type Store interface {
 	admin.Store   // idp/admin: what /admin/v1 reads
 	account.Store // idp/account: what /account/* writes
 	manage.Store  // the operations the admin API shares with the CLI
+	login.Store   // idp/login: login sessions, consents, TOTP
+	login.AuthRequests
 }
 
 // KeySource is what the server needs of the signing keys (package keys).
@@ -73,7 +78,16 @@ type Config struct {
 	// Interaction is the browser side of the authorization endpoint
 	// (idp/login's handlers); nil leaves /oauth2/authorize, its resume,
 	// /oauth2/logout and the authorization_code grant off (issue 15).
-	Interaction         oauth.Interaction
+	Interaction oauth.Interaction
+	// SessionIdle and SessionLifetime bound a browser login session
+	// (idp/login): it ends after SessionIdle without use, and
+	// SessionLifetime after the login in any case; 0: 30 min and 12 h.
+	SessionIdle, SessionLifetime time.Duration
+	// SecretKey (32 bytes or more, the same on every replica) signs the
+	// pages' CSRF tokens and the cookie between password and TOTP, and
+	// seals TOTP secrets at rest; keyward serve derives it from the
+	// key-encryption key. nil: random per process, TOTP secrets unsealed.
+	SecretKey           []byte
 	Passwords           oauth.PasswordHasher // checks passwords for the password grant; nil turns the grant off
 	AccessTokenTTL      time.Duration        // access and ID token lifetime; default 15m
 	RefreshTokenTTL     time.Duration        // absolute lifetime of a refresh family; default 30 days
@@ -133,8 +147,9 @@ type Server struct {
 	oauth    *oauth.Provider // the OAuth and OIDC endpoints
 	ops      *manage.Ops     // the user and client operations of the admin and account APIs
 	account  *account.Handlers
-	admin    *admin.API // /admin/v1
-	ui       *ui.Pages  // the HTML pages
+	admin    *admin.API     // /admin/v1
+	ui       *ui.Pages      // the HTML pages
+	login    *login.Handler // browser sign-in; nil without Passwords or with Config.Interaction
 	metrics  *metrics.Metrics
 	hsts     string // the Strict-Transport-Security value; "" for none
 }
@@ -199,12 +214,38 @@ func New(cfg Config) (*Server, error) {
 	requests, _ := flows.(ui.ResetRequester)
 	pub, _ := url.Parse(cfg.PublicURL)
 	s.ui, err = ui.New(ui.Config{Flows: flows, Requests: requests, Log: cfg.Log,
-		MinPasswordLength: minPasswordLength(cfg.Policy), SecureCookies: pub.Scheme == "https"})
+		MinPasswordLength: minPasswordLength(cfg.Policy), SecureCookies: pub.Scheme == "https", CSRFKey: subKey(cfg.SecretKey, "csrf")})
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Interaction == nil && cfg.Passwords != nil {
+		s.login, err = login.New(login.Config{Pages: s.ui, Passwords: s.oauth, AuthRequests: cfg.Store, Store: cfg.Store,
+			Throttle: s.throttle, Audit: s.audit, Log: cfg.Log, Now: cfg.Now, Idle: cfg.SessionIdle, Lifetime: cfg.SessionLifetime,
+			SecureCookies: pub.Scheme == "https", Key: subKey(cfg.SecretKey, "login")})
+		if err != nil {
+			return nil, err
+		}
+		s.oauth.SetInteraction(s.login)
+	}
 	return s, nil
 }
+
+// subKey derives the key of one use from the server's secret key
+// (HKDF-SHA256), so no two uses share a key; nil without one.
+func subKey(secret []byte, use string) []byte {
+	if secret == nil {
+		return nil
+	}
+	k, err := hkdf.Key(sha256.New, secret, nil, "keyward "+use, 32)
+	if err != nil {
+		panic(err) // only for a length HKDF cannot give
+	}
+	return k
+}
+
+// Login returns the browser sign-in handlers, for cmd/keyward to run their
+// cleanup; nil when the server has none.
+func (s *Server) Login() *login.Handler { return s.login }
 
 // minPasswordLength is the minimum length p enforces, for the pages' hint.
 func minPasswordLength(p *password.Policy) int {
@@ -302,6 +343,25 @@ func (s *Server) Routes(r *mux.Router) {
 		}
 		r.Handle(ui.AssetPrefix+"{asset}", p.Asset()).Methods(http.MethodGet, http.MethodHead)
 	}
+	if l := s.login; l != nil {
+		// Browser sign-in (idp/login, docs/login.md): the pages the
+		// authorization endpoint sends the browser to.
+		for _, p := range []struct {
+			path       string
+			show, post http.Handler
+		}{
+			{login.LoginPath, l.ShowLogin(), l.SubmitLogin()},
+			{login.TOTPPath, l.ShowTOTP(), l.SubmitTOTP()},
+			{login.ConsentPath, l.ShowConsent(), l.SubmitConsent()},
+			{login.LogoutPath, l.ShowLogout(), l.SubmitLogout()},
+			{login.TOTPEnrolPath, l.ShowTOTPEnrol(), l.SubmitTOTPEnrol()},
+		} {
+			r.Handle(p.path, p.show).Methods(http.MethodGet, http.MethodHead)
+			r.Handle(p.path, p.post).Methods(http.MethodPost)
+		}
+		r.Handle(login.LogoutDonePath, l.LogoutDone()).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(login.TOTPQRPath, l.TOTPQR()).Methods(http.MethodGet)
+	}
 	if !s.cfg.HideMetrics {
 		r.Handle("/metrics", s.metrics.PublicHandler()).Methods(http.MethodGet)
 	}
@@ -324,6 +384,13 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/keys", a.Authorize(a.ListKeys)).Methods(http.MethodGet)
 	r.Handle("/admin/v1/keys/rotate", a.Authorize(a.RotateKey)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/keys/{kid}/revoke", a.Authorize(a.RevokeKey)).Methods(http.MethodPost)
+	if l := s.login; l != nil {
+		r.Handle("/admin/v1/users/{id}/login-sessions", a.Authorize(l.ListLoginSessions)).Methods(http.MethodGet)
+		r.Handle("/admin/v1/users/{id}/login-sessions", a.Authorize(l.RevokeLoginSessions)).Methods(http.MethodDelete)
+		r.Handle("/admin/v1/users/{id}/consents", a.Authorize(l.ListConsents)).Methods(http.MethodGet)
+		r.Handle("/admin/v1/users/{id}/consents/{client_id}", a.Authorize(l.RevokeConsent)).Methods(http.MethodDelete)
+		r.Handle("/admin/v1/users/{id}/totp", a.Authorize(l.ResetTOTP)).Methods(http.MethodDelete)
+	}
 }
 
 // byBody serves a path that a page and the account API share: a request

@@ -104,6 +104,7 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	cfg.Store, cfg.Keys, cfg.Log = db, km, log
 	cfg.Mail = sender
 	cfg.Passwords = c.passwords
+	cfg.SecretKey = kek // idp derives the keys of CSRF tokens, login cookies and TOTP sealing from it (HKDF)
 	cfg.KeyAges = keyAges(km)
 	cfg.KeyRotator = km // the admin API's /admin/v1/keys
 	srv, err := idp.New(cfg)
@@ -122,6 +123,9 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	go srv.Throttler().Run(ctx)
 	go srv.Auditor().Run(ctx)
 	go srv.OAuth().RunTokenCleanup(ctx, 0)
+	if l := srv.Login(); l != nil {
+		go l.RunCleanup(ctx, 0)
+	}
 	if c.metricsAddr != "" {
 		if err := serveMetrics(ctx, c.metricsAddr, srv, log); err != nil {
 			return err

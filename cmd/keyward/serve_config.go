@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward/idp"
 	"github.com/keyward/keyward/idp/audit"
+	"github.com/keyward/keyward/idp/login"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
@@ -42,6 +43,7 @@ type serveFlags struct {
 	publicURL                             string        // "" means --issuer
 	resetTokenLifetime                    time.Duration // of password-reset links
 	requireVerifiedEmail                  bool
+	sessionIdle, sessionLifetime          time.Duration // browser login sessions (idp/login)
 }
 
 // bindServeFlags defines serve's flags on fl and returns where they land.
@@ -59,6 +61,8 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.DurationVar(&f.accessTTL, "access-token-ttl", oauth.DefaultAccessTokenTTL, "lifetime of access and ID tokens (30s to 1h)")
 	fl.DurationVar(&f.refreshTTL, "refresh-token-ttl", oauth.DefaultRefreshTokenTTL, "absolute lifetime of a login's refresh tokens")
 	fl.DurationVar(&f.refreshIdleTTL, "refresh-token-idle-ttl", oauth.DefaultRefreshTokenIdleTTL, "how long an unused refresh token lives")
+	fl.DurationVar(&f.sessionIdle, "session-idle", login.DefaultIdle, "a browser login session ends after this long without use (1m to --session-lifetime)")
+	fl.DurationVar(&f.sessionLifetime, "session-lifetime", login.DefaultLifetime, "a browser login session ends this long after the login in any case (at most 30 days)")
 	fl.Var(positive(&f.passwordRefreshTTL), "password-grant-refresh-token-ttl",
 		"absolute lifetime of the refresh tokens of a password-grant login, at most --refresh-token-ttl (default: --refresh-token-ttl)")
 	fl.Lookup("password-grant-refresh-token-ttl").DefValue = "" // it follows --refresh-token-ttl; not "0s"
@@ -218,6 +222,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		PasswordRefreshTokenTTL: passwordRefreshTTL, PasswordForbiddenScopes: forbidden, // TE-16
 
 		PublicURL: f.publicURL, ResetTokenLifetime: f.resetTokenLifetime, RequireVerifiedEmail: f.requireVerifiedEmail,
+		SessionIdle: f.sessionIdle, SessionLifetime: f.sessionLifetime,
 	}
 	return c, nil
 }
@@ -297,6 +302,8 @@ func (f *serveFlags) checkLifetimes() error {
 		return fmt.Errorf("--access-token-ttl must be between 30s and 1h, got %v", f.accessTTL)
 	case f.refreshTTL <= 0:
 		return fmt.Errorf("--refresh-token-ttl must be positive, got %v", f.refreshTTL)
+	case f.sessionIdle < time.Minute || f.sessionIdle > f.sessionLifetime || f.sessionLifetime > 30*24*time.Hour:
+		return fmt.Errorf("--session-idle must be at least 1m and at most --session-lifetime, which is at most 720h; got %v and %v", f.sessionIdle, f.sessionLifetime)
 	case f.refreshIdleTTL <= 0 || f.refreshIdleTTL > f.refreshTTL:
 		return fmt.Errorf("--refresh-token-idle-ttl must be positive and at most --refresh-token-ttl, got %v", f.refreshIdleTTL)
 	case f.passwordRefreshTTL > f.refreshTTL: // zero (not set) follows --refresh-token-ttl; the flag refuses negative ones

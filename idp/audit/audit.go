@@ -54,6 +54,15 @@ const (
 	EmailVerificationSent   Type = "email_verification_sent"   // a verification link was queued for an address
 	EmailVerified           Type = "email_verified"            // a verification link confirmed an address
 	EmailVerificationFailed Type = "email_verification_failed" // a verification link was refused
+	// Browser login (issue 15, idp/login).
+	SessionStarted   Type = "session_started"    // a login session began (Subject: the user)
+	SessionEnded     Type = "session_ended"      // logout, or an admin ended the user's sessions
+	MFAFailed        Type = "mfa_failed"         // a wrong, replayed or throttled TOTP or recovery code
+	MFAEnrolled      Type = "mfa_enrolled"       // TOTP enrolment confirmed
+	MFAReset         Type = "mfa_reset"          // an admin removed the user's TOTP
+	RecoveryCodeUsed Type = "recovery_code_used" // a recovery code was spent
+	ConsentGranted   Type = "consent_granted"    // Reason: "approved" or "denied"
+	ConsentRevoked   Type = "consent_revoked"
 )
 
 // Types lists every event type, for the admin API's filter checks.
@@ -64,6 +73,8 @@ var Types = []Type{
 	ClientUpdated, ClientDeleted, KeyRotated, KeyRotationScheduled, KeyRevoked,
 	PasswordResetRequested, PasswordResetSent, PasswordResetUsed, PasswordResetFailed,
 	EmailVerificationSent, EmailVerified, EmailVerificationFailed,
+	SessionStarted, SessionEnded, MFAFailed, MFAEnrolled, MFAReset, RecoveryCodeUsed,
+	ConsentGranted, ConsentRevoked,
 }
 
 // Outcomes of an event.
@@ -89,12 +100,12 @@ type Event struct {
 // warnEvents are logged at Warn: an attack or a lockout may be under way.
 var warnEvents = map[Type]bool{
 	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
-	UserLocked: true, KeyRevoked: true, PasswordResetFailed: true,
+	UserLocked: true, KeyRevoked: true, PasswordResetFailed: true, MFAFailed: true,
 }
 
 // failureEvents default to OutcomeFailure.
 var failureEvents = map[Type]bool{
-	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true,
+	LoginFailed: true, LoginThrottled: true, RefreshReuseDetected: true, MFAFailed: true,
 	PasswordResetFailed: true, EmailVerificationFailed: true,
 }
 

@@ -18,6 +18,14 @@ type UserSessionStore interface {
 	RevokeUserRefreshFamilies(ctx context.Context, userID, reason string, now time.Time) (int64, error)
 }
 
+// LoginSessionStore is the part of storage that ends a user's browser
+// login sessions (idp/login, issue 15). When the Store has it (as
+// *storage.DB does), ending a user's sessions ends these too, and
+// records session_ended.
+type LoginSessionStore interface {
+	RevokeUserLoginSessions(ctx context.Context, userID string, now time.Time) (int64, error)
+}
+
 // ClientSessionStore is the part of storage that ending a client's
 // sessions needs.
 type ClientSessionStore interface {
@@ -218,6 +226,14 @@ func (o *Ops) EndUserSessions(ctx context.Context, by audit.Event, userID, reaso
 
 func (o *Ops) endUserSessions(ctx context.Context, by audit.Event, userID, reason string, now time.Time) (int64, error) {
 	n, err := o.store.RevokeUserRefreshFamilies(ctx, userID, reason, now)
+	if ls, ok := o.store.(LoginSessionStore); ok && err == nil {
+		var m int64
+		if m, err = ls.RevokeUserLoginSessions(ctx, userID, now); err == nil && m > 0 {
+			e := by
+			e.Reason = reason
+			o.record(ctx, e, audit.SessionEnded, userID)
+		}
+	}
 	return o.recordEnded(ctx, by, userID, reason, n, err)
 }
 

@@ -71,7 +71,10 @@ func TestTokenErrors(t *testing.T) {
 			{"empty grant_type", idptest.Request{Auth: e.Basic("C1"), Body: "grant_type="}, 400, web.ErrInvalidRequest},
 			// TE-08, AC-F3: grant types matched exactly.
 			{"implicit", idptest.Request{Auth: e.Basic("C1"), Body: "grant_type=implicit"}, 400, web.ErrUnsupportedGrantType},
-			{"authorization_code", idptest.Request{Auth: e.Basic("C1"), Body: "grant_type=authorization_code&code=x"}, 400, web.ErrUnsupportedGrantType},
+			// authorization_code is supported (with browser sign-in), but C1
+			// is not registered for it.
+			{"authorization_code", idptest.Request{Auth: e.Basic("C1"), Body: "grant_type=authorization_code&code=x"}, 400, web.ErrUnauthorizedClient},
+			{"AUTHORIZATION_CODE", idptest.Request{Auth: e.Basic("C1"), Body: "grant_type=AUTHORIZATION_CODE&code=x"}, 400, web.ErrUnsupportedGrantType},
 			{"PASSWORD", idptest.Request{Auth: e.Basic("C1"), Body: strings.Replace(pw, "grant_type=password", "grant_type=PASSWORD", 1)}, 400, web.ErrUnsupportedGrantType},
 			{"Password", idptest.Request{Auth: e.Basic("C1"), Body: strings.Replace(pw, "grant_type=password", "grant_type=Password", 1)}, 400, web.ErrUnsupportedGrantType},
 			{"password with a space", idptest.Request{Auth: e.Basic("C1"), Body: strings.Replace(pw, "grant_type=password", "grant_type=password%20", 1)}, 400, web.ErrUnsupportedGrantType},

@@ -3,7 +3,10 @@
 // at /account/reset-password, confirm an address at /account/verify-email;
 // forgot.go: ask for a reset link at /account/forgot-password), and the
 // infrastructure issue 15's login, TOTP, consent, error and logout pages
-// reuse (docs/account.md, "Pages").
+// reuse (docs/account.md, "Pages"). Those pages' templates
+// (login_form, totp_form, totp_enrol, totp_codes, consent_form,
+// logout_form, authorize_error) and catalog keys live here; their
+// handlers and every decision are idp/login's (docs/login.md).
 //
 // It owns:
 //   - rendering (render.go): html/template pages embedded from templates/,
