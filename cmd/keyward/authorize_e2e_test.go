@@ -12,11 +12,12 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/keyward/keyward/internal/testsupport"
+	"github.com/keyward/keyward/internal/testsupport/dbtest"
 )
 
 const e2ePassword = "correct horse battery staple"
 
-// e2eKeyward is a keyward serve process on SQLite whose issuer is its
+// e2eKeyward is a keyward serve process whose issuer is its
 // own loopback address (so discovery, the ID tokens' iss and the RFC 9207
 // iss parameter are what a relying party sees), with the user alice and an
 // admin client "ops".
@@ -31,10 +32,10 @@ type e2eKeyward struct {
 // startE2EKeyward registers the public clients (id → its RP) with their
 // exact redirect and post-logout redirect URIs, the user alice and an admin
 // client, then starts the server.
-func startE2EKeyward(t *testing.T, rps map[string][2]string) *e2eKeyward {
+func startE2EKeyward(t *testing.T, dsn string, rps map[string][2]string) *e2eKeyward {
 	t.Helper()
 	dir := t.TempDir()
-	k := &e2eKeyward{dsn: "sqlite:" + dir + "/keyward.db"}
+	k := &e2eKeyward{dsn: dsn}
 	for id, uris := range rps {
 		mustRun(t, k.dsn, "", "clients", "create", "--id", id, "--name", "E2E app "+id, "--public",
 			"--grant", "authorization_code", "--grant", "refresh_token", "--scope", "openid profile email",
@@ -133,11 +134,16 @@ func wantAt(t *testing.T, b *chrome, prefix string) {
 // it verifies; then the RP logs out through end_session_endpoint and the
 // Keyward session is gone (prompt=none → login_required). Then, with the
 // same browser: consent is remembered, revoked through the admin API and
-// asked again, and a password change ends the session.
+// asked again, and a password change ends the session. On SQLite and
+// PostgreSQL.
 func TestAuthorizeEndToEnd(t *testing.T) {
+	dbtest.ForEachBackend(t, testAuthorizeEndToEnd)
+}
+
+func testAuthorizeEndToEnd(t *testing.T, dsn string) {
 	b := newChrome(t)
 	rp := newGoRP(t, "webapp")
-	k := startE2EKeyward(t, map[string][2]string{"webapp": {rp.redirectURI(), rp.postLogoutRedirect()}})
+	k := startE2EKeyward(t, dsn, map[string][2]string{"webapp": {rp.redirectURI(), rp.postLogoutRedirect()}})
 	rp.start(t, k.URL)
 	secret, recovery := enrolTOTP(t, b, k)
 

@@ -17,7 +17,7 @@ import (
 // chromium) headless, as a person would: chromedp types, clicks and reads;
 // no script of ours runs in Keyward's pages. Without Chromium they skip,
 // unless KEYWARD_BROWSER_REQUIRED is set (CI sets it). Screenshots go to
-// $KEYWARD_ARTIFACTS/e2e, else to a temporary directory; the test logs the
+// $KEYWARD_ARTIFACTS/e2e/<test name>, else to a temporary directory; the test logs the
 // path.
 
 // chrome is one headless Chromium with a fresh profile.
@@ -64,7 +64,7 @@ func newChrome(t *testing.T) *chrome {
 	}
 	b := &chrome{t: t, ctx: ctx, shots: t.TempDir()}
 	if dir := os.Getenv("KEYWARD_ARTIFACTS"); dir != "" {
-		b.shots = filepath.Join(dir, "e2e")
+		b.shots = filepath.Join(dir, "e2e", strings.ReplaceAll(t.Name(), "/", "-"))
 		if err := os.MkdirAll(b.shots, 0o755); err != nil {
 			t.Fatal(err)
 		}
