@@ -3,11 +3,14 @@ package main
 import (
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
@@ -134,7 +137,8 @@ func wantAt(t *testing.T, b *chrome, prefix string) {
 // it verifies; then the RP logs out through end_session_endpoint and the
 // Keyward session is gone (prompt=none → login_required). Then, with the
 // same browser: consent is remembered, revoked through the admin API and
-// asked again, and a password change ends the session. On SQLite and
+// asked again, a replayed TOTP code and a form without its CSRF token are
+// refused, and a password change ends the session. On SQLite and
 // PostgreSQL.
 func TestAuthorizeEndToEnd(t *testing.T) {
 	dbtest.ForEachBackend(t, testAuthorizeEndToEnd)
@@ -158,7 +162,8 @@ func testAuthorizeEndToEnd(t *testing.T, dsn string) {
 	b.shot("02-totp")
 	// The enrolment used the current step; the next one is also accepted
 	// (one step either side) and is not a replay.
-	b.typeInto("code", totpCode(t, secret, time.Now().Add(30*time.Second)))
+	used := totpCode(t, secret, time.Now().Add(30*time.Second))
+	b.typeInto("code", used)
 	b.submit()
 	wantAt(t, b, k.URL+"/consent?req=")
 	if got := b.text("main"); !strings.Contains(got, "E2E app webapp") {
@@ -190,12 +195,21 @@ func testAuthorizeEndToEnd(t *testing.T, dsn string) {
 	b.shot("05-rp-signed-out")
 	wantPromptNone(t, b, rp, "login_required")
 
-	// Signed in again (a recovery code this time): the consent is remembered.
+	// Signed in again: the TOTP code already used is refused (replay), a
+	// recovery code works, and the consent is remembered.
 	b.open(rp.URL + "/")
 	b.typeInto("username", "alice")
 	b.typeInto("password", e2ePassword)
 	b.submit()
 	wantAt(t, b, k.URL+"/login/totp")
+	b.typeInto("code", used)
+	if resp := b.submit(); resp.Status != http.StatusBadRequest || b.text(`[role="alert"]`) == "" {
+		t.Fatalf("the used TOTP code again: %d %s", resp.Status, resp.URL)
+	}
+	b.shot("06-totp-replay-refused")
+	if v := do(b, "read the code field", chromedp.Evaluate[string](`document.getElementById("code").value`)); v != "" {
+		t.Fatalf("the refused code is shown again: %q", v)
+	}
 	b.typeInto("code", recovery[0])
 	b.submit()
 	wantAt(t, b, rp.URL+"/callback?")
@@ -221,6 +235,19 @@ func testAuthorizeEndToEnd(t *testing.T, dsn string) {
 		t.Fatalf("after consenting again: %s", failed)
 	}
 
+	// A login form posted without its CSRF token is refused and signs no
+	// one in.
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if st, _, _ := testsupport.Do(t, hc, testsupport.FormRequest(t, http.MethodGet, k.URL+"/login", nil)); st != http.StatusOK {
+		t.Fatalf("GET /login: %d", st)
+	}
+	st, _, _ := testsupport.Do(t, hc, testsupport.FormRequest(t, http.MethodPost, k.URL+"/login",
+		url.Values{"username": {"alice"}, "password": {e2ePassword}}))
+	u, _ := url.Parse(k.URL)
+	if st != http.StatusForbidden || slices.ContainsFunc(jar.Cookies(u), func(c *http.Cookie) bool { return strings.Contains(c.Name, "session") }) {
+		t.Fatalf("login without a CSRF token: %d, cookies %v", st, jar.Cookies(u))
+	}
 	// A password change (keyward users set-password) ends the session.
 	mustRun(t, k.dsn, "a brand new passphrase 42\n", "users", "set-password", "alice", "--password-stdin")
 	wantPromptNone(t, b, rp, "login_required")
