@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +174,28 @@ func WantPage(t testing.TB, resp *network.Response, status int, csp string, refe
 			t.Errorf("%s: %s %q, want %q", resp.URL, k, h[k], v)
 		}
 	}
+}
+
+var (
+	inputRE = regexp.MustCompile(`<input [^>]*>`)
+	idRE    = regexp.MustCompile(`id="([^"]+)"`)
+)
+
+// LabelledInputs returns the <input> elements of the page body that a
+// person fills (all but hidden ones) and fails t for each without a
+// <label for> naming its id: the accessibility check every page passes.
+func LabelledInputs(t testing.TB, path, body string) []string {
+	t.Helper()
+	var out []string
+	for _, in := range inputRE.FindAllString(body, -1) {
+		if strings.Contains(in, `type="hidden"`) {
+			continue
+		}
+		id := idRE.FindStringSubmatch(in)
+		if id == nil || !strings.Contains(body, `<label for="`+id[1]+`">`) {
+			t.Errorf("%s: input without a label: %s", path, in)
+		}
+		out = append(out, in)
+	}
+	return out
 }
