@@ -61,14 +61,14 @@ const (
 // imported is a parsed imported hash.
 type imported struct {
 	kind    importedKind
-	name    string           // the format, for errors: never the hash itself
-	hashID  int              // index into pbkdf2Funcs
-	iter    int              // PBKDF2 iterations
-	n, r, p int              // scrypt
-	argon   phc              // argon2
-	argonI  bool             // argon2i rather than argon2id
-	bcrypt  string           // the bcrypt hash inside Django's
-	sha256  bool             // bcrypt_sha256: bcrypt of hex(sha256(password))
+	name    string // the format, for errors: never the hash itself
+	hashID  int    // index into pbkdf2Funcs
+	iter    int    // PBKDF2 iterations
+	n, r, p int    // scrypt
+	argon   phc    // argon2
+	argonI  bool   // argon2i rather than argon2id
+	bcrypt  string // the bcrypt hash inside Django's
+	sha256  bool   // bcrypt_sha256: bcrypt of hex(sha256(password))
 	salt    []byte
 	key     []byte
 }
