@@ -18,7 +18,7 @@ import (
 func newUsersCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage user accounts"}
 	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersGetCmd(a), newUsersSetPasswordCmd(a),
-		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a), newUsersUnlockCmd(a))
+		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a), newUsersUnlockCmd(a), newUsersImportCmd(a))
 	return cmd
 }
 
