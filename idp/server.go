@@ -163,7 +163,8 @@ func New(cfg Config) (*Server, error) {
 	s.account = account.New(account.Config{Store: cfg.Store, Tokens: accountTokens{s}, Passwords: cfg.Passwords,
 		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Log: cfg.Log, Now: cfg.Now})
 	s.admin = admin.New(admin.Config{Issuer: cfg.Issuer, Store: cfg.Store, Ops: s.ops,
-		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log})
+		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log,
+		Hashes: hashChecker(cfg.Passwords), Scheme: password.Scheme})
 	if cfg.AccountFlows != nil {
 		requests, _ := cfg.AccountFlows.(ui.ResetRequester)
 		s.ui, err = ui.New(ui.Config{Flows: cfg.AccountFlows, Requests: requests, Log: cfg.Log,
@@ -270,6 +271,7 @@ func (s *Server) Routes(r *mux.Router) {
 	// Admin API (idp/admin): a.Authorize authorizes every route (AD-01).
 	a := s.admin
 	r.Handle("/admin/v1/users", a.Authorize(a.ListUsers)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/import", a.Authorize(a.ImportUsers)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.GetUser)).Methods(http.MethodGet)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.PatchUser)).Methods(http.MethodPatch)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.DeleteUser)).Methods(http.MethodDelete)
@@ -284,6 +286,13 @@ func (s *Server) Routes(r *mux.Router) {
 	r.Handle("/admin/v1/keys", a.Authorize(a.ListKeys)).Methods(http.MethodGet)
 	r.Handle("/admin/v1/keys/rotate", a.Authorize(a.RotateKey)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/keys/{kid}/revoke", a.Authorize(a.RevokeKey)).Methods(http.MethodPost)
+}
+
+// hashChecker is the hasher's import check (*password.Hasher's CheckStored), or nil
+// when there is no hasher or it has none.
+func hashChecker(p oauth.PasswordHasher) manage.HashChecker {
+	hc, _ := p.(manage.HashChecker)
+	return hc
 }
 
 // formPost matches a request whose body is not JSON, so that a path the

@@ -151,10 +151,10 @@ func parseImportLine(raw []byte, check HashChecker) (storage.User, error) {
 		return storage.User{}, errors.New("email_verified is true without an email")
 	}
 	if rec.PasswordHash == "" {
-		return storage.User{}, errors.New("password_hash is missing")
+		return storage.User{}, errors.New("password hash is missing")
 	}
 	if err := check.CheckStored(rec.PasswordHash); err != nil {
-		return storage.User{}, fmt.Errorf("password_hash: %w", err)
+		return storage.User{}, fmt.Errorf("password hash: %w", err)
 	}
 	id, err := importID(rec.ID)
 	if err != nil {
