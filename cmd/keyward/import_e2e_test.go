@@ -46,7 +46,8 @@ var djangoVectors = []string{
 // (listing them by number, never printing a hash, importing nothing), imports a good
 // one in one transaction, refuses to import it twice unless --skip-existing; each
 // imported user signs in with the password grant (a wrong password fails), keeps the
-// id given, and their stored hash becomes argon2id.
+// id given, and their stored hash becomes argon2id, audited as user_updated
+// password_rehashed.
 func TestUsersImportThenLogin(t *testing.T) {
 	py := testsupport.Python(t, "werkzeug")
 	out, err := exec.Command(py, "-c", importWerkzeug, importPW).Output()
@@ -141,6 +142,16 @@ func TestUsersImportThenLogin(t *testing.T) {
 		checkIssued(t, name, login(name, pw))
 	}
 	s.stop(t)
+
+	rehashed := 0
+	for _, ev := range decode[[]map[string]any](t, mustRun(t, dsn, "", "audit", "list", "--type", "user_updated", "--output", "json")) {
+		if ev["reason"] == "password_rehashed" {
+			rehashed++
+		}
+	}
+	if rehashed != len(pws) {
+		t.Errorf("%d password_rehashed audit events, want %d", rehashed, len(pws))
+	}
 
 	db, err := storage.Open(t.Context(), dsn)
 	if err != nil {

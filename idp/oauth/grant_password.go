@@ -116,7 +116,7 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, g.failed(ctx, c, u.ID, "disabled", username, ip)
 	}
 	if rehash {
-		s.rehash(ctx, u, pw)
+		s.rehash(ctx, u, pw, c.ID)
 	}
 	// u is the row whose hash was just verified. The family is stored only
 	// if that is still the account's password and the account is still
@@ -171,19 +171,21 @@ func (g passwordGrant) failed(ctx context.Context, c storage.Client, sub, reason
 }
 
 // rehash replaces u's stored hash with one at the current parameters (PW-03;
-// imported bcrypt hashes become argon2id). It is not a password change:
+// imported hashes, bcrypt, Werkzeug's, Django's, become argon2id) and records
+// user_updated with reason password_rehashed. It is not a password change:
 // PasswordChangedAt stays, so refresh families live on. A failure is logged
 // and the login goes ahead.
-func (s *Provider) rehash(ctx context.Context, u storage.User, pw string) {
+func (s *Provider) rehash(ctx context.Context, u storage.User, pw, clientID string) {
 	h, err := s.cfg.Passwords.Hash(ctx, pw)
 	if err != nil {
 		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
 		return
 	}
 	old := u.PasswordHash
+	changed := false
 	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
 		if cur.PasswordHash == old { // not changed meanwhile
-			cur.PasswordHash = h
+			cur.PasswordHash, changed = h, true
 		}
 		return nil
 	})
@@ -191,5 +193,9 @@ func (s *Provider) rehash(ctx context.Context, u storage.User, pw string) {
 		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
 		return
 	}
+	if !changed {
+		return
+	}
 	s.log.InfoContext(ctx, "password rehashed", "sub", u.ID)
+	s.audit.Record(ctx, audit.Event{Type: audit.UserUpdated, Reason: "password_rehashed", Actor: u.ID, Subject: u.ID, ClientID: clientID})
 }
