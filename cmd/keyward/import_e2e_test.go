@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/storage"
@@ -172,5 +174,40 @@ func TestUsersImportThenLogin(t *testing.T) {
 		if strings.HasPrefix(name, "werk") && (!u.EmailVerified || u.CreatedAt.Time.Year() != 2021) {
 			t.Errorf("%s: email_verified %v, created %v", name, u.EmailVerified, u.CreatedAt)
 		}
+	}
+}
+
+// TestUsersImportBatchesResume: with --batch, a batch that meets an existing username
+// fails alone (the error names its line, says how many users earlier batches stored and
+// how to resume), and the same import with --skip-existing finishes the rest.
+func TestUsersImportBatchesResume(t *testing.T) {
+	t.Chdir(t.TempDir())
+	const dsn = "sqlite:keyward.db"
+	createLoginUser(t, dsn, "u3", alicePassword)
+	h, err := bcrypt.GenerateFromPassword([]byte(alicePassword), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := 1; i <= 5; i++ {
+		fmt.Fprintf(&b, `{"username":"u%d","password_hash":%q}`+"\n", i, h)
+	}
+	if err := os.WriteFile("users.jsonl", []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(t, dsn, "", "users", "import", "users.jsonl", "--batch", "2")
+	if err == nil || !strings.Contains(err.Error(), "line 3:") || !strings.Contains(err.Error(), "2 users of earlier batches are imported") ||
+		!strings.Contains(err.Error(), "--skip-existing") {
+		t.Fatalf("import over an existing user: %v", err)
+	}
+	if n := len(decode[[]any](t, mustRun(t, dsn, "", "users", "list", "--output", "json"))); n != 3 {
+		t.Fatalf("%d users after the failed batch, want 3 (u1, u2 and the existing u3)", n)
+	}
+	sum := decode[map[string]any](t, mustRun(t, dsn, "", "users", "import", "users.jsonl", "--batch", "2", "--skip-existing", "--output", "json"))
+	if sum["imported"] != float64(2) || sum["skipped"] != float64(3) {
+		t.Errorf("resume: %v", sum)
+	}
+	if n := len(decode[[]any](t, mustRun(t, dsn, "", "users", "list", "--output", "json"))); n != 5 {
+		t.Errorf("%d users after resuming, want 5", n)
 	}
 }
