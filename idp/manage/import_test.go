@@ -59,7 +59,7 @@ func TestParseImport(t *testing.T) {
 		{rec(`"username":"ANA","password_hash":"` + hash + `"`), "same as line 1"},
 		{rec(`"username":"a11","password_hash":"` + hash + `","id":"7"`), "same as line 1"},
 		{"{not json\n", "syntax error"},
-		{rec(`"username":"a12","password_hash":"` + hash + `"`) + "{}", ""}, // two lines: the second is "{}"
+		{rec(`"username":"a12","password_hash":"`+hash+`"`) + "{}", ""}, // two lines: the second is "{}"
 	}
 	var in strings.Builder
 	in.WriteString(rec(`"username":"ana","password_hash":"` + hash + `","id":7`))
