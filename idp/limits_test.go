@@ -157,7 +157,7 @@ func TestBodyCapMemory(t *testing.T) {
 func TestBodyCapPaths(t *testing.T) {
 	for path, want := range map[string]int64{
 		"/oauth2/token": 16 << 10, "/oauth2/revoke": 16 << 10, "/oauth2/introspect": 16 << 10,
-		"/admin/v1/users/x": 64 << 10, "/admin/v1/clients": 64 << 10,
+		"/admin/v1/users/x": 64 << 10, "/admin/v1/clients": 64 << 10, "/admin/v1/users/import": 1 << 20,
 		"/account/password": 64 << 10, "/account/register": 64 << 10, "/userinfo": 64 << 10,
 	} {
 		if got := idp.BodyCap(path); got != want {
