@@ -153,7 +153,7 @@ func TestBodyCapMemory(t *testing.T) {
 }
 
 // TestBodyCapPaths is IN-01's split: 16 KiB on /oauth2/*, 64 KiB on the
-// admin and account APIs and everything else.
+// admin and account APIs and everything else, 1 MiB on the admin users import.
 func TestBodyCapPaths(t *testing.T) {
 	for path, want := range map[string]int64{
 		"/oauth2/token": 16 << 10, "/oauth2/revoke": 16 << 10, "/oauth2/introspect": 16 << 10,
