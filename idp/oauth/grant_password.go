@@ -180,7 +180,7 @@ func (s *Provider) checkPassword(ctx context.Context, clientID, username, pw str
 		return storage.User{}, s.loginFailed(ctx, clientID, u.ID, "email_unverified", "", ip)
 	}
 	if rehash {
-		s.rehash(ctx, u, pw)
+		s.rehash(ctx, u, pw, clientID)
 	}
 	return u, nil
 }
@@ -216,19 +216,21 @@ func (s *Provider) loginFailed(ctx context.Context, clientID, sub, reason, accou
 }
 
 // rehash replaces u's stored hash with one at the current parameters (PW-03;
-// imported bcrypt hashes become argon2id). It is not a password change:
+// imported hashes, bcrypt, Werkzeug's, Django's, become argon2id) and records
+// user_updated with reason password_rehashed. It is not a password change:
 // PasswordChangedAt stays, so refresh families live on. A failure is logged
 // and the login goes ahead.
-func (s *Provider) rehash(ctx context.Context, u storage.User, pw string) {
+func (s *Provider) rehash(ctx context.Context, u storage.User, pw, clientID string) {
 	h, err := s.cfg.Passwords.Hash(ctx, pw)
 	if err != nil {
 		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
 		return
 	}
 	old := u.PasswordHash
+	changed := false
 	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
 		if cur.PasswordHash == old { // not changed meanwhile
-			cur.PasswordHash = h
+			cur.PasswordHash, changed = h, true
 		}
 		return nil
 	})
@@ -236,5 +238,9 @@ func (s *Provider) rehash(ctx context.Context, u storage.User, pw string) {
 		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
 		return
 	}
+	if !changed {
+		return
+	}
 	s.log.InfoContext(ctx, "password rehashed", "sub", u.ID)
+	s.audit.Record(ctx, audit.Event{Type: audit.UserUpdated, Reason: "password_rehashed", Actor: u.ID, Subject: u.ID, ClientID: clientID})
 }
