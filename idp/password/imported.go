@@ -304,26 +304,39 @@ type ratios struct {
 
 // importRatios measures, once per process, what one PBKDF2 iteration of each hash
 // function and one n·r·p of scrypt cost against argon2id: properties of the processor,
-// not of its load, so a ceiling in argon2id terms bounds them (about 20 ms, the first
-// time an imported hash is checked).
+// not of its load, so a ceiling in argon2id terms bounds them (about half a second,
+// the first time an imported hash is checked).
 var importRatios = sync.OnceValue(func() ratios {
-	best := func(f func()) float64 {
-		b := time.Duration(math.MaxInt64)
-		for range 3 {
+	salt := []byte("keyward calibration salt")
+	// Runs of tens of milliseconds at the sizes real checks have: argon2id
+	// at the default ceiling's memory (its time per KiB grows with the
+	// memory, as caches stop holding it, so a smaller run would make the
+	// ceiling look cheaper than it is), scrypt at 16 MiB; interleaved, the
+	// fastest of two kept. A busy machine slows runs this long alike,
+	// where a short run could slip between other processes' time slices
+	// and a long one could not, and the ratios moved with load.
+	const m, iter, n, r, rounds = 64 << 10, 50000, 16 << 10, 8, 2
+	work := []func(){func() { argon2.IDKey([]byte("x"), salt, 1, m, 1, 32) },
+		func() { _, _ = scrypt.Key([]byte("x"), salt, n, r, 1, 64) }}
+	for _, f := range pbkdf2Funcs {
+		work = append(work, func() { _, _ = pbkdf2.Key(f.new, "x", salt, iter, 32) })
+	}
+	best := make([]time.Duration, len(work))
+	for i := range best {
+		best[i] = time.Duration(math.MaxInt64)
+	}
+	for range rounds {
+		for i, f := range work {
 			start := time.Now()
 			f()
-			b = min(b, time.Since(start))
+			best[i] = max(min(best[i], time.Since(start)), 1)
 		}
-		return float64(max(b, 1))
 	}
-	salt := []byte("keyward calibration salt")
-	const m, iter, n, r = 1024, 2000, 1024, 8
-	unit := best(func() { argon2.IDKey([]byte("x"), salt, 1, m, 1, 32) }) / m
-	var out ratios
-	for i, f := range pbkdf2Funcs {
-		out.pbkdf2[i] = best(func() { _, _ = pbkdf2.Key(f.new, "x", salt, iter, 32) }) / iter / unit
+	unit := float64(best[0]) / m
+	out := ratios{scrypt: float64(best[1]) / (n * r) / unit}
+	for i := range pbkdf2Funcs {
+		out.pbkdf2[i] = float64(best[2+i]) / iter / unit
 	}
-	out.scrypt = best(func() { _, _ = scrypt.Key([]byte("x"), salt, n, r, 1, 64) }) / (n * r) / unit
 	return out
 })
 
