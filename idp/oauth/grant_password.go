@@ -53,6 +53,17 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, err
 	}
 	ip := web.ClientIP(ctx)
+	// A user with a second factor signs in only where it is asked for (the
+	// login pages of the authorization endpoint): the password grant cannot
+	// ask, so it would let the password alone through (RR-08, ASVS 6.4.3).
+	// The answer is a wrong password's; the password was right, so it is
+	// not counted as a guess.
+	switch cred, err := s.cfg.Store.TOTPCredential(ctx, u.ID); {
+	case err == nil && !cred.ConfirmedAt.IsZero():
+		return issuance{}, s.loginFailed(ctx, c.ID, u.ID, "mfa_required", "", ip)
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return issuance{}, err
+	}
 	// u is the row whose hash was just verified. The family is stored only
 	// if that is still the account's password and the account is still
 	// enabled and there (RT-08): a change, disable or delete that committed
