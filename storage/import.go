@@ -42,15 +42,7 @@ func (db *DB) ImportUsers(ctx context.Context, us []User, skipExisting bool) (sk
 		defer insert.Close()
 		for i := range us {
 			u := &us[i]
-			if u.ID == "" {
-				u.ID = NewID()
-			}
-			if u.CreatedAt.IsZero() {
-				u.CreatedAt = now
-			}
-			if u.PasswordChangedAt.IsZero() {
-				u.PasswordChangedAt = u.CreatedAt
-			}
+			fillNewUser(u, now)
 			u.UpdatedAt = now
 			key := UsernameKey(u.Username)
 			var n int

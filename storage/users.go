@@ -100,16 +100,9 @@ const userColumns = `id, username, email, email_verified, password_hash, disable
 const insertUser = `INSERT INTO users (` + userColumns + `, username_key, username_skeleton)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func insertUserArgs(u *User) []any {
-	return []any{u.ID, u.Username, u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
-		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, u.EmailPending, UsernameKey(u.Username), UsernameSkeleton(u.Username)}
-}
-
-// CreateUser stores u, filling in ID and timestamps when they are zero.
-// A username whose UsernameKey is taken gives ErrConflict; one whose
-// UsernameSkeleton is taken (it looks like an existing name) ErrLookalike.
-func (db *DB) CreateUser(ctx context.Context, u *User) error {
-	now := At(time.Now())
+// fillNewUser gives a user about to be stored its defaults: a new ID,
+// CreatedAt now, PasswordChangedAt its creation.
+func fillNewUser(u *User, now Time) {
 	if u.ID == "" {
 		u.ID = NewID()
 	}
@@ -119,6 +112,18 @@ func (db *DB) CreateUser(ctx context.Context, u *User) error {
 	if u.PasswordChangedAt.IsZero() {
 		u.PasswordChangedAt = u.CreatedAt
 	}
+}
+
+func insertUserArgs(u *User) []any {
+	return []any{u.ID, u.Username, u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
+		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, u.EmailPending, UsernameKey(u.Username), UsernameSkeleton(u.Username)}
+}
+
+// CreateUser stores u, filling in ID and timestamps when they are zero.
+// A username whose UsernameKey is taken gives ErrConflict; one whose
+// UsernameSkeleton is taken (it looks like an existing name) ErrLookalike.
+func (db *DB) CreateUser(ctx context.Context, u *User) error {
+	fillNewUser(u, At(time.Now()))
 	u.UpdatedAt = u.CreatedAt
 	_, err := db.x.ExecContext(ctx, db.q(insertUser), insertUserArgs(u)...)
 	if err != nil {
