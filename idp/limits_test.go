@@ -153,11 +153,11 @@ func TestBodyCapMemory(t *testing.T) {
 }
 
 // TestBodyCapPaths is IN-01's split: 16 KiB on /oauth2/*, 64 KiB on the
-// admin and account APIs and everything else.
+// admin and account APIs and everything else, 1 MiB on the admin users import.
 func TestBodyCapPaths(t *testing.T) {
 	for path, want := range map[string]int64{
 		"/oauth2/token": 16 << 10, "/oauth2/revoke": 16 << 10, "/oauth2/introspect": 16 << 10,
-		"/admin/v1/users/x": 64 << 10, "/admin/v1/clients": 64 << 10,
+		"/admin/v1/users/x": 64 << 10, "/admin/v1/clients": 64 << 10, "/admin/v1/users/import": 1 << 20,
 		"/account/password": 64 << 10, "/account/register": 64 << 10, "/userinfo": 64 << 10,
 	} {
 		if got := idp.BodyCap(path); got != want {

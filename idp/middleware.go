@@ -26,14 +26,18 @@ const requestTimeout = 10 * time.Second
 // (parseForm, web.ReadJSONBody) after reading at most the cap plus one byte,
 // and the connection is closed rather than drained.
 const (
-	maxBody      = 64 << 10 // admin, account and every other route
-	maxOAuthBody = 16 << 10 // /oauth2/*: token, revocation, introspection
+	maxBody       = 64 << 10 // admin, account and every other route
+	maxOAuthBody  = 16 << 10 // /oauth2/*: token, revocation, introspection
+	maxImportBody = 1 << 20  // /admin/v1/users/import: up to admin.MaxImportLines users
 )
 
 // bodyCap is the body cap of a request to path.
 func bodyCap(path string) int64 {
 	if strings.HasPrefix(path, "/oauth2/") {
 		return maxOAuthBody
+	}
+	if path == "/admin/v1/users/import" {
+		return maxImportBody
 	}
 	return maxBody
 }

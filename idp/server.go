@@ -206,7 +206,8 @@ func New(cfg Config) (*Server, error) {
 		Policy: cfg.Policy, Throttle: s.throttle, Audit: s.audit, Metrics: s.metrics, Sessions: s.ops, Links: s.ops,
 		Log: cfg.Log, Now: cfg.Now})
 	s.admin = admin.New(admin.Config{Issuer: cfg.Issuer, Store: cfg.Store, Ops: s.ops,
-		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log})
+		Tokens: admin.TokenValidatorFunc(s.adminToken), Keys: cfg.KeyRotator, Audit: s.audit, Log: cfg.Log,
+		Hashes: hashChecker(cfg.Passwords), Scheme: password.Scheme})
 	flows := cfg.AccountFlows
 	if flows == nil {
 		flows = s.account
@@ -369,6 +370,7 @@ func (s *Server) Routes(r *mux.Router) {
 	// Admin API (idp/admin): a.Authorize authorizes every route (AD-01).
 	a := s.admin
 	r.Handle("/admin/v1/users", a.Authorize(a.ListUsers)).Methods(http.MethodGet)
+	r.Handle("/admin/v1/users/import", a.Authorize(a.ImportUsers)).Methods(http.MethodPost)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.GetUser)).Methods(http.MethodGet)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.PatchUser)).Methods(http.MethodPatch)
 	r.Handle("/admin/v1/users/{id}", a.Authorize(a.DeleteUser)).Methods(http.MethodDelete)
@@ -391,6 +393,13 @@ func (s *Server) Routes(r *mux.Router) {
 		r.Handle("/admin/v1/users/{id}/consents/{client_id}", a.Authorize(l.RevokeConsent)).Methods(http.MethodDelete)
 		r.Handle("/admin/v1/users/{id}/totp", a.Authorize(l.ResetTOTP)).Methods(http.MethodDelete)
 	}
+}
+
+// hashChecker is the hasher's import check (*password.Hasher's CheckStored), or nil
+// when there is no hasher or it has none.
+func hashChecker(p oauth.PasswordHasher) manage.HashChecker {
+	hc, _ := p.(manage.HashChecker)
+	return hc
 }
 
 // byBody serves a path that a page and the account API share: a request

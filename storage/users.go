@@ -95,11 +95,14 @@ func NewID() string {
 const userColumns = `id, username, email, email_verified, password_hash, disabled,
 	password_changed_at, created_at, updated_at, email_pending`
 
-// CreateUser stores u, filling in ID and timestamps when they are zero.
-// A username whose UsernameKey is taken gives ErrConflict; one whose
-// UsernameSkeleton is taken (it looks like an existing name) ErrLookalike.
-func (db *DB) CreateUser(ctx context.Context, u *User) error {
-	now := At(time.Now())
+// insertUser stores one user; insertUserArgs are its arguments. CreateUser
+// and ImportUsers share them, so a new column reaches both.
+const insertUser = `INSERT INTO users (` + userColumns + `, username_key, username_skeleton)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// fillNewUser gives a user about to be stored its defaults: a new ID,
+// CreatedAt now, PasswordChangedAt its creation.
+func fillNewUser(u *User, now Time) {
 	if u.ID == "" {
 		u.ID = NewID()
 	}
@@ -109,11 +112,20 @@ func (db *DB) CreateUser(ctx context.Context, u *User) error {
 	if u.PasswordChangedAt.IsZero() {
 		u.PasswordChangedAt = u.CreatedAt
 	}
+}
+
+func insertUserArgs(u *User) []any {
+	return []any{u.ID, u.Username, u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
+		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, u.EmailPending, UsernameKey(u.Username), UsernameSkeleton(u.Username)}
+}
+
+// CreateUser stores u, filling in ID and timestamps when they are zero.
+// A username whose UsernameKey is taken gives ErrConflict; one whose
+// UsernameSkeleton is taken (it looks like an existing name) ErrLookalike.
+func (db *DB) CreateUser(ctx context.Context, u *User) error {
+	fillNewUser(u, At(time.Now()))
 	u.UpdatedAt = u.CreatedAt
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO users (`+userColumns+`, username_key, username_skeleton)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		u.ID, u.Username, u.Email, u.EmailVerified, u.PasswordHash, u.Disabled,
-		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt, u.EmailPending, UsernameKey(u.Username), UsernameSkeleton(u.Username))
+	_, err := db.x.ExecContext(ctx, db.q(insertUser), insertUserArgs(u)...)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, db.nameConflict(ctx, u.Username, classify(err)))
 	}

@@ -19,7 +19,7 @@ func newUsersCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Manage user accounts"}
 	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersGetCmd(a), newUsersSetPasswordCmd(a),
 		newUsersSetDisabledCmd(a, "disable", true), newUsersSetDisabledCmd(a, "enable", false), newUsersDeleteCmd(a), newUsersUnlockCmd(a),
-		newUsersSendResetCmd(a), newUsersSetEmailCmd(a))
+		newUsersSendResetCmd(a), newUsersSetEmailCmd(a), newUsersImportCmd(a))
 	// send-reset, set-email and set-password mail as serve does (users_mail.go).
 	a.userMail.register(cmd.PersistentFlags())
 	return cmd

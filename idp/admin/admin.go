@@ -84,6 +84,12 @@ type Config struct {
 	Keys   KeyRotator     // nil: the key routes answer 404
 	Audit  Auditor        // records what Ops does not, and lists the trail
 	Log    *slog.Logger   // refusals and server errors
+
+	// Hashes checks the password hashes of an import (*password.Hasher); nil: the
+	// import route answers 404.
+	Hashes manage.HashChecker
+	// Scheme names a hash's format for the import summary (password.Scheme); nil: "".
+	Scheme func(encoded string) string
 }
 
 // API serves /admin/v1. Create it with New; Server.Routes binds each
@@ -96,12 +102,18 @@ type API struct {
 	keys   KeyRotator
 	audit  Auditor
 	log    *slog.Logger
+	hashes manage.HashChecker
+	scheme func(string) string
 }
 
 // New returns the admin API of cfg; every field but Keys is required.
 func New(cfg Config) *API {
-	return &API{issuer: cfg.Issuer, store: cfg.Store, ops: cfg.Ops, tokens: cfg.Tokens, keys: cfg.Keys,
-		audit: cfg.Audit, log: cfg.Log}
+	a := &API{issuer: cfg.Issuer, store: cfg.Store, ops: cfg.Ops, tokens: cfg.Tokens, keys: cfg.Keys,
+		audit: cfg.Audit, log: cfg.Log, hashes: cfg.Hashes, scheme: cfg.Scheme}
+	if a.scheme == nil {
+		a.scheme = func(string) string { return "" }
+	}
+	return a
 }
 
 // Handler is an admin route's handler; actor is the sub of the access

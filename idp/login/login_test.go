@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/keyward/keyward/idp/audit"
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/ui"
+	"github.com/keyward/keyward/internal/browsertest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -359,18 +359,10 @@ func TestAccessibility(t *testing.T) {
 	pages := []string{LoginPath + "?req=" + req}
 	b.login("", alicePassword)
 	pages = append(pages, TOTPEnrolPath, ConsentPath+"?req="+req, LogoutPath)
-	inputRe := regexp.MustCompile(`<input [^>]*>`)
 	for _, path := range pages {
 		p := b.get(path)
 		wantStatus(t, p, http.StatusOK)
-		for _, in := range inputRe.FindAllString(p.body, -1) {
-			if strings.Contains(in, `type="hidden"`) {
-				continue
-			}
-			id := regexp.MustCompile(`id="([^"]+)"`).FindStringSubmatch(in)
-			if id == nil || !strings.Contains(p.body, `<label for="`+id[1]+`">`) {
-				t.Errorf("%s: input without a label: %s", path, in)
-			}
+		for _, in := range browsertest.LabelledInputs(t, path, p.body) {
 			if strings.Contains(in, `type="password"`) && !strings.Contains(in, `autocomplete="current-password"`) {
 				t.Errorf("%s: password without current-password: %s", path, in)
 			}

@@ -53,6 +53,17 @@ func (g passwordGrant) exchange(ctx context.Context, c storage.Client, f form) (
 		return issuance{}, err
 	}
 	ip := web.ClientIP(ctx)
+	// A user with a second factor signs in only where it is asked for (the
+	// login pages of the authorization endpoint): the password grant cannot
+	// ask, so it would let the password alone through (RR-08, ASVS 6.4.3).
+	// The answer is a wrong password's; the password was right, so it is
+	// not counted as a guess.
+	switch cred, err := s.cfg.Store.TOTPCredential(ctx, u.ID); {
+	case err == nil && !cred.ConfirmedAt.IsZero():
+		return issuance{}, s.loginFailed(ctx, c.ID, u.ID, "mfa_required", "", ip)
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return issuance{}, err
+	}
 	// u is the row whose hash was just verified. The family is stored only
 	// if that is still the account's password and the account is still
 	// enabled and there (RT-08): a change, disable or delete that committed
@@ -180,7 +191,7 @@ func (s *Provider) checkPassword(ctx context.Context, clientID, username, pw str
 		return storage.User{}, s.loginFailed(ctx, clientID, u.ID, "email_unverified", "", ip)
 	}
 	if rehash {
-		s.rehash(ctx, u, pw)
+		s.rehash(ctx, u, pw, clientID)
 	}
 	return u, nil
 }
@@ -216,19 +227,21 @@ func (s *Provider) loginFailed(ctx context.Context, clientID, sub, reason, accou
 }
 
 // rehash replaces u's stored hash with one at the current parameters (PW-03;
-// imported bcrypt hashes become argon2id). It is not a password change:
+// imported hashes, bcrypt, Werkzeug's, Django's, become argon2id) and records
+// user_updated with reason password_rehashed. It is not a password change:
 // PasswordChangedAt stays, so refresh families live on. A failure is logged
 // and the login goes ahead.
-func (s *Provider) rehash(ctx context.Context, u storage.User, pw string) {
+func (s *Provider) rehash(ctx context.Context, u storage.User, pw, clientID string) {
 	h, err := s.cfg.Passwords.Hash(ctx, pw)
 	if err != nil {
 		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
 		return
 	}
 	old := u.PasswordHash
+	changed := false
 	_, err = s.cfg.Store.UpdateUser(ctx, u.ID, func(cur *storage.User) error {
 		if cur.PasswordHash == old { // not changed meanwhile
-			cur.PasswordHash = h
+			cur.PasswordHash, changed = h, true
 		}
 		return nil
 	})
@@ -236,5 +249,9 @@ func (s *Provider) rehash(ctx context.Context, u storage.User, pw string) {
 		s.log.WarnContext(ctx, "password rehash failed", "sub", u.ID, "err", err)
 		return
 	}
+	if !changed {
+		return
+	}
 	s.log.InfoContext(ctx, "password rehashed", "sub", u.ID)
+	s.audit.Record(ctx, audit.Event{Type: audit.UserUpdated, Reason: "password_rehashed", Actor: u.ID, Subject: u.ID, ClientID: clientID})
 }

@@ -41,6 +41,11 @@ type Store interface {
 	CreateAuthCode(ctx context.Context, c storage.AuthCode) error
 	UseAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error)
 	RecordAuthCodeTokens(ctx context.Context, hash []byte, familyID, jti string, accessExpiresAt, now time.Time) error
+
+	// TOTPCredential is the user's second factor (idp/login); ErrNotFound
+	// when none. The password grant, which cannot ask for it, refuses a
+	// user who has one.
+	TOTPCredential(ctx context.Context, userID string) (storage.TOTPCredential, error)
 }
 
 // Token endpoint defaults (DESIGN "Tokens").

@@ -1,5 +1,8 @@
 // Package password hashes, verifies and vets user passwords: argon2id in the PHC string
-// format (RFC 9106), bcrypt hashes accepted for import and upgraded on the next login, an
+// format (RFC 9106), hashes of other systems accepted for import and upgraded on the next
+// login (bcrypt, Werkzeug pbkdf2 and scrypt, Django's pbkdf2, argon2 and bcrypt formats,
+// argon2i; imported.go: bounded, checked in constant time, refused by CheckStored when a
+// check would cost more than the Ceiling), an
 // optional pepper (WithPepper: an HMAC-SHA256 key kept outside the database, marked keyid=
 // in the PHC string, PW-04), a concurrency and memory limit around every hash (AV-01), and the NIST SP 800-63B-4
 // §3.1.1.2 password policy with a built-in blocklist of common passwords (PW-05 to PW-10).

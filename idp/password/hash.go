@@ -316,6 +316,10 @@ func (h *Hasher) verify(ctx context.Context, pw, n, encoded string) (ok, rehash 
 		ok, spent, err := h.verifyBcrypt(ctx, pw, n, encoded)
 		return ok, ok, spent, err
 	}
+	if s == schemeImported {
+		ok, spent, err := h.verifyImported(ctx, pw, encoded)
+		return ok, ok, spent, err
+	}
 	parsed, err := parsePHC(encoded)
 	if err != nil {
 		return false, false, 0, unusable(err)

@@ -220,3 +220,11 @@ func (p *pacer) pad(ctx context.Context, floor, spent time.Duration) {
 func withClock(now func() time.Time, sleep func(context.Context, time.Duration)) Option {
 	return func(h *Hasher) { h.pace.now, h.pace.sleep = now, sleep }
 }
+
+// ceilingUnits is the cost of a check at the ceiling, in KiB·passes of argon2id: the
+// costlier of the argon2id and the bcrypt ceiling.
+func (p *pacer) ceilingUnits() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return max(p.argonCost, p.ratio*float64(uint64(1)<<p.bcryptCost))
+}

@@ -44,6 +44,7 @@ type scheme int
 const (
 	schemeArgon2id scheme = iota + 1
 	schemeBcrypt
+	schemeImported // a format of another system (imported.go)
 )
 
 // phc is a parsed argon2id hash.
@@ -84,7 +85,9 @@ func classify(encoded string) (scheme, error) {
 	case strings.HasPrefix(encoded, "$2a$"), strings.HasPrefix(encoded, "$2b$"),
 		strings.HasPrefix(encoded, "$2y$"):
 		return schemeBcrypt, nil
-	case strings.HasPrefix(encoded, "$argon2i$"), strings.HasPrefix(encoded, "$argon2d$"),
+	case isImported(encoded):
+		return schemeImported, nil
+	case strings.HasPrefix(encoded, "$argon2d$"),
 		strings.HasPrefix(encoded, "$scrypt$"), strings.HasPrefix(encoded, "$2$"),
 		strings.HasPrefix(encoded, "$2x$"), strings.HasPrefix(encoded, "$pbkdf2"):
 		return 0, fmt.Errorf("%w: scheme not supported", ErrUnsupportedHash)

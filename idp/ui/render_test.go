@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/internal/browsertest"
 )
 
 // TestLang: Accept-Language picks English or Simplified Chinese; anything
@@ -147,17 +149,9 @@ func TestAccessibility(t *testing.T) {
 	e := newEnv(t)
 	tok := e.flows.issue("alice", ResetTokenPrefix)
 	vtok := e.flows.issue("alice", VerifyTokenPrefix)
-	inputRe := regexp.MustCompile(`<input [^>]*>`)
 	for _, path := range []string{ResetPasswordPath + "?token=" + tok, VerifyEmailPath + "?token=" + vtok, ResetPasswordPath, ForgotPasswordPath} {
 		p := e.get(path)
-		for _, in := range inputRe.FindAllString(p.body, -1) {
-			if strings.Contains(in, `type="hidden"`) {
-				continue
-			}
-			id := regexp.MustCompile(`id="([^"]+)"`).FindStringSubmatch(in)
-			if id == nil || !strings.Contains(p.body, `<label for="`+id[1]+`">`) {
-				t.Errorf("%s: input without a label: %s", path, in)
-			}
+		for _, in := range browsertest.LabelledInputs(t, path, p.body) {
 			if strings.Contains(in, `type="password"`) && !strings.Contains(in, `autocomplete="new-password"`) {
 				t.Errorf("%s: new password without autocomplete=new-password: %s", path, in)
 			}
