@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/internal/testsupport/dbtest"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
@@ -16,7 +17,10 @@ import (
 func run(t *testing.T, dsn, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := newRootCmd()
-	var out, logs bytes.Buffer
+	// The command's loggers (each a handler of its own) and the mail
+	// worker's write the log from several goroutines: os.Stderr takes
+	// that, a bytes.Buffer does not.
+	var out, logs testsupport.SyncBuffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&logs)
 	cmd.SetIn(strings.NewReader(stdin))

@@ -71,6 +71,20 @@ func (h *Handler) authRequest(w http.ResponseWriter, r *http.Request, req string
 	return ar, true
 }
 
+// formTarget is the CSP form-action source of the request's redirect URI
+// (ui.View.FormTarget): the form's answer redirects through the
+// authorization endpoint to it. "" without a request.
+func (h *Handler) formTarget(r *http.Request, req string) string {
+	if req == "" {
+		return ""
+	}
+	ar, err := h.cfg.AuthRequests.AuthRequest(r.Context(), req)
+	if err != nil {
+		return ""
+	}
+	return ui.FormTargetOf(ar.RedirectURI)
+}
+
 // redirect answers 302 to the site path p with query req (if any). The
 // Location is relative to the page (as ui's links are), so the pages keep
 // working when a proxy serves Keyward under a path prefix.
@@ -87,8 +101,9 @@ func redirect(w http.ResponseWriter, r *http.Request, p, req string) {
 	w.WriteHeader(http.StatusFound)
 }
 
-func (h *Handler) loginView(w http.ResponseWriter, r *http.Request, req, username string) *ui.View {
+func (h *Handler) loginView(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, req, username string) *ui.View {
 	v := h.pages.NewView(w, r, "login.title")
+	v.FormTarget = ui.FormTargetOf(ar.RedirectURI)
 	forgot := ""
 	if h.pages.ServesForgotPassword() {
 		forgot = ui.ForgotPasswordPath
@@ -106,7 +121,7 @@ func (h *Handler) ShowLogin() http.Handler {
 		if !ok {
 			return
 		}
-		h.pages.Render(w, r, http.StatusOK, "login_form", h.loginView(w, r, req, ar.LoginHint))
+		h.pages.Render(w, r, http.StatusOK, "login_form", h.loginView(w, r, ar, req, ar.LoginHint))
 	})
 }
 
@@ -127,7 +142,7 @@ func (h *Handler) SubmitLogin() http.Handler {
 		if len(username) > maxField {
 			username = ""
 		}
-		v := h.loginView(w, r, req, username)
+		v := h.loginView(w, r, ar, req, username)
 		if username == "" || password == "" {
 			v.Error, v.ErrorFor = v.T("login.error.empty"), fieldUsername
 			if username != "" {
@@ -196,6 +211,7 @@ func (h *Handler) ShowTOTP() http.Handler {
 		}
 		v := h.pages.NewView(w, r, "totp.title")
 		v.Data = codeForm{Req: req}
+		v.FormTarget = h.formTarget(r, req)
 		h.pages.Render(w, r, http.StatusOK, "totp_form", v)
 	})
 }
@@ -214,6 +230,7 @@ func (h *Handler) SubmitTOTP() http.Handler {
 		code, _ := ui.FormValue(r, fieldCode)
 		v := h.pages.NewView(w, r, "totp.title")
 		v.Data = codeForm{Req: req}
+		v.FormTarget = h.formTarget(r, req)
 		ok, amr, err := h.checkSecondFactor(r, p.UserID, code)
 		if err != nil {
 			h.pages.Fail(w, r, err)
@@ -287,6 +304,7 @@ func (h *Handler) ShowConsent() http.Handler {
 			scopes = append(scopes, scopeText(v, s))
 		}
 		v.Data = consentForm{Req: req, Client: name, Scopes: scopes}
+		v.FormTarget = ui.FormTargetOf(ar.RedirectURI)
 		h.pages.Render(w, r, http.StatusOK, "consent_form", v)
 	})
 }

@@ -9,7 +9,9 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -19,6 +21,39 @@ import (
 // post only to this origin; no site may frame a page (clickjacking) and no
 // <base> may redirect relative links. No script runs, inline or not.
 const PageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// PageCSPWithFormTarget is PageCSP whose form-action also allows the CSP
+// source src (see View.FormTarget).
+func PageCSPWithFormTarget(src string) string {
+	return strings.Replace(PageCSP, "form-action 'self'", "form-action 'self' "+src, 1)
+}
+
+// formSourceRE is what FormTarget may be: an origin (scheme://host[:port])
+// or, for a private-use scheme, the scheme alone. Nothing else reaches the
+// header, so no value can add a directive.
+var formSourceRE = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:(//[A-Za-z0-9.\-]+(:[0-9]{1,5})?|//\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)?$`)
+
+// FormTargetOf is the CSP source of a redirect URI for View.FormTarget:
+// its origin, or its scheme for a private-use scheme (com.example.app:/cb);
+// "" when it is neither.
+func FormTargetOf(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	src := strings.ToLower(u.Scheme) + ":"
+	if u.Host != "" {
+		src += "//" + u.Host
+	}
+	return formSource(src)
+}
+
+func formSource(src string) string {
+	if !formSourceRE.MatchString(src) {
+		return ""
+	}
+	return src
+}
 
 // AssetPrefix is the path under which the pages' static files are served
 // (Pages.Asset); the stylesheet's name carries its content hash, so it can
@@ -63,6 +98,13 @@ type View struct {
 	Error    string // a message for the form, already translated; "" for none
 	ErrorFor string // the id of the input Error is about; "" when it is about the whole form
 	Data     any    // the page's own values
+	// FormTarget is a CSP source (FormTargetOf) the page's forms may end at
+	// besides this origin: on the login, TOTP and consent pages of an
+	// authorization request, the origin of the client's redirect URI.
+	// Browsers check form-action against every redirect that follows a
+	// submission (CSP3; Chromium enforces it), and these forms are answered
+	// with redirects that end at the client. "" for none.
+	FormTarget string
 }
 
 // T returns the catalog text key in the view's language (see T).
@@ -137,6 +179,9 @@ func (rd *renderer) render(w http.ResponseWriter, status int, name string, v *Vi
 		return fmt.Errorf("render page %q: %w", name, err)
 	}
 	SetPageHeaders(w.Header())
+	if src := formSource(v.FormTarget); src != "" {
+		w.Header().Set("Content-Security-Policy", PageCSPWithFormTarget(src))
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())

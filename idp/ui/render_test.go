@@ -261,3 +261,27 @@ func TestRelativeURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestFormTargetOf: a redirect URI's origin (or private-use scheme) is
+// what a page's form-action may add; anything that is not a plain origin
+// never reaches the header, so no value can add a directive.
+func TestFormTargetOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://app.example/cb?x=1":         "https://app.example",
+		"http://127.0.0.1:53127/callback":    "http://127.0.0.1:53127",
+		"http://[::1]:8080/cb":               "http://[::1]:8080",
+		"com.example.app:/oauth":             "com.example.app:",
+		"HTTPS://App.Example/cb":             "https://App.Example",
+		"":                                   "",
+		"/relative":                          "",
+		"https://a.example;script-src *":     "",
+		"https://a.example/ 'unsafe-inline'": "https://a.example",
+	} {
+		if got := FormTargetOf(in); got != want {
+			t.Errorf("FormTargetOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := PageCSPWithFormTarget("https://app.example"); !strings.Contains(got, "form-action 'self' https://app.example; frame-ancestors 'none'") {
+		t.Fatalf("CSP %q", got)
+	}
+}
