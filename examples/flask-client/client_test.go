@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,46 +16,6 @@ import (
 
 	"github.com/keyward/keyward/internal/testsupport"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startPython runs script with env added and waits until GET url answers 200.
-func startPython(t *testing.T, py, script, url string, env ...string) {
-	t.Helper()
-	cmd := exec.Command(py, script)
-	cmd.Env = append(os.Environ(), env...)
-	var log testsupport.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s said:\n%s", script, log.String())
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			if res.StatusCode < 500 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer %s in 30 s:\n%s", script, url, log.String())
-		}
-	}
-}
 
 // TestFlaskClient: a user signs in through the client's /login (password grant with
 // HTTP Basic client authentication and the scope passed explicitly), /me reaches the
@@ -93,18 +52,18 @@ func TestFlaskClient(t *testing.T) {
 	}
 	json.Unmarshal(cli(pw+"\n", "users", "create", "--username", "alice", "--password-stdin", "--output", "json"), &u)
 
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	issuer := "http://" + addr
 	serve := exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer, "--database", dsn)
 	serve.Dir = dir
 	testsupport.StartProcess(t, serve)
 
-	apiAddr, webAddr := freeAddr(t), freeAddr(t)
+	apiAddr, webAddr := testsupport.FreeAddr(t), testsupport.FreeAddr(t)
 	_, apiPort, _ := net.SplitHostPort(apiAddr)
 	_, webPort, _ := net.SplitHostPort(webAddr)
-	startPython(t, py, "../flask-resource-server/app.py", "http://"+apiAddr+"/healthz",
+	testsupport.StartPython(t, py, "../flask-resource-server/app.py", "http://"+apiAddr+"/healthz",
 		"KEYWARD_ISSUER="+issuer, "KEYWARD_AUDIENCE=api", "PORT="+apiPort)
-	startPython(t, py, "app.py", "http://"+webAddr+"/me",
+	testsupport.StartPython(t, py, "app.py", "http://"+webAddr+"/me",
 		"KEYWARD_ISSUER="+issuer, "KEYWARD_CLIENT_ID=web", "KEYWARD_CLIENT_SECRET="+c.Secret,
 		"API_URL=http://"+apiAddr, "PORT="+webPort)
 

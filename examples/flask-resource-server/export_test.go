@@ -57,18 +57,7 @@ func TestExportThenImport(t *testing.T) {
 
 	bin := testsupport.BuildKeyward(t)
 	dsn := "sqlite:" + filepath.Join(dir, "keyward.db")
-	cli := func(args ...string) []byte {
-		t.Helper()
-		cmd := exec.Command(bin, append([]string{"--database", dsn}, args...)...)
-		cmd.Dir = dir
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("keyward %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return out
-	}
+	cli := keywardCLI(t, bin, dsn, dir)
 	var sum struct{ Imported int }
 	if err := json.Unmarshal(cli("users", "import", file, "--output", "json"), &sum); err != nil || sum.Imported != 3 {
 		t.Fatalf("import: %+v %v", sum, err)
@@ -79,7 +68,7 @@ func TestExportThenImport(t *testing.T) {
 	json.Unmarshal(cli("clients", "create", "--id", "web", "--grant", "password", "--scope", "api:read",
 		"--audience", "api", "--output", "json"), &c)
 
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	serve := exec.Command(bin, "serve", "--addr", addr, "--issuer", "http://"+addr, "--database", dsn)
 	serve.Dir = dir
 	testsupport.StartProcess(t, serve)

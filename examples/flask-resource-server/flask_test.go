@@ -33,16 +33,6 @@ import (
 var b64 = base64.RawURLEncoding
 
 // freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestFlaskResourceServer: Keyward serves on loopback; app.py, started as the README
 // says, answers 200 to a Keyward token with api:read; 401 with WWW-Authenticate to no
 // token, an expired one, one for another audience, one from another issuer, alg none,
@@ -62,18 +52,7 @@ func TestFlaskResourceServer(t *testing.T) {
 	if err := os.WriteFile(kekFile, []byte(keys.EncodeKEK(kek)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cli := func(args ...string) []byte {
-		t.Helper()
-		cmd := exec.Command(bin, append([]string{"--database", dsn}, args...)...)
-		cmd.Dir = dir
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("keyward %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return out
-	}
+	cli := keywardCLI(t, bin, dsn, dir)
 	secretOf := func(out []byte) string {
 		var c struct {
 			Secret string `json:"client_secret"`
@@ -88,43 +67,16 @@ func TestFlaskResourceServer(t *testing.T) {
 	otherSecret := secretOf(cli("clients", "create", "--id", "other-app", "--grant", "client_credentials",
 		"--scope", "api:read", "--audience", "other", "--output", "json"))
 
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	issuer := "http://" + addr
 	serve := exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer, "--database", dsn, "--key-encryption-key-file", kekFile)
 	serve.Dir = dir
 	testsupport.StartProcess(t, serve)
 
-	flaskAddr := freeAddr(t)
+	flaskAddr := testsupport.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(flaskAddr)
-	app := exec.Command(py, "app.py")
-	app.Env = append(os.Environ(), "KEYWARD_ISSUER="+issuer, "KEYWARD_AUDIENCE=api", "PORT="+port)
-	var appLog testsupport.SyncBuffer
-	app.Stdout, app.Stderr = &appLog, &appLog
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		app.Process.Kill()
-		app.Wait()
-		if t.Failed() {
-			t.Logf("app.py said:\n%s", appLog.String())
-		}
-	})
 	api := "http://" + flaskAddr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(api + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app.py not healthy after 30 s: %v\n%s", err, appLog.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testsupport.StartPython(t, py, "app.py", api+"/healthz", "KEYWARD_ISSUER="+issuer, "KEYWARD_AUDIENCE=api", "PORT="+port)
 
 	token := func(id, secret, scope string) string {
 		t.Helper()
@@ -326,4 +278,21 @@ func foreignKid(t *testing.T, claims map[string]any) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// keywardCLI runs the keyward binary bin on the database dsn in dir, failing
+// the test when a command fails, and returns what it printed.
+func keywardCLI(t *testing.T, bin, dsn, dir string) func(args ...string) []byte {
+	return func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--database", dsn}, args...)...)
+		cmd.Dir = dir
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("keyward %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return out
+	}
 }
