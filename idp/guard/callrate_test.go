@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/idp/web"
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/storage"
 )
 
@@ -19,7 +20,7 @@ import (
 // The buckets stay bounded whatever number of public callers (one per
 // IPv6 /64) calls.
 func TestCallerRateLimitLogsOncePerRun(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	logs := &bytes.Buffer{}
 	l := &Callers{every: 10, burst: 5, now: clk.Now, log: slog.New(slog.NewJSONHandler(logs, nil)),
 		buckets: map[string]*callerBucket{}}
@@ -29,7 +30,7 @@ func TestCallerRateLimitLogsOncePerRun(t *testing.T) {
 		if l.Allow(t.Context(), rs) != nil {
 			refused++
 		}
-		clk.Add(10 * time.Millisecond)
+		clk.Advance(10 * time.Millisecond)
 	}
 	if refused < 2500 || refused == 3000 {
 		t.Fatalf("%d of 3000 calls refused, want about 2,700 with some allowed between", refused)
@@ -37,7 +38,7 @@ func TestCallerRateLimitLogsOncePerRun(t *testing.T) {
 	if n := strings.Count(logs.String(), "caller rate limit reached"); n != 1 {
 		t.Fatalf("%d log lines for one run of %d refusals, want 1", n, refused)
 	}
-	clk.Add(callerQuiet)
+	clk.Advance(callerQuiet)
 	for range 10 {
 		l.Allow(t.Context(), rs)
 	}

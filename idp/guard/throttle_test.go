@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyward/keyward/idp/web"
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -186,24 +186,14 @@ func TestThrottleDecisionErr(t *testing.T) {
 	}
 }
 
-// clock is a settable time source shared by the replicas of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// clock is the tests' time, moved by hand (testsupport.Clock).
+type clock = testsupport.Clock
 
 // replicas opens two handles on one fresh database and a Throttler on each,
 // sharing a clock: two Keyward replicas.
 func replicas(t *testing.T, b storagetest.Backend, p Policy) (*Throttler, *Throttler, *clock) {
 	dsn := b.DSN(t)
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	one := NewThrottler(storagetest.Open(t, dsn), p, clk.Now, nil, nil)
 	two := NewThrottler(storagetest.Open(t, dsn), p, clk.Now, nil, nil)
 	return one, two, clk
@@ -260,12 +250,12 @@ func testThrottleAttackerIP(t *testing.T, b storagetest.Backend) {
 		t.Fatalf("victim refused while the attacker is backed off: %+v", d)
 	}
 	// Doubling, then automatic unlock once the wait is over.
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	mustFail(t, one, "alice", attacker)
 	if d := mustCheck(t, two, "alice", attacker); d.RetryAfter != 2*time.Second {
 		t.Fatalf("seventh failure: %+v, want a 2s wait", d)
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if d := mustCheck(t, two, "alice", attacker); !d.Allowed() {
 		t.Fatalf("backoff did not lift on its own: %+v", d)
 	}
@@ -278,7 +268,7 @@ func testThrottleAttackerIP(t *testing.T, b storagetest.Backend) {
 		t.Fatalf("victim's success unblocked the attacker: %+v", d)
 	}
 	// ... a success from the attacker's own IP resets it (BF-05) ...
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	if err := one.LoginSucceeded(t.Context(), "alice", attacker); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +315,7 @@ func testThrottleAccountBudget(t *testing.T, b storagetest.Backend) {
 			if d.Verdict != Deny || d.Kind != KindAccount {
 				t.Fatalf("failure %d: %+v, want an account-wide Deny", i+1, d)
 			}
-			clk.Add(d.RetryAfter)
+			clk.Advance(d.RetryAfter)
 		}
 		mustFail(t, th, "alice", ip)
 		if i == 20 {
@@ -373,7 +363,7 @@ func testThrottleIPRate(t *testing.T, b storagetest.Backend) {
 			t.Fatalf("attempt %d refused: %+v", i+1, d)
 		}
 		mustFail(t, th, user, sprayer)
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	// Any account, from anywhere in the sprayer's /64, now gets 429.
 	d := mustCheck(t, one, "someone-else", "2001:db8:bad:1:ffff::2")
@@ -394,7 +384,7 @@ func testThrottleIPRate(t *testing.T, b storagetest.Backend) {
 		t.Fatalf("the next /64 was throttled: %+v", d)
 	}
 	// The window ends and the IP may try again; success does not reset it.
-	clk.Add(10 * time.Minute)
+	clk.Advance(10 * time.Minute)
 	if d := mustCheck(t, one, "user1", sprayer); !d.Allowed() {
 		t.Fatalf("after the window: %+v", d)
 	}
@@ -411,7 +401,7 @@ func testThrottleClient(t *testing.T, b storagetest.Backend) {
 		if err := th.ClientAuthFailed(t.Context(), "cc", attacker); err != nil {
 			t.Fatal(err)
 		}
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	d, err := one.CheckClient(t.Context(), "cc", attacker)
 	if err != nil || d.Verdict != Throttle || d.Kind != KindClient || d.RetryAfter <= 0 || d.Err() == nil {
@@ -429,10 +419,10 @@ func testThrottleClient(t *testing.T, b storagetest.Backend) {
 func testThrottleRun(t *testing.T, b storagetest.Backend) {
 	dsn := b.DSN(t)
 	db := storagetest.Open(t, dsn)
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testsupport.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	th := NewThrottler(db, Policy{CleanupInterval: 10 * time.Millisecond}, clk.Now, nil, nil)
 	mustFail(t, th, "alice", "192.0.2.1")
-	clk.Add(48 * time.Hour)
+	clk.Advance(48 * time.Hour)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { th.Run(ctx); close(done) }()

@@ -115,7 +115,7 @@ func TestBrowserTOTPAndConsent(t *testing.T) {
 	}
 	b.Shot("totp-recovery-codes")
 
-	e.clock.Add(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	req := e.newRequest("req-tc", "openid", "profile", "email", "photos:read")
 	b2 := newChrome(t)
 	b2.Open(e.srv.URL + LoginPath + "?req=" + req)

@@ -20,22 +20,13 @@ import (
 	"github.com/keyward/keyward/idp/guard"
 	"github.com/keyward/keyward/idp/ui"
 	"github.com/keyward/keyward/idp/web"
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
 
-// clock is the tests' time, moved by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// clock is the tests' time, moved by hand (testsupport.Clock).
+type clock = testsupport.Clock
 
 // passwords is the in-test Passwords: plain passwords by username, the
 // one invalid_grant for a wrong one, an unknown or a disabled user, and
@@ -168,7 +159,7 @@ func newEnv(t *testing.T, b storagetest.Backend) *env {
 	t.Helper()
 	db := storagetest.Open(t, b.DSN(t))
 	ctx := context.Background()
-	c := &clock{t: time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)}
+	c := testsupport.NewClock(time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC))
 	alice := &storage.User{Username: "alice", Email: "alice@example.com", PasswordHash: "x",
 		PasswordChangedAt: storage.At(c.Now().Add(-time.Hour))}
 	if err := db.CreateUser(ctx, alice); err != nil {

@@ -40,7 +40,7 @@ func TestFormTarget(t *testing.T) {
 	if got := csp(b.get(TOTPPath + "?req=" + req)); got != withTarget {
 		t.Fatalf("TOTP page of a request: CSP %q", got)
 	}
-	e.clock.Add(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	if p := b.post(TOTPPath, url.Values{"req": {req}, "code": {code(t, secret, e.clock.Now())}}); p.status != http.StatusFound {
 		t.Fatalf("TOTP: %d %s", p.status, p.body)
 	}

@@ -94,7 +94,7 @@ func TestLoginDirect(t *testing.T) {
 			t.Fatal("no session")
 		}
 		e.newRequest("old")
-		e.clock.Add(11 * time.Minute)
+		e.clock.Advance(11 * time.Minute)
 		wantStatus(t, b.get(LoginPath+"?req=old"), http.StatusBadRequest, ui.T("en", "login.expired.title"))
 	})
 }
@@ -163,15 +163,15 @@ func TestSessionExpiry(t *testing.T) {
 	backends(t, func(t *testing.T, e *env) {
 		b := e.browser()
 		b.login("", alicePassword)
-		e.clock.Add(20 * time.Minute)
+		e.clock.Advance(20 * time.Minute)
 		if _, ok := b.session(); !ok {
 			t.Fatal("ended before the idle timeout")
 		}
-		e.clock.Add(20 * time.Minute) // 40 min after login, 20 after use
+		e.clock.Advance(20 * time.Minute) // 40 min after login, 20 after use
 		if _, ok := b.session(); !ok {
 			t.Fatal("use did not move the idle timeout on")
 		}
-		e.clock.Add(DefaultIdle + time.Second)
+		e.clock.Advance(DefaultIdle + time.Second)
 		if _, ok := b.session(); ok {
 			t.Fatal("alive after the idle timeout")
 		}
@@ -179,12 +179,12 @@ func TestSessionExpiry(t *testing.T) {
 		b2 := e.browser()
 		b2.login("", alicePassword)
 		for range int(DefaultLifetime/(20*time.Minute)) - 1 {
-			e.clock.Add(20 * time.Minute)
+			e.clock.Advance(20 * time.Minute)
 			if _, ok := b2.session(); !ok {
 				t.Fatalf("ended early, at %v", e.clock.Now())
 			}
 		}
-		e.clock.Add(21 * time.Minute)
+		e.clock.Advance(21 * time.Minute)
 		if _, ok := b2.session(); ok {
 			t.Fatal("alive after the lifetime")
 		}
@@ -229,13 +229,13 @@ func TestSessionEndedBy(t *testing.T) {
 				if _, err := e.db.UpdateUser(ctx, e.alice.ID, func(u *storage.User) error { u.Disabled = false; return nil }); err != nil {
 					t.Fatal(err)
 				}
-				e.clock.Add(time.Second)
+				e.clock.Advance(time.Second)
 				b := e.browser()
 				b.login("", alicePassword)
 				if _, ok := b.session(); !ok {
 					t.Fatal("no session")
 				}
-				e.clock.Add(time.Second)
+				e.clock.Advance(time.Second)
 				if err := c.end(); err != nil {
 					t.Fatal(err)
 				}
@@ -299,11 +299,11 @@ func TestCleanup(t *testing.T) {
 		live, ended := e.browser(), e.browser()
 		ended.login("", alicePassword)
 		ended.post(LogoutPath, url.Values{})
-		e.clock.Add(25 * time.Hour)
+		e.clock.Advance(25 * time.Hour)
 		live.login("", alicePassword)
 		old := e.browser()
 		old.login("", alicePassword) // expires idle in 30 min
-		e.clock.Add(DefaultIdle + 25*time.Hour)
+		e.clock.Advance(DefaultIdle + 25*time.Hour)
 		live.login("", alicePassword)
 		n, err := e.h.Cleanup(ctx)
 		if err != nil || n != 3 {

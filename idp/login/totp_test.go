@@ -105,7 +105,7 @@ func TestTOTP(t *testing.T) {
 		if !e.audit.has(audit.MFAFailed, "replay") {
 			t.Error("no mfa_failed replay event")
 		}
-		e.clock.Add(30 * time.Second)
+		e.clock.Advance(30 * time.Second)
 		c := code(t, secret, e.clock.Now())
 		wantRedirect(t, b.post(TOTPPath, url.Values{"req": {req}, "code": {c}}), "../oauth2/authorize/resume?req=req-t")
 		s, ok := b.session()
@@ -151,7 +151,7 @@ func TestRecoveryCode(t *testing.T) {
 func TestTOTPThrottled(t *testing.T) {
 	backends(t, func(t *testing.T, e *env) {
 		secret, _ := e.enrol(t, e.browser())
-		e.clock.Add(30 * time.Second)
+		e.clock.Advance(30 * time.Second)
 		b := e.browser()
 		b.login("", alicePassword)
 		b.get(TOTPPath)
