@@ -7,6 +7,7 @@ package openssl
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 // No OpenSSL header is included: these are the few prototypes of
 // libcrypto.so.3 that Keyward calls, declared here as function pointers and
@@ -40,16 +41,16 @@ static void (*kw_ERR_clear_error)(void);
 // kw_load opens libcrypto and resolves every symbol. It returns 0 on
 // success, else -1 with a message in buf (dlerror's, which lives in a
 // per-thread buffer, is copied before this call returns).
-static int kw_load(char *buf, size_t n) {
-	void *h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+static int kw_load(const char *lib, char *buf, size_t n) {
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	if (h == NULL) {
 		const char *e = dlerror();
-		snprintf(buf, n, "%s", e != NULL ? e : "dlopen libcrypto.so.3 failed");
+		snprintf(buf, n, "%s", e != NULL ? e : "dlopen failed");
 		return -1;
 	}
 #define KW_SYM(name) \
 	*(void **)(&kw_##name) = dlsym(h, #name); \
-	if (kw_##name == NULL) { dlclose(h); snprintf(buf, n, "libcrypto.so.3 lacks %s", #name); return -1; }
+	if (kw_##name == NULL) { dlclose(h); snprintf(buf, n, "%s lacks %s", lib, #name); return -1; }
 	KW_SYM(OpenSSL_version_num)
 	KW_SYM(OpenSSL_version)
 	KW_SYM(d2i_PrivateKey)
@@ -145,14 +146,28 @@ import (
 	"unsafe"
 )
 
-// minVersion is OpenSSL 3.0.0 in OpenSSL_version_num's 0xMNN00PP0 form.
-const minVersion = 0x30000000
+const (
+	// libcrypto is the soname of OpenSSL 3's libcrypto, whatever its minor
+	// version.
+	libcrypto = "libcrypto.so.3"
+
+	// minVersion is OpenSSL 3.0.0 in OpenSSL_version_num's 0xMNN00PP0 form.
+	minVersion = 0x30000000
+)
 
 // load opens libcrypto.so.3 and checks that it is OpenSSL 3 or later. It
 // returns the version string.
-func load() (string, error) {
+func load() (string, error) { return loadLibrary(libcrypto) }
+
+// loadLibrary opens lib, resolves the symbols and checks the version. If a
+// symbol is missing the function pointers are left half set, so the
+// program runs it once, from Load (tests also call it with a library that
+// does not exist, which fails before any symbol).
+func loadLibrary(lib string) (string, error) {
+	clib := C.CString(lib)
+	defer C.free(unsafe.Pointer(clib))
 	var buf [256]C.char
-	if C.kw_load(&buf[0], C.size_t(len(buf))) != 0 {
+	if C.kw_load(clib, &buf[0], C.size_t(len(buf))) != 0 {
 		return "", fmt.Errorf("%w: %s", ErrUnavailable, C.GoString(&buf[0]))
 	}
 	version := C.GoString(C.kw_version())

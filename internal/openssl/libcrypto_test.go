@@ -1,9 +1,12 @@
+//go:build cgo && linux
+
 package openssl
 
 import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -147,4 +150,13 @@ func mustParse(tb testing.TB, der []byte) any {
 		tb.Fatal(err)
 	}
 	return k
+}
+
+// TestLoadMissingLibrary is Load on a machine without libcrypto.so.3: an
+// error wrapping ErrUnavailable that carries dlopen's reason.
+func TestLoadMissingLibrary(t *testing.T) {
+	_, err := loadLibrary("libcrypto-keyward-missing.so.3")
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "libcrypto-keyward-missing.so.3") {
+		t.Fatalf("error = %v, want ErrUnavailable naming the library", err)
+	}
 }
