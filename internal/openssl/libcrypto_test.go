@@ -152,11 +152,28 @@ func mustParse(tb testing.TB, der []byte) any {
 	return k
 }
 
-// TestLoadMissingLibrary is Load on a machine without libcrypto.so.3: an
-// error wrapping ErrUnavailable that carries dlopen's reason.
-func TestLoadMissingLibrary(t *testing.T) {
-	_, err := loadLibrary("libcrypto-keyward-missing.so.3")
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "libcrypto-keyward-missing.so.3") {
-		t.Fatalf("error = %v, want ErrUnavailable naming the library", err)
+// TestLoadWrongLibrary is Load on a machine without a usable
+// libcrypto.so.3: an error wrapping ErrUnavailable that says why, and the
+// library loaded before stays in use.
+func TestLoadWrongLibrary(t *testing.T) {
+	loadOrSkip(t)
+	tests := []struct {
+		name, lib, wantErr string
+	}{
+		{"missing", "libcrypto-keyward-missing.so.3", "libcrypto-keyward-missing.so.3: cannot open"},
+		{"not libcrypto", "libc.so.6", "libc.so.6 lacks OpenSSL_version_num"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadLibrary(tt.lib)
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want ErrUnavailable saying %q", err, tt.wantErr)
+			}
+			k, _, err := newPKey(testDER(t))
+			if err != nil {
+				t.Fatalf("parse after a failed load: %v", err)
+			}
+			freePKey(k)
+		})
 	}
 }
