@@ -73,11 +73,11 @@ func TestKeysAreFreed(t *testing.T) {
 			}
 			cycle(500) // warm up OpenSSL's and Go's heaps
 			before := rss(t)
-			const n = 3000
+			const n = 2000
 			cycle(n)
 			grown := rss(t) - before
 			t.Logf("resident set grew %d KiB over %d keys", grown>>10, n)
-			if grown > 6<<20 {
+			if grown > 5<<20 {
 				t.Fatalf("resident set grew %d KiB over %d keys: keys are not freed", grown>>10, n)
 			}
 		})
