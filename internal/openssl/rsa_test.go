@@ -36,7 +36,8 @@ func requireOpenSSL(tb testing.TB) {
 }
 
 // testKey reads testdata/rsa<bits>-<n>.pem, made with
-// `openssl genrsa -traditional`.
+// `openssl genrsa -traditional` (2048, 3072 and 4096 bits, three each, and
+// one of 512 bits that NewRSAKey must refuse).
 func testKey(tb testing.TB, bits, n int) *rsa.PrivateKey {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("rsa%d-%d.pem", bits, n)))
@@ -183,6 +184,7 @@ func TestNewRSAKeyRejects(t *testing.T) {
 		{"nil", nil, "nil key"},
 		{"wrong d", broken, "new RSA key"},
 		{"wrong n", swapped, "new RSA key"},
+		{"512 bits", testKey(t, 512, 1), "512 bits, want at least 1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
