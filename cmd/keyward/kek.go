@@ -23,9 +23,10 @@ const kekEnv = "KEYWARD_KEY_ENCRYPTION_KEY"
 const kekFileName = "keyward.kek"
 
 // kekFlags name the key-encryption key; serve and the keys commands share
-// them. kek is set only from KEYWARD_KEY_ENCRYPTION_KEY (bindEnv): the
-// hidden --key-encryption-key exists so that refuseSecretFlags can refuse
-// it with a clear message, and so that bindEnv finds the variable. source
+// them. kek is set only from KEYWARD_KEY_ENCRYPTION_KEY (bindEnv) or the
+// configuration file: the hidden --key-encryption-key exists so that
+// refuseSecretFlags can refuse it with a clear message, and so that bindEnv
+// and the file find it. source
 // checks them without opening anything; kekSource.load reads or generates
 // the key.
 type kekFlags struct {
@@ -33,8 +34,10 @@ type kekFlags struct {
 }
 
 func (k *kekFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&k.kek, "key-encryption-key", "", "refused: set "+kekEnv+" or use --key-encryption-key-file")
+	fl.StringVar(&k.kek, "key-encryption-key", "", "the 32-byte key-encryption key itself, base64; refused on the command line: set "+kekEnv+
+		", give it in the --config file (kept mode 0600) or use --key-encryption-key-file")
 	fl.MarkHidden("key-encryption-key")
+	markSecret(fl, "key-encryption-key", secretValue)
 	fl.StringVar(&k.kekFile, "key-encryption-key-file", "",
 		"file holding the 32-byte key that encrypts signing keys at rest (raw or base64); or set "+kekEnv+
 			" to its base64 (never a flag: the process list would show it). With neither, a SQLite database gets "+
