@@ -250,7 +250,10 @@ func setFromNode(f *pflag.Flag, v *yaml.Node) error {
 	case f.Value.Type() == "bool" && v.Tag != "!!bool":
 		return errors.New("must be true or false")
 	}
-	return f.Value.Set(v.Value)
+	if err := f.Value.Set(v.Value); err != nil {
+		return fmt.Errorf("%q is not a valid %s: %w", v.Value, valueType(f), err)
+	}
+	return nil
 }
 
 // secretKeys are the keys of the file that hold a secret: a secretValue
