@@ -309,6 +309,15 @@ func (a *app) source(f *pflag.Flag) string {
 	return sourceDefault
 }
 
+// origin names where a flag the command line cannot carry (a secretValue)
+// got its value, for errors: its variable, or the configuration file.
+func (a *app) origin(name string) string {
+	if a.sources[name] == sourceFile {
+		return name + " in " + a.configPath
+	}
+	return envName(name)
+}
+
 // valueType names the kind of value f takes, as docs/configuration.md and
 // the file's errors say it.
 func valueType(f *pflag.Flag) string {

@@ -55,17 +55,18 @@ type kekSource struct {
 }
 
 // source checks the flags against the database dsn, before anything is
-// opened: at most one of KEYWARD_KEY_ENCRYPTION_KEY and
-// --key-encryption-key-file, a well-formed key in the former, and one of the
-// two for a PostgreSQL database, which has no place beside it for a file.
-func (k *kekFlags) source(dsn string) (kekSource, error) {
+// opened: at most one of the key itself and --key-encryption-key-file, a
+// well-formed key, and one of the two for a PostgreSQL database, which has
+// no place beside it for a file. from names where the key came from in
+// errors: KEYWARD_KEY_ENCRYPTION_KEY, or the configuration file.
+func (k *kekFlags) source(dsn, from string) (kekSource, error) {
 	switch {
 	case k.kek != "" && k.kekFile != "":
-		return kekSource{}, fmt.Errorf("set only one of %s and --key-encryption-key-file", kekEnv)
+		return kekSource{}, fmt.Errorf("set only one of %s and --key-encryption-key-file", from)
 	case k.kek != "":
 		kek, err := keys.ParseKEK(k.kek)
 		if err != nil {
-			return kekSource{}, fmt.Errorf("%s: %w", kekEnv, err)
+			return kekSource{}, fmt.Errorf("%s: %w", from, err)
 		}
 		return kekSource{key: kek}, nil
 	case k.kekFile != "":
@@ -81,7 +82,7 @@ func (k *kekFlags) source(dsn string) (kekSource, error) {
 // load checks the flags (source) and returns the key-encryption key; the
 // keys commands use it.
 func (k *kekFlags) load(a *app, log *slog.Logger) ([]byte, error) {
-	src, err := k.source(a.database)
+	src, err := k.source(a.database, a.origin("key-encryption-key"))
 	if err != nil {
 		return nil, err
 	}
