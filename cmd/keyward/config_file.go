@@ -201,8 +201,7 @@ func readConfigFile(path string, known map[string]*pflag.Flag) (*configFile, err
 // apply sets each flag of fl that the file names and that neither the
 // command line nor its KEYWARD_* variable set, and calls set with its name.
 // Keys that are no flag of fl belong to other commands and are skipped. A
-// wrong-typed value is an error naming the file, line and key, never
-// repeating a secret.
+// wrong-typed value is an error naming the file, line and key.
 func (cf *configFile) apply(fl *pflag.FlagSet, set func(name string)) error {
 	var errs []error
 	for _, e := range cf.entries {
@@ -214,9 +213,6 @@ func (cf *configFile) apply(fl *pflag.FlagSet, set func(name string)) error {
 			continue
 		}
 		if err := setFromNode(f, e.value); err != nil {
-			if secretKind(f) != "" {
-				err = errors.New("not a valid value") // the reason might quote the secret
-			}
 			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", cf.path, e.line, e.key, err))
 			continue
 		}
@@ -227,7 +223,8 @@ func (cf *configFile) apply(fl *pflag.FlagSet, set func(name string)) error {
 
 // setFromNode sets f from a YAML value: a list for a list flag, true or
 // false for a switch, and otherwise one plain value read as the flag reads
-// its argument (durations as Go durations, such as 15m).
+// its argument (durations as Go durations, such as 15m). Its errors never
+// quote a secret.
 func setFromNode(f *pflag.Flag, v *yaml.Node) error {
 	if sv, ok := f.Value.(pflag.SliceValue); ok {
 		if v.Kind != yaml.SequenceNode {
@@ -251,6 +248,9 @@ func setFromNode(f *pflag.Flag, v *yaml.Node) error {
 		return errors.New("must be true or false")
 	}
 	if err := f.Value.Set(v.Value); err != nil {
+		if secretKind(f) != "" {
+			return fmt.Errorf("not a valid %s", valueType(f)) // the reason might quote the secret
+		}
 		return fmt.Errorf("%q is not a valid %s: %w", v.Value, valueType(f), err)
 	}
 	return nil

@@ -178,7 +178,7 @@ func TestConfigFileRefused(t *testing.T) {
 		{"word for a number", "key-size: big\n", nil, `PATH:1: key-size: "big" is not a valid integer`},
 		{"bounded number", "login-free-failures: 100\n", nil, `PATH:1: login-free-failures: "100" is not a valid integer: 100 is not between 1 and 99`},
 		{"no value", "issuer:\n", nil, "PATH:1: issuer: has no value (give a string, or leave the key out)"},
-		{"secret of the wrong kind", "key-encryption-key: [" + kek64 + "]\n", nil, "PATH:1: key-encryption-key: not a valid value"},
+		{"secret of the wrong kind", "key-encryption-key: [" + kek64 + "]\n", nil, "PATH:1: key-encryption-key: must be one string value"},
 		{"not a mapping", "- addr\n", nil, "PATH:1: a configuration file is a mapping of flag names to values"},
 		{"not YAML", "addr: [\n", nil, "--config PATH: yaml: line 1"},
 		{"checked after the file", "access-token-ttl: 2h\n", nil, "--access-token-ttl must be between 30s and 1h"},
