@@ -49,7 +49,8 @@ func configDocs(root *cobra.Command) string {
 	p("A YAML mapping whose keys are flag names (`addr`, not `--addr`). Lists are YAML lists,\n" +
 		"durations Go durations (`90s`, `15m`, `720h`), switches `true` or `false`, numbers plain:\n\n")
 	p("```yaml\n%s```\n\n", exampleConfig)
-	p("- The file is read once, when the command starts.\n")
+	p("- The file is read once, when the command starts. Values are taken as written (no `${VAR}`\n" +
+		"  expansion): a secret goes in its variable, a `…-file` flag, or a file only its owner reads.\n")
 	p("- A key that is no flag of any `keyward` command is an error naming the key, the file and the line.\n" +
 		"  A key that is a flag of other commands only is skipped, so one file serves `serve` and the\n" +
 		"  operator commands: `keyward users list --config keyward.yaml` takes its `database` and\n" +

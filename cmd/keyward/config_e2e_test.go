@@ -26,6 +26,7 @@ jwks-max-age: 2m
 log-format: text
 `)
 	cmd := exec.Command(os.Args[0], "serve", "--config", path)
+	cmd.Dir = dir // where the defaults would put a database, were the file not read
 	cmd.Env = append(os.Environ(), "KEYWARD_TEST_RUN_MAIN=1", "KEYWARD_LOG_FORMAT=json")
 	p := testsupport.StartProcess(t, cmd) // it reads the JSON log: KEYWARD_LOG_FORMAT won over the file
 	if p.URL != issuer {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -155,12 +157,19 @@ func readConfigFile(path string, known map[string]*pflag.Flag) (*configFile, err
 	if err != nil {
 		return nil, fmt.Errorf("--config: %w", err)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	var doc, more yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	cf := &configFile{path: path}
+	switch err := dec.Decode(&doc); {
+	case errors.Is(err, io.EOF): // empty
+		return cf, nil
+	case err != nil:
 		return nil, fmt.Errorf("--config %s: %w", path, err)
 	}
-	cf := &configFile{path: path}
-	if len(doc.Content) == 0 { // empty, or only comments
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s:%d: a configuration file holds one YAML document, not several", path, more.Line)
+	}
+	if len(doc.Content) == 0 { // only comments
 		return cf, nil
 	}
 	m := doc.Content[0]

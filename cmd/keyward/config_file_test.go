@@ -180,6 +180,7 @@ func TestConfigFileRefused(t *testing.T) {
 		{"no value", "issuer:\n", nil, "PATH:1: issuer: has no value (give a string, or leave the key out)"},
 		{"secret of the wrong kind", "key-encryption-key: [" + kek64 + "]\n", nil, "PATH:1: key-encryption-key: must be one string value"},
 		{"not a mapping", "- addr\n", nil, "PATH:1: a configuration file is a mapping of flag names to values"},
+		{"two documents", "addr: a:1\n---\naddr: b:2\n", nil, "PATH:2: a configuration file holds one YAML document, not several"},
 		{"not YAML", "addr: [\n", nil, "--config PATH: yaml: line 1"},
 		{"checked after the file", "access-token-ttl: 2h\n", nil, "--access-token-ttl must be between 30s and 1h"},
 		{"key not base64", "key-encryption-key: " + kek64[:20] + "!\n", nil, "key-encryption-key in PATH: key-encryption key is not valid base64"},
