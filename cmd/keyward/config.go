@@ -183,8 +183,8 @@ func refuseSecretFlags(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if err == nil && f.Changed && secretKind(f) == secretValue {
-			err = fmt.Errorf("--%s is refused: on the command line the key is readable by every local user (ps, /proc/PID/cmdline); set %s in the environment or use --%s-file",
-				f.Name, envName(f.Name), f.Name)
+			err = fmt.Errorf("--%s is refused: on the command line the key is readable by every local user (ps, /proc/PID/cmdline); set %s in the environment, %s in the --config file, or use --%s-file",
+				f.Name, envName(f.Name), f.Name, f.Name)
 		}
 	})
 	return err

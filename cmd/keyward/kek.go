@@ -26,9 +26,8 @@ const kekFileName = "keyward.kek"
 // them. kek is set only from KEYWARD_KEY_ENCRYPTION_KEY (bindEnv) or the
 // configuration file: the hidden --key-encryption-key exists so that
 // refuseSecretFlags can refuse it with a clear message, and so that bindEnv
-// and the file find it. source
-// checks them without opening anything; kekSource.load reads or generates
-// the key.
+// and the file find it. source checks them without opening anything;
+// kekSource.load reads or generates the key.
 type kekFlags struct {
 	kek, kekFile string
 }
