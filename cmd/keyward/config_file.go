@@ -192,7 +192,7 @@ func readConfigFile(path string, known map[string]*pflag.Flag) (*configFile, err
 			errs = append(errs, fmt.Errorf("%s:%d: key %q: a configuration file cannot name another", path, k.Line, key))
 			continue
 		case !isFlag:
-			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q: no keyward command has a flag --%s", path, k.Line, key, key))
+			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q: no keyward command has such a flag%s", path, k.Line, key, suggestKey(key, known)))
 			continue
 		case first[key] != 0:
 			errs = append(errs, fmt.Errorf("%s:%d: key %q is given twice (first on line %d)", path, k.Line, key, first[key]))
@@ -205,6 +205,47 @@ func readConfigFile(path string, known map[string]*pflag.Flag) (*configFile, err
 		return nil, err
 	}
 	return cf, nil
+}
+
+// suggestKey hints at the key meant by an unknown one: the same without
+// leading dashes, or a flag name at most two edits away.
+func suggestKey(key string, known map[string]*pflag.Flag) string {
+	if k := strings.TrimLeft(key, "-"); k != key {
+		if _, ok := known[k]; ok {
+			return fmt.Sprintf(" (write %s, without the dashes)", k)
+		}
+	}
+	best, bestDist := "", 3
+	for name := range known {
+		if d := editDistance(key, name); d < bestDist || (d == bestDist && name < best) {
+			best, bestDist = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // apply sets each flag of fl that the file names and that neither the

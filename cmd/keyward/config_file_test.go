@@ -165,7 +165,9 @@ func TestConfigFileRefused(t *testing.T) {
 		env     map[string]string
 		wantErr string // PATH stands for the file's path
 	}{
-		{"unknown key", "addr: 127.0.0.1:8080\nadress: 127.0.0.1:9090\n", nil, `PATH:2: unknown key "adress": no keyward command has a flag --adress`},
+		{"unknown key", "addr: 127.0.0.1:8080\nisuer: https://id.example.test\n", nil, `PATH:2: unknown key "isuer": no keyward command has such a flag (did you mean issuer?)`},
+		{"unknown key far from any", "zzz: 1\n", nil, `PATH:1: unknown key "zzz": no keyward command has such a flag` + "\n"},
+		{"key with dashes", "--issuer: https://id.example.test\n", nil, `PATH:1: unknown key "--issuer": no keyward command has such a flag (write issuer, without the dashes)`},
 		{"help is no key", "help: true\n", nil, `PATH:1: unknown key "help"`},
 		{"file names a file", "config: other.yaml\n", nil, `PATH:1: key "config": a configuration file cannot name another`},
 		{"key twice", "addr: a:1\naddr: b:2\n", nil, `PATH:2: key "addr" is given twice (first on line 1)`},
@@ -192,7 +194,7 @@ func TestConfigFileRefused(t *testing.T) {
 			path := writeFile(t, "keyward.yaml", tt.content)
 			c, err := serveConfigOf(t, tt.env, "--config", path)
 			want := strings.ReplaceAll(tt.wantErr, "PATH", path)
-			if err == nil || !strings.Contains(err.Error(), want) {
+			if err == nil || !strings.Contains(err.Error()+"\n", want) { // \n: the end of the message
 				t.Fatalf("err = %v, want one containing %q", err, want)
 			}
 			if c != nil {
