@@ -41,6 +41,11 @@ type app struct {
 	pepperFile   string
 	ceilingText  string    // --password-hash-ceiling, as password.ParseCeiling reads it
 	userMail     mailFlags // the mail flags of the users commands, serve's own (users_mail.go)
+	configPath   string    // --config, KEYWARD_CONFIG: the configuration file (config_file.go)
+
+	// sources says which flags the environment or the configuration file
+	// set (sourceEnv, sourceFile), for config print.
+	sources map[string]string
 
 	// Set by check from the flags above.
 	level   slog.Level
@@ -49,10 +54,10 @@ type app struct {
 
 // newApp returns the root command, with the flags every command shares, and
 // the app they fill. Before any subcommand runs, the root refuses secrets on
-// the command line, fills unset flags from the environment, and checks the
-// shared flags.
+// the command line, fills unset flags from the environment and then from
+// the configuration file, and checks the shared flags.
 func newApp() (*app, *cobra.Command) {
-	a := &app{argon: password.DefaultParams()}
+	a := &app{argon: password.DefaultParams(), sources: map[string]string{}}
 	root := &cobra.Command{
 		Use:           "keyward",
 		Short:         "Keyward: an OAuth 2.0 / OpenID Connect identity provider",
@@ -62,14 +67,28 @@ func newApp() (*app, *cobra.Command) {
 			if err := refuseSecretFlags(cmd); err != nil {
 				return err
 			}
-			if err := bindEnv(cmd); err != nil {
+			if err := bindEnv(cmd, func(name string) { a.sources[name] = sourceEnv }); err != nil {
 				return err
 			}
-			return a.check()
+			cf, known, err := a.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if err := a.check(); err != nil {
+				return err
+			}
+			if cf != nil {
+				if secrets := cf.secretKeys(known); len(secrets) > 0 {
+					warnShared(a.logger(cmd.ErrOrStderr()), "the configuration file holding "+strings.Join(secrets, ", "), cf.path)
+				}
+			}
+			return nil
 		},
 	}
 	pf := root.PersistentFlags()
+	pf.StringVar(&a.configPath, configFlag, "", "read flag values from this YAML file, whose keys are flag names (docs/configuration.md); the command line and KEYWARD_* variables win over it")
 	pf.StringVar(&a.database, "database", "sqlite:keyward.db", "database: sqlite:PATH or postgres://user@host:5432/dbname")
+	markSecret(pf, "database", secretURL)
 	pf.DurationVar(&a.databaseWait, "database-wait", 30*time.Second, "how long to retry an unreachable database before giving up")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&a.logFormat, "log-format", "json", "log format: json or text")
@@ -155,21 +174,20 @@ func (a *app) policy() (*password.Policy, error) {
 	return p, nil
 }
 
-// secretFlags hold a secret itself, so a command line must not carry them:
-// it is readable by every local user (ps, /proc/PID/cmdline). Only their
-// environment variable is accepted (bindEnv), or a file flag.
-var secretFlags = []string{"key-encryption-key"}
-
-// refuseSecretFlags refuses a secretFlags flag given on the command line,
-// naming its environment variable instead and never echoing the value.
+// refuseSecretFlags refuses a flag that is a secret itself (marked
+// secretValue) given on the command line, which is readable by every local
+// user (ps, /proc/PID/cmdline), naming its environment variable instead and
+// never echoing the value. Its variable (bindEnv), the configuration file or
+// a file flag are accepted.
 func refuseSecretFlags(cmd *cobra.Command) error {
-	for _, name := range secretFlags {
-		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
-			return fmt.Errorf("--%s is refused: on the command line the key is readable by every local user (ps, /proc/PID/cmdline); set %s in the environment or use --%s-file",
-				name, envName(name), name)
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if err == nil && f.Changed && secretKind(f) == secretValue {
+			err = fmt.Errorf("--%s is refused: on the command line the key is readable by every local user (ps, /proc/PID/cmdline); set %s in the environment, %s in the --config file, or use --%s-file",
+				f.Name, envName(f.Name), f.Name, f.Name)
 		}
-	}
-	return nil
+	})
+	return err
 }
 
 // envName is the environment variable of a flag: KEYWARD_<FLAG>, with
@@ -179,9 +197,9 @@ func envName(flag string) string {
 }
 
 // bindEnv sets every flag the user did not give from KEYWARD_<FLAG>, with
-// dashes as underscores: --issuer from KEYWARD_ISSUER. A flag on the command
-// line wins over its variable.
-func bindEnv(cmd *cobra.Command) error {
+// dashes as underscores: --issuer from KEYWARD_ISSUER, and calls set with
+// its name. A flag on the command line wins over its variable.
+func bindEnv(cmd *cobra.Command, set func(name string)) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		env := envName(f.Name)
@@ -192,12 +210,16 @@ func bindEnv(cmd *cobra.Command) error {
 		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
 			if err := sv.Replace(splitList(v)); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+				return
 			}
+			set(f.Name)
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q is not a valid --%s: %w", env, v, f.Name, err))
+			return
 		}
+		set(f.Name)
 	})
 	return errors.Join(errs...)
 }

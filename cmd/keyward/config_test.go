@@ -330,7 +330,7 @@ func TestServeConfigRefused(t *testing.T) {
 		{"introspection burst", nil, []string{"--introspect-revoke-burst", "0"}, "0 is not between 1 and 1048576"},
 
 		// The key-encryption key.
-		{"key on the command line", nil, []string{"--key-encryption-key", kek64}, "--key-encryption-key is refused: on the command line the key is readable by every local user (ps, /proc/PID/cmdline); set KEYWARD_KEY_ENCRYPTION_KEY in the environment or use --key-encryption-key-file"},
+		{"key on the command line", nil, []string{"--key-encryption-key", kek64}, "--key-encryption-key is refused: on the command line the key is readable by every local user (ps, /proc/PID/cmdline); set KEYWARD_KEY_ENCRYPTION_KEY in the environment, key-encryption-key in the --config file, or use --key-encryption-key-file"},
 		{"key in the environment and a file", map[string]string{"KEYWARD_KEY_ENCRYPTION_KEY": kek64}, []string{"--key-encryption-key-file", "kek"}, "set only one of KEYWARD_KEY_ENCRYPTION_KEY and --key-encryption-key-file"},
 		{"key not base64", map[string]string{"KEYWARD_KEY_ENCRYPTION_KEY": "not base64!"}, nil, "KEYWARD_KEY_ENCRYPTION_KEY: key-encryption key is not valid base64"},
 		{"PostgreSQL without a key", nil, []string{"--database", "postgres://nobody@127.0.0.1:1/none"}, "a PostgreSQL deployment needs --key-encryption-key-file or KEYWARD_KEY_ENCRYPTION_KEY"},

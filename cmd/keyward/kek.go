@@ -23,18 +23,20 @@ const kekEnv = "KEYWARD_KEY_ENCRYPTION_KEY"
 const kekFileName = "keyward.kek"
 
 // kekFlags name the key-encryption key; serve and the keys commands share
-// them. kek is set only from KEYWARD_KEY_ENCRYPTION_KEY (bindEnv): the
-// hidden --key-encryption-key exists so that refuseSecretFlags can refuse
-// it with a clear message, and so that bindEnv finds the variable. source
-// checks them without opening anything; kekSource.load reads or generates
-// the key.
+// them. kek is set only from KEYWARD_KEY_ENCRYPTION_KEY (bindEnv) or the
+// configuration file: the hidden --key-encryption-key exists so that
+// refuseSecretFlags can refuse it with a clear message, and so that bindEnv
+// and the file find it. source checks them without opening anything;
+// kekSource.load reads or generates the key.
 type kekFlags struct {
 	kek, kekFile string
 }
 
 func (k *kekFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&k.kek, "key-encryption-key", "", "refused: set "+kekEnv+" or use --key-encryption-key-file")
+	fl.StringVar(&k.kek, "key-encryption-key", "", "the 32-byte key-encryption key itself, base64; refused on the command line: set "+kekEnv+
+		", give it in the --config file (kept mode 0600) or use --key-encryption-key-file")
 	fl.MarkHidden("key-encryption-key")
+	markSecret(fl, "key-encryption-key", secretValue)
 	fl.StringVar(&k.kekFile, "key-encryption-key-file", "",
 		"file holding the 32-byte key that encrypts signing keys at rest (raw or base64); or set "+kekEnv+
 			" to its base64 (never a flag: the process list would show it). With neither, a SQLite database gets "+
@@ -52,17 +54,18 @@ type kekSource struct {
 }
 
 // source checks the flags against the database dsn, before anything is
-// opened: at most one of KEYWARD_KEY_ENCRYPTION_KEY and
-// --key-encryption-key-file, a well-formed key in the former, and one of the
-// two for a PostgreSQL database, which has no place beside it for a file.
-func (k *kekFlags) source(dsn string) (kekSource, error) {
+// opened: at most one of the key itself and --key-encryption-key-file, a
+// well-formed key, and one of the two for a PostgreSQL database, which has
+// no place beside it for a file. from names where the key came from in
+// errors: KEYWARD_KEY_ENCRYPTION_KEY, or the configuration file.
+func (k *kekFlags) source(dsn, from string) (kekSource, error) {
 	switch {
 	case k.kek != "" && k.kekFile != "":
-		return kekSource{}, fmt.Errorf("set only one of %s and --key-encryption-key-file", kekEnv)
+		return kekSource{}, fmt.Errorf("set only one of %s and --key-encryption-key-file", from)
 	case k.kek != "":
 		kek, err := keys.ParseKEK(k.kek)
 		if err != nil {
-			return kekSource{}, fmt.Errorf("%s: %w", kekEnv, err)
+			return kekSource{}, fmt.Errorf("%s: %w", from, err)
 		}
 		return kekSource{key: kek}, nil
 	case k.kekFile != "":
@@ -78,7 +81,7 @@ func (k *kekFlags) source(dsn string) (kekSource, error) {
 // load checks the flags (source) and returns the key-encryption key; the
 // keys commands use it.
 func (k *kekFlags) load(a *app, log *slog.Logger) ([]byte, error) {
-	src, err := k.source(a.database)
+	src, err := k.source(a.database, a.origin("key-encryption-key"))
 	if err != nil {
 		return nil, err
 	}

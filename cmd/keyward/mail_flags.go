@@ -26,6 +26,7 @@ func (f *mailFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.smtpURL, "smtp-url", "",
 		"send account mail through this server: smtp://user:password@host:port (STARTTLS required unless the host is loopback) or smtps://… (implicit TLS); "+
 			"prefer KEYWARD_SMTP_URL, as a command line is readable by every local user. Without it, mail goes to the development outbox (--mail-outbox)")
+	markSecret(fl, "smtp-url", secretURL)
 	fl.StringVar(&f.mailFrom, "mail-from", "", `From address of account mail, such as "Keyward <noreply@example.com>"; required with --smtp-url (outbox default: `+mail.DefaultFrom+`)`)
 	fl.StringVar(&f.mailTemplates, "mail-templates", "", "directory of mail templates; a file there replaces the embedded one of the same name (docs/mail.md)")
 	fl.StringVar(&f.mailOutbox, "mail-outbox", "", "without --smtp-url, write each mail as an .eml file into this directory (default: "+mail.OutboxDirName+

@@ -25,7 +25,7 @@ var version = "dev"
 // checks, are in config.go.
 func newRootCmd() *cobra.Command {
 	a, root := newApp()
-	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a), newKeysCmd(a), newMailCmd(a))
+	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a), newKeysCmd(a), newMailCmd(a), newConfigCmd(a))
 	return root
 }
 

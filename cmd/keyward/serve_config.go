@@ -167,7 +167,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		return nil, err
 	}
 	keyPolicy.TokenLifetime = f.accessTTL
-	kek, err := f.kekFlags.source(a.database)
+	kek, err := f.kekFlags.source(a.database, a.origin("key-encryption-key"))
 	if err != nil {
 		return nil, err
 	}
