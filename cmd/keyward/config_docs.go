@@ -52,9 +52,11 @@ func configDocs(root *cobra.Command) string {
 	p("- The file is read once, when the command starts. Values are taken as written (no `${VAR}`\n" +
 		"  expansion): a secret goes in its variable, a `…-file` flag, or a file only its owner reads.\n")
 	p("- A key that is no flag of any `keyward` command is an error naming the key, the file and the line.\n" +
-		"  A key that is a flag of other commands only is skipped, so one file serves `serve` and the\n" +
-		"  operator commands: `keyward users list --config keyward.yaml` takes its `database` and\n" +
-		"  ignores `issuer`. The same goes for every flag listed below, command-specific ones included.\n")
+		"  The keys are the settings: the shared flags and `serve`'s. A key the running command lacks\n" +
+		"  is skipped, so one file serves `serve` and the operator commands: `keyward users list\n" +
+		"  --config keyward.yaml` takes its `database` and ignores `issuer`. An operator command's\n" +
+		"  own options (`force`, `limit`, `password-stdin`, ...; marked *command line only* below)\n" +
+		"  act on one run and are refused in a file, where they would act on every run.\n")
 	p("- A value of the wrong type (a list for a single value, `yes` for a switch, `15` for a duration)\n" +
 		"  is an error naming the key, the file and the line.\n")
 	p("- `config` cannot appear in the file: a file does not name another.\n\n")
@@ -86,6 +88,7 @@ func configDocs(root *cobra.Command) string {
 	}
 	p("\n")
 
+	settings := fileKeys(root)
 	p("## Keys\n\n")
 	p("Each command's own flags; a command also takes those of the commands above it, and every\n" +
 		"command takes the shared ones.\n")
@@ -117,8 +120,11 @@ func configDocs(root *cobra.Command) string {
 			case secretURL:
 				usage = "**Secret password in the URL.** " + usage
 			}
-			if f.Name == configFlag {
+			switch _, setting := settings[f.Name]; {
+			case f.Name == configFlag:
 				usage += " (command line or variable only)"
+			case !setting:
+				usage += " (*command line only*)"
 			}
 			p("| `%s` | `%s` | %s | %s | %s |\n", f.Name, envName(f.Name), valueType(f), docDefault(f), cellText(usage))
 		}

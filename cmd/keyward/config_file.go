@@ -123,18 +123,39 @@ func commandFlags(c *cobra.Command, fn func(*pflag.Flag)) {
 	c.LocalNonPersistentFlags().VisitAll(visit)
 }
 
-// fileKeys are the keys a configuration file may hold: every flag of every
-// keyward command but --config, each with one of its definitions.
+// fileKeys are the keys a configuration file may hold: the settings, that
+// is the shared flags and serve's (the operator commands that share a
+// setting, such as the users commands' mail flags or the keys commands' key
+// policy, define it under the same name), each with one of its definitions,
+// but --config. The other commands' own flags (--force, --limit,
+// --password-stdin, ...) are options of one invocation: in a file shared by
+// every command they would act where nobody asked, so a file refuses them.
 func fileKeys(root *cobra.Command) map[string]*pflag.Flag {
 	keys := map[string]*pflag.Flag{}
-	eachCommand(root, func(c *cobra.Command) {
-		commandFlags(c, func(f *pflag.Flag) {
-			if _, ok := keys[f.Name]; !ok && f.Name != configFlag {
-				keys[f.Name] = f
-			}
-		})
-	})
+	add := func(f *pflag.Flag) {
+		if _, ok := keys[f.Name]; !ok && f.Name != configFlag {
+			keys[f.Name] = f
+		}
+	}
+	commandFlags(root, add)
+	for _, c := range root.Commands() {
+		if c.Name() == "serve" {
+			commandFlags(c, add)
+		}
+	}
 	return keys
+}
+
+// optionOf names a command that has flag name although no file may set it
+// (fileKeys), or "".
+func optionOf(root *cobra.Command, name string) string {
+	var of string
+	eachCommand(root, func(c *cobra.Command) {
+		if of == "" && name != "help" && c.LocalFlags().Lookup(name) != nil {
+			of = c.CommandPath()
+		}
+	})
+	return of
 }
 
 // configFile is a configuration file as read: each key's value node, in
@@ -152,7 +173,7 @@ type configEntry struct {
 
 // readConfigFile reads and parses path and checks its keys against known
 // (fileKeys): every error names the file and the line.
-func readConfigFile(path string, known map[string]*pflag.Flag) (*configFile, error) {
+func readConfigFile(path string, known map[string]*pflag.Flag, optionOf func(name string) string) (*configFile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--config: %w", err)
@@ -190,6 +211,9 @@ func readConfigFile(path string, known map[string]*pflag.Flag) (*configFile, err
 			continue
 		case key == configFlag:
 			errs = append(errs, fmt.Errorf("%s:%d: key %q: a configuration file cannot name another", path, k.Line, key))
+			continue
+		case !isFlag && optionOf(key) != "":
+			errs = append(errs, fmt.Errorf("%s:%d: key %q is an option of one run of %s, for its command line, not a setting a file may hold", path, k.Line, key, optionOf(key)))
 			continue
 		case !isFlag:
 			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q: no keyward command has such a flag%s", path, k.Line, key, suggestKey(key, known)))
@@ -329,7 +353,7 @@ func (a *app) loadConfig(cmd *cobra.Command) (*configFile, map[string]*pflag.Fla
 		return nil, nil, nil
 	}
 	known := fileKeys(cmd.Root())
-	cf, err := readConfigFile(a.configPath, known)
+	cf, err := readConfigFile(a.configPath, known, func(name string) string { return optionOf(cmd.Root(), name) })
 	if err != nil {
 		return nil, nil, err
 	}

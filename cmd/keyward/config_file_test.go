@@ -168,6 +168,7 @@ func TestConfigFileRefused(t *testing.T) {
 		{"unknown key", "addr: 127.0.0.1:8080\nisuer: https://id.example.test\n", nil, `PATH:2: unknown key "isuer": no keyward command has such a flag (did you mean issuer?)`},
 		{"unknown key far from any", "zzz: 1\n", nil, `PATH:1: unknown key "zzz": no keyward command has such a flag` + "\n"},
 		{"key with dashes", "--issuer: https://id.example.test\n", nil, `PATH:1: unknown key "--issuer": no keyward command has such a flag (write issuer, without the dashes)`},
+		{"an option of one run", "force: true\n", nil, `PATH:1: key "force" is an option of one run of keyward keys rotate, for its command line, not a setting a file may hold`},
 		{"help is no key", "help: true\n", nil, `PATH:1: unknown key "help"`},
 		{"file names a file", "config: other.yaml\n", nil, `PATH:1: key "config": a configuration file cannot name another`},
 		{"key twice", "addr: a:1\naddr: b:2\n", nil, `PATH:2: key "addr" is given twice (first on line 1)`},
