@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -168,7 +169,6 @@ func TestConfigFileRefused(t *testing.T) {
 		{"unknown key", "addr: 127.0.0.1:8080\nisuer: https://id.example.test\n", nil, `PATH:2: unknown key "isuer": no keyward command has such a flag (did you mean issuer?)`},
 		{"unknown key far from any", "zzz: 1\n", nil, `PATH:1: unknown key "zzz": no keyward command has such a flag` + "\n"},
 		{"key with dashes", "--issuer: https://id.example.test\n", nil, `PATH:1: unknown key "--issuer": no keyward command has such a flag (write issuer, without the dashes)`},
-		{"an option of one run", "force: true\n", nil, `PATH:1: key "force" is an option of one run of keyward keys rotate, for its command line, not a setting a file may hold`},
 		{"help is no key", "help: true\n", nil, `PATH:1: unknown key "help"`},
 		{"file names a file", "config: other.yaml\n", nil, `PATH:1: key "config": a configuration file cannot name another`},
 		{"key twice", "addr: a:1\naddr: b:2\n", nil, `PATH:2: key "addr" is given twice (first on line 1)`},
@@ -284,5 +284,21 @@ func TestConfigFileSecretWarning(t *testing.T) {
 				t.Error("the warning repeats a secret")
 			}
 		})
+	}
+}
+
+// TestConfigFileRefusesOptions: an operator command's own option, such as
+// keys rotate's --force, is refused in a file, where it would act on every
+// run of that command.
+func TestConfigFileRefusesOptions(t *testing.T) {
+	path := writeFile(t, "keyward.yaml", "database: sqlite:x.db\nforce: true\n")
+	root := newRootCmd()
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"version", "--config", path})
+	err := root.ExecuteContext(t.Context())
+	want := path + `:2: key "force" is an option of one run of keyward keys rotate, for its command line, not a setting a file may hold`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want one containing %q", err, want)
 	}
 }
