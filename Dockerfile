@@ -24,10 +24,9 @@ ARG VERSION=dev
 WORKDIR /src
 ENV GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
+RUN go mod download
 COPY . .
-RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=${CGO_ENABLED} go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/keyward ./cmd/keyward \
+RUN CGO_ENABLED=${CGO_ENABLED} go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/keyward ./cmd/keyward \
  && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/protected-api ./examples/protected-api
 
 # The runtime base follows CGO_ENABLED: runtime-1 (glibc, libssl3) for the
