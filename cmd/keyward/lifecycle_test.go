@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -343,4 +344,26 @@ func tokenClaim(t *testing.T, tok, name string) string {
 	}
 	s, _ := claims[name].(string)
 	return s
+}
+
+// TestServeShutdownFlagsRefused: a negative --drain-delay and a
+// --shutdown-timeout that leaves no time are refused before serve opens
+// anything.
+func TestServeShutdownFlagsRefused(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{{"--drain-delay", "-1s"}, {"--shutdown-timeout", "0s"}} {
+		cmd := newRootCmd()
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"serve", "--database", "sqlite:keyward.db"}, args...))
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second) // a serve that starts returns nil when ctx ends
+		err := cmd.ExecuteContext(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Fatalf("%v: err = %v, want one naming %s", args, err, args[0])
+		}
+		if _, err := os.Stat("keyward.db"); err == nil {
+			t.Fatalf("%v: the refused start created a database", args)
+		}
+	}
 }
