@@ -8,6 +8,12 @@ import (
 	"github.com/keyward/keyward/idp/web"
 )
 
+// Drain marks the server as shutting down: from then on /readyz answers 503
+// with the check "shutdown": "draining", so load balancers stop sending new
+// requests, while every other route keeps serving until the HTTP server
+// itself is shut down. It cannot be undone.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // healthz answers while the process serves HTTP (liveness).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	web.NoStore(w)
@@ -15,13 +21,16 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyz answers 200 only when the database answers and an active signing
-// key is loaded (readiness).
+// readyz answers 200 only when the database answers, an active signing key
+// is loaded and the server is not draining (readiness).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{"database": "ok", "keys": "ok"}
 	status := http.StatusOK
+	if s.draining.Load() {
+		checks["shutdown"], status = "draining", http.StatusServiceUnavailable
+	}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "readiness: database", "err", err)
 		checks["database"], status = "unavailable", http.StatusServiceUnavailable

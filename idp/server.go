@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -151,7 +152,8 @@ type Server struct {
 	ui       *ui.Pages      // the HTML pages
 	login    *login.Handler // browser sign-in; nil without Passwords or with Config.Interaction
 	metrics  *metrics.Metrics
-	hsts     string // the Strict-Transport-Security value; "" for none
+	hsts     string      // the Strict-Transport-Security value; "" for none
+	draining atomic.Bool // set by Drain: /readyz answers 503 from then on
 }
 
 // New checks cfg and returns a Server.

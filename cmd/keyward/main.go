@@ -7,12 +7,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background()) // SIGINT, SIGTERM (lifecycle.go)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {

@@ -26,6 +26,7 @@ var version = "dev"
 func newRootCmd() *cobra.Command {
 	a, root := newApp()
 	root.AddCommand(newVersionCmd(), newMigrateCmd(a), newServeCmd(a), newUsersCmd(a), newClientsCmd(a), newAuditCmd(a), newKeysCmd(a), newMailCmd(a), newConfigCmd(a))
+	root.AddCommand(newHealthcheckCmd())
 	return root
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base32"
 	"fmt"
 	"io"
@@ -119,15 +118,20 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	km.OnRotate(func(ctx context.Context, r keys.Rotation) {
 		srv.Auditor().Record(ctx, audit.Event{Type: audit.KeyRotated, Actor: "schedule", Subject: r.Activated, Reason: "retired " + r.Retired})
 	})
-	go km.Run(ctx)
-	go srv.Throttler().Run(ctx)
-	go srv.Auditor().Run(ctx)
-	go srv.OAuth().RunTokenCleanup(ctx, 0)
+	// The background loops and the metrics listener outlive ctx (the first
+	// signal) until the main listener has shut down: a draining server
+	// still serves, and its writes and rotations go on.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	go km.Run(bg)
+	go srv.Throttler().Run(bg)
+	go srv.Auditor().Run(bg)
+	go srv.OAuth().RunTokenCleanup(bg, 0)
 	if l := srv.Login(); l != nil {
-		go l.RunCleanup(ctx, 0)
+		go l.RunCleanup(bg, 0)
 	}
 	if c.metricsAddr != "" {
-		if err := serveMetrics(ctx, c.metricsAddr, srv, log); err != nil {
+		if err := serveMetrics(bg, c.metricsAddr, srv, log); err != nil {
 			return err
 		}
 	}
@@ -135,6 +139,13 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 		log.Warn("--public-metrics: /metrics is served on the main listener, to anyone who can reach it; prefer --metrics-addr")
 	}
 
+	var certs *certReloader // --tls-cert: reloaded at SIGHUP
+	if c.tls.mode == tlsDirect {
+		if certs, err = newCertReloader(c.tls.cert, c.tls.key); err != nil {
+			return err
+		}
+	}
+	watchHangups(bg, log, certs)
 	hs := newHTTPServer(srv.Handler(), log)
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -149,9 +160,9 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 
 	errc := make(chan error, 1)
 	go func() {
-		if c.tls.mode == tlsDirect {
-			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			errc <- hs.ServeTLS(ln, c.tls.cert, c.tls.key)
+		if certs != nil {
+			hs.TLSConfig = certs.tlsConfig()
+			errc <- hs.ServeTLS(ln, "", "")
 			return
 		}
 		errc <- hs.Serve(ln)
@@ -163,14 +174,39 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
+	err = shutdown(ctx, log, c, srv, hs)
+	mailClosed = true
+	log.Info("shutdown: closing the mail queue")
+	closeMail(ctx, sender, c.shutdownTimeout) // what the last answers queued
+	log.Info("shutdown: flushing the audit queue")
+	srv.Auditor().Flush() // the rows written behind answers (RecordAsync)
+	log.Info("shutdown complete")
+	return err
+}
+
+// shutdown drains srv and stops hs once ctx has ended: /readyz turns 503 at
+// once, everything else is served for --drain-delay (cut short by a second
+// signal), then the listener closes and in-flight requests get up to
+// --shutdown-timeout to finish.
+func shutdown(ctx context.Context, log *slog.Logger, c *serveConfig, srv *idp.Server, hs *http.Server) error {
+	srv.Drain()
+	log.Info("shutdown: draining, /readyz answers 503", "drain_delay", c.drainDelay.String())
+	if c.drainDelay > 0 {
+		t := time.NewTimer(c.drainDelay)
+		select {
+		case <-t.C:
+		case <-secondSignal(ctx):
+			t.Stop()
+			log.Info("shutdown: second signal, drain delay cut short")
+		}
+	}
+	log.Info("shutdown: closing the listener, finishing in-flight requests", "shutdown_timeout", c.shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 	defer cancel()
-	err = hs.Shutdown(sctx)
-	mailClosed = true
-	closeMail(ctx, sender, c.shutdownTimeout) // what the last answers queued
-	srv.Auditor().Flush()                     // the rows written behind answers (RecordAsync)
-	return err
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
 }
 
 // serveMetrics serves /metrics on its own listener (AD-09: not on the

@@ -35,7 +35,7 @@ type serveFlags struct {
 	reuseWindow, auditRetention           time.Duration
 	metricsAddr                           string
 	publicMetrics                         bool
-	shutdownTimeout                       time.Duration
+	shutdownTimeout, drainDelay           time.Duration
 	throttleFlags                         // throttle_flags.go
 	registration                          bool
 	mailFlags                                           // mail_flags.go
@@ -74,6 +74,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.BoolVar(&f.publicMetrics, "public-metrics", false, "UNSAFE: also serve /metrics on the main listener, where anyone sees the Go version and the traffic (login failure reasons collapsed so they cannot tell accounts apart)")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "CIDRs of reverse proxies whose X-Forwarded-For is believed; with an https issuer and no --tls-cert, the only peers served, and only with X-Forwarded-Proto: https")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests finish at shutdown")
+	fl.DurationVar(&f.drainDelay, "drain-delay", 0, "at SIGTERM, how long /readyz answers 503 while everything else is still served, so load balancers stop sending requests before the listener closes (a second signal cuts it short)")
 	f.throttleFlags.register(fl)
 	fl.BoolVar(&f.registration, "registration", false, "serve POST /account/register: anyone may create an account")
 	f.mailFlags.register(fl)
@@ -96,7 +97,8 @@ type serveConfig struct {
 	metricsAddr     string      // "" serves no /metrics listener
 	publicMetrics   bool
 	shutdownTimeout time.Duration
-	mail            mailSetup // where account mail goes (mail_flags.go)
+	drainDelay      time.Duration // --drain-delay
+	mail            mailSetup     // where account mail goes (mail_flags.go)
 
 	// server is idp.Config with every value the flags set; serve adds the
 	// parts it opens and builds: Store, Keys, Log, Passwords, KeyAges,
@@ -159,6 +161,9 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 			return nil, fmt.Errorf("--public-url: %w", err)
 		}
 	}
+	if f.drainDelay < 0 || f.shutdownTimeout <= 0 {
+		return nil, fmt.Errorf("--drain-delay must not be negative and --shutdown-timeout must be positive, got %v and %v", f.drainDelay, f.shutdownTimeout)
+	}
 	if f.resetTokenLifetime < time.Minute || f.resetTokenLifetime > 24*time.Hour {
 		return nil, errors.New("--reset-token-lifetime must be between 1m and 24h")
 	}
@@ -187,6 +192,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		metricsAddr:     f.metricsAddr,
 		publicMetrics:   f.publicMetrics,
 		shutdownTimeout: f.shutdownTimeout,
+		drainDelay:      f.drainDelay,
 		mail:            mailCfg,
 	}
 	c.passwords, err = a.hasher(password.WithObserver(func(o password.Observation) {

@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -71,4 +72,18 @@ func BuildKeyward(t testing.TB) string {
 		t.Fatalf("go build keyward: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// Exited waits up to timeout for the process to end and returns what
+// exec.Cmd.Wait returned (nil for exit status 0) and whether it ended.
+func (p *Process) Exited(timeout time.Duration) (err error, ended bool) {
+	return p.task.Wait(timeout)
 }
