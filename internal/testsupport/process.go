@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -58,17 +59,32 @@ func (p *Process) WaitOut(t testing.TB, re *regexp.Regexp) []string {
 // Pid is the process id, for reading its memory use from /proc.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.task.Done() }
+
 // BuildKeyward builds the keyward command into a temporary directory and
 // returns the binary's path. Tests that need a binary of their own (not the
 // test binary standing in for it) use it: one built without -race, or one
 // run from another package's tests.
 func BuildKeyward(t testing.TB) string {
 	t.Helper()
+	return BuildKeywardTags(t)
+}
+
+// BuildKeywardTags is BuildKeyward with build tags (go build -tags), for a
+// binary with test-only code such as storage's faultinject switch.
+func BuildKeywardTags(t testing.TB, tags ...string) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "keyward")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/keyward/keyward/cmd/keyward").CombinedOutput(); err != nil {
-		t.Fatalf("go build keyward: %v\n%s", err, out)
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	args = append(args, "github.com/keyward/keyward/cmd/keyward")
+	if out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go build keyward (tags %q): %v\n%s", tags, err, out)
 	}
 	return bin
 }

@@ -1,0 +1,49 @@
+//go:build faultinject
+
+package storage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// AckBeforeCommitDelay is how long a transaction of a faultinject build
+// stays open after inTx has already reported it committed.
+const AckBeforeCommitDelay = 500 * time.Millisecond
+
+// In a build with the faultinject tag, KEYWARD_FAULT_ACK_BEFORE_COMMIT=1
+// makes every transaction report success before it commits: inTx returns
+// nil as soon as fn has, and the commit follows AckBeforeCommitDelay later
+// in the background. A fault in that window (the database stopped, the
+// connection killed, the process ended) loses what the caller was told
+// was stored. It is the broken server the tests of internal/faults must
+// catch; no normal build contains this file.
+func init() {
+	if os.Getenv("KEYWARD_FAULT_ACK_BEFORE_COMMIT") != "1" {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "keyward: faultinject build: transactions acknowledge before they commit (test only)")
+	faultTx = ackBeforeCommit
+}
+
+func ackBeforeCommit(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error) error {
+	// The transaction must outlive the request that began it: database/sql
+	// rolls back a transaction whose context ends.
+	tx, err := db.x.BeginTxx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	go func() {
+		time.Sleep(AckBeforeCommitDelay)
+		tx.Commit()
+	}()
+	return nil
+}
