@@ -70,9 +70,12 @@ func StartPrivatePostgres(t testing.TB, conf ...string) *PrivatePostgres {
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		p.user = "postgres"
-		// The server's user must reach its directory; t.TempDir is 0700.
-		if err := os.Chmod(root, 0o755); err != nil {
-			t.Fatal(err)
+		// The server's user must reach its directory: t.TempDir and the
+		// test's directory above it are 0700.
+		for _, d := range []string{filepath.Dir(root), root} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, d := range []string{p.dir} {
 			if err := os.Mkdir(d, 0o700); err != nil {

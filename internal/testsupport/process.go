@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -75,8 +76,22 @@ func BuildKeyward(t testing.TB) string {
 // binary with test-only code such as storage's faultinject switch.
 func BuildKeywardTags(t testing.TB, tags ...string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keyward")
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	bin, err := BuildKeywardInto(t.TempDir(), tags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// BuildKeywardInto builds the keyward command, with the build tags given,
+// into dir and returns the binary's path: for a package whose tests share
+// one binary beyond any one test's temporary directory.
+func BuildKeywardInto(dir string, tags ...string) (string, error) {
+	bin := filepath.Join(dir, "keyward")
+	if len(tags) > 0 {
+		bin += "-" + strings.Join(tags, "-")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	args := []string{"build", "-o", bin}
 	if len(tags) > 0 {
@@ -84,7 +99,7 @@ func BuildKeywardTags(t testing.TB, tags ...string) string {
 	}
 	args = append(args, "github.com/keyward/keyward/cmd/keyward")
 	if out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go build keyward (tags %q): %v\n%s", tags, err, out)
+		return "", fmt.Errorf("go build keyward (tags %q): %v\n%s", tags, err, out)
 	}
-	return bin
+	return bin, nil
 }
