@@ -274,6 +274,11 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	if faultTx != nil {
 		return faultTx(ctx, db, fn)
 	}
+	return db.commitTx(ctx, fn)
+}
+
+// commitTx is inTx's own transaction.
+func (db *DB) commitTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

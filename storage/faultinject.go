@@ -15,19 +15,33 @@ import (
 // stays open after inTx has already reported it committed.
 const AckBeforeCommitDelay = 500 * time.Millisecond
 
+// FaultArmDelay is how long after the process starts the switch below
+// takes effect: startup (migrations, the first signing keys) commits
+// normally, so the server starts at all.
+const FaultArmDelay = 3 * time.Second
+
 // In a build with the faultinject tag, KEYWARD_FAULT_ACK_BEFORE_COMMIT=1
-// makes every transaction report success before it commits: inTx returns
-// nil as soon as fn has, and the commit follows AckBeforeCommitDelay later
-// in the background. A fault in that window (the database stopped, the
-// connection killed, the process ended) loses what the caller was told
-// was stored. It is the broken server the tests of internal/faults must
-// catch; no normal build contains this file.
+// makes every transaction begun from FaultArmDelay after start report
+// success before it commits: inTx returns nil as soon as fn has, and the
+// commit follows AckBeforeCommitDelay later in the background. A fault in
+// that window (the database stopped, the connection killed, the process
+// ended) loses what the caller was told was stored. It is the broken server
+// the tests of internal/faults must catch; no normal build contains this
+// file.
 func init() {
 	if os.Getenv("KEYWARD_FAULT_ACK_BEFORE_COMMIT") != "1" {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "keyward: faultinject build: transactions acknowledge before they commit (test only)")
-	faultTx = ackBeforeCommit
+	armed := time.Now().Add(FaultArmDelay)
+	time.AfterFunc(FaultArmDelay, func() {
+		fmt.Fprintln(os.Stderr, "keyward: faultinject: transactions now acknowledge before they commit (test only)")
+	})
+	faultTx = func(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error) error {
+		if time.Now().Before(armed) {
+			return db.commitTx(ctx, fn)
+		}
+		return ackBeforeCommit(ctx, db, fn)
+	}
 }
 
 func ackBeforeCommit(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error) error {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,8 +146,16 @@ func (c *cluster) serve(args ...string) *testsupport.Process {
 	if c.faulty {
 		cmd.Env = append(cmd.Env, "KEYWARD_FAULT_ACK_BEFORE_COMMIT=1")
 	}
-	return testsupport.StartProcess(c.t, cmd)
+	p := testsupport.StartProcess(c.t, cmd)
+	if c.faulty {
+		testsupport.WaitFor(c.t, "keyward process", p.Log, faultArmed, nil, 30*time.Second)
+	}
+	return p
 }
+
+// faultArmed is what the faultinject build says when transactions start
+// to acknowledge before they commit.
+var faultArmed = regexp.MustCompile(`faultinject: transactions now acknowledge before they commit`)
 
 // signal sends sig to p and, for SIGKILL and SIGTERM, waits (20 s at most)
 // until it has exited.

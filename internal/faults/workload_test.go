@@ -244,7 +244,7 @@ func (w *workload) login(ctx context.Context, n int) {
 		if a.class != ansOK || a.token.RefreshToken == "" {
 			w.t.Fatalf("setup login: %s %d %s %v", a.class, a.status, a.code, a.err)
 		}
-		w.chains = append(w.chains, &chain{tokens: []string{a.token.RefreshToken}})
+		w.chains = append(w.chains, &chain{tokens: []string{a.token.RefreshToken}, ready: time.Now().Add(w.pace)})
 	}
 }
 
