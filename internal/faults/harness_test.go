@@ -69,8 +69,11 @@ type cluster struct {
 	faulty bool
 	dir    string // the KEK, the mail outbox
 	kek    string
-	secret string   // clientID's secret
-	users  []string // created with userPassword
+	// commitDelay, for a faulty cluster, is how long its transactions stay
+	// open after they were acknowledged (0: the build's default).
+	commitDelay time.Duration
+	secret      string   // clientID's secret
+	users       []string // created with userPassword
 }
 
 // env is what every keyward process of the tests gets: cheap password
@@ -145,6 +148,9 @@ func (c *cluster) serve(args ...string) *testsupport.Process {
 	cmd.Env = c.env()
 	if c.faulty {
 		cmd.Env = append(cmd.Env, "KEYWARD_FAULT_ACK_BEFORE_COMMIT=1")
+		if c.commitDelay > 0 {
+			cmd.Env = append(cmd.Env, "KEYWARD_FAULT_COMMIT_DELAY="+c.commitDelay.String())
+		}
 	}
 	p := testsupport.StartProcess(c.t, cmd)
 	if c.faulty {
