@@ -27,14 +27,21 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 // find the writes the stop lost.
 func TestPostgresRestartNegativeControl(t *testing.T) {
 	t.Parallel()
-	runPostgresRestart(t, true, 2*time.Second, 2*time.Second)
+	runPostgresRestart(t, true, 4*time.Second, 2*time.Second)
 }
 
 func runPostgresRestart(t *testing.T, faulty bool, before, down time.Duration) {
 	pg := testsupport.StartPrivatePostgres(t)
 	c := newCluster(t, pg.DSN, faulty, 4)
 	p := c.serve()
-	w := newWorkload(t, c, []string{p.URL}, kindClientCredentials, kindRefresh, kindPassword, kindRefresh, kindRegister)
+	kinds := []string{kindClientCredentials, kindRefresh, kindPassword, kindRefresh, kindRegister}
+	if faulty {
+		// Logins and registrations of one client address share throttle
+		// rows, which the delayed commits hold locked: the workers would
+		// queue behind them instead of rotating. Refresh chains share none.
+		kinds = []string{kindClientCredentials, kindRefresh}
+	}
+	w := newWorkload(t, c, []string{p.URL}, kinds...)
 	w.login(t.Context(), 12)
 
 	ctx, cancel := context.WithCancel(t.Context())

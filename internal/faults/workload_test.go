@@ -267,11 +267,8 @@ func (w *workload) run(ctx context.Context, workers int) *sync.WaitGroup {
 						w.rotate(ctx, ch)
 						continue
 					}
-					kind = w.kinds[(n+1)%len(w.kinds)]
-					if kind == kindRefresh {
-						time.Sleep(20 * time.Millisecond)
-						continue
-					}
+					time.Sleep(20 * time.Millisecond) // every chain waits out its pace
+					continue
 				}
 				w.one(ctx, kind)
 			}
