@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +39,10 @@ const (
 	ansCut         = "cut"          // an answer started but its body is cut or unparseable
 	ansRejected    = "rejected"     // a 4xx
 )
+
+// hangBound is the longest any request may take, whatever the fault: a
+// client must get its answer, or its 503, in bounded time.
+const hangBound = 10 * time.Second
 
 // answer is what one request got.
 type answer struct {
@@ -200,6 +203,9 @@ func (w *workload) do(ctx context.Context, kind string, req *http.Request, recor
 		w.events = append(w.events, a)
 		w.maxTook = max(w.maxTook, a.took)
 		w.mu.Unlock()
+		if a.took > hangBound {
+			w.problem("%s: %s after %v, past the bound of %v", kind, a.class, a.took.Round(time.Millisecond), hangBound)
+		}
 		switch {
 		case a.class == ansCut:
 			w.problem("%s: answer cut or malformed: %v", kind, a.err)
@@ -510,6 +516,3 @@ func (w *workload) report(faulty bool) {
 		w.t.Errorf("and %d more lost writes", len(lost)-10)
 	}
 }
-
-// isRefused reports whether err is a refused connection.
-func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
