@@ -264,8 +264,21 @@ const (
 	lockKeySet  int64 = 0x6b657977_0002
 )
 
+// faultTx, when set, runs in place of inTx's own transaction. Only a
+// build with the faultinject tag sets it (storage/faultinject.go), for the
+// negative controls of internal/faults; in every other build it is nil.
+var faultTx func(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error) error
+
 // inTx runs fn in a transaction, committing when it returns nil.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	if faultTx != nil {
+		return faultTx(ctx, db, fn)
+	}
+	return db.commitTx(ctx, fn)
+}
+
+// commitTx is inTx's own transaction.
+func (db *DB) commitTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -2,10 +2,12 @@ package testsupport
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -59,17 +61,25 @@ func (p *Process) WaitOut(t testing.TB, re *regexp.Regexp) []string {
 // Pid is the process id, for reading its memory use from /proc.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.task.Done() }
+
 // BuildKeyward builds the keyward command into a temporary directory and
 // returns the binary's path. Tests that need a binary of their own (not the
 // test binary standing in for it) use it: one built without -race, or one
 // run from another package's tests.
 func BuildKeyward(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keyward")
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/keyward/keyward/cmd/keyward").CombinedOutput(); err != nil {
-		t.Fatalf("go build keyward: %v\n%s", err, out)
+	return BuildKeywardTags(t)
+}
+
+// BuildKeywardTags is BuildKeyward with build tags (go build -tags), for a
+// binary with test-only code such as storage's faultinject switch.
+func BuildKeywardTags(t testing.TB, tags ...string) string {
+	t.Helper()
+	bin, err := BuildKeywardInto(t.TempDir(), tags...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -86,4 +96,25 @@ func (p *Process) Signal(t testing.TB, sig os.Signal) {
 // exec.Cmd.Wait returned (nil for exit status 0) and whether it ended.
 func (p *Process) Exited(timeout time.Duration) (err error, ended bool) {
 	return p.task.Wait(timeout)
+}
+
+// BuildKeywardInto builds the keyward command, with the build tags given,
+// into dir and returns the binary's path: for a package whose tests share
+// one binary beyond any one test's temporary directory.
+func BuildKeywardInto(dir string, tags ...string) (string, error) {
+	bin := filepath.Join(dir, "keyward")
+	if len(tags) > 0 {
+		bin += "-" + strings.Join(tags, "-")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	args = append(args, "github.com/keyward/keyward/cmd/keyward")
+	if out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build keyward (tags %q): %v\n%s", tags, err, out)
+	}
+	return bin, nil
 }
