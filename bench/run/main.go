@@ -135,8 +135,14 @@ func run(ctx context.Context, o options) (*load.Report, error) {
 	b := &bench{o: o, dir: dir, keyward: filepath.Join(dir, "keyward"), gen: filepath.Join(dir, "loadgen"),
 		kek: filepath.Join(dir, "kek"), limits: map[string]*load.LimitFigure{}}
 	logf("building keyward and loadgen")
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(gomod)), "go.mod") {
+		return nil, fmt.Errorf("run inside the keyward module (go env GOMOD: %s)", gomod)
+	}
 	for _, p := range [][2]string{{b.keyward, "./cmd/keyward"}, {b.gen, "./bench/loadgen"}} {
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", p[0], p[1]).CombinedOutput(); err != nil {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", p[0], p[1])
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %w\n%s", p[1], err, out)
 		}
 	}
