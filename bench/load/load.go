@@ -1,10 +1,13 @@
 // Package load is a bounded load generator for a Keyward server on the same
 // machine. It drives the token endpoint (client_credentials, refresh_token,
 // password), introspection or the JWKS (200, or 304 on If-None-Match), records latencies and status codes, and measures the
-// machine's own limits (RSA-2048 signatures and argon2id verifications per
-// second over all cores) so results can be read as ratios rather than
-// absolute times. It refuses any target that is not loopback, caps how long
-// and how much it runs, and stops by itself. bench/loadgen is its CLI.
+// machine's own limits (RSA-2048, ES256 and EdDSA signatures, RSA-2048
+// verifications and argon2id verifications per second over GOMAXPROCS, and
+// OpenSSL's RSA-2048 rate parsed from openssl speed) so results can be read
+// as ratios rather than absolute times; MeasureVerify runs the verify package
+// in process. Report renders bench/run's table. It refuses any target that
+// is not loopback, caps how long and how much it runs, and stops by itself.
+// bench/loadgen is its CLI; bench/run drives it for every scenario.
 package load
 
 import (

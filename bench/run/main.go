@@ -370,7 +370,7 @@ func (b *bench) load(ctx context.Context, s *server, scenario string, conns int,
 	}
 	var res load.Result
 	if err := json.Unmarshal(out, &res); err != nil || res.Elapsed <= 0 {
-		return nil, errNoResponse
+		return nil, errors.New("loadgen printed no result")
 	}
 	res.Config.Scenario = scenario
 	return &res, nil

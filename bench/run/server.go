@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -93,7 +93,7 @@ func startServer(ctx context.Context, bin, dir, database, kek string, core int, 
 	var c struct {
 		Secret string `json:"client_secret"`
 	}
-	if err := json.Unmarshal(out[strings.IndexByte(string(out), '{'):], &c); err != nil || c.Secret == "" {
+	if i := bytes.IndexByte(out, '{'); i < 0 || json.Unmarshal(out[i:], &c) != nil || c.Secret == "" {
 		s.stop()
 		return nil, fmt.Errorf("create the resource-server client: no secret in its output")
 	}
@@ -159,6 +159,3 @@ func (s *server) stop() {
 		<-s.done
 	}
 }
-
-// errNoResponse is returned by runLoad when loadgen printed nothing usable.
-var errNoResponse = errors.New("loadgen printed no result")
