@@ -120,7 +120,8 @@ func (r Row) Verdict() string {
 }
 
 // LimitFigure is one limit measured on the server's core, before and after
-// the scenarios; Rate is their mean.
+// the scenarios; Rate is the one ratios use (bench/run: the higher, as other
+// work on a core only ever slows a measure).
 type LimitFigure struct {
 	Name   string  `json:"name"`
 	Rate   float64 `json:"rate"`
@@ -182,7 +183,7 @@ func (r Row) limitCell() string {
 // WriteText prints the report as aligned columns for a terminal.
 func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "bench/run %s, %s, %v per scenario\n\n", rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Machine, rep.Duration)
-	fmt.Fprintln(w, "limits on the server's core (before / after the scenarios; ratios use the mean):")
+	fmt.Fprintln(w, "limits on the server's core (before / after the scenarios; ratios use the higher):")
 	for _, l := range rep.Limits {
 		fmt.Fprintf(w, "  %s\n", l.text())
 	}
@@ -202,7 +203,7 @@ func (rep *Report) WriteText(w io.Writer) {
 // WriteMarkdown prints the report as a markdown table, for docs/performance.md.
 func (rep *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "`bench/run` of %s (%s, %v per scenario).\n\n", rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Machine, rep.Duration)
-	fmt.Fprintln(w, "Limits on the server's core (before / after the scenarios; ratios use the mean):")
+	fmt.Fprintln(w, "Limits on the server's core (before / after the scenarios; ratios use the higher):")
 	fmt.Fprintln(w)
 	for _, l := range rep.Limits {
 		fmt.Fprintf(w, "- %s\n", l.text())
