@@ -218,7 +218,6 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 		}
 		fmt.Fprintln(w, "| "+strings.Join(c, " | ")+" |")
 	}
-	fmt.Fprintln(w)
 	rep.writeMemory(w, "- ")
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "\nNote: %s\n", n)
