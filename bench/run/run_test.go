@@ -97,7 +97,7 @@ func TestPrivateCluster(t *testing.T) {
 // row that can run on this keyward measures something, without errors.
 func TestRunQuickSQLite(t *testing.T) {
 	needs(t, false)
-	o := options{duration: time.Second, limitTime: time.Second, conns: []int{8}, backends: []string{"sqlite"},
+	o := options{duration: 500 * time.Millisecond, limitTime: 300 * time.Millisecond, conns: []int{8}, backends: []string{"sqlite"},
 		serverCore: 0, loadCore: 1}
 	rep, err := run(t.Context(), o)
 	if err != nil {
