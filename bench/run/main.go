@@ -2,8 +2,9 @@
 // limits in one go, and prints one table:
 //
 //	go run ./bench/run                  # about 9 min: 10 s per scenario
-//	go run ./bench/run -quick           # about 2 min, to check the tool
+//	go run ./bench/run -quick           # 2–3 min, to check the tool
 //	go run ./bench/run -markdown table.md -json run.json
+//	go run ./bench/run -render run.json -markdown table.md  # a saved run
 //
 // It builds keyward and bench/loadgen once, starts the server pinned to one
 // core (-server-core, default 0; on PostgreSQL a private cluster pinned to
@@ -53,7 +54,7 @@ type options struct {
 
 func main() {
 	var o options
-	var conns, backends string
+	var conns, backends, render string
 	flag.BoolVar(&o.quick, "quick", false, "a short run to check the tool: 2 s per scenario, 1 s per limit")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each scenario runs")
 	flag.DurationVar(&o.limitTime, "limit-time", 3*time.Second, "how long each limit is measured (before and after)")
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&o.loadCore, "load-core", 1, "CPU core of the load generator")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the table as markdown to this file")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
+	flag.StringVar(&render, "render", "", "measure nothing: print the report of an earlier -json file (and write -markdown)")
 	flag.Parse()
 	if o.quick {
 		o.duration, o.limitTime = 2*time.Second, time.Second
@@ -83,7 +85,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := run(ctx, o)
+	var rep *load.Report
+	var err error
+	if render != "" {
+		rep, err = readReport(render)
+		o.jsonOut = ""
+	} else {
+		rep, err = run(ctx, o)
+	}
 	if rep != nil {
 		rep.WriteText(os.Stdout)
 		if o.markdown != "" {
@@ -103,6 +112,28 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+}
+
+// readReport reads a report that -json wrote.
+func readReport(path string) (*load.Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep load.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &rep, nil
+}
+
+// loadAverage is the first figure of /proc/loadavg, "?" if unreadable.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func fatal(err error) {
@@ -157,6 +188,10 @@ func run(ctx context.Context, o options) (*load.Report, error) {
 	vs := variants(hasSigner, hasKeyAlg)
 
 	b.rep = &load.Report{Date: time.Now(), Machine: machine(o), Duration: o.duration, IdleRSSTarget: 30 << 20}
+	loadBefore := loadAverage()
+	defer func() {
+		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("load average (1 min) %s at the start, %s at the end: above 0 means other work shared the cores", loadBefore, loadAverage()))
+	}()
 	if !hasSigner || !hasKeyAlg {
 		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("this keyward's serve has --signer: %v, --key-algorithm: %v; rows needing a missing flag are n/a", hasSigner, hasKeyAlg))
 	}

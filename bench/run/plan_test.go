@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +103,34 @@ func TestPostgresPinned(t *testing.T) {
 	want := "taskset -c 0 runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /tmp/x/data -l /tmp/x/postgres.log -w -t 60 -o -p 5999 -k /tmp/x -c listen_addresses=127.0.0.1 start"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// -render prints a -json report as the run that wrote it would have.
+func TestReadReportRoundTrip(t *testing.T) {
+	rows := planRows(variants(false, true), []string{"sqlite"}, []int{8})
+	rows[0].RPS, rows[0].P50, rows[0].P99, rows[0].Max, rows[0].LimitRate = 21.5, 300*time.Millisecond, time.Second, 2*time.Second, 25
+	rows[1].Errors, rows[1].ErrorDetail = 2, "200: 10, 503: 2 (2 with Retry-After)"
+	rep := &load.Report{Date: time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC), Machine: "m", Duration: 10 * time.Second,
+		Limits: []load.LimitFigure{{Name: limitArgon2, Rate: 25, Before: 25, After: 20}}, Rows: rows,
+		Memory: []load.MemoryFigure{{Backend: "sqlite", Server: "go server", Idle: 1 << 20, Peak: 2 << 20}}, IdleRSSTarget: 30 << 20,
+		Notes: []string{"n"}}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "run.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, have bytes.Buffer
+	rep.WriteMarkdown(&want)
+	got.WriteMarkdown(&have)
+	if have.String() != want.String() {
+		t.Fatalf("rendered from JSON:\n%s\nwant:\n%s", have.String(), want.String())
 	}
 }
