@@ -307,6 +307,7 @@ func (b *bench) runBackend(ctx context.Context, backend string, vs []variant, ro
 		if err := b.runVariant(ctx, backend, pg, v, rows, vrow); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("%s server: %w", v.name, err))
 			logf("%s %s: %v", backend, v.name, err)
+			markUnmeasured(rows, backend, v, err)
 		}
 		if ctx.Err() != nil {
 			return errs
@@ -412,6 +413,22 @@ func (b *bench) load(ctx context.Context, s *server, scenario string, conns int,
 	}
 	res.Config.Scenario = scenario
 	return &res, nil
+}
+
+// markUnmeasured marks the rows of v on backend that got no figures (its
+// server did not start, say) as failed, so they do not read as 0 req/s.
+func markUnmeasured(rows []load.Row, backend string, v variant, err error) {
+	for i := range rows {
+		r := &rows[i]
+		if r.Backend != backend || r.NA != "" || r.P50 != 0 {
+			continue
+		}
+		for _, sc := range v.scens {
+			if r.Scenario == sc.label {
+				r.NA = "failed: " + firstLine(err.Error())
+			}
+		}
+	}
 }
 
 func firstLine(s string) string {

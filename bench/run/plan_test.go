@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,5 +133,34 @@ func TestReadReportRoundTrip(t *testing.T) {
 	got.WriteMarkdown(&have)
 	if have.String() != want.String() {
 		t.Fatalf("rendered from JSON:\n%s\nwant:\n%s", have.String(), want.String())
+	}
+}
+
+func TestMarkUnmeasured(t *testing.T) {
+	vs := variants(true, false)
+	rows := planRows(vs, []string{"sqlite", "postgres"}, []int{8})
+	var openssl variant
+	for _, v := range vs {
+		if v.name == "openssl" {
+			openssl = v
+		}
+	}
+	for i := range rows { // the postgres openssl row was measured
+		if rows[i].Backend == "postgres" && rows[i].Scenario == "client_credentials (OpenSSL signer)" {
+			rows[i].P50 = time.Millisecond
+		}
+	}
+	markUnmeasured(rows, "sqlite", openssl, errors.New("keyward exited at start: exit status 1\nmore"))
+	for _, r := range rows {
+		want := ""
+		switch {
+		case r.Scenario == "client_credentials (OpenSSL signer)" && r.Backend == "sqlite":
+			want = "failed: keyward exited at start: exit status 1"
+		case strings.HasPrefix(r.Scenario, "client_credentials (E"):
+			want = "--key-algorithm flag missing"
+		}
+		if r.NA != want {
+			t.Errorf("%s %s: NA %q, want %q", r.Scenario, r.Backend, r.NA, want)
+		}
 	}
 }
