@@ -211,6 +211,15 @@ func run(ctx context.Context, o options) (*load.Report, error) {
 	}
 	if ctx.Err() == nil {
 		b.measureLimits(ctx, true)
+	} else {
+		for i := range rows {
+			if rows[i].NA == "" && rows[i].P50 == 0 {
+				rows[i].NA = "interrupted"
+			}
+		}
+		if vrow.NA == "" && vrow.P50 == 0 {
+			vrow.NA = "interrupted"
+		}
 	}
 	for i := range rows {
 		rows[i].LimitRate = b.limitRate(rows[i].Limit)
@@ -307,7 +316,9 @@ func (b *bench) runBackend(ctx context.Context, backend string, vs []variant, ro
 		if err := b.runVariant(ctx, backend, pg, v, rows, vrow); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("%s server: %w", v.name, err))
 			logf("%s %s: %v", backend, v.name, err)
-			markUnmeasured(rows, backend, v, err)
+			if ctx.Err() == nil {
+				markUnmeasured(rows, backend, v, err)
+			}
 		}
 		if ctx.Err() != nil {
 			return errs
@@ -346,8 +357,15 @@ func (b *bench) runVariant(ctx context.Context, backend string, pg *cluster, v v
 			if r.Backend != backend || r.Scenario != sc.label {
 				continue
 			}
+			if ctx.Err() != nil {
+				break
+			}
 			logf("%s: %s at %d connections", backend, sc.label, r.Conns)
 			res, err := b.load(ctx, s, sc.load, r.Conns, token)
+			if err != nil && ctx.Err() != nil {
+				r.NA = "interrupted"
+				break
+			}
 			if err != nil {
 				r.NA = "failed: " + firstLine(err.Error())
 				errs = errors.Join(errs, fmt.Errorf("%s at %d: %w", sc.label, r.Conns, err))
@@ -356,7 +374,7 @@ func (b *bench) runVariant(ctx context.Context, backend string, pg *cluster, v v
 			r.FromResult(res)
 		}
 	}
-	if v.name == "go" && vrow.P50 == 0 && vrow.NA == "" {
+	if v.name == "go" && vrow.P50 == 0 && vrow.NA == "" && ctx.Err() == nil {
 		logf("verify in process on core %d", b.o.serverCore)
 		res, err := b.load(ctx, s, load.Verify, 1, token)
 		if err != nil {
@@ -405,7 +423,10 @@ func (b *bench) load(ctx context.Context, s *server, scenario string, conns int,
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("loadgen: %w: %s", err, strings.TrimSpace(stderr.String()))
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return nil, fmt.Errorf("loadgen: %w", err)
 	}
 	var res load.Result
 	if err := json.Unmarshal(out, &res); err != nil || res.Elapsed <= 0 {
