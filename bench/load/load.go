@@ -11,6 +11,7 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -330,6 +331,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf bytes.Buffer
 			<-start
 			for runCtx.Err() == nil {
 				n := issued.Add(1)
@@ -351,7 +353,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					rec.Error(err)
 					continue
 				}
-				body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+				buf.Reset() // one buffer per worker: the generator's own cost stays low (JWKS)
+				buf.ReadFrom(io.LimitReader(resp.Body, 1<<20))
+				body := buf.Bytes()
 				resp.Body.Close()
 				rec.Record(resp.StatusCode, lat, HasRetryAfter(resp.Header))
 				if resp.StatusCode == http.StatusOK && cfg.Scenario == Introspect {
