@@ -1,13 +1,17 @@
 // Package load is a bounded load generator for a Keyward server on the same
 // machine. It drives the token endpoint (client_credentials, refresh_token,
-// password) or the JWKS, records latencies and status codes, and measures the
-// machine's own limits (RSA-2048 signatures and argon2id verifications per
-// second over all cores) so results can be read as ratios rather than
-// absolute times. It refuses any target that is not loopback, caps how long
-// and how much it runs, and stops by itself. bench/loadgen is its CLI.
+// password), introspection or the JWKS (200, or 304 on If-None-Match), records latencies and status codes, and measures the
+// machine's own limits (RSA-2048, ES256 and EdDSA signatures, RSA-2048
+// verifications and argon2id verifications per second over GOMAXPROCS, and
+// OpenSSL's RSA-2048 rate parsed from openssl speed) so results can be read
+// as ratios rather than absolute times; MeasureVerify runs the verify package
+// in process. Report renders bench/run's table. It refuses any target that
+// is not loopback, caps how long and how much it runs, and stops by itself.
+// bench/loadgen is its CLI; bench/run drives it for every scenario.
 package load
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +35,24 @@ const (
 	Refresh           = "refresh"
 	Password          = "password"
 	JWKS              = "jwks"
+	JWKS304           = "jwks304"    // GET the JWKS with If-None-Match: its ETag
+	Introspect        = "introspect" // a resource server introspecting Config.Token
 )
+
+// Scenarios lists every scenario Run knows.
+var Scenarios = []string{ClientCredentials, Refresh, Password, JWKS, JWKS304, Introspect}
+
+// ExpectedStatus is the status every request of scenario should get: 304
+// for JWKS304, 200 otherwise. Any other status counts as an error.
+func ExpectedStatus(scenario string) int {
+	if scenario == JWKS304 {
+		return http.StatusNotModified
+	}
+	return http.StatusOK
+}
+
+// usesJWKS reports whether scenario reads the JWKS rather than a token endpoint.
+func usesJWKS(scenario string) bool { return scenario == JWKS || scenario == JWKS304 }
 
 // Caps: a run never exceeds these, whatever it is asked.
 const (
@@ -43,9 +65,10 @@ const (
 // Config describes one run.
 type Config struct {
 	URL          string // server base URL, e.g. http://127.0.0.1:8080; must be loopback
-	Scenario     string // ClientCredentials, Refresh, Password or JWKS
-	ClientID     string
+	Scenario     string // one of Scenarios
+	ClientID     string // for Introspect: the resource server's own client
 	ClientSecret string
+	Token        string // Introspect: the access token every request introspects
 	Username     string
 	Password     string
 	Scope        string // "" means the scenario's default (DefaultScope)
@@ -85,13 +108,14 @@ func (c *Config) check() error {
 	if err := CheckLoopback(c.URL); err != nil {
 		return err
 	}
-	switch c.Scenario {
-	case ClientCredentials, Refresh, Password, JWKS:
-	default:
-		return fmt.Errorf("unknown scenario %q (want client_credentials, refresh, password or jwks)", c.Scenario)
+	if !slices.Contains(Scenarios, c.Scenario) {
+		return fmt.Errorf("unknown scenario %q (want one of %s)", c.Scenario, strings.Join(Scenarios, ", "))
 	}
-	if c.Scenario != JWKS && c.ClientID == "" {
-		return errors.New("the token scenarios need a client id and secret")
+	if !usesJWKS(c.Scenario) && c.ClientID == "" {
+		return errors.New("the token and introspection scenarios need a client id and secret")
+	}
+	if c.Scenario == Introspect && c.Token == "" {
+		return errors.New("scenario introspect needs a token to introspect")
 	}
 	if (c.Scenario == Refresh || c.Scenario == Password) && (c.Username == "" || c.Password == "") {
 		return fmt.Errorf("scenario %s needs a username and password", c.Scenario)
@@ -176,6 +200,29 @@ type Result struct {
 	Limits      Limits  `json:"limits"`
 	Memory      *Memory `json:"memory,omitempty"`
 	SetupLogins int     `json:"setup_logins,omitempty"`
+	// Inactive counts introspection answers of 200 that said the token was
+	// not active: a 200, but not the answer asked for.
+	Inactive int `json:"inactive,omitempty"`
+}
+
+// Good is the number of responses with the scenario's expected status
+// (ExpectedStatus), less introspection answers that said inactive.
+func (r *Result) Good() int {
+	return r.Status[ExpectedStatus(r.Config.Scenario)] - r.Inactive
+}
+
+// GoodPerSecond is Good responses per second.
+func (r *Result) GoodPerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Good()) / r.Elapsed.Seconds()
+}
+
+// Failures counts every request that did not get the expected answer:
+// another status, no response at all, or an inactive introspection.
+func (r *Result) Failures() int {
+	return r.Completed() - r.Good() + r.ErrorCount()
 }
 
 // RPS is completed requests (any status, not errors) per second.
@@ -228,7 +275,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Timeout = 30 * time.Second
 	}
 	res := &Result{Config: cfg}
-	calibrate := cfg.Calibrate > 0 && cfg.Scenario != JWKS
+	calibrate := cfg.Calibrate > 0 && (cfg.Scenario == ClientCredentials || cfg.Scenario == Refresh || cfg.Scenario == Password)
 	if calibrate {
 		res.Limits.measure(cfg.Calibrate, cfg.Scenario == Password, false)
 	}
@@ -253,6 +300,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		res.SetupLogins = len(chains)
 	}
+	if cfg.Scenario == JWKS304 {
+		if g.etag, err = g.fetchETag(ctx, clients[0]); err != nil {
+			return nil, err
+		}
+	}
 
 	var sampler *Sampler
 	if cfg.PID > 0 {
@@ -271,7 +323,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cancel()
 	rec := NewRecorder()
 	var issued atomic.Int64
-	var tokens, oks atomic.Int64
+	var tokens, oks, inactive atomic.Int64
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range cfg.Concurrency {
@@ -279,6 +331,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf bytes.Buffer
 			<-start
 			for runCtx.Err() == nil {
 				n := issued.Add(1)
@@ -300,10 +353,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					rec.Error(err)
 					continue
 				}
-				body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+				buf.Reset() // one buffer per worker: the generator's own cost stays low (JWKS)
+				buf.ReadFrom(io.LimitReader(resp.Body, 1<<20))
+				body := buf.Bytes()
 				resp.Body.Close()
 				rec.Record(resp.StatusCode, lat, HasRetryAfter(resp.Header))
-				if resp.StatusCode == http.StatusOK && cfg.Scenario != JWKS {
+				if resp.StatusCode == http.StatusOK && cfg.Scenario == Introspect {
+					if !parseActive(body) {
+						inactive.Add(1)
+					}
+				} else if resp.StatusCode == http.StatusOK && !usesJWKS(cfg.Scenario) {
 					tr := parseToken(body)
 					oks.Add(1)
 					tokens.Add(int64(tr.jwts()))
@@ -319,6 +378,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	res.Elapsed = time.Since(t0)
 	res.Summary = rec.Summary()
+	res.Inactive = int(inactive.Load())
 	if n := oks.Load(); n > 0 {
 		res.TokensPerOK = float64(tokens.Load()) / float64(n)
 	}
@@ -352,12 +412,19 @@ func makeClients(cfg Config) ([]*http.Client, error) {
 type gen struct {
 	cfg  Config
 	base string
+	etag string // JWKS304: the JWKS's ETag
 }
 
 func (g *gen) request(ctx context.Context, n int, chain *string) *http.Request {
-	if g.cfg.Scenario == JWKS {
+	switch g.cfg.Scenario {
+	case JWKS, JWKS304:
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/.well-known/jwks.json", nil)
+		if g.etag != "" {
+			req.Header.Set("If-None-Match", g.etag)
+		}
 		return req
+	case Introspect:
+		return g.postForm(ctx, "/oauth2/introspect", url.Values{"token": {g.cfg.Token}, "token_type_hint": {"access_token"}})
 	}
 	form := url.Values{"scope": {g.cfg.Scope}}
 	switch g.cfg.Scenario {
@@ -379,7 +446,13 @@ func (g *gen) request(ctx context.Context, n int, chain *string) *http.Request {
 }
 
 func (g *gen) tokenRequest(ctx context.Context, form url.Values) *http.Request {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/oauth2/token", strings.NewReader(form.Encode()))
+	return g.postForm(ctx, "/oauth2/token", form)
+}
+
+// postForm is a form POST to path, authenticated as the configured client
+// (client_secret_basic).
+func (g *gen) postForm(ctx context.Context, path string, form url.Values) *http.Request {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(g.cfg.ClientID), url.QueryEscape(g.cfg.ClientSecret))
 	return req
@@ -441,6 +514,31 @@ func (g *gen) setupChains(ctx context.Context, clients []*http.Client) ([]string
 		return nil, fmt.Errorf("setup logins: %w", err)
 	}
 	return chains, nil
+}
+
+// fetchETag GETs the JWKS once and returns its ETag.
+func (g *gen) fetchETag(ctx context.Context, client *http.Client) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/.well-known/jwks.json", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("setup: fetch the JWKS: %w", err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != http.StatusOK || etag == "" {
+		return "", fmt.Errorf("setup: JWKS answered %d with ETag %q", resp.StatusCode, etag)
+	}
+	return etag, nil
+}
+
+// parseActive reads the active member of an introspection answer (RFC 7662 §2.2).
+func parseActive(body []byte) bool {
+	var ir struct {
+		Active bool `json:"active"`
+	}
+	json.Unmarshal(body, &ir)
+	return ir.Active
 }
 
 type tokenResponse struct {

@@ -6,11 +6,18 @@
 //	    -client-id demo-app -client-secret kwcs_... -concurrency 8 -duration 10s
 //
 // Scenarios: client_credentials, refresh, password (need -username and
-// -password), jwks. It reports requests/s, latency percentiles, status
+// -password), jwks, jwks304 (If-None-Match: the JWKS's ETag), introspect (the
+// client is a resource server introspecting -token), and verify (the verify
+// package validating -token in this process, for -audience). It reports requests/s, latency percentiles, status
 // counts (and how many 429/503 carried Retry-After) and, for the token
 // scenarios, the machine's RSA-2048 signing rate (and argon2id rate for
 // password) measured before the run, with the ratio achieved/limit. -pid
 // samples the server's VmRSS/VmHWM during the run.
+//
+// -measure NAME runs no load: it measures one limit of this machine for
+// -duration (rsa-sign, rsa-verify, es256-sign, eddsa-sign, argon2id) and
+// prints {"name": ..., "rate": ...}; bench/run runs it pinned to the
+// server's core.
 package main
 
 import (
@@ -28,8 +35,12 @@ import (
 func main() {
 	var c load.Config
 	var asJSON bool
+	var measure, audience string
 	flag.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "server base URL (loopback only)")
-	flag.StringVar(&c.Scenario, "scenario", load.ClientCredentials, "client_credentials, refresh, password or jwks")
+	flag.StringVar(&c.Scenario, "scenario", load.ClientCredentials, "client_credentials, refresh, password, jwks, jwks304, introspect or verify")
+	flag.StringVar(&c.Token, "token", "", "access token for introspect and verify (or $KEYWARD_TOKEN)")
+	flag.StringVar(&audience, "audience", "api", "verify: the resource server's audience")
+	flag.StringVar(&measure, "measure", "", "measure one machine limit for -duration instead of loading a server: rsa-sign, rsa-verify, es256-sign, eddsa-sign or argon2id")
 	flag.StringVar(&c.ClientID, "client-id", "demo-app", "client id")
 	flag.StringVar(&c.ClientSecret, "client-secret", "", "client secret (or $KEYWARD_CLIENT_SECRET)")
 	flag.StringVar(&c.Username, "username", "demo", "user for password and refresh")
@@ -51,13 +62,34 @@ func main() {
 	if c.Password == "" {
 		c.Password = os.Getenv("KEYWARD_PASSWORD")
 	}
+	if c.Token == "" {
+		c.Token = os.Getenv("KEYWARD_TOKEN")
+	}
 	if c.Duration == 0 && c.Requests == 0 {
 		c.Duration = 10 * time.Second
+	}
+	if measure != "" {
+		rate, err := load.MeasureNamed(measure, min(c.Duration, load.MaxDuration))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		json.NewEncoder(os.Stdout).Encode(struct {
+			Name string  `json:"name"`
+			Rate float64 `json:"rate"`
+		}{measure, rate})
+		return
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := load.Run(ctx, c)
+	var res *load.Result
+	var err error
+	if c.Scenario == load.Verify {
+		res, err = load.MeasureVerify(ctx, c.URL, audience, c.Token, c.Duration)
+	} else {
+		res, err = load.Run(ctx, c)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
@@ -69,10 +101,12 @@ func main() {
 			Scenario    string  `json:"scenario"`
 			Concurrency int     `json:"concurrency"`
 			RPS         float64 `json:"rps"`
+			GoodRPS     float64 `json:"good_rps"`
+			Failures    int     `json:"failures"`
 			SignRatio   float64 `json:"sign_ratio,omitempty"`
 			Argon2Ratio float64 `json:"argon2_ratio,omitempty"`
 			*load.Result
-		}{c.Scenario, c.Concurrency, res.RPS(), res.SignRatio(), res.Argon2Ratio(), res})
+		}{res.Config.Scenario, res.Config.Concurrency, res.RPS(), res.GoodPerSecond(), res.Failures(), res.SignRatio(), res.Argon2Ratio(), res})
 		return
 	}
 	load.WriteReport(os.Stdout, res)
