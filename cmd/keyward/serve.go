@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -167,6 +168,10 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 		}
 		errc <- hs.Serve(ln)
 	}()
+	// What starting took (the hasher's calibration runs argon2id three
+	// times, migrations, key loads) is garbage now: hand it back to the
+	// system instead of holding it until the scavenger gets to it.
+	debug.FreeOSMemory()
 	log.Info("keyward serving", "addr", ln.Addr().String(), "issuer", c.server.Issuer, "database", db.Dialect(), "tls", c.tls.mode, "version", version)
 
 	select {
