@@ -39,7 +39,7 @@ func BenchmarkSign(b *testing.B) {
 // rsa.SignPKCS1v15 over the same signing input with the same key.
 func BenchmarkRSASignPKCS1v15(b *testing.B) {
 	m := benchManager(b)
-	priv := m.snap.Load().active.priv
+	priv := m.snap.Load().active.signer.(*rsa.PrivateKey)
 	header := `{"alg":"RS256","kid":"` + activeKID(m) + `","typ":"at+jwt"}`
 	input := []byte(base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(accessToken)))
 	b.SetBytes(int64(len(accessToken)))
@@ -70,7 +70,7 @@ func BenchmarkJWKS(b *testing.B) {
 // that were preempted.
 func BenchmarkSignPaired(b *testing.B) {
 	m := benchManager(b)
-	priv := m.snap.Load().active.priv
+	priv := m.snap.Load().active.signer.(*rsa.PrivateKey)
 	payload := []byte(accessToken)
 	header := `{"alg":"RS256","kid":"` + activeKID(m) + `","typ":"at+jwt"}`
 	input := []byte(base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString(payload))
