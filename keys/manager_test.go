@@ -194,7 +194,7 @@ func TestJWKSPublicOnly(t *testing.T) {
 
 func mustKID(t *testing.T, tok string) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}
