@@ -18,7 +18,8 @@ import (
 // TestServeKeyAlgorithm runs a real keyward process with --key-algorithm
 // ES256 and one with EdDSA: the JWKS holds keys of that algorithm only,
 // discovery lists it, a client_credentials token verifies with the verify
-// package (default allowlist) through the JWKS, go-oidc's verifier accepts
+// package (default allowlist) through the JWKS and by the server's own
+// introspection, go-oidc's verifier accepts
 // an ID token from the password grant, and `keys list` shows each key's alg.
 func TestServeKeyAlgorithm(t *testing.T) {
 	for _, tt := range []struct{ alg, kty, crv string }{{"ES256", "EC", "P-256"}, {"EdDSA", "OKP", "Ed25519"}} {
@@ -59,6 +60,9 @@ func TestServeKeyAlgorithm(t *testing.T) {
 			}
 			if _, err := v.Verify(ctx, cc); err != nil {
 				t.Fatalf("verify, client_credentials token: %v", err)
+			}
+			if !demoIntrospect(t, p, secret, cc) {
+				t.Fatal("the server's introspection refuses its own token")
 			}
 
 			form := url.Values{"grant_type": {"password"}, "username": {"demo"}, "password": {pw}, "scope": {"openid api:read"}}
