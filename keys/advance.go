@@ -301,10 +301,10 @@ func recordPublication(set storage.KeySet, now time.Time, p Policy, starting boo
 	if starting || margin > pub.PublishMargin {
 		pub.PublishMargin = margin
 	}
-	// The algorithm: a starting server records its own when it differs
-	// from what is in force (nothing recorded means RS256), so the newest
-	// decision wins; a running one leaves it, and follows the record.
-	if starting && p.Algorithm != "" && p.Algorithm != algorithmOf(set, Policy{}) {
+	// The algorithm: a starting server records its own, so the newest
+	// decision wins (and the CLI's flag no longer stands in); a running one
+	// leaves the record, and follows it.
+	if starting && p.Algorithm != "" {
 		pub.Algorithm = p.Algorithm
 	}
 	if pub.JWKSMaxAge == old.JWKSMaxAge && pub.PublishMargin == old.PublishMargin && pub.Algorithm == old.Algorithm {

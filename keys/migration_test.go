@@ -227,3 +227,31 @@ func TestReplicasDisagreeOnAlgorithm(t *testing.T) {
 		}
 	})
 }
+
+// TestRotatorFollowsRecordedAlgorithm: the CLI's Rotator makes keys of the
+// algorithm the servers recorded, whatever its own policy says, so a
+// `keys rotate` run with another --key-algorithm does not start a
+// migration the servers would undo.
+func TestRotatorFollowsRecordedAlgorithm(t *testing.T) {
+	db := storagetest.OpenSQLite(t)
+	kek, c := NewKEK(), newClock()
+	newManager(t, db, kek, c) // RS256, recorded at start
+	if got := mustKeySet(t, db).Publication.Algorithm; got != AlgRS256 {
+		t.Fatalf("a starting RS256 server recorded %q", got)
+	}
+	r, err := NewRotator(db, kek, Policy{Algorithm: AlgES256}, c.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Rotate(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Revoke(t.Context(), activeKIDOf(t, db)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range mustKeySet(t, db).Keys {
+		if k.Alg != AlgRS256 {
+			t.Fatalf("the Rotator made a %s key (%s, %s)", k.Alg, k.KID, k.State)
+		}
+	}
+}
