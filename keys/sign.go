@@ -2,6 +2,7 @@ package keys
 
 import (
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -29,11 +30,11 @@ type signingKey struct {
 	kid     string
 	alg     string
 	signer  crypto.Signer
+	sigLen  int      // bytes in a signature
 	headers sync.Map // typ -> string: base64url(protected header) + "."
 
 	refs     atomic.Int64
 	released atomic.Bool // the snapshots' hold has been given up
-	closeErr error       // set once, when refs reaches 0
 }
 
 // newSigningKey wraps priv for signing with alg; mk, when set, makes the
@@ -48,6 +49,16 @@ func newSigningKey(kid, alg string, priv crypto.Signer, mk func(*rsa.PrivateKey)
 		signer = s
 	}
 	k := &signingKey{kid: kid, alg: alg, signer: signer}
+	switch alg {
+	case AlgES256:
+		k.sigLen = 2 * es256Half
+	case AlgEdDSA:
+		k.sigLen = ed25519.SignatureSize
+	default:
+		if p, ok := signer.Public().(*rsa.PublicKey); ok {
+			k.sigLen = p.Size()
+		}
+	}
 	k.refs.Store(1)
 	return k, nil
 }
@@ -73,7 +84,7 @@ func (k *signingKey) done() {
 		return
 	}
 	if c, ok := k.signer.(io.Closer); ok {
-		k.closeErr = c.Close()
+		_ = c.Close() // no caller to report to; the binding frees its key either way
 	}
 }
 
@@ -107,20 +118,6 @@ func (k *signingKey) header(typ string) (string, error) {
 	return got.(string), nil
 }
 
-// sigLen is the length of k's signatures in bytes.
-func (k *signingKey) sigLen() int {
-	switch k.alg {
-	case AlgES256:
-		return 2 * es256Half
-	case AlgEdDSA:
-		return 64
-	}
-	if p, ok := k.signer.Public().(*rsa.PublicKey); ok {
-		return p.Size()
-	}
-	return 512
-}
-
 // sign builds the JWS compact serialization (RFC 7515 §7.1) of payload:
 // header "." payload "." signature, all base64url, in one buffer. The
 // signing input is hashed once; RS256 is RSASSA-PKCS1-v1_5 with SHA-256,
@@ -132,7 +129,7 @@ func (k *signingKey) sign(typ string, payload []byte) (string, error) {
 		return "", err
 	}
 	enc := base64.RawURLEncoding
-	n := len(hdr) + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(k.sigLen())
+	n := len(hdr) + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(k.sigLen)
 	buf := make([]byte, 0, n)
 	buf = append(buf, hdr...)
 	buf = enc.AppendEncode(buf, payload)
