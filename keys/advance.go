@@ -86,11 +86,14 @@ func advance(set storage.KeySet, now time.Time, p Policy, newKey newKeyFunc) (st
 			return set, false, err
 		}
 		a, _, _ := find(out.Keys)
-		retires := out.Keys[a].RetiresAt.Time
 		if out.Keys[a].Alg != alg {
-			retires = time.Time{} // migrating: the new key signs once it is safe
+			// Migrating: the new key signs once it is safe, and the plan
+			// (keys list) shows the old one retiring then.
+			plan(&k, now, time.Time{}, tm, p)
+			schedule(&out.Keys[a], &k, k.ActivatesAt.Time, p)
+		} else {
+			plan(&k, now, out.Keys[a].RetiresAt.Time, tm, p)
 		}
-		plan(&k, now, retires, tm, p)
 		out.Keys = append(out.Keys, k)
 		changed = true
 	}

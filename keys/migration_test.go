@@ -194,6 +194,15 @@ func TestReplicasDisagreeOnAlgorithm(t *testing.T) {
 		if esNext.Alg != AlgES256 {
 			t.Fatalf("next key %s is %s, want ES256", esNext.KID, esNext.Alg)
 		}
+		// The plan shows the migration: the ES256 key signs once it has
+		// been published for max-age + margin, and the RS256 key retires
+		// then, not at the end of its period.
+		a0, _, _ := find(set.Keys)
+		safe := esNext.CreatedAt.Add(managerPolicy.JWKSMaxAge + managerPolicy.PublishMargin)
+		if !esNext.ActivatesAt.Equal(safe) || !set.Keys[a0].RetiresAt.Equal(safe) {
+			t.Fatalf("plan: ES256 key activates %v, RS256 key retires %v; want both at %v",
+				esNext.ActivatesAt.Time, set.Keys[a0].RetiresAt.Time, safe)
+		}
 		var versions []int64
 		for range 40 { // 20 minutes, both replicas each round
 			c.Advance(30 * time.Second)
