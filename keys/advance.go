@@ -284,8 +284,9 @@ func (t timing) signsFrom(k storage.Key) time.Time {
 }
 
 // recordPublication makes the key set record the JWKS max-age and margin this
-// server publishes with (p), and the algorithm it makes keys for. A starting server records its own, raising or
-// lowering what is there: the operator changed the setting. A running server
+// server publishes with (p), and the algorithm it makes keys for. A starting
+// server records its own, raising or lowering what is there: the operator
+// changed the setting. A running server
 // only raises: while replicas with different settings run side by side, the
 // larger ones win within one round, since a resource server may hold a copy
 // cached under the longest max-age any replica sends. Whenever the recorded

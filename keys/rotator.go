@@ -47,8 +47,9 @@ func NewRotator(store Store, kek []byte, p Policy, now func() time.Time) (*Rotat
 // their other arguments bound.
 type decision func(set storage.KeySet, now time.Time, newKey newKeyFunc) (storage.KeySet, bool, error)
 
-// dryRun runs decide on set with placeholder keys, and reports how many
-// fresh keys it asked for and whether it would change anything.
+// dryRun runs decide on set with placeholder keys, and reports the
+// algorithm of each fresh key it asked for and whether it would change
+// anything.
 func dryRun(set storage.KeySet, now time.Time, decide decision) (need []string, changed bool) {
 	_, changed, err := decide(set, now, func(alg string) (storage.Key, error) {
 		need = append(need, alg)
