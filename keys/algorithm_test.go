@@ -235,3 +235,26 @@ func TestSignAllocs(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRawECDSA: whatever a signer returns, rawECDSA never panics and either
+// refuses it or returns the 64-byte R || S.
+func FuzzRawECDSA(f *testing.F) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("seed"))
+	der, _ := ecdsa.SignASN1(rand.Reader, priv, d[:])
+	f.Add(der)
+	f.Add([]byte{0x30, 6, 2, 1, 0, 2, 1, 0})
+	f.Add(append([]byte{0x30, 0x46, 2, 0x21, 0}, make([]byte, 0x43)...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		raw, err := rawECDSA(in)
+		if err != nil {
+			return
+		}
+		if len(raw) != 64 {
+			t.Fatalf("%d bytes", len(raw))
+		}
+	})
+}
