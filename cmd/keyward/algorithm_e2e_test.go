@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
@@ -121,5 +122,70 @@ func TestKeyAlgorithmFlagChecked(t *testing.T) {
 		if _, err := run(t, dsn, "", "keys", "rotate", "--key-algorithm", alg); err == nil || !strings.Contains(err.Error(), "--key-algorithm") {
 			t.Errorf("--key-algorithm %q: %v", alg, err)
 		}
+	}
+}
+
+// TestServeAlgorithmRollingDeploy is a rolling deploy from RS256 to ES256 on
+// real processes sharing one database (a 2 s JWKS max-age and 5 s margin):
+// the old replica keeps running beside the new one, the ES256 key signs on
+// both once it has been published long enough (never before), and a token
+// of the old RS256 key still verifies with verify afterwards.
+func TestServeAlgorithmRollingDeploy(t *testing.T) {
+	t.Parallel() // it mostly waits for the publication delay
+	dir := t.TempDir()
+	dsn := "sqlite:" + dir + "/keyward.db"
+	common := []string{"--database", dsn, "--key-encryption-key-file", writeKEK(t, dir), "--jwks-max-age", "2s", "--key-publish-margin", "5s"}
+	old := startProcess(t, nil, append([]string{"--demo"}, common...)...)
+	secret, _ := demoCredentials(t, old)
+	ctx := t.Context()
+	// The verifier obeys the 2 s max-age (MinCacheAge and cooldown 1 s), and never
+	// needs an unknown-kid refetch: the ES256 key is in its JWKS before it
+	// signs.
+	ct := &jwksCounter{}
+	v, err := verify.New(ctx, verify.Config{Issuer: processIssuer, Audience: "api", JWKSURL: old.URL + "/.well-known/jwks.json",
+		MinCacheAge: time.Second, MaxCacheAge: 2 * time.Second, RefetchCooldown: time.Second, HTTPClient: &http.Client{Transport: ct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	rsTok := demoClientToken(t, old, secret)
+	if jwtHeader(t, rsTok)["alg"] != "RS256" {
+		t.Fatalf("first token %v", jwtHeader(t, rsTok))
+	}
+
+	started := time.Now()
+	cur := startProcess(t, nil, append([]string{"--key-algorithm", "ES256"}, common...)...)
+	var esKid string
+	retryUntil(t, 30*time.Second, "both replicas sign with ES256", func() bool {
+		kids := map[string]bool{}
+		for _, p := range []*process{old, cur} {
+			tok := demoClientToken(t, p, secret)
+			hdr := jwtHeader(t, tok)
+			if _, err := v.Verify(ctx, tok); err != nil {
+				_, b, _ := testsupport.Do(t, nil, testsupport.FormRequest(t, http.MethodGet, old.URL+"/.well-known/jwks.json", nil))
+				t.Fatalf("a token of %v after %v does not verify: %v; fetches %d; old JWKS %s", hdr, time.Since(started), err, ct.fetches.Load(), b)
+			}
+			if hdr["alg"] != "ES256" {
+				return false
+			}
+			if el := time.Since(started); el < 7*time.Second {
+				t.Fatalf("an ES256 token %v after the second start: published less than max-age + margin", el)
+			}
+			kids[hdr["kid"].(string)] = true
+		}
+		for k := range kids {
+			esKid = k
+		}
+		return len(kids) == 1
+	})
+	if _, err := v.Verify(ctx, rsTok); err != nil {
+		t.Fatalf("the RS256 token after the migration: %v", err)
+	}
+	if n := ct.noCache.Load(); n != 1 {
+		t.Errorf("%d JWKS fetches with no-cache, want 1 (the first): the verifier met an unknown kid", n)
+	}
+	out := mustRun(t, dsn, "", "keys", "list")
+	if !strings.Contains(out, esKid) || !strings.Contains(out, "RS256") || !strings.Contains(out, "ES256") {
+		t.Fatalf("keys list after the migration:\n%s", out)
 	}
 }
