@@ -45,10 +45,12 @@ type Store interface {
 
 // KeySource is what the server needs of the signing keys (package keys).
 type KeySource interface {
-	// Sign returns a compact RS256 JWS of payload signed with the active key,
-	// with typ in its header.
+	// Sign returns a compact JWS of payload signed with the active key, by
+	// the algorithm that key is bound to (RS256, ES256 or EdDSA), with typ
+	// in its header.
 	Sign(typ string, payload []byte) (string, error)
-	// JWKS returns the public key set document and its strong ETag.
+	// JWKS returns the public key set document and its strong ETag. The
+	// discovery metadata lists the alg of every key in it.
 	JWKS() (doc []byte, etag string)
 	// Ready reports whether an active signing key is loaded.
 	Ready() error

@@ -12,6 +12,10 @@ import (
 // ErrUnknownKey is returned when a kid is not in the key set.
 var ErrUnknownKey = errors.New("no such signing key")
 
+// newKeyFunc makes a fresh key for alg (its state and times are left to the
+// caller).
+type newKeyFunc = func(alg string) (storage.Key, error)
+
 // advance decides what the key set becomes at now (next → active → retired →
 // removed). It does no I/O beyond calling newKey for a fresh key's material,
 // so tests drive it with plain values; Manager runs it inside UpdateKeySet.
@@ -27,8 +31,13 @@ var ErrUnknownKey = errors.New("no such signing key")
 //     rotation an operator asked for (promote) brings RetiresAt forward to
 //     that moment, so this rule carries it out;
 //   - with no next key, a fresh one is published, planned to activate at the
-//     later of the moment it may sign and the active key's RetiresAt.
-func advance(set storage.KeySet, now time.Time, p Policy, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {
+//     later of the moment it may sign and the active key's RetiresAt;
+//   - algorithm migration: a next key of another algorithm than the one the
+//     key set records (algorithmOf) is replaced by a fresh key of that
+//     algorithm, whose publication wait starts anew; an active key of
+//     another algorithm retires as soon as a next key of the recorded one
+//     may sign, without waiting for its RetiresAt.
+func advance(set storage.KeySet, now time.Time, p Policy, newKey newKeyFunc) (storage.KeySet, bool, error) {
 	out := set
 	out.Keys = slices.Clone(set.Keys)
 	tm := timingOf(set, p)
@@ -42,13 +51,21 @@ func advance(set storage.KeySet, now time.Time, p Policy, newKey func() (storage
 	if err != nil {
 		return set, false, err
 	}
+	alg := algorithmOf(set, p)
+	if next >= 0 && out.Keys[next].Alg != alg {
+		// Migration: withdraw the next key of the old algorithm; one of
+		// the new is published below. It never signed, so it may go.
+		out.Keys = slices.Delete(out.Keys, next, next+1)
+		changed = true
+		active, next, _ = find(out.Keys)
+	}
 	switch {
 	case active < 0 && next >= 0:
 		activate(&out.Keys[next], now, p)
 		next = -1
 		changed = true
 	case active < 0:
-		k, err := newKey()
+		k, err := newKey(alg)
 		if err != nil {
 			return set, false, err
 		}
@@ -56,19 +73,27 @@ func advance(set storage.KeySet, now time.Time, p Policy, newKey func() (storage
 		activate(&k, now, p)
 		out.Keys = append(out.Keys, k)
 		changed = true
-	case next >= 0 && !now.Before(out.Keys[active].RetiresAt.Time) && !now.Before(tm.signsFrom(out.Keys[next])):
+	case next >= 0 && !now.Before(tm.signsFrom(out.Keys[next])) &&
+		(!now.Before(out.Keys[active].RetiresAt.Time) || out.Keys[active].Alg != alg):
 		retire(&out.Keys[active], now, p)
 		activate(&out.Keys[next], now, p)
 		next = -1
 		changed = true
 	}
 	if next < 0 {
-		k, err := newKey()
+		k, err := newKey(alg)
 		if err != nil {
 			return set, false, err
 		}
 		a, _, _ := find(out.Keys)
-		plan(&k, now, out.Keys[a].RetiresAt.Time, tm, p)
+		if out.Keys[a].Alg != alg {
+			// Migrating: the new key signs once it is safe, and the plan
+			// (keys list) shows the old one retiring then.
+			plan(&k, now, time.Time{}, tm, p)
+			schedule(&out.Keys[a], &k, k.ActivatesAt.Time, p)
+		} else {
+			plan(&k, now, out.Keys[a].RetiresAt.Time, tm, p)
+		}
 		out.Keys = append(out.Keys, k)
 		changed = true
 	}
@@ -96,7 +121,7 @@ type Rotation struct {
 // by every server's schedule, honours; asking again changes nothing. With
 // force it rotates now whatever the next key's age (with no next key, to a
 // fresh one): a resource server with a cached JWKS may meet an unknown kid.
-func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey func() (storage.Key, error)) (storage.KeySet, Rotation, error) {
+func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey newKeyFunc) (storage.KeySet, Rotation, error) {
 	r := Rotation{At: now}
 	keys := slices.Clone(set.Keys)
 	active, next, err := find(keys)
@@ -115,7 +140,7 @@ func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey fun
 	tm := timingOf(set, p)
 	if !force {
 		if next < 0 {
-			k, err := newKey()
+			k, err := newKey(algorithmOf(set, p))
 			if err != nil {
 				return set, r, err
 			}
@@ -136,7 +161,7 @@ func promote(set storage.KeySet, now time.Time, p Policy, force bool, newKey fun
 	if next >= 0 {
 		activate(&keys[next], now, p)
 	} else {
-		k, err := newKey()
+		k, err := newKey(algorithmOf(set, p))
 		if err != nil {
 			return set, r, err
 		}
@@ -168,7 +193,7 @@ type Revocation struct {
 // may not have been published for long: with the old key compromised, some
 // resource servers refetching the JWKS is the lesser harm. A revoked next key
 // is replaced by a fresh next key, whose publication wait starts anew.
-func revoke(set storage.KeySet, kid string, now time.Time, p Policy, newKey func() (storage.Key, error)) (storage.KeySet, Revocation, error) {
+func revoke(set storage.KeySet, kid string, now time.Time, p Policy, newKey newKeyFunc) (storage.KeySet, Revocation, error) {
 	r := Revocation{KID: kid}
 	i := slices.IndexFunc(set.Keys, func(k storage.Key) bool { return k.KID == kid })
 	if i < 0 {
@@ -259,8 +284,9 @@ func (t timing) signsFrom(k storage.Key) time.Time {
 }
 
 // recordPublication makes the key set record the JWKS max-age and margin this
-// server publishes with (p). A starting server records its own, raising or
-// lowering what is there: the operator changed the setting. A running server
+// server publishes with (p), and the algorithm it makes keys for. A starting
+// server records its own, raising or lowering what is there: the operator
+// changed the setting. A running server
 // only raises: while replicas with different settings run side by side, the
 // larger ones win within one round, since a resource server may hold a copy
 // cached under the longest max-age any replica sends. Whenever the recorded
@@ -279,7 +305,13 @@ func recordPublication(set storage.KeySet, now time.Time, p Policy, starting boo
 	if starting || margin > pub.PublishMargin {
 		pub.PublishMargin = margin
 	}
-	if pub.JWKSMaxAge == old.JWKSMaxAge && pub.PublishMargin == old.PublishMargin {
+	// The algorithm: a starting server records its own, so the newest
+	// decision wins (and the CLI's flag no longer stands in); a running one
+	// leaves the record, and follows it.
+	if starting && p.Algorithm != "" {
+		pub.Algorithm = p.Algorithm
+	}
+	if pub.JWKSMaxAge == old.JWKSMaxAge && pub.PublishMargin == old.PublishMargin && pub.Algorithm == old.Algorithm {
 		return set, false
 	}
 	if oldDelay := old.JWKSMaxAge + old.PublishMargin; pub.JWKSMaxAge+pub.PublishMargin < oldDelay {
@@ -290,6 +322,18 @@ func recordPublication(set storage.KeySet, now time.Time, p Policy, starting boo
 	out := set
 	out.Publication = pub
 	return out, true
+}
+
+// algorithmOf is the algorithm new keys of set are made for: what the key
+// set records (the setting of the server started last), else p's.
+func algorithmOf(set storage.KeySet, p Policy) string {
+	if set.Publication.Algorithm != "" {
+		return set.Publication.Algorithm
+	}
+	if p.Algorithm != "" {
+		return p.Algorithm
+	}
+	return AlgRS256
 }
 
 // expired reports whether a retired key may leave the JWKS: every token it

@@ -38,12 +38,12 @@ func key(kid, state string, created, activates, retires, expires time.Duration) 
 }
 
 // fakeKeys returns a newKey that hands out new1, new2, ... and counts calls.
-func fakeKeys() (func() (storage.Key, error), *int) {
+func fakeKeys() (newKeyFunc, *int) {
 	n := 0
-	return func() (storage.Key, error) {
+	return func(alg string) (storage.Key, error) {
 		n++
 		kid := fmt.Sprint("new", n)
-		return storage.Key{KID: kid, Alg: "RS256", PublicJWK: "{}", PrivateKey: []byte("sealed " + kid)}, nil
+		return storage.Key{KID: kid, Alg: alg, PublicJWK: "{}", PrivateKey: []byte("sealed " + kid)}, nil
 	}, &n
 }
 
@@ -158,7 +158,7 @@ func TestAdvance(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			newKey, _ := fakeKeys()
 			if tt.failNewKeys {
-				newKey = func() (storage.Key, error) { return storage.Key{}, errors.New("no entropy") }
+				newKey = func(string) (storage.Key, error) { return storage.Key{}, errors.New("no entropy") }
 			}
 			before := describe(tt.set.Keys)
 			got, changed, err := advance(tt.set, t0, testPolicy, newKey)

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -73,10 +74,11 @@ func TestStoredRowsHoldNoPrivateKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			priv, err := decrypt(k, pub, kek)
+			signer, err := decrypt(k, pub, kek)
 			if err != nil {
 				t.Fatal(err)
 			}
+			priv := signer.(*rsa.PrivateKey)
 			pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
 			pkcs1 := x509.MarshalPKCS1PrivateKey(priv)
 			d := priv.D.Bytes()

@@ -39,7 +39,7 @@ func BenchmarkSign(b *testing.B) {
 // rsa.SignPKCS1v15 over the same signing input with the same key.
 func BenchmarkRSASignPKCS1v15(b *testing.B) {
 	m := benchManager(b)
-	priv := m.snap.Load().active.priv
+	priv := m.snap.Load().active.signer.(*rsa.PrivateKey)
 	header := `{"alg":"RS256","kid":"` + activeKID(m) + `","typ":"at+jwt"}`
 	input := []byte(base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(accessToken)))
 	b.SetBytes(int64(len(accessToken)))
@@ -70,7 +70,7 @@ func BenchmarkJWKS(b *testing.B) {
 // that were preempted.
 func BenchmarkSignPaired(b *testing.B) {
 	m := benchManager(b)
-	priv := m.snap.Load().active.priv
+	priv := m.snap.Load().active.signer.(*rsa.PrivateKey)
 	payload := []byte(accessToken)
 	header := `{"alg":"RS256","kid":"` + activeKID(m) + `","typ":"at+jwt"}`
 	input := []byte(base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString(payload))
@@ -93,4 +93,24 @@ func BenchmarkSignPaired(b *testing.B) {
 	b.ReportMetric(float64(ms.Nanoseconds()), "sign-median-ns")
 	b.ReportMetric(float64(mb.Nanoseconds()), "bare-median-ns")
 	b.ReportMetric(float64(ms)/float64(mb), "ratio")
+}
+
+// BenchmarkSignAlgorithm signs the same access token with a key of each
+// algorithm.
+func BenchmarkSignAlgorithm(b *testing.B) {
+	for _, alg := range Algorithms {
+		b.Run(alg, func(b *testing.B) {
+			m, err := NewManager(b.Context(), storagetest.OpenSQLite(b), NewKEK(), Policy{Algorithm: alg}, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			payload := []byte(accessToken)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Sign("at+jwt", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

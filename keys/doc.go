@@ -1,6 +1,8 @@
 // Package keys generates, encrypts, rotates and publishes Keyward's signing
 // keys (RFC 7517 JWKS) and signs JWS compact tokens (RFC 7515) with the
-// active one. A key moves next -> active -> retired -> removed: a next key is
+// active one: RS256, ES256 or EdDSA (Policy.Algorithm; a change migrates like
+// a rotation), the compact form built here, the signature from the key's
+// crypto.Signer (for RSA keys optionally one Policy.RSASigner makes). A key moves next -> active -> retired -> removed: a next key is
 // published for at least the JWKS max-age plus a margin before it signs, and
 // a retired key stays published until every token it signed has expired.
 //

@@ -2,7 +2,6 @@ package keys
 
 import (
 	"context"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,7 +112,7 @@ func (m *Manager) tick(ctx context.Context) error {
 // set, either is due; the transaction decides again on fresh data, so of
 // several replicas due at once exactly one changes the set.
 func (m *Manager) advance(ctx context.Context, set storage.KeySet, starting bool) error {
-	decide := func(set storage.KeySet, now time.Time, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {
+	decide := func(set storage.KeySet, now time.Time, newKey newKeyFunc) (storage.KeySet, bool, error) {
 		set, recorded := recordPublication(set, now, m.p, starting)
 		out, changed, err := advance(set, now, m.p, newKey)
 		return out, recorded || changed, err
@@ -155,11 +154,16 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if prev != nil && prev.version == set.Version {
 		return nil
 	}
-	s, problems := build(set, prev, m.kek)
+	s, problems := build(set, prev, m.kek, m.p.RSASigner)
 	for _, err := range problems {
 		m.log.ErrorContext(ctx, "signing keys: key not loaded", "err", err)
 	}
 	m.snap.Store(s)
+	if prev != nil && prev.active != nil && prev.active != s.active {
+		// The new snapshot is in place: Signs from now on cannot pick the
+		// old key, and the last one still using it closes its signer.
+		prev.active.release()
+	}
 	kid := ""
 	if s.active != nil {
 		kid = s.active.kid
@@ -196,23 +200,25 @@ func (m *Manager) Revoke(ctx context.Context, kid string) (Revocation, error) {
 }
 
 // Sign returns payload as a JWS compact serialization (RFC 7515 §7.1) signed
-// with the active key using RS256, with protected header
-// {"alg":"RS256","kid":...,"typ":typ}: typ "at+jwt" for access tokens (RFC
-// 9068 §2.1), "JWT" for ID tokens.
+// with the active key using its algorithm (RS256, ES256 or EdDSA), with
+// protected header {"alg":...,"kid":...,"typ":typ}: typ "at+jwt" for access
+// tokens (RFC 9068 §2.1), "JWT" for ID tokens. A Sign that meets a key
+// released by a concurrent reload retries on the new snapshot, so no
+// signer is used after it was closed.
 func (m *Manager) Sign(typ string, payload []byte) (string, error) {
-	s := m.snap.Load()
-	if s == nil || s.active == nil {
-		return "", ErrNotReady
+	for {
+		s := m.snap.Load()
+		if s == nil || s.active == nil {
+			return "", ErrNotReady
+		}
+		k := s.active
+		if !k.acquire() {
+			continue // released: a newer snapshot is already in place
+		}
+		tok, err := k.sign(typ, payload)
+		k.done()
+		return tok, err
 	}
-	signer, err := s.active.signer(typ)
-	if err != nil {
-		return "", err
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("sign with key %s: %w", s.active.kid, err)
-	}
-	return jws.CompactSerialize()
 }
 
 // JWKS returns the public JWK Set document (RFC 7517 §5) of the next, active
@@ -249,28 +255,4 @@ func (m *Manager) Ready() error {
 // API (a key's age is now minus CreatedAt). It does no I/O.
 func (m *Manager) Keys() []KeyInfo {
 	return infos(m.snap.Load().set)
-}
-
-// signingKey is the loaded active key and its signers, one per typ.
-type signingKey struct {
-	kid     string
-	priv    *rsa.PrivateKey
-	signers sync.Map // typ -> jose.Signer
-}
-
-func (k *signingKey) signer(typ string) (jose.Signer, error) {
-	if s, ok := k.signers.Load(typ); ok {
-		return s.(jose.Signer), nil
-	}
-	if typ == "" {
-		return nil, errors.New("sign: typ is required")
-	}
-	s, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: algRS256}},
-		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
-	if err != nil {
-		return nil, fmt.Errorf("signer for key %s: %w", k.kid, err)
-	}
-	got, _ := k.signers.LoadOrStore(typ, s)
-	return got.(jose.Signer), nil
 }

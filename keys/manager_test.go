@@ -55,7 +55,7 @@ func verifyToken(tok string, jwks []byte) (string, []byte, error) {
 	if err := json.Unmarshal(jwks, &set); err != nil {
 		return "", nil, err
 	}
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		return "", nil, err
 	}
@@ -63,6 +63,9 @@ func verifyToken(tok string, jwks []byte) (string, []byte, error) {
 	found := set.Key(kid)
 	if len(found) != 1 {
 		return kid, nil, fmt.Errorf("kid %s not in the JWKS", kid)
+	}
+	if alg := jws.Signatures[0].Header.Algorithm; alg != found[0].Algorithm {
+		return kid, nil, fmt.Errorf("token alg %s, key %s is bound to %s", alg, kid, found[0].Algorithm)
 	}
 	payload, err := jws.Verify(found[0])
 	return kid, payload, err
@@ -191,7 +194,7 @@ func TestJWKSPublicOnly(t *testing.T) {
 
 func mustKID(t *testing.T, tok string) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}

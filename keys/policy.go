@@ -1,8 +1,11 @@
 package keys
 
 import (
+	"crypto"
+	"crypto/rsa"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -31,6 +34,19 @@ type Policy struct {
 	ClockSkew time.Duration
 	// KeySize is the RSA modulus size in bits: 2048 (default), 3072 or 4096.
 	KeySize int
+	// Algorithm is the JWS algorithm new keys are made for: AlgRS256
+	// (default), AlgES256 (P-256) or AlgEdDSA (Ed25519). A Manager records
+	// it in the key set when it starts, and every decision uses what is
+	// recorded (see recordPublication), so the newest setting wins and
+	// replicas with different settings never replace each other's keys.
+	// Changing it migrates like a rotation: a key of the new algorithm is
+	// published as the next key and signs once it is safe.
+	Algorithm string
+	// RSASigner, when set, makes the signer of each loaded RSA key (the
+	// OpenSSL binding); nil means crypto/rsa. If the signer it returns is also an
+	// io.Closer, the Manager closes it once the key no longer signs (a new
+	// snapshot without it as active key is in place and no Sign still uses it).
+	RSASigner func(priv *rsa.PrivateKey) (crypto.Signer, error)
 }
 
 // Policy defaults and limits.
@@ -74,6 +90,12 @@ func (p Policy) WithDefaults() (Policy, error) {
 	}
 	if p.PublishMargin < reloadInterval {
 		return Policy{}, fmt.Errorf("key policy: publish margin must be at least the reload interval %v, got %v", reloadInterval, p.PublishMargin)
+	}
+	switch {
+	case p.Algorithm == "":
+		p.Algorithm = AlgRS256
+	case !slices.Contains(Algorithms, p.Algorithm):
+		return Policy{}, fmt.Errorf("key policy: algorithm must be one of %v, got %q", Algorithms, p.Algorithm)
 	}
 	switch p.KeySize {
 	case 0:

@@ -45,14 +45,15 @@ func NewRotator(store Store, kek []byte, p Policy, now func() time.Time) (*Rotat
 
 // decision is a pure change to the key set: advance, promote or revoke with
 // their other arguments bound.
-type decision func(set storage.KeySet, now time.Time, newKey func() (storage.Key, error)) (storage.KeySet, bool, error)
+type decision func(set storage.KeySet, now time.Time, newKey newKeyFunc) (storage.KeySet, bool, error)
 
-// dryRun runs decide on set with placeholder keys, and reports how many
-// fresh keys it asked for and whether it would change anything.
-func dryRun(set storage.KeySet, now time.Time, decide decision) (need int, changed bool) {
-	_, changed, err := decide(set, now, func() (storage.Key, error) {
-		need++
-		return storage.Key{KID: fmt.Sprint("dry-run-", need), Alg: algRS256}, nil
+// dryRun runs decide on set with placeholder keys, and reports the
+// algorithm of each fresh key it asked for and whether it would change
+// anything.
+func dryRun(set storage.KeySet, now time.Time, decide decision) (need []string, changed bool) {
+	_, changed, err := decide(set, now, func(alg string) (storage.Key, error) {
+		need = append(need, alg)
+		return storage.Key{KID: fmt.Sprint("dry-run-", len(need)), Alg: alg}, nil
 	})
 	return need, changed && err == nil
 }
@@ -72,21 +73,21 @@ func (r *Rotator) update(ctx context.Context, decide decision) (storage.KeySet, 
 		return storage.KeySet{}, false, err
 	}
 	need, _ := dryRun(cur, r.now(), decide)
-	pool := make([]storage.Key, 0, need)
-	for range need {
-		k, err := generate(r.p.KeySize, r.kek)
+	pool := make([]storage.Key, 0, len(need))
+	for _, alg := range need {
+		k, err := r.generate(alg)
 		if err != nil {
 			return storage.KeySet{}, false, err
 		}
 		pool = append(pool, k)
 	}
-	newKey := func() (storage.Key, error) {
-		if len(pool) > 0 {
-			k := pool[0]
-			pool = pool[1:]
+	newKey := func(alg string) (storage.Key, error) {
+		if i := slices.IndexFunc(pool, func(k storage.Key) bool { return k.Alg == alg }); i >= 0 {
+			k := pool[i]
+			pool = slices.Delete(pool, i, i+1)
 			return k, nil
 		}
-		return generate(r.p.KeySize, r.kek)
+		return r.generate(alg)
 	}
 	var (
 		out     storage.KeySet
@@ -111,6 +112,13 @@ func (r *Rotator) update(ctx context.Context, decide decision) (storage.KeySet, 
 		return storage.KeySet{}, false, err
 	}
 	return out, changed, nil
+}
+
+// generate makes a fresh key for alg, of r's RSA key size.
+func (r *Rotator) generate(alg string) (storage.Key, error) {
+	p := r.p
+	p.Algorithm = alg
+	return generate(p, r.kek)
 }
 
 // checkKEK opens every stored private key under kek and reports the first
@@ -138,7 +146,7 @@ func checkKEK(set storage.KeySet, kek []byte) error {
 // compromised key).
 func (r *Rotator) Rotate(ctx context.Context, force bool) (Rotation, error) {
 	var rot Rotation
-	_, _, err := r.update(ctx, func(set storage.KeySet, now time.Time, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {
+	_, _, err := r.update(ctx, func(set storage.KeySet, now time.Time, newKey newKeyFunc) (storage.KeySet, bool, error) {
 		out, rr, err := promote(set, now, r.p, force, newKey)
 		rot = rr
 		return out, err == nil, err
@@ -156,7 +164,7 @@ func (r *Rotator) Rotate(ctx context.Context, force bool) (Rotation, error) {
 // kid gives ErrUnknownKey.
 func (r *Rotator) Revoke(ctx context.Context, kid string) (Revocation, error) {
 	var rev Revocation
-	_, _, err := r.update(ctx, func(set storage.KeySet, now time.Time, newKey func() (storage.Key, error)) (storage.KeySet, bool, error) {
+	_, _, err := r.update(ctx, func(set storage.KeySet, now time.Time, newKey newKeyFunc) (storage.KeySet, bool, error) {
 		out, rr, err := revoke(set, kid, now, r.p, newKey)
 		rev = rr
 		return out, err == nil, err

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"cmp"
+	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -30,12 +31,14 @@ type snapshot struct {
 // decrypted under kek, unless prev already holds that kid (the kid is the
 // public key's thumbprint, so it is the same key): a replica keeps signing
 // across a rewrap it has no new KEK for.
-func build(set storage.KeySet, prev *snapshot, kek []byte) (*snapshot, []error) {
+//
+// mk, when set, makes the signer of an RSA key (Policy.RSASigner).
+func build(set storage.KeySet, prev *snapshot, kek []byte, mk func(*rsa.PrivateKey) (crypto.Signer, error)) (*snapshot, []error) {
 	s := &snapshot{version: set.Version, set: set}
 	var problems []error
 	type pubKey struct {
 		k   storage.Key
-		pub *rsa.PublicKey
+		pub crypto.PublicKey
 	}
 	keys := make([]pubKey, 0, len(set.Keys))
 	for _, k := range set.Keys {
@@ -60,7 +63,7 @@ func build(set storage.KeySet, prev *snapshot, kek []byte) (*snapshot, []error) 
 	}{Keys: []publicJWK{}}
 	for _, pk := range keys {
 		doc.Keys = append(doc.Keys, toJWK(pk.pub, pk.k.KID))
-		s.public.Keys = append(s.public.Keys, jose.JSONWebKey{Key: pk.pub, KeyID: pk.k.KID, Algorithm: algRS256, Use: "sig"})
+		s.public.Keys = append(s.public.Keys, jose.JSONWebKey{Key: pk.pub, KeyID: pk.k.KID, Algorithm: pk.k.Alg, Use: "sig"})
 		if pk.k.State != storage.KeyActive {
 			continue
 		}
@@ -74,7 +77,13 @@ func build(set storage.KeySet, prev *snapshot, kek []byte) (*snapshot, []error) 
 			problems = append(problems, err)
 			continue
 		}
-		s.active = &signingKey{kid: pk.k.KID, priv: priv}
+		sk, err := newSigningKey(pk.k.KID, pk.k.Alg, priv, mk)
+		if err != nil {
+			s.err = err
+			problems = append(problems, err)
+			continue
+		}
+		s.active = sk
 	}
 	if s.active == nil && s.err == nil {
 		s.err = errors.New("the key set has no active key")

@@ -57,21 +57,25 @@ type Publication struct {
 	// the recorded max-age or margin went down, so copies of the JWKS cached
 	// under the longer one have expired first.
 	Floor Time
+	// Algorithm is the JWS algorithm new keys are made for ("" : nothing
+	// recorded).
+	Algorithm string
 }
 
 func (p Publication) normalized() Publication {
-	return Publication{p.JWKSMaxAge.Truncate(time.Millisecond), p.PublishMargin.Truncate(time.Millisecond), At(p.Floor.Time)}
+	return Publication{p.JWKSMaxAge.Truncate(time.Millisecond), p.PublishMargin.Truncate(time.Millisecond), At(p.Floor.Time), p.Algorithm}
 }
 
 func (p Publication) equal(o Publication) bool {
 	p, o = p.normalized(), o.normalized()
-	return p.JWKSMaxAge == o.JWKSMaxAge && p.PublishMargin == o.PublishMargin && p.Floor.Equal(o.Floor.Time)
+	return p.JWKSMaxAge == o.JWKSMaxAge && p.PublishMargin == o.PublishMargin && p.Floor.Equal(o.Floor.Time) &&
+		p.Algorithm == o.Algorithm
 }
 
 // keySetQuery reads the version, the publication and every key in one
 // statement, so all come from the same snapshot on either dialect. With no
 // keys it returns one row of NULL key columns.
-const keySetQuery = `SELECT v.version, v.jwks_max_age_ms, v.publish_margin_ms, v.publish_floor,
+const keySetQuery = `SELECT v.version, v.jwks_max_age_ms, v.publish_margin_ms, v.publish_floor, v.key_algorithm,
 	k.kid, k.state, k.alg, k.public_jwk, k.private_key,
 	k.created_at, k.activates_at, k.retires_at, k.expires_at
 	FROM key_set_version v LEFT JOIN signing_keys k ON 1 = 1
@@ -95,7 +99,7 @@ func (db *DB) readKeySet(ctx context.Context, q queryer) (KeySet, error) {
 			maxAge, margin       int64
 			k                    Key
 		)
-		if err := rows.Scan(&set.Version, &maxAge, &margin, &set.Publication.Floor,
+		if err := rows.Scan(&set.Version, &maxAge, &margin, &set.Publication.Floor, &set.Publication.Algorithm,
 			&kid, &state, &alg, &jwk, &k.PrivateKey,
 			&k.CreatedAt, &k.ActivatesAt, &k.RetiresAt, &k.ExpiresAt); err != nil {
 			return KeySet{}, err
@@ -220,8 +224,8 @@ func (db *DB) writeKeySet(ctx context.Context, tx *sqlx.Tx, old, next KeySet) er
 		return fmt.Errorf("negative JWKS max-age %v or publish margin %v", pub.JWKSMaxAge, pub.PublishMargin)
 	}
 	if _, err := tx.ExecContext(ctx, db.q(`UPDATE key_set_version SET version = version + 1,
-		jwks_max_age_ms = ?, publish_margin_ms = ?, publish_floor = ? WHERE id = 1`),
-		pub.JWKSMaxAge.Milliseconds(), pub.PublishMargin.Milliseconds(), pub.Floor); err != nil {
+		jwks_max_age_ms = ?, publish_margin_ms = ?, publish_floor = ?, key_algorithm = ? WHERE id = 1`),
+		pub.JWKSMaxAge.Milliseconds(), pub.PublishMargin.Milliseconds(), pub.Floor, pub.Algorithm); err != nil {
 		return fmt.Errorf("bump key set version: %w", err)
 	}
 	return nil

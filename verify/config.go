@@ -40,8 +40,11 @@ type Config struct {
 	// Issuer+"/.well-known/openid-configuration", falling back to the RFC 8414
 	// /.well-known/oauth-authorization-server document.
 	JWKSURL string
-	// Algorithms is the allowlist of JWS algorithms (RFC 7518 §3.1); default ["RS256"].
-	// Supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512.
+	// Algorithms is the allowlist of JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1);
+	// default DefaultAlgorithms (RS256, ES256, EdDSA). Supported: RS256, RS384, RS512,
+	// PS256, PS384, PS512, ES256, ES384, ES512, EdDSA (Ed25519). Whatever the list, each
+	// key of the JWKS is bound to one algorithm (its alg, else the one allowed algorithm
+	// its kty and curve fit) and a token's alg must be its key's (RS-03).
 	Algorithms []string
 	// Leeway is the clock skew allowed on exp, nbf and iat; default 30s, at most 60s.
 	Leeway time.Duration
@@ -81,7 +84,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("verify config: audience is required")
 	}
 	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = []string{"RS256"}
+		cfg.Algorithms = DefaultAlgorithms
 	}
 	cfg.Algorithms = append([]string(nil), cfg.Algorithms...)
 	for _, alg := range cfg.Algorithms {

@@ -3,6 +3,7 @@ package verify
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
@@ -15,8 +16,8 @@ import (
 
 // algorithm describes how one JWS alg (RFC 7518 §3.1) verifies.
 type algorithm struct {
-	hash  crypto.Hash
-	kty   string         // "RSA" or "EC"
+	hash  crypto.Hash    // 0 for EdDSA, which signs the input itself
+	kty   string         // "RSA", "EC" or "OKP"
 	pss   bool           // RSASSA-PSS rather than PKCS#1 v1.5
 	curve elliptic.Curve // for EC
 }
@@ -33,7 +34,17 @@ var algorithms = map[string]algorithm{
 	"ES256": {hash: crypto.SHA256, kty: "EC", curve: elliptic.P256()},
 	"ES384": {hash: crypto.SHA384, kty: "EC", curve: elliptic.P384()},
 	"ES512": {hash: crypto.SHA512, kty: "EC", curve: elliptic.P521()},
+	// RFC 8037 §3.1: EdDSA with an OKP key; only Ed25519 is parsed (go-jose refuses
+	// Ed448 and the X curves), so a key on another curve never binds.
+	"EdDSA": {kty: "OKP"},
 }
+
+// DefaultAlgorithms is the allowlist when Config.Algorithms is empty: what a Keyward
+// issuer signs with (RS256 by default, ES256 or EdDSA when so configured), so a
+// resource server keeps working when its issuer migrates. It is safe because each key
+// is bound to exactly one algorithm (bindKey): each of these fits only one key type,
+// and a token's alg must be its key's.
+var DefaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
 
 // minRSABits is the smallest RSA modulus accepted from a JWKS (KM-01, RFC 7518 §3.3).
 const minRSABits = 2048
@@ -43,6 +54,7 @@ type key struct {
 	alg string
 	rsa *rsa.PublicKey
 	ec  *ecdsa.PublicKey
+	ed  ed25519.PublicKey
 }
 
 // keySet maps kid to key. It is never modified after it is built.
@@ -96,7 +108,8 @@ func keysFrom(set jose.JSONWebKeySet, allowed []string) keySet {
 }
 
 // bindKey returns jwk's public key bound to one allowed algorithm: the JWK's own alg when
-// it has one, else the only allowed algorithm that fits the key type. It returns nil when
+// it has one (and it fits the key type and curve), else the only allowed algorithm that
+// fits the key type (and curve). It returns nil when
 // there is no such algorithm or the key is too weak.
 func bindKey(jwk *jose.JSONWebKey, allowed []string) *key {
 	var pub any = jwk.Key
@@ -113,8 +126,13 @@ func bindKey(jwk *jose.JSONWebKey, allowed []string) *key {
 		k.rsa, kty = p, "RSA"
 	case *ecdsa.PublicKey:
 		k.ec, kty = p, "EC"
+	case ed25519.PublicKey:
+		if len(p) != ed25519.PublicKeySize {
+			return nil
+		}
+		k.ed, kty = p, "OKP"
 	default:
-		return nil // oct, OKP and the rest are not used here
+		return nil // oct and the rest are not used here
 	}
 	if jwk.Algorithm != "" {
 		a, ok := algorithms[jwk.Algorithm]

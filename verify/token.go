@@ -3,6 +3,7 @@ package verify
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -138,10 +139,12 @@ func verifySignature(k *key, alg, signingInput string, sig []byte) error {
 	}
 	a := algorithms[alg]
 	var digest []byte
-	if a.hash == crypto.SHA256 { // the common case, without a hash.Hash allocation
+	switch {
+	case a.hash == 0: // EdDSA signs the input itself
+	case a.hash == crypto.SHA256: // the common case, without a hash.Hash allocation
 		d := sha256.Sum256([]byte(signingInput))
 		digest = d[:]
-	} else {
+	default:
 		h := a.hash.New()
 		h.Write([]byte(signingInput))
 		digest = h.Sum(nil)
@@ -160,6 +163,9 @@ func verifySignature(k *key, alg, signingInput string, sig []byte) error {
 			s := new(big.Int).SetBytes(sig[size:])
 			ok = ecdsa.Verify(k.ec, digest, r, s) // refuses r or s of zero (CVE-2022-21449)
 		}
+	case k.ed != nil:
+		// RFC 8037 §3.1: the 64-byte Ed25519 signature of the signing input.
+		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(k.ed, []byte(signingInput), sig)
 	}
 	if !ok {
 		return fmt.Errorf("verify token: %w", ErrSignature)

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 type keyPolicyFlags struct {
 	rotationPeriod, jwksMaxAge, publishMargin time.Duration
 	keySize                                   int
+	algorithm                                 string
 }
 
 func (k *keyPolicyFlags) register(fl *pflag.FlagSet) {
@@ -26,6 +29,8 @@ func (k *keyPolicyFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&k.jwksMaxAge, "jwks-max-age", keys.DefaultJWKSMaxAge, "Cache-Control max-age of the JWKS; a new key is published this long (plus the margin) before it signs")
 	fl.DurationVar(&k.publishMargin, "key-publish-margin", keys.DefaultPublishMargin, "added to --jwks-max-age before a new key signs, and to the token lifetime before a retired key leaves the JWKS")
 	fl.IntVar(&k.keySize, "key-size", keys.DefaultKeySize, "RSA signing key size: 2048, 3072 or 4096")
+	fl.StringVar(&k.algorithm, "key-algorithm", keys.AlgRS256, "signing algorithm of new keys: RS256, ES256 (P-256) or EdDSA (Ed25519); "+
+		"a change publishes a key of the new algorithm, which signs once the JWKS max-age plus margin has passed (docs/keys.md)")
 }
 
 // keyPolicy checks the flags and returns the policy, naming the flag at fault.
@@ -37,8 +42,11 @@ func (k *keyPolicyFlags) keyPolicy() (keys.Policy, error) {
 		return keys.Policy{}, fmt.Errorf("--jwks-max-age must be positive, got %v", k.jwksMaxAge)
 	case k.keySize != 2048 && k.keySize != 3072 && k.keySize != 4096:
 		return keys.Policy{}, fmt.Errorf("--key-size must be 2048, 3072 or 4096, got %d", k.keySize)
+	case !slices.Contains(keys.Algorithms, k.algorithm):
+		return keys.Policy{}, fmt.Errorf("--key-algorithm must be one of %s, got %q", strings.Join(keys.Algorithms, ", "), k.algorithm)
 	}
-	p, err := keys.Policy{RotationPeriod: k.rotationPeriod, JWKSMaxAge: k.jwksMaxAge, PublishMargin: k.publishMargin, KeySize: k.keySize}.WithDefaults()
+	p, err := keys.Policy{RotationPeriod: k.rotationPeriod, JWKSMaxAge: k.jwksMaxAge, PublishMargin: k.publishMargin,
+		KeySize: k.keySize, Algorithm: k.algorithm}.WithDefaults()
 	if err != nil {
 		return keys.Policy{}, fmt.Errorf("--key-publish-margin: %w", err)
 	}
@@ -62,9 +70,9 @@ func newKeysCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Inspect, rotate and revoke signing keys"}
 	kf.register(cmd.PersistentFlags())
 	pf.register(cmd.PersistentFlags())
-	// The servers record the max-age and margin they publish with; the
-	// CLI's flags only stand in while none has.
-	for _, name := range []string{"jwks-max-age", "key-publish-margin"} {
+	// The servers record the max-age, margin and algorithm they publish
+	// with; the CLI's flags only stand in while none has.
+	for _, name := range []string{"jwks-max-age", "key-publish-margin", "key-algorithm"} {
 		f := cmd.PersistentFlags().Lookup(name)
 		f.Usage += " (used only while no keyward serve has recorded its own in the database)"
 	}
@@ -108,9 +116,9 @@ func newKeysCmd(a *app) *cobra.Command {
 			}
 			views := ks
 			return a.print(cmd.OutOrStdout(), views, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tACTIVATES\tRETIRES\tEXPIRES")
+				fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATES\tRETIRES\tEXPIRES")
 				for _, v := range views {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.KID, v.State, v.CreatedAt.Format(time.RFC3339),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.KID, v.Alg, v.State, v.CreatedAt.Format(time.RFC3339),
 						v.ActivatesAt.Format(time.RFC3339), v.RetiresAt.Format(time.RFC3339), v.ExpiresAt.Format(time.RFC3339))
 				}
 			})

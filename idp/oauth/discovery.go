@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/keyward/keyward/idp/manage"
 	"github.com/keyward/keyward/idp/web"
@@ -57,8 +59,66 @@ type metadata struct {
 // authorization_code (docs/security.md decision 4).
 var responseTypes = []string{"code"}
 
-// discoveryDoc builds the metadata once; it depends only on configuration.
+// discoveryDoc returns the metadata document: built from the configuration
+// once, and its signing algorithm lists again whenever the JWKS changes.
 func (s *Provider) discoveryDoc() []byte {
+	jwks, etag := s.cfg.Keys.JWKS()
+	if c := s.discovery.Load(); c != nil && etag != "" && c.etag == etag {
+		return c.doc
+	}
+	m := s.discoveryBase()
+	// Every algorithm of a published key (docs/keys.md): during an
+	// algorithm migration the old and the new one.
+	algs := publishedAlgorithms(jwks)
+	m.IDTokenSigningAlgValuesSupported = algs
+	m.AccessTokenSigningAlgValues = algs
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // a fixed struct of strings always marshals
+	}
+	s.discovery.Store(&cachedDiscovery{etag: etag, doc: b})
+	return b
+}
+
+// signingAlgOrder is the order algorithms are listed in: the default first.
+var signingAlgOrder = []string{"RS256", "ES256", "EdDSA"}
+
+// publishedAlgorithms lists the distinct alg values of the keys in the JWKS
+// document jwks, RS256 first; with none (no key loaded yet) it answers
+// RS256, the default.
+func publishedAlgorithms(jwks []byte) []string {
+	var doc struct {
+		Keys []struct {
+			Alg string `json:"alg"`
+		} `json:"keys"`
+	}
+	_ = json.Unmarshal(jwks, &doc) // a malformed document lists the default
+	var algs []string
+	for _, k := range doc.Keys {
+		if k.Alg != "" && k.Alg != "none" && !slices.Contains(algs, k.Alg) {
+			algs = append(algs, k.Alg)
+		}
+	}
+	if len(algs) == 0 {
+		return []string{"RS256"}
+	}
+	rank := func(a string) int {
+		if i := slices.Index(signingAlgOrder, a); i >= 0 {
+			return i
+		}
+		return len(signingAlgOrder)
+	}
+	slices.SortFunc(algs, func(a, b string) int {
+		if c := rank(a) - rank(b); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return algs
+}
+
+// discoveryBase is the metadata of the configuration, built once.
+func (s *Provider) discoveryBase() metadata {
 	s.discoveryOnce.Do(func() {
 		authMethods := []string{"client_secret_basic", "client_secret_post"}
 		m := metadata{
@@ -75,8 +135,6 @@ func (s *Provider) discoveryDoc() []byte {
 			RevocationEndpointAuthMethods:    append(authMethods, "none"), // public clients revoke their own tokens
 			IntrospectionEndpointAuthMethods: authMethods,
 			SubjectTypesSupported:            []string{"public"},
-			IDTokenSigningAlgValuesSupported: []string{"RS256"},
-			AccessTokenSigningAlgValues:      []string{"RS256"},
 			ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash",
 				"name", "preferred_username", "email", "email_verified"},
 		}
@@ -94,19 +152,22 @@ func (s *Provider) discoveryDoc() []byte {
 			m.GrantTypesSupported = slices.DeleteFunc(slices.Clone(m.GrantTypesSupported),
 				func(g string) bool { return g == manage.GrantAuthorizationCode })
 		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			panic(err) // a fixed struct of strings always marshals
-		}
-		s.discovery = b
+		s.metadataBase = m
 	})
-	return s.discovery
+	return s.metadataBase
 }
 
 // discoveryState caches the metadata document.
 type discoveryState struct {
 	discoveryOnce sync.Once
-	discovery     []byte
+	metadataBase  metadata
+	discovery     atomic.Pointer[cachedDiscovery]
+}
+
+// cachedDiscovery is the metadata document built for the JWKS of etag.
+type cachedDiscovery struct {
+	etag string
+	doc  []byte
 }
 
 // WellKnown serves /.well-known/openid-configuration and

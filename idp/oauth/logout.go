@@ -12,6 +12,10 @@ import (
 	"github.com/keyward/keyward/storage"
 )
 
+// hintAlgorithms are the algorithms Keyward's keys sign with; each hint's
+// alg must also be the one its key is published for.
+var hintAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+
 // hintClaims are what logout reads of an id_token_hint.
 type hintClaims struct {
 	Issuer   string `json:"iss"`
@@ -19,14 +23,14 @@ type hintClaims struct {
 	Audience string `json:"aud"`
 }
 
-// idTokenHint checks that raw is an ID token this server signed (RS256, typ
-// JWT, a published key, our iss) and returns its claims. Expiry does not
+// idTokenHint checks that raw is an ID token this server signed (RS256,
+// ES256 or EdDSA, the alg its published key is bound to, typ JWT, our iss) and returns its claims. Expiry does not
 // matter: OIDC RP-Initiated Logout §2 accepts an expired hint.
 func (s *Provider) idTokenHint(ctx context.Context, raw string) (hintClaims, bool) {
 	if raw == "" || len(raw) > 8192 {
 		return hintClaims{}, false
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSigned(raw, hintAlgorithms)
 	if err != nil || len(jws.Signatures) != 1 {
 		return hintClaims{}, false
 	}
@@ -39,7 +43,7 @@ func (s *Provider) idTokenHint(ctx context.Context, raw string) (hintClaims, boo
 		return hintClaims{}, false
 	}
 	keys := set.Key(hdr.KeyID)
-	if len(keys) != 1 {
+	if len(keys) != 1 || keys[0].Algorithm != hdr.Algorithm {
 		return hintClaims{}, false
 	}
 	payload, err := jws.Verify(keys[0])

@@ -14,10 +14,12 @@ import (
 
 // Keys is what the endpoints need of the signing keys (*keys.Manager).
 type Keys interface {
-	// Sign returns a compact RS256 JWS of payload signed with the active key,
-	// with typ in its header.
+	// Sign returns a compact JWS of payload signed with the active key, by
+	// the algorithm that key is bound to (RS256, ES256 or EdDSA), with typ
+	// in its header.
 	Sign(typ string, payload []byte) (string, error)
-	// JWKS returns the public key set document and its strong ETag.
+	// JWKS returns the public key set document and its strong ETag. The
+	// discovery metadata lists the alg of every key in it.
 	JWKS() (doc []byte, etag string)
 }
 

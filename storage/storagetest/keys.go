@@ -341,6 +341,10 @@ func testKeySetPublication(t *testing.T, db *storage.DB) {
 			storage.Publication{JWKSMaxAge: 5 * time.Minute, PublishMargin: want.PublishMargin, Floor: want.Floor}, 3},
 		{"floor cleared", func(s storage.KeySet) storage.KeySet { s.Publication.Floor = storage.Time{}; return s },
 			storage.Publication{JWKSMaxAge: 5 * time.Minute, PublishMargin: want.PublishMargin}, 4},
+		{"algorithm alone changes", func(s storage.KeySet) storage.KeySet { s.Publication.Algorithm = "ES256"; return s },
+			storage.Publication{JWKSMaxAge: 5 * time.Minute, PublishMargin: want.PublishMargin, Algorithm: "ES256"}, 5},
+		{"same algorithm: no write", func(s storage.KeySet) storage.KeySet { return s },
+			storage.Publication{JWKSMaxAge: 5 * time.Minute, PublishMargin: want.PublishMargin, Algorithm: "ES256"}, 5},
 	}
 	for _, st := range steps {
 		if err := db.UpdateKeySet(ctx, func(s storage.KeySet) (storage.KeySet, error) { return st.update(s), nil }); err != nil {
