@@ -114,6 +114,10 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 	if err := sender.Register(srv.Metrics().Registry()); err != nil {
 		return err
 	}
+	if err := c.signer.register(srv.Metrics().Registry()); err != nil {
+		return err
+	}
+	c.signer.log(log, c.keyPolicy.Algorithm)
 	c.hashWaited = srv.Metrics().HashWaited
 	srv.Metrics().HashQueueFrom(func() int { return c.passwords.Stats().Queued })
 	km.OnRotate(func(ctx context.Context, r keys.Rotation) {

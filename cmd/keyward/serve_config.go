@@ -44,6 +44,7 @@ type serveFlags struct {
 	resetTokenLifetime                    time.Duration // of password-reset links
 	requireVerifiedEmail                  bool
 	sessionIdle, sessionLifetime          time.Duration // browser login sessions (idp/login)
+	signer                                string        // --signer: auto, go or openssl (signer.go)
 }
 
 // bindServeFlags defines serve's flags on fl and returns where they land.
@@ -81,6 +82,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringVar(&f.publicURL, "public-url", "", "absolute base URL of the links mailed to users (password reset, address verification), never taken from a request's Host (default: --issuer)")
 	fl.DurationVar(&f.resetTokenLifetime, "reset-token-lifetime", manage.DefaultResetTokenLifetime, "how long a mailed password-reset link stays valid (1m to 24h)")
 	fl.BoolVar(&f.requireVerifiedEmail, "require-verified-email", false, "refuse the password grant (as invalid_grant) to users whose e-mail address is not verified")
+	fl.StringVar(&f.signer, "signer", signerAuto, "RS256 signer: auto (OpenSSL's libcrypto 3 when it loads, else Go's crypto/rsa), go, or openssl (refuse to start without it); docs/signer.md")
 	return f
 }
 
@@ -99,6 +101,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration // --drain-delay
 	mail            mailSetup     // where account mail goes (mail_flags.go)
+	signer          signerChoice  // --signer, resolved (signer.go)
 
 	// server is idp.Config with every value the flags set; serve adds the
 	// parts it opens and builds: Store, Keys, Log, Passwords, KeyAges,
@@ -172,6 +175,11 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		return nil, err
 	}
 	keyPolicy.TokenLifetime = f.accessTTL
+	signer, err := chooseSigner(f.signer)
+	if err != nil {
+		return nil, err
+	}
+	keyPolicy.RSASigner = signer.rsaSigner()
 	kek, err := f.kekFlags.source(a.database, a.origin("key-encryption-key"))
 	if err != nil {
 		return nil, err
@@ -194,6 +202,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		shutdownTimeout: f.shutdownTimeout,
 		drainDelay:      f.drainDelay,
 		mail:            mailCfg,
+		signer:          signer,
 	}
 	c.passwords, err = a.hasher(password.WithObserver(func(o password.Observation) {
 		if c.hashWaited != nil {
