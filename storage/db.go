@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -14,9 +15,9 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq" // PostgreSQL driver
+	"github.com/lib/pq" // PostgreSQL driver
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // SQLite driver
+	"modernc.org/sqlite" // SQLite driver
 )
 
 // ErrNotFound is returned when a record does not exist.
@@ -104,7 +105,11 @@ func createPrivate(path string) error {
 // Open connects to the database named by dsn (see ParseDSN) and checks that it
 // answers. A SQLite database file it creates has mode 0600. It does not
 // migrate; call Migrate.
-func Open(ctx context.Context, dsn string) (*DB, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dialect, source, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
@@ -114,9 +119,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, err
 		}
 	}
-	x, err := sqlx.Open(driverName(dialect), source)
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	var x *sqlx.DB
+	if o.counter == nil {
+		if x, err = sqlx.Open(driverName(dialect), source); err != nil {
+			return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		}
+	} else {
+		conn, err := connector(dialect, source)
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		}
+		x = sqlx.NewDb(sql.OpenDB(countingConnector{inner: conn, n: o.counter}), driverName(dialect))
 	}
 	if dialect == SQLite {
 		// One writer at a time is all SQLite has; a few connections serve
@@ -136,6 +149,14 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// connector is the driver's connector for source, as sql.Open would use.
+func connector(dialect, source string) (driver.Connector, error) {
+	if dialect == SQLite {
+		return dsnConnector{dsn: source, drv: &sqlite.Driver{}}, nil
+	}
+	return pq.NewConnector(source)
 }
 
 func driverName(dialect string) string {
