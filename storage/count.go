@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Counts are what a StatementCounter has seen go through the driver: statements
@@ -60,7 +61,9 @@ func (c *StatementCounter) Counts() Counts {
 type Option func(*openOptions)
 
 type openOptions struct {
-	counter *StatementCounter
+	counter      *StatementCounter
+	clientTTL    time.Duration
+	clientTTLSet bool
 }
 
 // WithCounter makes Open count every statement and transaction the driver

@@ -41,6 +41,7 @@ type DB struct {
 	x       *sqlx.DB
 	dialect string
 	stmts   sync.Map // query → *sqlx.Stmt, the hot reads prepared once (see get, sel)
+	clients *clientCache
 }
 
 // ParseDSN splits a Keyward database address into the dialect and the driver's
@@ -143,7 +144,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		x.SetMaxIdleConns(32)
 		x.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	db := &DB{x: x, dialect: dialect}
+	ttl := DefaultClientCacheTTL
+	if o.clientTTLSet {
+		ttl = o.clientTTL
+	}
+	db := &DB{x: x, dialect: dialect, clients: newClientCache(ttl)}
 	if err := db.Ping(ctx); err != nil {
 		x.Close()
 		return nil, err
