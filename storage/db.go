@@ -199,6 +199,18 @@ func (db *DB) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	return st, nil
 }
 
+// inTxPrepared returns the statement for query (written with ?) prepared
+// on tx's connection: the one prepared already there when the pool has
+// used that connection before, so a hot transaction's statements skip
+// PostgreSQL's parse round trip and SQLite's compile as the hot reads do.
+func (db *DB) inTxPrepared(ctx context.Context, tx *sqlx.Tx, query string) (*sqlx.Stmt, error) {
+	st, err := db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtxContext(ctx, st), nil
+}
+
 // get runs a prepared single-row read into dest.
 func (db *DB) get(ctx context.Context, dest any, query string, args ...any) error {
 	st, err := db.prepared(ctx, query)
