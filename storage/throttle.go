@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -137,18 +139,31 @@ func (db *DB) Counters(ctx context.Context, keys ...string) (map[string]Counter,
 	if len(keys) == 0 {
 		return out, nil
 	}
-	query, args, err := sqlx.In(`SELECT `+counterColumns+` FROM throttle_counters WHERE key IN (?)`, keys)
-	if err != nil {
-		return nil, fmt.Errorf("get throttle counters: %w", err)
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
 	}
 	var cs []Counter
-	if err := db.sel(ctx, &cs, query, args...); err != nil {
+	if err := db.sel(ctx, &cs, countersQuery(len(keys)), args...); err != nil {
 		return nil, fmt.Errorf("get throttle counters: %w", err)
 	}
 	for _, c := range cs {
 		out[c.Key] = c
 	}
 	return out, nil
+}
+
+// countersQueries are Counters' queries by number of keys, built once
+// (the throttle asks for 2 or 4 keys on every request).
+var countersQueries sync.Map // int → string
+
+func countersQuery(n int) string {
+	if q, ok := countersQueries.Load(n); ok {
+		return q.(string)
+	}
+	q := `SELECT ` + counterColumns + ` FROM throttle_counters WHERE key IN (?` + strings.Repeat(", ?", n-1) + `)`
+	countersQueries.Store(n, q)
+	return q
 }
 
 // ResetCounters deletes the counters at keys (a successful login).
