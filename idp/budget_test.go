@@ -27,11 +27,12 @@ type stmtBudget struct {
 	begins     int64 // transactions (each one also commits or rolls back)
 }
 
-// budgetEnv is a server over a database whose driver counts.
+// budgetEnv is a server over a database whose driver counts, opened as
+// keyward serve opens it (with the client cache).
 func budgetEnv(t *testing.T, be storagetest.Backend) (*idptest.Env, *storage.StatementCounter) {
 	t.Helper()
 	n := &storage.StatementCounter{}
-	e := idptest.NewOn(t, storagetest.Open(t, be.DSN(t), storage.WithCounter(n)))
+	e := idptest.NewOn(t, storagetest.Open(t, be.DSN(t), storage.WithCounter(n), storage.WithClientCacheTTL(storage.DefaultClientCacheTTL)))
 	return e, n
 }
 

@@ -5,18 +5,20 @@ import (
 	"time"
 )
 
-// DefaultClientCacheTTL is how long Client serves a client it read from
-// the database without reading it again. It bounds how long a change made
-// elsewhere (another replica, the keyward CLI, SQL by hand) takes to reach
-// this process: a disabled or deleted client, a new secret, changed grants
-// or scopes. A change made through this DB (the admin API of this
-// replica) takes effect at once.
+// DefaultClientCacheTTL is how long `keyward serve` lets Client serve a
+// client it read from the database without reading it again
+// (WithClientCacheTTL). It bounds how long a change made elsewhere (another
+// replica, the keyward CLI, SQL by hand) takes to reach the server: a
+// disabled or deleted client, a new secret, changed grants or scopes. A
+// change made through the same DB (the server's admin API) takes effect
+// at once.
 const DefaultClientCacheTTL = time.Second
 
-// WithClientCacheTTL sets how long Client keeps a client (default
-// DefaultClientCacheTTL); 0 or less reads the database every time.
+// WithClientCacheTTL makes Client keep each client it reads for d. Without
+// it (and with d <= 0) Client reads the database every time, as the CLI
+// and other tools want: only the server opens with a cache.
 func WithClientCacheTTL(d time.Duration) Option {
-	return func(o *openOptions) { o.clientTTL, o.clientTTLSet = d, true }
+	return func(o *openOptions) { o.clientTTL = d }
 }
 
 // clientCache holds clients recently read by id. Only clients that exist

@@ -64,10 +64,9 @@ func (db *DB) CreateClient(ctx context.Context, c *Client) error {
 	return nil
 }
 
-// Client returns the client with the given id. It is read from the
-// database at most once per client cache TTL (DefaultClientCacheTTL,
-// WithClientCacheTTL); this DB's own CreateClient, UpdateClient and
-// DeleteClient take effect at once. The lists of the Client returned may be
+// Client returns the client with the given id. Opened WithClientCacheTTL,
+// the DB reads it from the database at most once per TTL; this DB's own
+// CreateClient, UpdateClient and DeleteClient take effect at once. The lists of the Client returned may be
 // shared with the cache: callers must not modify their elements.
 func (db *DB) Client(ctx context.Context, id string) (Client, error) {
 	if c, ok := db.clients.get(id); ok {

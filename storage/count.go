@@ -61,9 +61,8 @@ func (c *StatementCounter) Counts() Counts {
 type Option func(*openOptions)
 
 type openOptions struct {
-	counter      *StatementCounter
-	clientTTL    time.Duration
-	clientTTLSet bool
+	counter   *StatementCounter
+	clientTTL time.Duration
 }
 
 // WithCounter makes Open count every statement and transaction the driver

@@ -150,11 +150,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		x.SetMaxIdleConns(32)
 		x.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	ttl := DefaultClientCacheTTL
-	if o.clientTTLSet {
-		ttl = o.clientTTL
-	}
-	db := &DB{x: x, dialect: dialect, clients: newClientCache(ttl)}
+	db := &DB{x: x, dialect: dialect, clients: newClientCache(o.clientTTL)}
 	if dialect == SQLite {
 		db.writer = make(chan *sqlx.Conn, 1)
 		db.writer <- nil // opened by the first writeTurn
