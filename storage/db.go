@@ -189,6 +189,7 @@ func (db *DB) Close() error {
 			if c != nil {
 				c.Close()
 			}
+			db.writer <- nil // a write after Close fails at once: the pool is closed
 		case <-time.After(sqliteBusyTimeout): // a write still running: sql.DB closes its connection when it ends
 		}
 	}
