@@ -45,6 +45,9 @@ type DB struct {
 	// writer, on SQLite, holds the one connection writes use, and so
 	// admits one write at a time (see writeTurn); nil on PostgreSQL.
 	writer chan *sqlx.Conn
+	// counterWriters, on PostgreSQL, bounds the throttle's write
+	// transactions (counterTurn); nil on SQLite.
+	counterWriters chan struct{}
 }
 
 // ParseDSN splits a Keyward database address into the dialect and the driver's
@@ -154,6 +157,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	if dialect == SQLite {
 		db.writer = make(chan *sqlx.Conn, 1)
 		db.writer <- nil // opened by the first writeTurn
+	} else {
+		db.counterWriters = make(chan struct{}, maxCounterWriters)
 	}
 	if err := db.Ping(ctx); err != nil {
 		x.Close()

@@ -67,3 +67,47 @@ func TestSQLiteWritersQueueWithoutConnections(t *testing.T) {
 		t.Fatalf("after the writers: %v, %v", cs, err)
 	}
 }
+
+// TestPostgresCounterWritersBounded: on PostgreSQL, failed-login bursts on
+// one counter row queue in the process, holding no pooled connection,
+// once a few of them wait for the row lock: before, each waiting
+// transaction held one, and a burst of failures took the whole pool from
+// every other request.
+func TestPostgresCounterWritersBounded(t *testing.T) {
+	db := storagetest.OpenPostgres(t)
+	ctx := t.Context()
+	inside, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func(storage.Counter) (time.Time, time.Time) {
+		once.Do(func() { close(inside); <-release })
+		return time.Time{}, time.Now().Add(time.Hour)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := db.RecordFailures(ctx, time.Now(), storage.Failure{Key: "l:hot", Policy: hold}); err != nil {
+			t.Error(err)
+		}
+	})
+	<-inside
+	const writers = 20
+	for range writers {
+		wg.Go(func() {
+			if _, err := db.RecordFailures(ctx, time.Now(), storage.Failure{Key: "l:hot", Policy: hold}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // the writers reach the row lock or their turn
+	if st := db.SQL().Stats(); st.InUse > 5 {
+		t.Errorf("%d connections in use while %d failures wait for one counter row (max %d)", st.InUse, writers, st.MaxOpenConnections)
+	}
+	if _, err := db.Counters(ctx, "l:hot"); err != nil {
+		t.Fatalf("read while the row is locked: %v", err)
+	}
+	close(release)
+	wg.Wait()
+	cs, err := db.Counters(ctx, "l:hot")
+	if err != nil || cs["l:hot"].Failures != writers+1 {
+		t.Fatalf("after the burst: %+v, %v", cs, err)
+	}
+}
