@@ -66,7 +66,17 @@ func (db *DB) AppendAudits(ctx context.Context, es []*AuditEvent) error {
 		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, e.At, e.Type, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID, e.Outcome, e.Reason)
 	}
-	if _, err := db.x.ExecContext(ctx, db.q(q.String()), args...); err != nil {
+	wc, done, err := db.writeTurn(ctx) // a writer like any transaction (SQLite)
+	if err != nil {
+		return fmt.Errorf("append %d audit events: %w", len(es), err)
+	}
+	if wc != nil {
+		_, err = wc.ExecContext(ctx, db.q(q.String()), args...)
+	} else {
+		_, err = db.x.ExecContext(ctx, db.q(q.String()), args...)
+	}
+	done(err)
+	if err != nil {
 		return fmt.Errorf("append %d audit events: %w", len(es), err)
 	}
 	return nil

@@ -57,19 +57,28 @@ func (db *DB) CreateClient(ctx context.Context, c *Client) error {
 		c.ID, c.Name, c.SecretHash, c.Public, c.AuthMethod, c.GrantTypes, c.Scopes,
 		c.Audiences, c.IntrospectAudiences, c.Disabled, c.CreatedAt, c.UpdatedAt,
 		c.RedirectURIs, c.PostLogoutRedirectURIs, c.FirstParty)
+	db.clients.forget(c.ID)
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, classify(err))
 	}
 	return nil
 }
 
-// Client returns the client with the given id.
+// Client returns the client with the given id. Opened WithClientCacheTTL,
+// the DB reads it from the database at most once per TTL; this DB's own
+// CreateClient, UpdateClient and DeleteClient take effect at once. The lists of the Client returned may be
+// shared with the cache: callers must not modify their elements.
 func (db *DB) Client(ctx context.Context, id string) (Client, error) {
+	if c, ok := db.clients.get(id); ok {
+		return c, nil
+	}
+	gen := db.clients.generation()
 	var c Client
 	err := db.get(ctx, &c, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id)
 	if err != nil {
 		return Client{}, fmt.Errorf("get client %q: %w", id, notFound(err))
 	}
+	db.clients.put(c, gen)
 	return c, nil
 }
 
@@ -104,6 +113,7 @@ func (db *DB) UpdateClient(ctx context.Context, id string, update func(*Client) 
 			c.FirstParty, id)
 		return err
 	})
+	db.clients.forget(id)
 	if err != nil {
 		return Client{}, fmt.Errorf("update client %q: %w", id, err)
 	}
@@ -113,6 +123,7 @@ func (db *DB) UpdateClient(ctx context.Context, id string, update func(*Client) 
 // DeleteClient removes the client and, by cascade, its refresh-token families.
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
 	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM clients WHERE id = ?`), id)
+	db.clients.forget(id)
 	if err != nil {
 		return fmt.Errorf("delete client %q: %w", id, err)
 	}

@@ -32,6 +32,15 @@ func (db *DB) forUpdate() string {
 	return ""
 }
 
+// forUpdateOf locks, on PostgreSQL, the rows the selected rows of table
+// (an alias in a join) come from, and only those; see forUpdate.
+func (db *DB) forUpdateOf(table string) string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE OF " + table
+	}
+	return ""
+}
+
 // forShare share-locks selected rows on PostgreSQL, so a concurrent UPDATE
 // or DELETE of them waits for this transaction (and this one waits for an
 // uncommitted one, then reads its result); SQLite transactions begin
@@ -70,7 +79,7 @@ func Unavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, errWriteBusy) {
 		return true
 	}
 	var ne net.Error

@@ -119,9 +119,12 @@ func (db *DB) CreateRefreshFamily(ctx context.Context, f RefreshFamily, first Re
 }
 
 func (db *DB) insertRefresh(ctx context.Context, tx *sqlx.Tx, t RefreshToken) error {
-	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO refresh_tokens (`+refreshColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		t.Hash, t.FamilyID, t.Scope, t.CreatedAt, t.IdleExpiresAt, t.UsedAt,
+	ins, err := db.inTxPrepared(ctx, tx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	_, err = ins.ExecContext(ctx, t.Hash, t.FamilyID, t.Scope, t.CreatedAt, t.IdleExpiresAt, t.UsedAt,
 		nilIfEmpty(t.SuccessorHash), nilIfEmpty(t.SuccessorSalt))
 	return classify(err)
 }
@@ -220,16 +223,28 @@ func decideRotation(st rotationState, rot Rotation) RotateOutcome {
 	}
 }
 
-type familyUser struct {
-	RefreshFamily
-	UserDisabled          bool `db:"user_disabled"`
-	UserPasswordChangedAt Time `db:"user_password_changed_at"`
+// tokenFamilyUser is one row of rotationQuery: the presented token, its
+// family and what the decision needs of the family's user.
+type tokenFamilyUser struct {
+	RefreshToken
+	Family                RefreshFamily `db:"f"`
+	UserDisabled          bool          `db:"user_disabled"`
+	UserPasswordChangedAt Time          `db:"user_password_changed_at"`
 }
 
-const familyUserQuery = `SELECT f.id, f.client_id, f.user_id, f.scope, f.audience, f.auth_time,
-	f.created_at, f.expires_at, f.revoked_at, f.revoke_reason, f."grant",
+// rotationQuery reads the presented token, its family and its user in one
+// statement (one round trip), locking the token's row on PostgreSQL (FOR
+// UPDATE OF t, added by RotateRefreshToken): the family and user rows are
+// read, not locked, as they were when these were three reads.
+const rotationQuery = `SELECT t.hash, t.family_id, t.scope, t.created_at, t.idle_expires_at, t.used_at,
+	t.successor_hash, t.successor_salt,
+	f.id AS "f.id", f.client_id AS "f.client_id", f.user_id AS "f.user_id", f.scope AS "f.scope",
+	f.audience AS "f.audience", f.auth_time AS "f.auth_time", f.created_at AS "f.created_at",
+	f.expires_at AS "f.expires_at", f.revoked_at AS "f.revoked_at", f.revoke_reason AS "f.revoke_reason",
+	f."grant" AS "f.grant",
 	u.disabled AS user_disabled, u.password_changed_at AS user_password_changed_at
-	FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = ?`
+	FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
+	WHERE t.hash = ?`
 
 // RotateRefreshToken uses the refresh token rot.Hash in one transaction: it
 // locks the token row (SELECT … FOR UPDATE on PostgreSQL; SQLite's
@@ -244,21 +259,20 @@ func (db *DB) RotateRefreshToken(ctx context.Context, rot Rotation) (RotateResul
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		res = RotateResult{}
 		var st rotationState
-		err := tx.GetContext(ctx, &st.token, db.q(`SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`+db.forUpdate()), rot.Hash)
+		var row tokenFamilyUser
+		sel, err := db.inTxPrepared(ctx, tx, rotationQuery+db.forUpdateOf("t"))
+		if err != nil {
+			return err
+		}
+		err = sel.GetContext(ctx, &row, rot.Hash)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // RefreshUnknown
 		}
 		if err != nil {
 			return err
 		}
-		var fu familyUser
-		if err := tx.GetContext(ctx, &fu, db.q(familyUserQuery), st.token.FamilyID); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
-			}
-			return err
-		}
-		st.family, st.userDisabled, st.passwordChangedAt = fu.RefreshFamily, fu.UserDisabled, fu.UserPasswordChangedAt
+		st.token, st.family = row.RefreshToken, row.Family
+		st.userDisabled, st.passwordChangedAt = row.UserDisabled, row.UserPasswordChangedAt
 		res.Family = st.family
 		if !st.token.UsedAt.IsZero() && len(st.token.SuccessorHash) > 0 {
 			var succ RefreshToken
@@ -290,8 +304,12 @@ func (db *DB) RotateRefreshToken(ctx context.Context, rot Rotation) (RotateResul
 				Hash: rot.Successor(salt), FamilyID: st.family.ID, Scope: st.token.Scope,
 				CreatedAt: now, IdleExpiresAt: idleExpiry(rot.Now, rot.IdleTTL, st.family.ExpiresAt),
 			}
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE refresh_tokens SET used_at = ?, successor_hash = ?,
-				successor_salt = ? WHERE hash = ?`), now, succ.Hash, salt, rot.Hash); err != nil {
+			use, err := db.inTxPrepared(ctx, tx, `UPDATE refresh_tokens SET used_at = ?, successor_hash = ?,
+				successor_salt = ? WHERE hash = ?`)
+			if err != nil {
+				return err
+			}
+			if _, err := use.ExecContext(ctx, now, succ.Hash, salt, rot.Hash); err != nil {
 				return err
 			}
 			if err := db.insertRefresh(ctx, tx, succ); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -69,7 +71,12 @@ func (db *DB) RecordFailures(ctx context.Context, now time.Time, fs ...Failure) 
 		return 0
 	})
 	out := make([]Counter, len(fs))
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	release, err := db.counterTurn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("record throttle failure: %w", err)
+	}
+	defer release()
+	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
 		for _, i := range order {
 			f := fs[i]
 			// The upsert takes the row lock (PostgreSQL) or runs under the
@@ -106,6 +113,31 @@ func (db *DB) RecordFailures(ctx context.Context, now time.Time, fs ...Failure) 
 	return out, nil
 }
 
+// maxCounterWriters is how many RecordFailures transactions one process
+// runs at once on PostgreSQL (counterTurn).
+const maxCounterWriters = 4
+
+// counterTurn waits, on PostgreSQL, until fewer than maxCounterWriters
+// RecordFailures transactions of this process run. A burst of failed logins
+// for one account all update that account's counter row, and each
+// transaction waiting for the row lock held a pooled connection: a burst of
+// a thousand wrong passwords took all 32, and every other request of the
+// process, whatever it was, then waited for a connection (database/sql
+// hands a freed one to a random waiter), seconds at a time. Waiting here
+// holds none; the row lock still orders the writers of every replica. On
+// SQLite the write turn already does this.
+func (db *DB) counterTurn(ctx context.Context) (func(), error) {
+	if db.counterWriters == nil {
+		return func() {}, nil
+	}
+	select {
+	case db.counterWriters <- struct{}{}:
+		return func() { <-db.counterWriters }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // SetCounter stores c as given, replacing any counter at c.Key. Throttling
 // uses it for markers (an IP an account recently signed in from).
 func (db *DB) SetCounter(ctx context.Context, c Counter) error {
@@ -137,18 +169,31 @@ func (db *DB) Counters(ctx context.Context, keys ...string) (map[string]Counter,
 	if len(keys) == 0 {
 		return out, nil
 	}
-	query, args, err := sqlx.In(`SELECT `+counterColumns+` FROM throttle_counters WHERE key IN (?)`, keys)
-	if err != nil {
-		return nil, fmt.Errorf("get throttle counters: %w", err)
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
 	}
 	var cs []Counter
-	if err := db.sel(ctx, &cs, query, args...); err != nil {
+	if err := db.sel(ctx, &cs, countersQuery(len(keys)), args...); err != nil {
 		return nil, fmt.Errorf("get throttle counters: %w", err)
 	}
 	for _, c := range cs {
 		out[c.Key] = c
 	}
 	return out, nil
+}
+
+// countersQueries are Counters' queries by number of keys, built once
+// (the throttle asks for 2 or 4 keys on every request).
+var countersQueries sync.Map // int → string
+
+func countersQuery(n int) string {
+	if q, ok := countersQueries.Load(n); ok {
+		return q.(string)
+	}
+	q := `SELECT ` + counterColumns + ` FROM throttle_counters WHERE key IN (?` + strings.Repeat(", ?", n-1) + `)`
+	countersQueries.Store(n, q)
+	return q
 }
 
 // ResetCounters deletes the counters at keys (a successful login).

@@ -42,11 +42,11 @@ func (a *app) logger(w io.Writer) *slog.Logger {
 
 // openDB opens the database, retrying an unreachable one with backoff for
 // --database-wait.
-func (a *app) openDB(ctx context.Context) (*storage.DB, error) {
+func (a *app) openDB(ctx context.Context, opts ...storage.Option) (*storage.DB, error) {
 	deadline := time.Now().Add(a.databaseWait)
 	delay := 250 * time.Millisecond
 	for {
-		db, err := storage.Open(ctx, a.database)
+		db, err := storage.Open(ctx, a.database, opts...)
 		if err == nil {
 			return db, nil
 		}

@@ -65,7 +65,9 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 		log.Warn("--insecure-http: the token endpoint is served over plain HTTP, without any TLS check; never in production")
 	}
 
-	db, err := a.openDB(ctx)
+	// Clients are cached for a second: a change made elsewhere (another
+	// replica, the CLI) reaches this server within it (docs/tokens.md).
+	db, err := a.openDB(ctx, storage.WithClientCacheTTL(storage.DefaultClientCacheTTL))
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,13 @@ const AlicePassword = "correct horse battery staple"
 // standard clients and users; change adjusts the idp.Config.
 func New(t testing.TB, b storagetest.Backend, change ...func(*idp.Config)) *Env {
 	t.Helper()
-	db := storagetest.Open(t, b.DSN(t))
+	return NewOn(t, storagetest.Open(t, b.DSN(t)), change...)
+}
+
+// NewOn is New over db, an open and migrated database (one opened with
+// storage.WithCounter, say).
+func NewOn(t testing.TB, db *storage.DB, change ...func(*idp.Config)) *Env {
+	t.Helper()
 	h, err := password.NewHasher(TestParams, password.WithCeiling(TestCeiling))
 	if err != nil {
 		t.Fatal(err)

@@ -109,16 +109,17 @@ var Backends = []Backend{
 	{Name: "Postgres", DSN: PostgresDSN},
 }
 
-// Open opens and migrates the database at dsn, closed when the test ends.
-func Open(t testing.TB, dsn string) *storage.DB {
+// Open opens (with opts) and migrates the database at dsn, closed when the
+// test ends.
+func Open(t testing.TB, dsn string, opts ...storage.Option) *storage.DB {
 	t.Helper()
-	return openMigrated(t, dsn)
+	return openMigrated(t, dsn, opts...)
 }
 
-func openMigrated(t testing.TB, dsn string) *storage.DB {
+func openMigrated(t testing.TB, dsn string, opts ...storage.Option) *storage.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := storage.Open(ctx, dsn)
+	db, err := storage.Open(ctx, dsn, opts...)
 	if err != nil {
 		t.Fatalf("open %s: %v", dsn, err)
 	}
