@@ -130,8 +130,13 @@ func TestRunQuickSQLite(t *testing.T) {
 			t.Errorf("limit %+v", l)
 		}
 	}
-	if len(rep.Memory) != 2 || rep.Memory[0].Idle <= 0 || rep.Memory[0].Peak < rep.Memory[0].Idle {
-		t.Errorf("memory %+v", rep.Memory)
+	if len(rep.Memory) < 2 { // the default server and the --signer go one, at least
+		t.Errorf("memory of %d servers: %+v", len(rep.Memory), rep.Memory)
+	}
+	for _, m := range rep.Memory {
+		if m.Idle <= 0 || m.Peak < m.Idle {
+			t.Errorf("memory %+v", m)
+		}
 	}
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
