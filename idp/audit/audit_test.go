@@ -148,3 +148,23 @@ func TestAuditEventHasNoSecretField(t *testing.T) {
 		t.Errorf("%d event types, want 35", len(Types))
 	}
 }
+
+// TestAuditGathersAsyncRows: rows recorded a millisecond apart with
+// RecordAsync share writes (auditGather) instead of each taking its own.
+func TestAuditGathersAsyncRows(t *testing.T) {
+	var c storage.StatementCounter
+	db := storagetest.Open(t, storagetest.SQLiteDSN(t), storage.WithCounter(&c))
+	a := New(db, nil, nil, 0)
+	const rows = 20
+	before := c.Counts()
+	for range rows {
+		a.RecordAsync(t.Context(), Event{Type: TokenIssued, Actor: "gather", ClientID: "c"})
+		time.Sleep(time.Millisecond)
+	}
+	a.Flush()
+	writes := c.Counts().Sub(before).Statements
+	t.Logf("%d rows recorded 1 ms apart: %d writes", rows, writes)
+	if writes >= rows {
+		t.Errorf("%d rows took %d writes: async rows do not gather", rows, writes)
+	}
+}
