@@ -48,6 +48,11 @@ type DB struct {
 	// counterWriters, on PostgreSQL, bounds the throttle's write
 	// transactions (counterTurn); nil on SQLite.
 	counterWriters chan struct{}
+	// lazyAudit, on PostgreSQL, holds the connection of the audit rows
+	// nobody waits for (AppendAudits with durable false), whose session
+	// commits without waiting for the WAL flush; nil until first used.
+	lazyMu    sync.Mutex
+	lazyAudit *sqlx.Conn
 }
 
 // ParseDSN splits a Keyward database address into the dialect and the driver's
@@ -184,6 +189,12 @@ func driverName(dialect string) string {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.lazyMu.Lock()
+	if db.lazyAudit != nil {
+		db.lazyAudit.Close()
+		db.lazyAudit = nil
+	}
+	db.lazyMu.Unlock()
 	db.stmts.Range(func(_, v any) bool {
 		v.(*sqlx.Stmt).Close()
 		return true

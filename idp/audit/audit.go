@@ -13,7 +13,9 @@ import (
 // Store is the part of storage the audit trail needs.
 type Store interface {
 	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
-	AppendAudits(ctx context.Context, es []*storage.AuditEvent) error
+	// AppendAudits stores es; durable false allows a commit that does not
+	// wait for the disk (no caller waits for these rows).
+	AppendAudits(ctx context.Context, es []*storage.AuditEvent, durable bool) error
 	AuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 }
@@ -311,11 +313,13 @@ func (a *Auditor) write() {
 		a.mu.Unlock()
 
 		rows := make([]*storage.AuditEvent, len(batch))
+		durable := false // a row of Record: its caller waits for it to be on disk
 		for i := range batch {
 			rows[i] = &batch[i].row
+			durable = durable || batch[i].done != nil
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), auditWriteTimeout)
-		err := a.store.AppendAudits(ctx, rows)
+		err := a.store.AppendAudits(ctx, rows, durable)
 		cancel()
 		async, reqID := 0, ""
 		for _, b := range batch {

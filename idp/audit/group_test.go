@@ -21,11 +21,11 @@ type countingAudits struct {
 	writes int
 }
 
-func (c *countingAudits) AppendAudits(ctx context.Context, es []*storage.AuditEvent) error {
+func (c *countingAudits) AppendAudits(ctx context.Context, es []*storage.AuditEvent, durable bool) error {
 	c.mu.Lock()
 	c.writes++
 	c.mu.Unlock()
-	return c.DB.AppendAudits(ctx, es)
+	return c.DB.AppendAudits(ctx, es, durable)
 }
 
 // TestAuditGroupCommit records many events at once on both backends: every
@@ -68,9 +68,9 @@ type gatedAudits struct {
 	open chan struct{}
 }
 
-func (g *gatedAudits) AppendAudits(ctx context.Context, es []*storage.AuditEvent) error {
+func (g *gatedAudits) AppendAudits(ctx context.Context, es []*storage.AuditEvent, durable bool) error {
 	<-g.open
-	return g.DB.AppendAudits(ctx, es)
+	return g.DB.AppendAudits(ctx, es, durable)
 }
 
 // TestAuditRecordAsync: RecordAsync answers before the row is written,

@@ -1,0 +1,22 @@
+package storage
+
+import (
+	"context"
+	"errors"
+)
+
+// SynchronousCommit reports PostgreSQL's synchronous_commit on the
+// connection of the audit rows nobody waits for (lazy) or on one of the
+// pool's (not lazy).
+func SynchronousCommit(ctx context.Context, db *DB, lazy bool) (string, error) {
+	var v string
+	if lazy {
+		db.lazyMu.Lock()
+		defer db.lazyMu.Unlock()
+		if db.lazyAudit == nil {
+			return "", errors.New("no lazy audit connection")
+		}
+		return v, db.lazyAudit.QueryRowxContext(ctx, `SHOW synchronous_commit`).Scan(&v)
+	}
+	return v, db.x.QueryRowxContext(ctx, `SHOW synchronous_commit`).Scan(&v)
+}
