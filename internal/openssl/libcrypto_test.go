@@ -26,6 +26,26 @@ func testDER(tb testing.TB) []byte {
 	return block.Bytes
 }
 
+// signRaw signs a digest of digestLen bytes with der's key straight
+// through the binding, into a buffer of sigLen bytes (0: the key's size).
+func signRaw(der []byte, sigLen, digestLen int) error {
+	k, size, err := newPKey(der)
+	if err != nil {
+		return err
+	}
+	defer freePKey(k)
+	c, err := newSignCtx(k)
+	if err != nil {
+		return err
+	}
+	defer freeSignCtx(c)
+	if sigLen == 0 {
+		sigLen = size
+	}
+	_, err = signDigest(c, make([]byte, sigLen), make([]byte, digestLen))
+	return err
+}
+
 func loadOrSkip(tb testing.TB) {
 	tb.Helper()
 	if err := Load(); err != nil {
@@ -59,34 +79,8 @@ func TestOpenSSLErrors(t *testing.T) {
 			_, _, err := newPKey(truncated)
 			return err
 		}, "openssl: parse RSA private key: error:"},
-		{"short digest", func() error {
-			k, size, err := newPKey(der)
-			if err != nil {
-				return err
-			}
-			defer freePKey(k)
-			c, err := newSignCtx(k)
-			if err != nil {
-				return err
-			}
-			defer freeSignCtx(c)
-			_, err = signDigest(c, make([]byte, size), make([]byte, 31))
-			return err
-		}, "openssl: RSA sign: error:"},
-		{"signature buffer too small", func() error {
-			k, _, err := newPKey(der)
-			if err != nil {
-				return err
-			}
-			defer freePKey(k)
-			c, err := newSignCtx(k)
-			if err != nil {
-				return err
-			}
-			defer freeSignCtx(c)
-			_, err = signDigest(c, make([]byte, 100), make([]byte, 32))
-			return err
-		}, "openssl: RSA sign: error:"},
+		{"short digest", func() error { return signRaw(der, 0, 31) }, "openssl: RSA sign: error:"},
+		{"signature buffer too small", func() error { return signRaw(der, 100, 32) }, "openssl: RSA sign: error:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
