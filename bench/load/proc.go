@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,40 +22,47 @@ type Memory struct {
 
 // ProcStatus reads VmRSS and VmHWM of pid from /proc/PID/status, in bytes.
 func ProcStatus(pid int) (rss, hwm int64, err error) {
+	m, err := ProcMemory(pid, "VmRSS", "VmHWM")
+	return m["VmRSS"], m["VmHWM"], err
+}
+
+// ProcMemory reads the named memory lines (VmRSS, VmHWM, RssAnon, ...) of
+// pid from /proc/PID/status, in bytes; every one must be there.
+func ProcMemory(pid int, keys ...string) (map[string]int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	return parseStatus(b)
+	return parseMemory(b, keys...)
 }
 
 func parseStatus(b []byte) (rss, hwm int64, err error) {
+	m, err := parseMemory(b, "VmRSS", "VmHWM")
+	return m["VmRSS"], m["VmHWM"], err
+}
+
+func parseMemory(b []byte, keys ...string) (map[string]int64, error) {
+	m := make(map[string]int64, len(keys))
 	sc := bufio.NewScanner(bytes.NewReader(b))
-	found := 0
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		if !ok || !slices.Contains(keys, k) {
 			continue
 		}
 		f := strings.Fields(v) // "12345 kB"
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, 0, fmt.Errorf("/proc status: unexpected %s line %q", k, sc.Text())
+			return nil, fmt.Errorf("/proc status: unexpected %s line %q", k, sc.Text())
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc status: %s: %w", k, err)
+			return nil, fmt.Errorf("/proc status: %s: %w", k, err)
 		}
-		if k == "VmRSS" {
-			rss = n << 10
-		} else {
-			hwm = n << 10
-		}
-		found++
+		m[k] = n << 10
 	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("/proc status: no VmRSS/VmHWM (a kernel thread or an exited process?)")
+	if len(m) != len(keys) {
+		return nil, fmt.Errorf("/proc status: no %s (a kernel thread or an exited process?)", strings.Join(keys, "/"))
 	}
-	return rss, hwm, nil
+	return m, nil
 }
 
 // Sampler polls a process's memory until stopped.

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/keyward/keyward/bench/load"
 )
 
 // idleAnonCeiling bounds the anonymous memory (heap, stacks: what the
@@ -21,36 +19,13 @@ const idleAnonCeiling = 20 << 20
 func TestIdleMemory(t *testing.T) {
 	dir := t.TempDir()
 	p := startBuiltProcess(t, "--database", "sqlite:"+dir+"/keyward.db", "--key-encryption-key-file", writeKEK(t, dir))
-	anon, rss := procMemory(t, p.Pid())
+	m, err := load.ProcMemory(p.Pid(), "RssAnon", "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, rss := m["RssAnon"], m["VmRSS"]
 	t.Logf("idle: VmRSS %.1f MiB, RssAnon %.1f MiB", float64(rss)/(1<<20), float64(anon)/(1<<20))
 	if anon > idleAnonCeiling {
 		t.Errorf("idle anonymous memory %.1f MiB, want at most %d MiB", float64(anon)/(1<<20), idleAnonCeiling>>20)
 	}
-}
-
-// procMemory reads RssAnon and VmRSS of pid, in bytes.
-func procMemory(t *testing.T, pid int) (anon, rss int64) {
-	t.Helper()
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "RssAnon" && k != "VmRSS") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			t.Fatalf("/proc status %s: %v", k, err)
-		}
-		if k == "RssAnon" {
-			anon = kb << 10
-		} else {
-			rss = kb << 10
-		}
-	}
-	return anon, rss
 }
