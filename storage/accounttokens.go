@@ -125,8 +125,8 @@ func (t AccountToken) usable(now time.Time) error {
 // superseded, revoked or expired is a *TokenError naming which.
 func (db *DB) ConsumeAccountToken(ctx context.Context, kind string, hash []byte, now time.Time) (AccountToken, error) {
 	at := At(now)
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE account_tokens SET used_at = ?, end_reason = ?
-		WHERE hash = ? AND kind = ? AND used_at = 0 AND expires_at > ?`), at, TokenUsed, hash, kind, at)
+	res, err := db.exec(ctx, `UPDATE account_tokens SET used_at = ?, end_reason = ?
+		WHERE hash = ? AND kind = ? AND used_at = 0 AND expires_at > ?`, at, TokenUsed, hash, kind, at)
 	if err != nil {
 		return AccountToken{}, fmt.Errorf("consume %s token: %w", kind, err)
 	}
@@ -152,8 +152,8 @@ func (db *DB) ConsumeAccountToken(ctx context.Context, kind string, hash []byte,
 // EndAccountTokens ends every live token of kind for the user with reason
 // (TokenRevoked when the password changes) and returns how many it ended.
 func (db *DB) EndAccountTokens(ctx context.Context, userID, kind, reason string, now time.Time) (int64, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE account_tokens SET used_at = ?, end_reason = ?
-		WHERE user_id = ? AND kind = ? AND used_at = 0`), At(now), reason, userID, kind)
+	res, err := db.exec(ctx, `UPDATE account_tokens SET used_at = ?, end_reason = ?
+		WHERE user_id = ? AND kind = ? AND used_at = 0`, At(now), reason, userID, kind)
 	if err != nil {
 		return 0, fmt.Errorf("end %s tokens: %w", kind, err)
 	}

@@ -80,7 +80,7 @@ func (db *DB) AppendAudits(ctx context.Context, es []*AuditEvent, durable bool) 
 	if wc != nil {
 		_, err = wc.ExecContext(ctx, db.q(q.String()), args...)
 	} else {
-		_, err = db.x.ExecContext(ctx, db.q(q.String()), args...)
+		_, err = db.exec(ctx, q.String(), args...)
 	}
 	done(err)
 	if err != nil {
@@ -130,9 +130,9 @@ func (db *DB) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	for _, f := range []*string{&e.Type, &e.Actor, &e.Subject, &e.ClientID, &e.IP, &e.UserAgent, &e.RequestID, &e.Outcome, &e.Reason} {
 		*f = cleanText(*f, maxAuditField)
 	}
-	err := db.x.GetContext(ctx, &e.ID, db.q(`INSERT INTO audit_events
+	err := db.getOnce(ctx, &e.ID, `INSERT INTO audit_events
 		(at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		e.At, e.Type, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID, e.Outcome, e.Reason)
 	if err != nil {
 		return fmt.Errorf("append audit event %q: %w", e.Type, err)
@@ -196,7 +196,7 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
 	es := []AuditEvent{}
-	if err := db.x.SelectContext(ctx, &es, db.q(query), args...); err != nil {
+	if err := db.selOnce(ctx, &es, query, args...); err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	return es, nil
@@ -208,8 +208,8 @@ func (db *DB) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 	const batch = 5000
 	var total int64
 	for {
-		res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM audit_events WHERE id IN
-			(SELECT id FROM audit_events WHERE at < ? ORDER BY id LIMIT ?)`), At(t), batch)
+		res, err := db.exec(ctx, `DELETE FROM audit_events WHERE id IN
+			(SELECT id FROM audit_events WHERE at < ? ORDER BY id LIMIT ?)`, At(t), batch)
 		if err != nil {
 			return total, fmt.Errorf("delete audit events before %s: %w", t.UTC().Format(time.RFC3339), err)
 		}

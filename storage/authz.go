@@ -39,8 +39,8 @@ const authRequestColumns = `id, client_id, redirect_uri, scope, audience, state,
 
 // CreateAuthRequest stores r; a taken id gives ErrConflict.
 func (db *DB) CreateAuthRequest(ctx context.Context, r *AuthRequest) error {
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := db.exec(ctx, `INSERT INTO auth_requests (`+authRequestColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, r.Scope, r.Audience, r.State, r.Nonce, r.CodeChallenge,
 		r.ResponseMode, r.Prompt, r.MaxAge, r.LoginHint, r.CreatedAt, r.ExpiresAt, r.SessionID,
 		r.LoginAt, r.ConsentAt, r.Denied)
@@ -76,7 +76,7 @@ func (db *DB) MarkAuthRequestConsent(ctx context.Context, id string, at time.Tim
 }
 
 func (db *DB) updateAuthRequest(ctx context.Context, id, set string, args ...any) error {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE auth_requests SET `+set+` WHERE id = ?`), append(args, id)...)
+	res, err := db.exec(ctx, `UPDATE auth_requests SET `+set+` WHERE id = ?`, append(args, id)...)
 	if err != nil {
 		return fmt.Errorf("update auth request: %w", err)
 	}
@@ -88,7 +88,7 @@ func (db *DB) updateAuthRequest(ctx context.Context, id, set string, args ...any
 
 // DeleteAuthRequest removes the request; deleting a missing one is not an error.
 func (db *DB) DeleteAuthRequest(ctx context.Context, id string) error {
-	if _, err := db.x.ExecContext(ctx, db.q(`DELETE FROM auth_requests WHERE id = ?`), id); err != nil {
+	if _, err := db.exec(ctx, `DELETE FROM auth_requests WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("delete auth request: %w", err)
 	}
 	return nil
@@ -126,8 +126,8 @@ const authCodeColumns = `hash, client_id, user_id, redirect_uri, code_challenge,
 
 // CreateAuthCode stores c.
 func (db *DB) CreateAuthCode(ctx context.Context, c AuthCode) error {
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO auth_codes (`+authCodeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := db.exec(ctx, `INSERT INTO auth_codes (`+authCodeColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Hash, c.ClientID, c.UserID, c.RedirectURI, c.CodeChallenge, c.Nonce, c.Scope, c.Audience,
 		c.SessionID, c.AuthTime, c.AMR, c.PasswordChangedAt, c.CreatedAt, c.ExpiresAt, c.UsedAt,
 		c.ReplayedAt, c.FamilyID, c.AccessJTI, c.AccessExpiresAt)

@@ -52,8 +52,8 @@ func (db *DB) CreateClient(ctx context.Context, c *Client) error {
 		c.CreatedAt = now
 	}
 	c.UpdatedAt = c.CreatedAt
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := db.exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, c.Public, c.AuthMethod, c.GrantTypes, c.Scopes,
 		c.Audiences, c.IntrospectAudiences, c.Disabled, c.CreatedAt, c.UpdatedAt,
 		c.RedirectURIs, c.PostLogoutRedirectURIs, c.FirstParty)
@@ -85,7 +85,7 @@ func (db *DB) Client(ctx context.Context, id string) (Client, error) {
 // Clients lists every client ordered by id.
 func (db *DB) Clients(ctx context.Context) ([]Client, error) {
 	var cs []Client
-	if err := db.x.SelectContext(ctx, &cs, `SELECT `+clientColumns+` FROM clients ORDER BY id`); err != nil {
+	if err := db.selOnce(ctx, &cs, `SELECT `+clientColumns+` FROM clients ORDER BY id`); err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
 	return cs, nil
@@ -122,7 +122,7 @@ func (db *DB) UpdateClient(ctx context.Context, id string, update func(*Client) 
 
 // DeleteClient removes the client and, by cascade, its refresh-token families.
 func (db *DB) DeleteClient(ctx context.Context, id string) error {
-	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM clients WHERE id = ?`), id)
+	res, err := db.exec(ctx, `DELETE FROM clients WHERE id = ?`, id)
 	db.clients.forget(id)
 	if err != nil {
 		return fmt.Errorf("delete client %q: %w", id, err)

@@ -20,3 +20,9 @@ func SynchronousCommit(ctx context.Context, db *DB, lazy bool) (string, error) {
 	}
 	return v, db.x.QueryRowxContext(ctx, `SHOW synchronous_commit`).Scan(&v)
 }
+
+// PGTurns is how many pooled connections the turns hand out on PostgreSQL.
+const PGTurns = pgTurns
+
+// TurnsTaken is how many turns are taken now.
+func TurnsTaken(db *DB) int { return len(db.turns) }

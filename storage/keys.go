@@ -117,6 +117,10 @@ func (db *DB) readKeySet(ctx context.Context, q queryer) (KeySet, error) {
 
 // KeySet returns the published key set, its publication and its version.
 func (db *DB) KeySet(ctx context.Context) (KeySet, error) {
+	if err := db.turn(ctx); err != nil {
+		return KeySet{}, fmt.Errorf("read key set: %w", err)
+	}
+	defer db.endTurn()
 	set, err := db.readKeySet(ctx, db.x)
 	if err != nil {
 		return KeySet{}, fmt.Errorf("read key set: %w", err)
@@ -128,7 +132,7 @@ func (db *DB) KeySet(ctx context.Context) (KeySet, error) {
 // that poll for changes made elsewhere.
 func (db *DB) KeySetVersion(ctx context.Context) (int64, error) {
 	var v int64
-	if err := db.x.GetContext(ctx, &v, `SELECT version FROM key_set_version WHERE id = 1`); err != nil {
+	if err := db.getOnce(ctx, &v, `SELECT version FROM key_set_version WHERE id = 1`); err != nil {
 		return 0, fmt.Errorf("read key set version: %w", err)
 	}
 	return v, nil

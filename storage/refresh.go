@@ -354,7 +354,7 @@ func RefreshIdleExpiry(now time.Time, idle time.Duration, familyExpires time.Tim
 // RefreshToken returns the token with the given hash and its family.
 func (db *DB) RefreshToken(ctx context.Context, hash []byte) (RefreshToken, RefreshFamily, error) {
 	var t RefreshToken
-	if err := db.x.GetContext(ctx, &t, db.q(`SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`), hash); err != nil {
+	if err := db.getOnce(ctx, &t, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`, hash); err != nil {
 		return RefreshToken{}, RefreshFamily{}, fmt.Errorf("get refresh token: %w", notFound(err))
 	}
 	f, err := db.RefreshFamily(ctx, t.FamilyID)
@@ -367,7 +367,7 @@ func (db *DB) RefreshToken(ctx context.Context, hash []byte) (RefreshToken, Refr
 // RefreshFamily returns the family with the given id.
 func (db *DB) RefreshFamily(ctx context.Context, id string) (RefreshFamily, error) {
 	var f RefreshFamily
-	if err := db.x.GetContext(ctx, &f, db.q(`SELECT `+familyColumns+` FROM refresh_families WHERE id = ?`), id); err != nil {
+	if err := db.getOnce(ctx, &f, `SELECT `+familyColumns+` FROM refresh_families WHERE id = ?`, id); err != nil {
 		return RefreshFamily{}, fmt.Errorf("get refresh family: %w", notFound(err))
 	}
 	return f, nil
@@ -376,8 +376,8 @@ func (db *DB) RefreshFamily(ctx context.Context, id string) (RefreshFamily, erro
 // RefreshFamilies lists a user's families, newest first.
 func (db *DB) RefreshFamilies(ctx context.Context, userID string) ([]RefreshFamily, error) {
 	var fs []RefreshFamily
-	if err := db.x.SelectContext(ctx, &fs, db.q(`SELECT `+familyColumns+` FROM refresh_families
-		WHERE user_id = ? ORDER BY created_at DESC, id`), userID); err != nil {
+	if err := db.selOnce(ctx, &fs, `SELECT `+familyColumns+` FROM refresh_families
+		WHERE user_id = ? ORDER BY created_at DESC, id`, userID); err != nil {
 		return nil, fmt.Errorf("list refresh families: %w", err)
 	}
 	return fs, nil
@@ -411,8 +411,8 @@ func (db *DB) RevokeRefreshFamily(ctx context.Context, id, reason string, now ti
 // RevokeUserRefreshFamilies revokes every live family of the user (password
 // change, disable, sign out everywhere) and returns how many it revoked.
 func (db *DB) RevokeUserRefreshFamilies(ctx context.Context, userID, reason string, now time.Time) (int64, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-		WHERE user_id = ? AND revoked_at = 0`), At(now), reason, userID)
+	res, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+		WHERE user_id = ? AND revoked_at = 0`, At(now), reason, userID)
 	if err != nil {
 		return 0, fmt.Errorf("revoke refresh families of user: %w", err)
 	}
@@ -422,8 +422,8 @@ func (db *DB) RevokeUserRefreshFamilies(ctx context.Context, userID, reason stri
 
 // RevokeClientRefreshFamilies revokes every live family of the client.
 func (db *DB) RevokeClientRefreshFamilies(ctx context.Context, clientID, reason string, now time.Time) (int64, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-		WHERE client_id = ? AND revoked_at = 0`), At(now), reason, clientID)
+	res, err := db.exec(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+		WHERE client_id = ? AND revoked_at = 0`, At(now), reason, clientID)
 	if err != nil {
 		return 0, fmt.Errorf("revoke refresh families of client: %w", err)
 	}
@@ -434,8 +434,8 @@ func (db *DB) RevokeClientRefreshFamilies(ctx context.Context, clientID, reason 
 // RevokeAccessToken records an access token's jti as revoked until
 // expiresAt, when the token dies anyway. Revoking twice is not an error.
 func (db *DB) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?)
-		ON CONFLICT (jti) DO NOTHING`), jti, At(expiresAt))
+	_, err := db.exec(ctx, `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?)
+		ON CONFLICT (jti) DO NOTHING`, jti, At(expiresAt))
 	if err != nil {
 		return fmt.Errorf("revoke access token: %w", err)
 	}

@@ -33,8 +33,8 @@ const loginSessionColumns = `id, user_id, auth_time, amr, created_at, last_seen_
 
 // CreateLoginSession stores s.
 func (db *DB) CreateLoginSession(ctx context.Context, s LoginSession) error {
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO login_sessions (`+loginSessionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := db.exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.UserID, s.AuthTime, s.AMR, s.CreatedAt, s.LastSeenAt, s.IdleExpiresAt, s.ExpiresAt, s.RevokedAt)
 	if err != nil {
 		return fmt.Errorf("create login session: %w", classify(err))
@@ -57,9 +57,9 @@ func (db *DB) LoginSession(ctx context.Context, id string) (LoginSession, error)
 func (db *DB) LoginSessions(ctx context.Context, userID string, now time.Time) ([]LoginSession, error) {
 	ss := []LoginSession{}
 	n := At(now)
-	if err := db.x.SelectContext(ctx, &ss, db.q(`SELECT `+loginSessionColumns+` FROM login_sessions
+	if err := db.selOnce(ctx, &ss, `SELECT `+loginSessionColumns+` FROM login_sessions
 		WHERE user_id = ? AND revoked_at = 0 AND idle_expires_at > ? AND expires_at > ?
-		ORDER BY created_at DESC, id`), userID, n, n); err != nil {
+		ORDER BY created_at DESC, id`, userID, n, n); err != nil {
 		return nil, fmt.Errorf("list login sessions: %w", err)
 	}
 	return ss, nil
@@ -68,9 +68,9 @@ func (db *DB) LoginSessions(ctx context.Context, userID string, now time.Time) (
 // TouchLoginSession records that the live session id was used at now and
 // moves its idle expiry to idleExpires (never past its absolute expiry).
 func (db *DB) TouchLoginSession(ctx context.Context, id string, now, idleExpires time.Time) error {
-	_, err := db.x.ExecContext(ctx, db.q(`UPDATE login_sessions SET last_seen_at = ?,
+	_, err := db.exec(ctx, `UPDATE login_sessions SET last_seen_at = ?,
 		idle_expires_at = CASE WHEN ? < expires_at THEN ? ELSE expires_at END
-		WHERE id = ? AND revoked_at = 0`), At(now), At(idleExpires), At(idleExpires), id)
+		WHERE id = ? AND revoked_at = 0`, At(now), At(idleExpires), At(idleExpires), id)
 	if err != nil {
 		return fmt.Errorf("touch login session: %w", err)
 	}
@@ -80,8 +80,8 @@ func (db *DB) TouchLoginSession(ctx context.Context, id string, now, idleExpires
 // RevokeLoginSession revokes the session id; revoking a revoked or unknown
 // session is not an error. It reports whether a live row was revoked.
 func (db *DB) RevokeLoginSession(ctx context.Context, id string, now time.Time) (bool, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE login_sessions SET revoked_at = ?
-		WHERE id = ? AND revoked_at = 0`), At(now), id)
+	res, err := db.exec(ctx, `UPDATE login_sessions SET revoked_at = ?
+		WHERE id = ? AND revoked_at = 0`, At(now), id)
 	if err != nil {
 		return false, fmt.Errorf("revoke login session: %w", err)
 	}
@@ -92,8 +92,8 @@ func (db *DB) RevokeLoginSession(ctx context.Context, id string, now time.Time) 
 // RevokeUserLoginSessions revokes every session of the user and returns
 // how many were not revoked yet.
 func (db *DB) RevokeUserLoginSessions(ctx context.Context, userID string, now time.Time) (int64, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE login_sessions SET revoked_at = ?
-		WHERE user_id = ? AND revoked_at = 0`), At(now), userID)
+	res, err := db.exec(ctx, `UPDATE login_sessions SET revoked_at = ?
+		WHERE user_id = ? AND revoked_at = 0`, At(now), userID)
 	if err != nil {
 		return 0, fmt.Errorf("revoke login sessions of user: %w", err)
 	}
@@ -103,8 +103,8 @@ func (db *DB) RevokeUserLoginSessions(ctx context.Context, userID string, now ti
 
 // DeleteExpiredLoginSessions deletes the sessions that ended before t.
 func (db *DB) DeleteExpiredLoginSessions(ctx context.Context, t time.Time) (int64, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM login_sessions
-		WHERE expires_at < ? OR idle_expires_at < ? OR (revoked_at <> 0 AND revoked_at < ?)`), At(t), At(t), At(t))
+	res, err := db.exec(ctx, `DELETE FROM login_sessions
+		WHERE expires_at < ? OR idle_expires_at < ? OR (revoked_at <> 0 AND revoked_at < ?)`, At(t), At(t), At(t))
 	if err != nil {
 		return 0, fmt.Errorf("delete expired login sessions: %w", err)
 	}
@@ -134,8 +134,8 @@ func (db *DB) Consent(ctx context.Context, userID, clientID string) (Consent, er
 // Consents lists the user's consents by client id.
 func (db *DB) Consents(ctx context.Context, userID string) ([]Consent, error) {
 	cs := []Consent{}
-	if err := db.x.SelectContext(ctx, &cs, db.q(`SELECT user_id, client_id, scope, granted_at FROM consents
-		WHERE user_id = ? ORDER BY client_id`), userID); err != nil {
+	if err := db.selOnce(ctx, &cs, `SELECT user_id, client_id, scope, granted_at FROM consents
+		WHERE user_id = ? ORDER BY client_id`, userID); err != nil {
 		return nil, fmt.Errorf("list consents: %w", err)
 	}
 	return cs, nil
@@ -181,7 +181,7 @@ func (db *DB) GrantConsent(ctx context.Context, userID, clientID string, scope [
 // RevokeConsent forgets the user's consent for the client; ErrNotFound
 // when there was none.
 func (db *DB) RevokeConsent(ctx context.Context, userID, clientID string) error {
-	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM consents WHERE user_id = ? AND client_id = ?`), userID, clientID)
+	res, err := db.exec(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID)
 	if err != nil {
 		return fmt.Errorf("revoke consent: %w", err)
 	}
@@ -272,8 +272,8 @@ func (db *DB) ConfirmTOTP(ctx context.Context, userID string, step int64, codeHa
 // confirmed credential. It reports false, changing nothing, when step is
 // not after the last one: the code was used already (a replay).
 func (db *DB) UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`UPDATE totp_credentials SET last_step = ?
-		WHERE user_id = ? AND confirmed_at <> 0 AND last_step < ?`), step, userID, step)
+	res, err := db.exec(ctx, `UPDATE totp_credentials SET last_step = ?
+		WHERE user_id = ? AND confirmed_at <> 0 AND last_step < ?`, step, userID, step)
 	if err != nil {
 		return false, fmt.Errorf("use totp step: %w", err)
 	}
@@ -284,7 +284,7 @@ func (db *DB) UseTOTPStep(ctx context.Context, userID string, step int64) (bool,
 // UseRecoveryCode deletes the user's recovery code with codeHash and
 // reports whether there was one: each code works once.
 func (db *DB) UseRecoveryCode(ctx context.Context, userID, codeHash string) (bool, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM totp_recovery_codes WHERE user_id = ? AND code_hash = ?`),
+	res, err := db.exec(ctx, `DELETE FROM totp_recovery_codes WHERE user_id = ? AND code_hash = ?`,
 		userID, codeHash)
 	if err != nil {
 		return false, fmt.Errorf("use recovery code: %w", err)

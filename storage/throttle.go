@@ -141,10 +141,10 @@ func (db *DB) counterTurn(ctx context.Context) (func(), error) {
 // SetCounter stores c as given, replacing any counter at c.Key. Throttling
 // uses it for markers (an IP an account recently signed in from).
 func (db *DB) SetCounter(ctx context.Context, c Counter) error {
-	_, err := db.x.ExecContext(ctx, db.q(`INSERT INTO throttle_counters (`+counterColumns+`)
+	_, err := db.exec(ctx, `INSERT INTO throttle_counters (`+counterColumns+`)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, blocked_until = excluded.blocked_until,
-			updated_at = excluded.updated_at, expires_at = excluded.expires_at`),
+			updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
 		c.Key, c.Failures, c.BlockedUntil, c.UpdatedAt, c.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("set throttle counter: %w", err)
@@ -155,7 +155,7 @@ func (db *DB) SetCounter(ctx context.Context, c Counter) error {
 // Counter returns the counter at key, expired or not, or ErrNotFound.
 func (db *DB) Counter(ctx context.Context, key string) (Counter, error) {
 	var c Counter
-	err := db.x.GetContext(ctx, &c, db.q(`SELECT `+counterColumns+` FROM throttle_counters WHERE key = ?`), key)
+	err := db.getOnce(ctx, &c, `SELECT `+counterColumns+` FROM throttle_counters WHERE key = ?`, key)
 	if err != nil {
 		return Counter{}, fmt.Errorf("get throttle counter: %w", notFound(err))
 	}
@@ -203,7 +203,7 @@ func (db *DB) ResetCounters(ctx context.Context, keys ...string) error {
 	// order RecordFailures locks in, and two such writers can deadlock
 	// (PostgreSQL 40P01). One row lock at a time cannot.
 	for _, key := range keys {
-		if _, err := db.x.ExecContext(ctx, db.q(`DELETE FROM throttle_counters WHERE key = ?`), key); err != nil {
+		if _, err := db.exec(ctx, `DELETE FROM throttle_counters WHERE key = ?`, key); err != nil {
 			return fmt.Errorf("reset throttle counters: %w", err)
 		}
 	}
@@ -217,7 +217,7 @@ func (db *DB) ResetCountersWithPrefix(ctx context.Context, prefix string) (int64
 	if prefix == "" {
 		return 0, fmt.Errorf("reset throttle counters: empty prefix")
 	}
-	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM throttle_counters WHERE substr(key, 1, ?) = ?`), utf8.RuneCountInString(prefix), prefix)
+	res, err := db.exec(ctx, `DELETE FROM throttle_counters WHERE substr(key, 1, ?) = ?`, utf8.RuneCountInString(prefix), prefix)
 	if err != nil {
 		return 0, fmt.Errorf("reset throttle counters with prefix: %w", err)
 	}
@@ -228,7 +228,7 @@ func (db *DB) ResetCountersWithPrefix(ctx context.Context, prefix string) (int64
 // DeleteExpiredCounters deletes counters that expired by now and returns how
 // many it deleted.
 func (db *DB) DeleteExpiredCounters(ctx context.Context, now time.Time) (int64, error) {
-	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM throttle_counters WHERE expires_at <= ?`), At(now))
+	res, err := db.exec(ctx, `DELETE FROM throttle_counters WHERE expires_at <= ?`, At(now))
 	if err != nil {
 		return 0, fmt.Errorf("delete expired throttle counters: %w", err)
 	}

@@ -125,7 +125,7 @@ func insertUserArgs(u *User) []any {
 func (db *DB) CreateUser(ctx context.Context, u *User) error {
 	fillNewUser(u, At(time.Now()))
 	u.UpdatedAt = u.CreatedAt
-	_, err := db.x.ExecContext(ctx, db.q(insertUser), insertUserArgs(u)...)
+	_, err := db.exec(ctx, insertUser, insertUserArgs(u)...)
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, db.nameConflict(ctx, u.Username, classify(err)))
 	}
@@ -155,12 +155,12 @@ func (db *DB) fillSkeletons(ctx context.Context) error {
 		ID       string `db:"id"`
 		Username string `db:"username"`
 	}
-	if err := db.x.SelectContext(ctx, &rows, `SELECT id, username FROM users
+	if err := db.selOnce(ctx, &rows, `SELECT id, username FROM users
 		WHERE username_skeleton IS NULL ORDER BY created_at, id`); err != nil {
 		return fmt.Errorf("fill username skeletons: %w", err)
 	}
 	for _, r := range rows {
-		_, err := db.x.ExecContext(ctx, db.q(`UPDATE users SET username_skeleton = ? WHERE id = ?`),
+		_, err := db.exec(ctx, `UPDATE users SET username_skeleton = ? WHERE id = ?`,
 			UsernameSkeleton(r.Username), r.ID)
 		if err = classify(err); err != nil && !errors.Is(err, ErrConflict) {
 			return fmt.Errorf("fill username skeleton of user %q: %w", r.ID, err)
@@ -208,8 +208,8 @@ func (db *DB) Users(ctx context.Context, offset, limit int) ([]User, error) {
 		limit = 1 << 30
 	}
 	var us []User
-	err := db.x.SelectContext(ctx, &us, db.q(`SELECT `+userColumns+` FROM users
-		ORDER BY username_key LIMIT ? OFFSET ?`), limit, offset)
+	err := db.selOnce(ctx, &us, `SELECT `+userColumns+` FROM users
+		ORDER BY username_key LIMIT ? OFFSET ?`, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -255,7 +255,7 @@ func (db *DB) UpdateUser(ctx context.Context, id string, update func(*User) erro
 
 // DeleteUser removes the user and, by cascade, their refresh-token families.
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
-	res, err := db.x.ExecContext(ctx, db.q(`DELETE FROM users WHERE id = ?`), id)
+	res, err := db.exec(ctx, `DELETE FROM users WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete user %q: %w", id, err)
 	}
@@ -268,7 +268,7 @@ func (db *DB) DeleteUser(ctx context.Context, id string) error {
 // CountUsers returns how many users exist.
 func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := db.x.GetContext(ctx, &n, `SELECT COUNT(*) FROM users`); err != nil {
+	if err := db.getOnce(ctx, &n, `SELECT COUNT(*) FROM users`); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return n, nil

@@ -50,11 +50,12 @@ type options struct {
 	serverCore, loadCore int
 	markdown, jsonOut    string
 	quick                bool
+	variants             []string // the server setups to run; all when empty
 }
 
 func main() {
 	var o options
-	var conns, backends, render string
+	var conns, backends, render, only string
 	flag.BoolVar(&o.quick, "quick", false, "a short run to check the tool: 2 s per scenario, 1 s per limit")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each scenario runs")
 	flag.DurationVar(&o.limitTime, "limit-time", 3*time.Second, "how long each limit is measured (before and after)")
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&o.loadCore, "load-core", 1, "CPU core of the load generator")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the table as markdown to this file")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
+	flag.StringVar(&only, "variants", "", "run only these server setups, comma-separated: default, go, openssl, es256, eddsa (the limits are still measured)")
 	flag.StringVar(&render, "render", "", "measure nothing: print the report of an earlier -json file (and write -markdown)")
 	flag.Parse()
 	if o.quick {
@@ -82,6 +84,16 @@ func main() {
 			fatal(fmt.Errorf("-backends: %q (want sqlite, postgres)", b))
 		}
 		o.backends = append(o.backends, b)
+	}
+	if only != "" {
+		names := variantNames()
+		for _, v := range strings.Split(only, ",") {
+			v = strings.TrimSpace(v)
+			if !slices.Contains(names, v) {
+				fatal(fmt.Errorf("-variants: %q (want %s)", v, strings.Join(names, ", ")))
+			}
+			o.variants = append(o.variants, v)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -186,6 +198,9 @@ func run(ctx context.Context, o options) (*load.Report, error) {
 	help, _ := exec.CommandContext(ctx, b.keyward, "serve", "--help").CombinedOutput()
 	hasSigner, hasKeyAlg := serveFlags(string(help))
 	vs := variants(hasSigner, hasKeyAlg)
+	if len(o.variants) > 0 {
+		vs = slices.DeleteFunc(vs, func(v variant) bool { return !slices.Contains(o.variants, v.name) })
+	}
 
 	b.rep = &load.Report{Date: time.Now(), Machine: machine(o), Duration: o.duration, IdleRSSTarget: 30 << 20}
 	loadBefore := loadAverage()
@@ -361,7 +376,12 @@ func (b *bench) runVariant(ctx context.Context, backend string, pg *cluster, v v
 				break
 			}
 			logf("%s: %s at %d connections", backend, sc.label, r.Conns)
+			n0, d0, werr := s.poolWaits(ctx)
 			res, err := b.load(ctx, s, sc.load, r.Conns, token)
+			if n1, d1, werr1 := s.poolWaits(ctx); werr == nil && werr1 == nil {
+				logf("%s: %s at %d connections: %.0f waits for a pooled connection, %v in all",
+					backend, sc.label, r.Conns, n1-n0, (d1 - d0).Round(time.Millisecond))
+			}
 			if err != nil && ctx.Err() != nil {
 				r.NA = "interrupted"
 				break

@@ -114,6 +114,15 @@ func variants(hasSigner, hasKeyAlg bool) []variant {
 	}
 }
 
+// variantNames lists the variants' names, for -variants.
+func variantNames() []string {
+	var names []string
+	for _, v := range variants(true, true) {
+		names = append(names, v.name)
+	}
+	return names
+}
+
 // signerFlag and keyAlgFlag return the flag a variant misses, or "".
 func signerFlag(has bool) string {
 	if has {

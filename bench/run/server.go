@@ -24,6 +24,7 @@ import (
 type server struct {
 	cmd      *exec.Cmd
 	url      string
+	metrics  string // its /metrics, on a listener of its own
 	logPath  string
 	secret   string // the demo client's
 	password string // the demo user's
@@ -51,9 +52,13 @@ func startServer(ctx context.Context, bin, dir, database, kek string, core int, 
 	if err != nil {
 		return nil, err
 	}
+	mport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	u := "http://127.0.0.1:" + strconv.Itoa(port)
 	args := []string{bin, "serve", "--demo", "--database", database, "--key-encryption-key-file", kek,
-		"--addr", "127.0.0.1:" + strconv.Itoa(port), "--issuer", u,
+		"--addr", "127.0.0.1:" + strconv.Itoa(port), "--issuer", u, "--metrics-addr", "127.0.0.1:" + strconv.Itoa(mport),
 		// Introspection is rate-limited per client (50/s by default); the
 		// benchmark measures the endpoint, not the limiter.
 		"--introspect-revoke-rate", "1000000", "--introspect-revoke-burst", "1000000"}
@@ -71,7 +76,7 @@ func startServer(ctx context.Context, bin, dir, database, kek string, core int, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start keyward: %w", err)
 	}
-	s := &server{cmd: cmd, url: u, logPath: logPath, done: make(chan error, 1)}
+	s := &server{cmd: cmd, url: u, metrics: "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics", logPath: logPath, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
 		s.stop()
@@ -144,6 +149,40 @@ func (s *server) token(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("token endpoint answered %d", resp.StatusCode)
 	}
 	return tr.AccessToken, nil
+}
+
+// poolWaits reads from the server's /metrics how many times a query has
+// waited for a pooled database connection, and for how long in all.
+func (s *server) poolWaits(ctx context.Context) (n float64, d time.Duration, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.metrics, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, 0, err
+	}
+	found := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		f, perr := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		switch {
+		case perr != nil:
+		case name == `go_sql_wait_count_total{db_name="keyward"}`:
+			n, found = f, found+1
+		case name == `go_sql_wait_duration_seconds_total{db_name="keyward"}`:
+			d, found = time.Duration(f*float64(time.Second)), found+1
+		}
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("%s lists no go_sql_wait metrics", s.metrics)
+	}
+	return n, d, nil
 }
 
 // stop ends the server (SIGTERM, then SIGKILL after 20 s) and waits for it.

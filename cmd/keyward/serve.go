@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/idp"
@@ -117,6 +118,11 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 		return err
 	}
 	if err := c.signer.register(srv.Metrics().Registry()); err != nil {
+		return err
+	}
+	// go_sql_*{db_name="keyward"}: the connection pool (open, in use,
+	// waits for a connection and their total time).
+	if err := srv.Metrics().Registry().Register(collectors.NewDBStatsCollector(db.SQL().DB, "keyward")); err != nil {
 		return err
 	}
 	c.signer.log(log, c.keyPolicy.Algorithm)

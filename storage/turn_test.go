@@ -1,0 +1,152 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keyward/keyward/storage"
+	"github.com/keyward/keyward/storage/storagetest"
+)
+
+// TestPoolTurnsFirstComeFirstServed: on PostgreSQL, what waits for a
+// pooled connection is served in the order it came (database/sql alone
+// hands a freed connection to a random waiter), and a waiter whose context
+// ends leaves the queue without taking a turn.
+//
+// All turns but one are held by reads blocked on a locked table, the last
+// by a read blocked on another; eight audit writes then queue, each
+// parked before the next starts. Unlocking the second table frees one
+// turn, which passes through the writers one at a time: the ids
+// PostgreSQL gives their rows must rise in the order they queued.
+func TestPoolTurnsFirstComeFirstServed(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	db := storagetest.Open(t, dsn)
+	ctx := t.Context()
+
+	raw, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	lock := func(table string) *sqlx.Tx {
+		tx, err := raw.BeginTxx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE `+table+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	counters, clients := lock("throttle_counters"), lock("clients")
+	defer counters.Rollback()
+	defer clients.Rollback()
+
+	var held sync.WaitGroup
+	for i := range storage.PGTurns - 1 {
+		held.Go(func() {
+			if _, err := db.Counter(ctx, fmt.Sprint("held-", i)); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("blocked read %d: %v", i, err)
+			}
+		})
+	}
+	held.Go(func() {
+		if _, err := db.Clients(ctx); err != nil {
+			t.Errorf("blocked clients read: %v", err)
+		}
+	})
+	waitFor(t, "every turn's read to wait for its lock", func() bool {
+		var n int
+		err := raw.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		return err == nil && n == storage.PGTurns
+	})
+
+	const writers, cancelled = 8, 3
+	ids := make([]int64, writers)
+	errs := make([]error, writers)
+	var queued sync.WaitGroup
+	cancel := func() {}
+	for i := range writers {
+		wctx := ctx
+		if i == cancelled {
+			wctx, cancel = context.WithCancel(ctx)
+		}
+		queued.Go(func() {
+			e := &storage.AuditEvent{Type: "login", Actor: fmt.Sprint("writer-", i)}
+			errs[i] = db.AppendAudit(wctx, e)
+			ids[i] = e.ID
+		})
+		waitFor(t, fmt.Sprintf("writer %d to queue for a turn", i), func() bool { return parkedInTurn() == i+1 })
+	}
+	cancel()
+	waitFor(t, "the cancelled writer to leave the queue", func() bool { return parkedInTurn() == writers-1 })
+	if err := clients.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	queued.Wait()
+	if !errors.Is(errs[cancelled], context.Canceled) {
+		t.Errorf("the writer whose context ended: %v, want context.Canceled", errs[cancelled])
+	}
+	var last int64
+	for i := range writers {
+		if i == cancelled {
+			continue
+		}
+		if errs[i] != nil {
+			t.Fatalf("writer %d: %v", i, errs[i])
+		}
+		if ids[i] <= last {
+			t.Errorf("writer %d stored row %d after row %d: served out of order (ids %v)", i, ids[i], last, ids)
+		}
+		last = ids[i]
+	}
+	if err := counters.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	held.Wait()
+	if n := storage.TurnsTaken(db); n != 0 {
+		t.Errorf("%d turns still taken after every use ended", n)
+	}
+}
+
+// parkedInTurn counts the goroutines asleep in turn's select on the turns channel: parked,
+// so queued in the order they came.
+func parkedInTurn() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	parked := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[select") && strings.Contains(g, "storage.(*DB).turn(") {
+			parked++
+		}
+	}
+	return parked
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
