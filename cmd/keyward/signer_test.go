@@ -15,7 +15,8 @@ import (
 )
 
 // TestServeSigner runs a real server with each --signer: the log names the
-// signer, /metrics shows it as keyward_signer_info, and a token it signs
+// signer, /metrics shows it as keyward_signer_info (and the database pool's
+// go_sql_* statistics), and a token it signs
 // verifies through the JWKS (OpenSSL's signatures are crypto/rsa's byte for
 // byte: internal/openssl's tests).
 func TestServeSigner(t *testing.T) {
@@ -57,6 +58,10 @@ func TestServeSigner(t *testing.T) {
 			res.Body.Close()
 			want := `keyward_signer_info{library="` + tt.library + `",signer="` + tt.signer + `"} 1`
 			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+			// The database pool's statistics (docs/operations.md).
+			if want := `go_sql_open_connections{db_name="keyward"} `; !strings.Contains(string(body), want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
 		})

@@ -62,7 +62,8 @@ func TestAuditGroupCommit(t *testing.T) {
 	}
 }
 
-// gatedAudits holds every write until open is closed.
+// gatedAudits holds every write until open is closed; a value sent on
+// open lets one write through.
 type gatedAudits struct {
 	*storage.DB
 	open chan struct{}
@@ -75,7 +76,7 @@ func (g *gatedAudits) AppendAudits(ctx context.Context, es []*storage.AuditEvent
 
 // TestAuditRecordAsync: RecordAsync answers before the row is written,
 // Flush waits for it, concurrent rows share writes, and a queue at its
-// bound makes RecordAsync wait instead of growing.
+// bound makes RecordAsync wait for room instead of growing.
 func TestAuditRecordAsync(t *testing.T) {
 	for _, b := range storagetest.Backends {
 		t.Run(b.Name, func(t *testing.T) {
@@ -118,8 +119,26 @@ func TestAuditRecordAsync(t *testing.T) {
 			default:
 			}
 			// The held write may have taken a batch of them first.
-			if n := recorded.Load(); n < maxAuditQueue-maxAuditBatch || n > maxAuditQueue+maxAuditBatch {
-				t.Errorf("%d rows recorded before waiting, want %d to %d", n, maxAuditQueue, maxAuditQueue+maxAuditBatch)
+			before := recorded.Load()
+			if before < maxAuditQueue-maxAuditBatch || before > maxAuditQueue+maxAuditBatch {
+				t.Errorf("%d rows recorded before waiting, want %d to %d", before, maxAuditQueue, maxAuditQueue+maxAuditBatch)
+			}
+
+			// The caller past the bound waits for room, not for the rows
+			// ahead of it: one write ends, the writer takes the next batch
+			// off the queue, and the caller's row goes in while the queue
+			// is still all but full and its rows unwritten.
+			gate.open <- struct{}{}
+			for recorded.Load() == before && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if after := recorded.Load(); after == before {
+				t.Fatalf("after one write, RecordAsync still waits (%d rows recorded): it waits for its own row, behind the whole queue", after)
+			}
+			select {
+			case <-finished:
+				t.Fatal("every row queued after one write: the queue is unbounded")
+			default:
 			}
 
 			close(gate.open)
