@@ -153,8 +153,13 @@ const auditGather = 5 * time.Millisecond
 
 // maxAuditQueue bounds the rows RecordAsync leaves behind: past it,
 // RecordAsync waits for room (the next write's batch leaving the queue), so
-// a slow database slows the requests instead of filling memory.
-const maxAuditQueue = 4096
+// a slow database slows the requests instead of filling memory (a queued
+// row is about 300 bytes: 20 MiB at most). It holds seconds of traffic
+// because single audit writes do take seconds: on PostgreSQL sharing one
+// saturated core with the server, the writer's INSERTs took 1.5-3.8 s now
+// and then (client_credentials at 1,000/s), and a queue of 4,096 rows
+// filled and held the requests behind them.
+const maxAuditQueue = 1 << 16
 
 // DefaultRetention is how long audit rows are kept by default.
 const DefaultRetention = 90 * 24 * time.Hour
