@@ -12,6 +12,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -63,7 +64,7 @@ func TestPoolTurnsFirstComeFirstServed(t *testing.T) {
 			t.Errorf("blocked clients read: %v", err)
 		}
 	})
-	waitFor(t, "every turn's read to wait for its lock", func() bool {
+	testsupport.Eventually(t, "every turn's read to wait for its lock", 30*time.Second, func() bool {
 		var n int
 		err := raw.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock'`)
@@ -85,10 +86,10 @@ func TestPoolTurnsFirstComeFirstServed(t *testing.T) {
 			errs[i] = db.AppendAudit(wctx, e)
 			ids[i] = e.ID
 		})
-		waitFor(t, fmt.Sprintf("writer %d to queue for a turn", i), func() bool { return parkedInTurn() == i+1 })
+		testsupport.Eventually(t, fmt.Sprintf("writer %d to queue for a turn", i), 30*time.Second, func() bool { return parkedInTurn() == i+1 })
 	}
 	cancel()
-	waitFor(t, "the cancelled writer to leave the queue", func() bool { return parkedInTurn() == writers-1 })
+	testsupport.Eventually(t, "the cancelled writer to leave the queue", 30*time.Second, func() bool { return parkedInTurn() == writers-1 })
 	if err := clients.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,15 +139,4 @@ func parkedInTurn() int {
 		}
 	}
 	return parked
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

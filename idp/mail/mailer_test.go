@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/keyward/keyward/internal/testsupport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -78,7 +79,7 @@ func TestSMTPDeliversMultipartInBothLanguages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "two mails", func() bool { return len(ts.messages()) == 2 })
+	testsupport.Eventually(t, "two mails", 10*time.Second, func() bool { return len(ts.messages()) == 2 })
 
 	subjects := map[string]bool{}
 	for _, got := range ts.messages() {
@@ -107,7 +108,7 @@ func TestSMTPDeliversMultipartInBothLanguages(t *testing.T) {
 	if !subjects["Reset your Keyward password"] || !subjects["重置您的 Keyward 密码"] {
 		t.Errorf("subjects %v", subjects)
 	}
-	eventually(t, "sent metric", func() bool { return testutil.ToFloat64(q.metrics.sent.WithLabelValues("password_reset")) == 2 })
+	testsupport.Eventually(t, "sent metric", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.sent.WithLabelValues("password_reset")) == 2 })
 	if n := testutil.ToFloat64(q.metrics.queued.WithLabelValues("password_reset")); n != 2 {
 		t.Errorf("queued %v", n)
 	}
@@ -131,7 +132,7 @@ func TestSMTPStartTLSRequired(t *testing.T) {
 		if err := q.Send(t.Context(), resetMessage("en")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the failure", func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
+		testsupport.Eventually(t, "the failure", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
 		if len(ts.messages()) != 0 || ts.mailCommands() != 0 {
 			t.Fatalf("the server got a mail over plain text")
 		}
@@ -149,7 +150,7 @@ func TestSMTPStartTLSRequired(t *testing.T) {
 		if err := q.Send(t.Context(), resetMessage("en")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the mail", func() bool { return len(ts.messages()) == 1 })
+		testsupport.Eventually(t, "the mail", 10*time.Second, func() bool { return len(ts.messages()) == 1 })
 		if !ts.messages()[0].TLS {
 			t.Error("delivered without TLS")
 		}
@@ -159,7 +160,7 @@ func TestSMTPStartTLSRequired(t *testing.T) {
 		ts := startSMTP(t, ip, smtpOptions{tls: serverTLS})
 		q, _ := newSMTPMailer(t, serverFor(t, ts.Addr), Options{Attempts: 1})
 		q.Send(t.Context(), resetMessage("en"))
-		eventually(t, "the failure", func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
+		testsupport.Eventually(t, "the failure", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
 		if len(ts.messages()) != 0 {
 			t.Fatal("delivered to a server whose certificate is not trusted")
 		}
@@ -175,7 +176,7 @@ func TestSMTPImplicitTLS(t *testing.T) {
 	if err := q.Send(t.Context(), resetMessage("en")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the mail", func() bool { return len(ts.messages()) == 1 })
+	testsupport.Eventually(t, "the mail", 10*time.Second, func() bool { return len(ts.messages()) == 1 })
 	if got := ts.messages()[0]; !got.TLS || got.Pass != smtpPassword {
 		t.Errorf("TLS %v, auth %q", got.TLS, got.User)
 	}
@@ -190,7 +191,7 @@ func TestSMTPRetries(t *testing.T) {
 	if err := q.Send(t.Context(), resetMessage("en")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the mail", func() bool { return testutil.ToFloat64(q.metrics.sent.WithLabelValues("password_reset")) == 1 })
+	testsupport.Eventually(t, "the mail", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.sent.WithLabelValues("password_reset")) == 1 })
 	if n := len(ts.messages()); n != 1 {
 		t.Fatalf("delivered %d times", n)
 	}
@@ -212,7 +213,7 @@ func TestSMTPPermanentFailure(t *testing.T) {
 	log, logs := newLog()
 	q, _ := newSMTPMailer(t, serverFor(t, ts.Addr), Options{Log: log})
 	q.Send(t.Context(), resetMessage("en"))
-	eventually(t, "the failure", func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
+	testsupport.Eventually(t, "the failure", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
 	if n := ts.mailCommands(); n != 1 {
 		t.Errorf("attempts %d, want 1", n)
 	}
@@ -243,7 +244,7 @@ func TestSMTPServerDown(t *testing.T) {
 	if n := testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")); n != 0 {
 		t.Fatal("Send returned only after the delivery had failed")
 	}
-	eventually(t, "the failure", func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
+	testsupport.Eventually(t, "the failure", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
 	if n := testutil.ToFloat64(q.metrics.retries.WithLabelValues("password_reset")); n != 2 {
 		t.Errorf("retries %v", n)
 	}
@@ -274,7 +275,7 @@ func TestSMTPErrorsAreRedacted(t *testing.T) {
 	log, logs := newLog()
 	q, _ := newSMTPMailer(t, s, Options{Log: log, Attempts: 2})
 	q.Send(t.Context(), resetMessage("en"))
-	eventually(t, "the failure", func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
+	testsupport.Eventually(t, "the failure", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 1 })
 	out := logs.String()
 	if !strings.Contains(out, "bad password [redacted]") {
 		t.Errorf("the server's answer is not in the log, redacted:\n%s", out)
@@ -293,7 +294,7 @@ func TestHeaderInjectionRefused(t *testing.T) {
 		m.To = to
 		q.Send(t.Context(), m)
 	}
-	eventually(t, "the failures", func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 4 })
+	testsupport.Eventually(t, "the failures", 10*time.Second, func() bool { return testutil.ToFloat64(q.metrics.failed.WithLabelValues("password_reset")) == 4 })
 	if ts.mailCommands() != 0 {
 		t.Fatal("a bad recipient reached the server")
 	}
@@ -310,7 +311,7 @@ func TestQueueFullAndClose(t *testing.T) {
 	if err := q.Send(t.Context(), resetMessage("en")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the worker to take the first mail", func() bool { return len(q.jobs) == 0 && ts.mailCommands() == 1 })
+	testsupport.Eventually(t, "the worker to take the first mail", 10*time.Second, func() bool { return len(q.jobs) == 0 && ts.mailCommands() == 1 })
 	if err := q.Send(t.Context(), resetMessage("zh-CN")); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func TestQueueFullAndClose(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- q.Close(context.Background()) }()
 	// Until Close has run, the full queue answers ErrQueueFull; then ErrClosed.
-	eventually(t, "Send to answer ErrClosed", func() bool {
+	testsupport.Eventually(t, "Send to answer ErrClosed", 10*time.Second, func() bool {
 		err := q.Send(t.Context(), resetMessage("en"))
 		if err != nil && !errors.Is(err, ErrQueueFull) && !errors.Is(err, ErrClosed) {
 			t.Fatalf("Send while closing: %v", err)
@@ -356,7 +357,7 @@ func TestCloseGivesUpAtDeadline(t *testing.T) {
 	q, _ := newSMTPMailer(t, serverFor(t, ts.Addr), Options{Workers: 1, Log: log})
 	q.Send(t.Context(), resetMessage("en"))
 	q.Send(t.Context(), resetMessage("en"))
-	eventually(t, "the worker to start", func() bool { return ts.mailCommands() == 1 })
+	testsupport.Eventually(t, "the worker to start", 10*time.Second, func() bool { return ts.mailCommands() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()

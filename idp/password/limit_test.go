@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/testsupport"
 )
 
 // holdSlot takes a hashing slot as a running hash would, and returns its release.
@@ -18,18 +20,6 @@ func holdSlot(t *testing.T, h *Hasher) func() {
 		t.Fatalf("acquire: %v", err)
 	}
 	return release
-}
-
-// waitFor polls cond until it holds or a second passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func TestOverloadQueueFull(t *testing.T) {
@@ -95,7 +85,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 		_, err := h.Hash(ctx, "correct horse battery staple")
 		errc <- err
 	}()
-	waitFor(t, "the hash to queue", func() bool { return h.Stats().Queued == 1 })
+	testsupport.Eventually(t, "the hash to queue", time.Second, func() bool { return h.Stats().Queued == 1 })
 	cancel()
 	select {
 	case err := <-errc:
@@ -121,7 +111,7 @@ func TestWaiterRunsAfterRelease(t *testing.T) {
 		_, err := h.Hash(t.Context(), "correct horse battery staple")
 		errc <- err
 	}()
-	waitFor(t, "the hash to queue", func() bool { return h.Stats().Queued == 1 })
+	testsupport.Eventually(t, "the hash to queue", time.Second, func() bool { return h.Stats().Queued == 1 })
 	release()
 	release() // a second call is a no-op
 	if err := <-errc; err != nil {
@@ -145,7 +135,7 @@ func TestMemoryBudgetBoundsConcurrency(t *testing.T) {
 	r1, r2 := holdSlot(t, h), holdSlot(t, h)
 	done := make(chan error, 1)
 	go func() { done <- h.VerifyDummy(t.Context(), "correct horse battery staple") }()
-	waitFor(t, "the third to queue", func() bool { return h.Stats().Queued == 1 })
+	testsupport.Eventually(t, "the third to queue", time.Second, func() bool { return h.Stats().Queued == 1 })
 	if s := h.Stats(); s.InFlight != 2 || s.MemoryInUse != 2<<20 {
 		t.Errorf("stats %+v, want 2 in flight using the whole budget", s)
 	}
@@ -163,7 +153,7 @@ func TestMemoryBudgetBoundsConcurrency(t *testing.T) {
 		_, _, err := h.Verify(t.Context(), "correct horse battery staple", big.encode())
 		done2 <- err == nil
 	}()
-	waitFor(t, "the large hash to queue", func() bool { return h.Stats().Queued == 1 })
+	testsupport.Eventually(t, "the large hash to queue", time.Second, func() bool { return h.Stats().Queued == 1 })
 	r1()
 	if !<-done2 {
 		t.Error("large stored hash did not verify once the budget was free")

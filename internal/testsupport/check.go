@@ -3,6 +3,7 @@ package testsupport
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // WantError checks err against a table test's expected error: with want
@@ -21,4 +22,17 @@ func WantError(t testing.TB, err error, want string) bool {
 		t.Fatal(err)
 	}
 	return false
+}
+
+// Eventually polls cond every few milliseconds until it holds, and fails
+// the test when timeout passes first.
+func Eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
