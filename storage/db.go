@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -51,9 +50,8 @@ type DB struct {
 	counterWriters chan struct{}
 	// turns, on PostgreSQL, holds a token for each use of a pooled
 	// connection, so uses wait for one first come, first served (see
-	// turn); nil on SQLite. turnWaiters counts those waiting.
-	turns       chan struct{}
-	turnWaiters atomic.Int64
+	// turn); nil on SQLite.
+	turns chan struct{}
 	// lazyAudit, on PostgreSQL, holds the connection of the audit rows
 	// nobody waits for (AppendAudits with durable false), whose session
 	// commits without waiting for the WAL flush; nil until first used.
@@ -272,13 +270,6 @@ func (db *DB) turn(ctx context.Context) error {
 	if db.turns == nil {
 		return nil
 	}
-	select {
-	case db.turns <- struct{}{}:
-		return nil
-	default:
-	}
-	db.turnWaiters.Add(1)
-	defer db.turnWaiters.Add(-1)
 	select {
 	case db.turns <- struct{}{}:
 		return nil
