@@ -60,7 +60,7 @@ func TokenReason(err error) string {
 // token of t's kind for t's user as superseded, so only the newest link
 // works. An unknown user is ErrNotFound.
 func (db *DB) IssueAccountToken(ctx context.Context, t AccountToken) error {
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		var id string
 		if err := tx.GetContext(ctx, &id, db.q(`SELECT id FROM users WHERE id = ?`+db.forShare()), t.UserID); err != nil {
 			return notFound(err)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"time"
@@ -116,10 +117,18 @@ func (db *DB) appendLazily(ctx context.Context, query string, args []any) error 
 	}
 	_, err := db.lazyAudit.ExecContext(ctx, db.q(query), args...)
 	if err != nil { // the connection may be gone: the next write opens another
-		db.lazyAudit.Close()
-		db.lazyAudit = nil
+		db.dropLazyAudit()
 	}
 	return err
+}
+
+// dropLazyAudit closes the lazy audit connection for good. Given back to
+// the pool it would carry synchronous_commit off into the writes that must
+// be durable.
+func (db *DB) dropLazyAudit() {
+	db.lazyAudit.Raw(func(any) error { return driver.ErrBadConn }) // database/sql closes a connection reported bad
+	db.lazyAudit.Close()
+	db.lazyAudit = nil
 }
 
 // AppendAudit stores e, filling in ID and, when zero, At.

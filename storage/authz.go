@@ -149,7 +149,7 @@ var ErrCodeReplayed = errors.New("authorization code already used")
 func (db *DB) UseAuthCode(ctx context.Context, hash []byte, now time.Time) (AuthCode, error) {
 	var c AuthCode
 	replayed := false
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		replayed = false
 		err := tx.GetContext(ctx, &c, db.q(`SELECT `+authCodeColumns+` FROM auth_codes WHERE hash = ?`+db.forUpdate()), hash)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -200,7 +200,7 @@ func (db *DB) revokeCodeTokens(ctx context.Context, tx *sqlx.Tx, c AuthCode, now
 // replayed meanwhile, it revokes them at once and returns ErrCodeReplayed.
 func (db *DB) RecordAuthCodeTokens(ctx context.Context, hash []byte, familyID, jti string, accessExpiresAt, now time.Time) error {
 	replayed := false
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		var c AuthCode
 		if err := tx.GetContext(ctx, &c, db.q(`SELECT `+authCodeColumns+` FROM auth_codes WHERE hash = ?`+db.forUpdate()), hash); err != nil {
 			return notFound(err)

@@ -95,7 +95,7 @@ func (db *DB) Clients(ctx context.Context) ([]Client, error) {
 // one transaction. The id cannot change.
 func (db *DB) UpdateClient(ctx context.Context, id string, update func(*Client) error) (Client, error) {
 	var c Client
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		if err := tx.GetContext(ctx, &c, db.q(`SELECT `+clientColumns+` FROM clients WHERE id = ?`+db.forUpdate()), id); err != nil {
 			return notFound(err)
 		}

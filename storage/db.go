@@ -196,8 +196,7 @@ func driverName(dialect string) string {
 func (db *DB) Close() error {
 	db.lazyMu.Lock()
 	if db.lazyAudit != nil {
-		db.lazyAudit.Close()
-		db.lazyAudit = nil
+		db.dropLazyAudit()
 	}
 	db.lazyMu.Unlock()
 	db.stmts.Range(func(_, v any) bool {
@@ -257,32 +256,50 @@ const pgPoolSize = 32
 const pgTurns = pgPoolSize - 2
 
 // turn waits, on PostgreSQL, until fewer than pgTurns uses of a pooled
-// connection run, first come, first served, and takes a turn; endTurn
-// gives it back. Every statement and transaction of DB takes one, and
-// takes no second one before ending it. database/sql hands a freed
-// connection to a random waiter, so with more requests than connections
-// one may lose the draw again and again while later ones go first. A
-// turn's waiters queue on a channel, in the order they came, and a turn
-// always finds a connection free in the pool (bench/run logs the pool's
-// waits: 0 in every scenario). On SQLite it does nothing: writes wait in
-// writeTurn and reads are calls into the process.
-func (db *DB) turn(ctx context.Context) error {
+// connection run, first come, first served, and takes a turn. It returns
+// the context the turn's statements run under (statementContext) and end,
+// which gives the turn back. Every statement and transaction of DB takes
+// one, and takes no second one before ending it. database/sql hands a
+// freed connection to a random waiter, so with more requests than
+// connections one may lose the draw again and again while later ones go
+// first. A turn's waiters queue on a channel, in the order they came, and
+// a turn always finds a connection free in the pool (bench/run logs the
+// pool's waits: 0 in every scenario). On SQLite it does nothing: writes
+// wait in writeTurn and reads are calls into the process.
+func (db *DB) turn(ctx context.Context) (context.Context, func(), error) {
 	if db.turns == nil {
-		return nil
+		return ctx, func() {}, nil
 	}
 	select {
 	case db.turns <- struct{}{}:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, nil, ctx.Err()
 	}
+	sctx, cancel := statementContext(ctx)
+	return sctx, func() {
+		cancel()
+		<-db.turns
+	}, nil
 }
 
-// endTurn gives back the turn that turn took.
-func (db *DB) endTurn() {
-	if db.turns != nil {
-		<-db.turns
+// statementContext returns the context a PostgreSQL statement or
+// transaction runs under once it has its turn: ctx's values and deadline
+// without its cancellation. A request whose client hangs up so still
+// waits for its turn no longer, but a statement it has begun runs on to
+// its end (milliseconds) or to the request's deadline. lib/pq answers a
+// cancelled context by discarding the connection and dialling PostgreSQL
+// to send a cancel request: each hang-up cost two new server processes,
+// and a load generator stopping 32 requests at once left 32 connections
+// to open again, under load, where PostgreSQL shares a saturated core
+// (their startup took up to 5 s, and the requests waiting on them as
+// long: docs/performance.md). Without a deadline ctx is returned as is:
+// the background work (pruning, rotation) stops with its context.
+func statementContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
 	}
+	return context.WithDeadline(context.WithoutCancel(ctx), dl)
 }
 
 // get runs a prepared single-row read into dest, in a turn.
@@ -291,10 +308,11 @@ func (db *DB) get(ctx context.Context, dest any, query string, args ...any) erro
 	if err != nil {
 		return err
 	}
-	if err := db.turn(ctx); err != nil {
+	ctx, end, err := db.turn(ctx)
+	if err != nil {
 		return err
 	}
-	defer db.endTurn()
+	defer end()
 	return st.GetContext(ctx, dest, args...)
 }
 
@@ -304,38 +322,42 @@ func (db *DB) sel(ctx context.Context, dest any, query string, args ...any) erro
 	if err != nil {
 		return err
 	}
-	if err := db.turn(ctx); err != nil {
+	ctx, end, err := db.turn(ctx)
+	if err != nil {
 		return err
 	}
-	defer db.endTurn()
+	defer end()
 	return st.SelectContext(ctx, dest, args...)
 }
 
 // exec runs a statement that is not prepared (query written with ?; q
 // rewrites it), in a turn.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if err := db.turn(ctx); err != nil {
+	ctx, end, err := db.turn(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer db.endTurn()
+	defer end()
 	return db.x.ExecContext(ctx, db.q(query), args...)
 }
 
 // getOnce runs a single-row read that is not prepared, in a turn.
 func (db *DB) getOnce(ctx context.Context, dest any, query string, args ...any) error {
-	if err := db.turn(ctx); err != nil {
+	ctx, end, err := db.turn(ctx)
+	if err != nil {
 		return err
 	}
-	defer db.endTurn()
+	defer end()
 	return db.x.GetContext(ctx, dest, db.q(query), args...)
 }
 
 // selOnce runs a many-row read that is not prepared, in a turn.
 func (db *DB) selOnce(ctx context.Context, dest any, query string, args ...any) error {
-	if err := db.turn(ctx); err != nil {
+	ctx, end, err := db.turn(ctx)
+	if err != nil {
 		return err
 	}
-	defer db.endTurn()
+	defer end()
 	return db.x.SelectContext(ctx, dest, db.q(query), args...)
 }
 
@@ -471,10 +493,11 @@ func (db *DB) writeTurn(ctx context.Context) (*sqlx.Conn, func(error), error) {
 // faultTx, when set, runs in place of inTx's own transaction. Only a
 // build with the faultinject tag sets it (storage/faultinject.go), for the
 // negative controls of internal/faults; in every other build it is nil.
-var faultTx func(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error) error
+var faultTx func(ctx context.Context, db *DB, fn func(ctx context.Context, tx *sqlx.Tx) error) error
 
-// inTx runs fn in a transaction, committing when it returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+// inTx runs fn in a transaction, committing when it returns nil. fn's
+// statements run under the context it is given (see statementContext).
+func (db *DB) inTx(ctx context.Context, fn func(ctx context.Context, tx *sqlx.Tx) error) error {
 	if faultTx != nil {
 		return faultTx(ctx, db, fn)
 	}
@@ -484,7 +507,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 // commitTx is inTx's own transaction. On SQLite it first waits for its
 // write turn (writeTurn): every transaction there begins IMMEDIATE, as a
 // writer.
-func (db *DB) commitTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
+func (db *DB) commitTx(ctx context.Context, fn func(ctx context.Context, tx *sqlx.Tx) error) (err error) {
 	wc, done, err := db.writeTurn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -494,16 +517,17 @@ func (db *DB) commitTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err err
 	if wc != nil {
 		tx, err = wc.BeginTxx(ctx, nil)
 	} else {
-		if err := db.turn(ctx); err != nil {
+		var end func()
+		if ctx, end, err = db.turn(ctx); err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
-		defer db.endTurn()
+		defer end()
 		tx, err = db.x.BeginTxx(ctx, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		tx.Rollback()
 		return err
 	}

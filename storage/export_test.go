@@ -26,3 +26,9 @@ const PGTurns = pgTurns
 
 // TurnsTaken is how many turns are taken now.
 func TurnsTaken(db *DB) int { return len(db.turns) }
+
+// AppendLazily runs query on the lazy audit connection, as a lazy audit
+// write does.
+func AppendLazily(ctx context.Context, db *DB, query string) error {
+	return db.appendLazily(ctx, query, nil)
+}

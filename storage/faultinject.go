@@ -42,7 +42,7 @@ func init() {
 	time.AfterFunc(FaultArmDelay, func() {
 		fmt.Fprintln(os.Stderr, "keyward: faultinject: transactions now acknowledge before they commit (test only)")
 	})
-	faultTx = func(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error) error {
+	faultTx = func(ctx context.Context, db *DB, fn func(ctx context.Context, tx *sqlx.Tx) error) error {
 		if time.Now().Before(armed) {
 			return db.commitTx(ctx, fn)
 		}
@@ -50,14 +50,14 @@ func init() {
 	}
 }
 
-func ackBeforeCommit(ctx context.Context, db *DB, fn func(tx *sqlx.Tx) error, delay time.Duration) error {
+func ackBeforeCommit(ctx context.Context, db *DB, fn func(ctx context.Context, tx *sqlx.Tx) error, delay time.Duration) error {
 	// The transaction must outlive the request that began it: database/sql
 	// rolls back a transaction whose context ends.
 	tx, err := db.x.BeginTxx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		tx.Rollback()
 		return err
 	}

@@ -29,7 +29,7 @@ func (e *ImportError) Unwrap() error { return e.Err }
 // account's fails it with ErrLookalike. It returns the indexes of the skipped users.
 func (db *DB) ImportUsers(ctx context.Context, us []User, skipExisting bool) (skipped []int, err error) {
 	now := At(time.Now())
-	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		exists, err := tx.PreparexContext(ctx, db.q(`SELECT COUNT(*) FROM users WHERE id = ? OR username_key = ?`))
 		if err != nil {
 			return fmt.Errorf("import users: %w", err)

@@ -117,10 +117,11 @@ func (db *DB) readKeySet(ctx context.Context, q queryer) (KeySet, error) {
 
 // KeySet returns the published key set, its publication and its version.
 func (db *DB) KeySet(ctx context.Context) (KeySet, error) {
-	if err := db.turn(ctx); err != nil {
+	ctx, end, err := db.turn(ctx)
+	if err != nil {
 		return KeySet{}, fmt.Errorf("read key set: %w", err)
 	}
-	defer db.endTurn()
+	defer end()
 	set, err := db.readKeySet(ctx, db.x)
 	if err != nil {
 		return KeySet{}, fmt.Errorf("read key set: %w", err)
@@ -150,7 +151,7 @@ func (db *DB) KeySetVersion(ctx context.Context) (int64, error) {
 // deleted, changed keys rewritten, the publication written, and the version
 // grows by one. The Version update returns is ignored.
 func (db *DB) UpdateKeySet(ctx context.Context, update func(KeySet) (KeySet, error)) error {
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		if db.dialect == Postgres {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKeySet); err != nil {
 				return fmt.Errorf("take key-set lock: %w", err)

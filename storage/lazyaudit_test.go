@@ -3,6 +3,8 @@ package storage_test
 import (
 	"testing"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/keyward/keyward/storage"
 	"github.com/keyward/keyward/storage/storagetest"
 )
@@ -39,6 +41,30 @@ func TestAuditLazyCommit(t *testing.T) {
 	for range 4 { // whichever pooled connection answers
 		if v, err := storage.SynchronousCommit(ctx, db, false); err != nil || v != "on" {
 			t.Fatalf("a pooled connection has synchronous_commit %q (%v), want on", v, err)
+		}
+	}
+
+	// A lazy write that fails closes its connection: back in the pool it
+	// would make the durable writes lazy too.
+	if err := storage.AppendLazily(ctx, db, `INSERT INTO no_such_table VALUES (1)`); err == nil {
+		t.Fatal("an INSERT into a missing table succeeded")
+	}
+	n := db.SQL().Stats().OpenConnections
+	var held []*sqlx.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range n { // every connection the pool holds, each taken and kept
+		c, err := db.SQL().Connx(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		var v string
+		if err := c.QueryRowxContext(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil || v != "on" {
+			t.Fatalf("after a failed lazy write, a pooled connection has synchronous_commit %q (%v), want on", v, err)
 		}
 	}
 }

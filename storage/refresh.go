@@ -90,7 +90,7 @@ var ErrSignInStale = errors.New("the account changed since the sign-in was check
 // no family outlives an account event that followed its password check.
 func (db *DB) CreateRefreshFamily(ctx context.Context, f RefreshFamily, first RefreshToken, in SignIn) error {
 	first.FamilyID = f.ID
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		var cur struct {
 			Disabled          bool `db:"disabled"`
 			PasswordChangedAt Time `db:"password_changed_at"`
@@ -256,7 +256,7 @@ const rotationQuery = `SELECT t.hash, t.family_id, t.scope, t.created_at, t.idle
 // for rot.Check.
 func (db *DB) RotateRefreshToken(ctx context.Context, rot Rotation) (RotateResult, error) {
 	var res RotateResult
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		res = RotateResult{}
 		var st rotationState
 		var row tokenFamilyUser
@@ -392,7 +392,7 @@ func (db *DB) revokeFamily(ctx context.Context, tx *sqlx.Tx, id, reason string, 
 // RevokeRefreshFamily revokes the family and so every token in it. Revoking
 // a revoked family keeps the first reason; an unknown id is ErrNotFound.
 func (db *DB) RevokeRefreshFamily(ctx context.Context, id, reason string, now time.Time) error {
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		var n int
 		if err := tx.GetContext(ctx, &n, db.q(`SELECT COUNT(*) FROM refresh_families WHERE id = ?`), id); err != nil {
 			return err
@@ -460,7 +460,7 @@ func (db *DB) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) 
 func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int64, error) {
 	b := At(before)
 	var total int64
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		total = 0
 		// Tokens first: SQLite cascades only with foreign_keys on, and
 		// deleting children explicitly keeps both dialects alike.

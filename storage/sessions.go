@@ -145,7 +145,7 @@ func (db *DB) Consents(ctx context.Context, userID string) ([]Consent, error) {
 // of what was granted before and scope) and returns it.
 func (db *DB) GrantConsent(ctx context.Context, userID, clientID string, scope []string, now time.Time) (Consent, error) {
 	c := Consent{UserID: userID, ClientID: clientID, GrantedAt: At(now)}
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		var old List
 		err := tx.GetContext(ctx, &old, db.q(`SELECT scope FROM consents WHERE user_id = ? AND client_id = ?`+db.forUpdate()),
 			userID, clientID)
@@ -214,7 +214,7 @@ func (db *DB) TOTPCredential(ctx context.Context, userID string) (TOTPCredential
 // StartTOTPEnrolment stores an unconfirmed credential for the user,
 // replacing an unconfirmed one; a confirmed one is ErrConflict.
 func (db *DB) StartTOTPEnrolment(ctx context.Context, c TOTPCredential) error {
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		var confirmed Time
 		err := notFound(tx.GetContext(ctx, &confirmed, db.q(`SELECT confirmed_at FROM totp_credentials WHERE user_id = ?`+db.forUpdate()), c.UserID))
 		switch {
@@ -242,7 +242,7 @@ func (db *DB) StartTOTPEnrolment(ctx context.Context, c TOTPCredential) error {
 // and replaces the recovery codes with codeHashes. ErrNotFound when there
 // is no unconfirmed credential.
 func (db *DB) ConfirmTOTP(ctx context.Context, userID string, step int64, codeHashes []string, now time.Time) error {
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, db.q(`UPDATE totp_credentials SET confirmed_at = ?, last_step = ?
 			WHERE user_id = ? AND confirmed_at = 0 AND last_step < ?`), At(now), step, userID, step)
 		if err != nil {
@@ -297,7 +297,7 @@ func (db *DB) UseRecoveryCode(ctx context.Context, userID, codeHash string) (boo
 // whether there was a credential.
 func (db *DB) DeleteTOTP(ctx context.Context, userID string) (bool, error) {
 	var n int64
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM totp_credentials WHERE user_id = ?`), userID)
 		if err != nil {
 			return err

@@ -76,7 +76,7 @@ func (db *DB) RecordFailures(ctx context.Context, now time.Time, fs ...Failure) 
 		return nil, fmt.Errorf("record throttle failure: %w", err)
 	}
 	defer release()
-	err = db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err = db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		for _, i := range order {
 			f := fs[i]
 			// The upsert takes the row lock (PostgreSQL) or runs under the

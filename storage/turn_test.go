@@ -140,3 +140,94 @@ func parkedInTurn() int {
 	}
 	return parked
 }
+
+// TestHangUpKeepsConnection: on PostgreSQL, a statement or transaction
+// that has begun runs to its end when its caller's context is cancelled (a
+// client that hung up), and its pooled connection stays open; only the
+// caller's deadline cuts it off. lib/pq answers a cancelled context by
+// discarding the connection and dialling a cancel request, and opening
+// connections again under load stalled requests for seconds.
+func TestHangUpKeepsConnection(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	db := storagetest.Open(t, dsn)
+	ctx := t.Context()
+	raw, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	waiting := func() int {
+		var n int
+		if err := raw.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	lock, err := raw.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `LOCK TABLE throttle_counters IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	// A read and a transaction, each under a request's deadline, block on
+	// the lock; then their callers hang up.
+	rctx, hangUp := context.WithTimeout(ctx, time.Minute)
+	done := make(chan error, 2)
+	go func() {
+		_, err := db.Counter(rctx, "hang-up-read")
+		if errors.Is(err, storage.ErrNotFound) {
+			err = nil
+		}
+		done <- err
+	}()
+	go func() {
+		_, err := db.RecordFailures(rctx, time.Now(), storage.Failure{Key: "hang-up-tx", Policy: func(storage.Counter) (time.Time, time.Time) {
+			return time.Time{}, time.Now().Add(time.Hour)
+		}})
+		done <- err
+	}()
+	testsupport.Eventually(t, "both statements to wait for the lock", 30*time.Second, func() bool { return waiting() == 2 })
+	open := db.SQL().Stats().OpenConnections
+	hangUp()
+	select {
+	case err := <-done:
+		t.Fatalf("a statement returned when its caller hung up (%v): it was cancelled", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if n := waiting(); n != 2 {
+		t.Fatalf("%d statements still waiting in PostgreSQL after the hang-up, want 2: a cancel request reached it", n)
+	}
+	if err := lock.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("statement begun before the hang-up: %v", err)
+		}
+	}
+	if n := db.SQL().Stats().OpenConnections; n != open {
+		t.Errorf("%d connections open after the hang-ups, want %d: a connection was discarded", n, open)
+	}
+	if _, err := db.Counter(ctx, "hang-up-tx"); err != nil {
+		t.Errorf("the hung-up transaction's counter: %v", err)
+	}
+
+	// The deadline still ends a statement.
+	lock, err = raw.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `LOCK TABLE throttle_counters IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := db.Counter(dctx, "hang-up-read"); !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(fmt.Sprint(err), "canceling statement") {
+		t.Errorf("a read past its deadline: %v, want it cut off", err)
+	}
+}

@@ -223,7 +223,7 @@ func (db *DB) Users(ctx context.Context, offset, limit int) ([]User, error) {
 // (fillSkeletons) stays updatable. When update returns an error nothing is written.
 func (db *DB) UpdateUser(ctx context.Context, id string, update func(*User) error) (User, error) {
 	var u User
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		if err := tx.GetContext(ctx, &u, db.q(`SELECT `+userColumns+` FROM users WHERE id = ?`+db.forUpdate()), id); err != nil {
 			return notFound(err)
 		}
