@@ -102,24 +102,36 @@ func (db *DB) AppendAudits(ctx context.Context, es []*AuditEvent, durable bool) 
 // more (client_credentials with ES256 keys at 8,000/s: max latency 0.5-1 s,
 // against 10-70 ms lazily).
 func (db *DB) appendLazily(ctx context.Context, query string, args []any) error {
+	ctx, cancel := statementContext(ctx) // a hang-up would close the connection
+	defer cancel()
 	db.lazyMu.Lock()
 	defer db.lazyMu.Unlock()
-	if db.lazyAudit == nil {
-		c, err := db.x.Connx(ctx)
-		if err != nil {
-			return err
-		}
-		if _, err := c.ExecContext(ctx, `SET synchronous_commit = off`); err != nil {
-			c.Close()
-			return err
-		}
-		db.lazyAudit = c
+	if err := db.openLazyAudit(ctx); err != nil {
+		return err
 	}
 	_, err := db.lazyAudit.ExecContext(ctx, db.q(query), args...)
 	if err != nil { // the connection may be gone: the next write opens another
 		db.dropLazyAudit()
 	}
 	return err
+}
+
+// openLazyAudit opens the lazy audit connection unless it is open; the
+// caller holds lazyMu.
+func (db *DB) openLazyAudit(ctx context.Context) error {
+	if db.lazyAudit != nil {
+		return nil
+	}
+	c, err := db.x.Connx(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := c.ExecContext(ctx, `SET synchronous_commit = off`); err != nil {
+		c.Close()
+		return err
+	}
+	db.lazyAudit = c
+	return nil
 }
 
 // dropLazyAudit closes the lazy audit connection for good. Given back to

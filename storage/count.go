@@ -63,6 +63,7 @@ type Option func(*openOptions)
 type openOptions struct {
 	counter   *StatementCounter
 	clientTTL time.Duration
+	pool      int // WithPool; 0: DefaultPool, opened on demand
 }
 
 // WithCounter makes Open count every statement and transaction the driver

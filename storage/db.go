@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -158,9 +159,12 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	} else {
 		// As many idle as open: a connection closed on release under load
 		// is a new server process forked for the next query.
-		x.SetMaxOpenConns(pgPoolSize)
-		x.SetMaxIdleConns(pgPoolSize)
-		x.SetConnMaxIdleTime(5 * time.Minute)
+		pool := cmp.Or(o.pool, DefaultPool)
+		x.SetMaxOpenConns(pool)
+		x.SetMaxIdleConns(pool)
+		if o.pool == 0 {
+			x.SetConnMaxIdleTime(5 * time.Minute)
+		}
 	}
 	db := &DB{x: x, dialect: dialect, clients: newClientCache(o.clientTTL)}
 	if dialect == SQLite {
@@ -168,13 +172,73 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		db.writer <- nil // opened by the first writeTurn
 	} else {
 		db.counterWriters = make(chan struct{}, maxCounterWriters)
-		db.turns = make(chan struct{}, pgTurns)
+		db.turns = make(chan struct{}, cmp.Or(o.pool, DefaultPool)-2)
 	}
 	if err := db.Ping(ctx); err != nil {
 		x.Close()
 		return nil, err
 	}
+	if o.pool > 0 && dialect == Postgres {
+		if err := db.openPool(ctx, o.pool); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
+}
+
+// DefaultPool is the most connections one process opens to PostgreSQL
+// without WithPool, and the size keyward serve gives WithPool by default
+// (--database-pool). Small, as PostgreSQL's own sizing advice has it
+// (about twice its cores): the statements past what its cores run at once
+// only queue inside it. Measured with PostgreSQL sharing the server's one
+// core (docs/performance.md), 8 served every scenario as fast as 32 or
+// faster, and where 32 let requests stall for 1-6 s, 8 kept them mostly
+// under 0.2 s.
+const DefaultPool = 8
+
+// MinPool is the smallest pool WithPool takes: the turns (see turn) get
+// all but the lazy audit writer's connection and a spare.
+const MinPool = 3
+
+// WithPool gives a PostgreSQL database a fixed pool of n connections
+// (MinPool or more): Open opens them all, and none is closed for being
+// idle. Without it the pool opens up to DefaultPool connections on demand
+// and closes those idle for five minutes, which suits a command that runs
+// a few statements. A server wants its connections open before the load
+// comes: opened on demand, under load, they come when PostgreSQL is
+// busiest, and where it shares the server's cores each took seconds to
+// start (docs/performance.md). SQLite ignores it.
+func WithPool(n int) Option {
+	return func(o *openOptions) { o.pool = n }
+}
+
+// openPool opens the lazy audit writer's connection and n-1 pooled ones,
+// all held at once so that each is a new one, and gives them back.
+func (db *DB) openPool(ctx context.Context, n int) error {
+	if n < MinPool {
+		return fmt.Errorf("a pool of %d PostgreSQL connections is too small: it needs %d or more", n, MinPool)
+	}
+	db.lazyMu.Lock()
+	err := db.openLazyAudit(ctx)
+	db.lazyMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("open the connection pool: %w", err)
+	}
+	conns := make([]*sqlx.Conn, 0, n-1)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n - 1 {
+		c, err := db.x.Connx(ctx)
+		if err != nil {
+			return fmt.Errorf("open the connection pool (%d of %d open): %w", len(conns)+1, n, err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
 }
 
 // connector is the driver's connector for source, as sql.Open would use.
@@ -247,15 +311,10 @@ func (db *DB) inTxPrepared(ctx context.Context, tx *sqlx.Tx, query string) (*sql
 	return tx.StmtxContext(ctx, st), nil
 }
 
-// pgPoolSize is the most connections one process opens to PostgreSQL.
-const pgPoolSize = 32
-
-// pgTurns is how many of them the turns hand out (see turn): all but one
-// the lazy audit writer keeps (appendLazily) and one for what takes a
-// connection outside the turns (preparing a statement, Ping, migrations).
-const pgTurns = pgPoolSize - 2
-
-// turn waits, on PostgreSQL, until fewer than pgTurns uses of a pooled
+// turn waits, on PostgreSQL, until fewer than the pool's size less two
+// (the connection the lazy audit writer keeps, appendLazily, and one for
+// what takes a connection outside the turns: preparing a statement, Ping,
+// migrations) uses of a pooled
 // connection run, first come, first served, and takes a turn. It returns
 // the context the turn's statements run under (statementContext) and end,
 // which gives the turn back. Every statement and transaction of DB takes

@@ -21,8 +21,9 @@ func SynchronousCommit(ctx context.Context, db *DB, lazy bool) (string, error) {
 	return v, db.x.QueryRowxContext(ctx, `SHOW synchronous_commit`).Scan(&v)
 }
 
-// PGTurns is how many pooled connections the turns hand out on PostgreSQL.
-const PGTurns = pgTurns
+// PGTurns is how many pooled connections the turns hand out on PostgreSQL
+// without WithPool.
+const PGTurns = DefaultPool - 2
 
 // TurnsTaken is how many turns are taken now.
 func TurnsTaken(db *DB) int { return len(db.turns) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +230,64 @@ func TestHangUpKeepsConnection(t *testing.T) {
 	defer cancel()
 	if _, err := db.Counter(dctx, "hang-up-read"); !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(fmt.Sprint(err), "canceling statement") {
 		t.Errorf("a read past its deadline: %v, want it cut off", err)
+	}
+}
+
+// TestFixedPool: WithPool opens its connections in Open, and the same
+// server processes serve a burst of concurrent statements, some of whose
+// callers hang up: none is closed and none opened after Open.
+func TestFixedPool(t *testing.T) {
+	const size = 5
+	dsn := storagetest.PostgresDSN(t)
+	db := storagetest.Open(t, dsn, storage.WithPool(size))
+	ctx := t.Context()
+	raw, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1)
+	backends := func() []int {
+		var pids []int
+		if err := raw.SelectContext(ctx, &pids, `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid`); err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+	if n := db.SQL().Stats().OpenConnections; n != size {
+		t.Fatalf("%d connections open after Open, want %d", n, size)
+	}
+	before := backends()
+	if len(before) != size {
+		t.Fatalf("PostgreSQL serves %d connections of the pool after Open, want %d", len(before), size)
+	}
+
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			if i%4 == 0 {
+				cancel() // hung up before its turn or during its statement
+			}
+			if _, err := db.Counter(rctx, fmt.Sprint("burst-", i)); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, context.Canceled) {
+				t.Errorf("read %d: %v", i, err)
+			}
+			if err := db.AppendAudits(rctx, []*storage.AuditEvent{{Type: "login", Actor: fmt.Sprint("burst-", i)}}, false); err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("lazy audit write %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if after := backends(); !slices.Equal(after, before) {
+		t.Errorf("PostgreSQL backends %v after the burst, want the same as after Open, %v", after, before)
+	}
+	if n := db.SQL().Stats().OpenConnections; n != size {
+		t.Errorf("%d connections open after the burst, want %d", n, size)
+	}
+
+	if _, err := storage.Open(ctx, dsn, storage.WithPool(storage.MinPool-1)); err == nil {
+		t.Errorf("a pool of %d opened", storage.MinPool-1)
 	}
 }

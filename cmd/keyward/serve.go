@@ -68,7 +68,8 @@ func (a *app) serve(ctx context.Context, logw, out io.Writer, c *serveConfig) er
 
 	// Clients are cached for a second: a change made elsewhere (another
 	// replica, the CLI) reaches this server within it (docs/tokens.md).
-	db, err := a.openDB(ctx, storage.WithClientCacheTTL(storage.DefaultClientCacheTTL))
+	// PostgreSQL's connections are all opened now, before any load.
+	db, err := a.openDB(ctx, storage.WithClientCacheTTL(storage.DefaultClientCacheTTL), storage.WithPool(c.databasePool))
 	if err != nil {
 		return err
 	}

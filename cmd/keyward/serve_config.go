@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/idp/oauth"
 	"github.com/keyward/keyward/idp/password"
 	"github.com/keyward/keyward/keys"
+	"github.com/keyward/keyward/storage"
 )
 
 // serveFlags are serve's flags as given (or filled from KEYWARD_*
@@ -45,6 +46,7 @@ type serveFlags struct {
 	requireVerifiedEmail                  bool
 	sessionIdle, sessionLifetime          time.Duration // browser login sessions (idp/login)
 	signer                                string        // --signer: auto, go or openssl (signer.go)
+	databasePool                          int           // --database-pool
 }
 
 // bindServeFlags defines serve's flags on fl and returns where they land.
@@ -56,6 +58,7 @@ func bindServeFlags(fl *pflag.FlagSet) *serveFlags {
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "serve TLS with this private key (PEM)")
 	fl.BoolVar(&f.noMigrate, "no-migrate", false, "do not migrate the database at start")
+	fl.IntVar(&f.databasePool, "database-pool", storage.DefaultPool, fmt.Sprintf("PostgreSQL connections serve opens at start and keeps open (%d or more); each replica takes this many of PostgreSQL's max_connections. SQLite ignores it", storage.MinPool))
 	fl.BoolVar(&f.demo, "demo", false, "on an empty database, create a demo client and user and print their credentials")
 	f.kekFlags.register(fl)
 	f.keyPolicyFlags.register(fl)
@@ -93,6 +96,7 @@ type serveConfig struct {
 	tls             tlsSetup
 	insecureHTTP    bool // --insecure-http: serve warns
 	migrate         bool // not --no-migrate
+	databasePool    int  // --database-pool
 	demo            bool
 	kek             kekSource
 	keyPolicy       keys.Policy // TokenLifetime is --access-token-ttl
@@ -167,6 +171,9 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 	if f.drainDelay < 0 || f.shutdownTimeout <= 0 {
 		return nil, fmt.Errorf("--drain-delay must not be negative and --shutdown-timeout must be positive, got %v and %v", f.drainDelay, f.shutdownTimeout)
 	}
+	if f.databasePool < storage.MinPool {
+		return nil, fmt.Errorf("--database-pool must be %d or more, got %d", storage.MinPool, f.databasePool)
+	}
 	if f.resetTokenLifetime < time.Minute || f.resetTokenLifetime > 24*time.Hour {
 		return nil, errors.New("--reset-token-lifetime must be between 1m and 24h")
 	}
@@ -194,6 +201,7 @@ func (f *serveFlags) config(a *app) (*serveConfig, error) {
 		tls:             tlsSetup{mode: mode, cert: f.tlsCert, key: f.tlsKey},
 		insecureHTTP:    f.insecureHTTP,
 		migrate:         !f.noMigrate,
+		databasePool:    f.databasePool,
 		demo:            f.demo,
 		kek:             kek,
 		keyPolicy:       keyPolicy,

@@ -184,8 +184,12 @@ func New(store Store, log *slog.Logger, now func() time.Time, retention time.Dur
 	return a
 }
 
-// auditWriteTimeout bounds the row write; it outlives a client that hung up.
-const auditWriteTimeout = 2 * time.Second
+// auditWriteTimeout bounds the row write; it outlives a client that hung
+// up. It is a request's own bound (idp's requestTimeout): with 2 s, rows
+// were given up while PostgreSQL, sharing a saturated core, took 2-4 s for
+// one write, and each write given up also closed its connection (lib/pq
+// cancels by discarding it), whose replacement then started on that core.
+const auditWriteTimeout = 10 * time.Second
 
 // Record logs e and stores it as an audit row, returning once the row is
 // written (or its write failed, which is logged).

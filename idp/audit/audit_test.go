@@ -168,3 +168,37 @@ func TestAuditGathersAsyncRows(t *testing.T) {
 		t.Errorf("%d rows took %d writes: async rows do not gather", rows, writes)
 	}
 }
+
+// TestAuditSlowWriteLands: a row whose write waits several seconds on a
+// busy PostgreSQL (here, a lock on audit_events held for 3 s) is stored,
+// not given up: the write's timeout (auditWriteTimeout) is the request's,
+// not a fraction of it.
+func TestAuditSlowWriteLands(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	db := storagetest.Open(t, dsn)
+	var logs bytes.Buffer
+	a := New(db, jsonLogger(&logs), nil, 0)
+	lock, err := db.SQL().BeginTxx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(t.Context(), `LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	release := time.AfterFunc(3*time.Second, func() { lock.Commit() })
+	defer release.Stop()
+	a.RecordAsync(t.Context(), Event{Type: TokenIssued, Actor: "slow-async"})
+	a.Record(t.Context(), Event{Type: LoginFailed, Actor: "slow-durable"})
+	a.Flush()
+	if strings.Contains(logs.String(), "audit write failed") {
+		t.Fatalf("a write slowed by 3 s gave up:\n%s", logs.String())
+	}
+	got, err := db.AuditEvents(t.Context(), storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("stored %d rows, want the 2 slowed ones", len(got))
+	}
+}
