@@ -171,8 +171,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		db.writer = make(chan *sqlx.Conn, 1)
 		db.writer <- nil // opened by the first writeTurn
 	} else {
-		db.counterWriters = make(chan struct{}, maxCounterWriters)
-		db.turns = make(chan struct{}, cmp.Or(o.pool, DefaultPool)-2)
+		turns := cmp.Or(o.pool, DefaultPool) - 2
+		db.turns = make(chan struct{}, turns)
+		// At most half the turns wait on a counter's row lock (counterTurn).
+		db.counterWriters = make(chan struct{}, min(maxCounterWriters, max(1, turns/2)))
 	}
 	if err := db.Ping(ctx); err != nil {
 		x.Close()

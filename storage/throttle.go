@@ -114,7 +114,8 @@ func (db *DB) RecordFailures(ctx context.Context, now time.Time, fs ...Failure) 
 }
 
 // maxCounterWriters is how many RecordFailures transactions one process
-// runs at once on PostgreSQL (counterTurn).
+// runs at once on PostgreSQL (counterTurn), and never more than half its
+// turns: 3 with the default pool of 8.
 const maxCounterWriters = 4
 
 // counterTurn waits, on PostgreSQL, until fewer than maxCounterWriters
