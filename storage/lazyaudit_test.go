@@ -1,7 +1,10 @@
 package storage_test
 
 import (
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -66,5 +69,54 @@ func TestAuditLazyCommit(t *testing.T) {
 		if err := c.QueryRowxContext(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil || v != "on" {
 			t.Fatalf("after a failed lazy write, a pooled connection has synchronous_commit %q (%v), want on", v, err)
 		}
+	}
+}
+
+// TestAppendAuditsColumns: a batch of audit rows, durable or not, is
+// stored column for column and in order on both backends (PostgreSQL
+// takes it as one array per column).
+func TestAppendAuditsColumns(t *testing.T) {
+	for _, b := range storagetest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
+			db := storagetest.Open(t, b.DSN(t))
+			var want []storage.AuditEvent
+			for _, durable := range []bool{true, false} {
+				var batch []*storage.AuditEvent
+				for i := range 3 {
+					f := func(col string) string { return fmt.Sprintf("%s-%v-%d", col, durable, i) }
+					batch = append(batch, &storage.AuditEvent{
+						At:   storage.At(time.UnixMilli(1_700_000_000_000 + int64(len(want)+i))),
+						Type: f("type"), Actor: f("actor"), Subject: f("subject"), ClientID: f("client"), IP: f("ip"),
+						UserAgent: f("ua"), RequestID: f("req"), Outcome: f("outcome"), Reason: f("reason"),
+					})
+				}
+				if err := db.AppendAudits(t.Context(), batch, durable); err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range batch {
+					want = append(want, *e)
+				}
+			}
+			got, err := db.AuditEvents(t.Context(), storage.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("stored %d rows, want %d", len(got), len(want))
+			}
+			slices.Reverse(got) // newest first
+			for i := range got {
+				if i > 0 && got[i].ID <= got[i-1].ID {
+					t.Errorf("row %d has id %d after %d: not stored in order", i, got[i].ID, got[i-1].ID)
+				}
+				got[i].ID = 0
+				if !got[i].At.Equal(want[i].At.Time) || got[i].Type != want[i].Type || got[i].Actor != want[i].Actor ||
+					got[i].Subject != want[i].Subject || got[i].ClientID != want[i].ClientID || got[i].IP != want[i].IP ||
+					got[i].UserAgent != want[i].UserAgent || got[i].RequestID != want[i].RequestID ||
+					got[i].Outcome != want[i].Outcome || got[i].Reason != want[i].Reason {
+					t.Errorf("row %d stored as %+v, want %+v", i, got[i], want[i])
+				}
+			}
+		})
 	}
 }
