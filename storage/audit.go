@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lib/pq"
 )
 
 // AuditEvent is one stored security event: who did what to whom, from where,
@@ -50,29 +52,37 @@ func (db *DB) AppendAudits(ctx context.Context, es []*AuditEvent, durable bool) 
 	if len(es) == 0 {
 		return nil
 	}
-	var q strings.Builder
-	q.WriteString(`INSERT INTO audit_events
-		(at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason) VALUES `)
-	args := make([]any, 0, 10*len(es))
-	for i, e := range es {
+	for _, e := range es {
 		if e.At.IsZero() {
 			e.At = At(time.Now())
 		}
 		for _, f := range []*string{&e.Type, &e.Actor, &e.Subject, &e.ClientID, &e.IP, &e.UserAgent, &e.RequestID, &e.Outcome, &e.Reason} {
 			*f = cleanText(*f, maxAuditField)
 		}
+	}
+	if db.dialect == Postgres {
+		query, args := pgAuditInsert(es)
+		var err error
+		if durable {
+			_, err = db.exec(ctx, query, args...)
+		} else {
+			err = db.appendLazily(ctx, query, args)
+		}
+		if err != nil {
+			return fmt.Errorf("append %d audit events: %w", len(es), err)
+		}
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO audit_events
+		(at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason) VALUES `)
+	args := make([]any, 0, 10*len(es))
+	for i, e := range es {
 		if i > 0 {
 			q.WriteString(", ")
 		}
 		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, e.At, e.Type, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID, e.Outcome, e.Reason)
-	}
-	if !durable && db.dialect == Postgres {
-		err := db.appendLazily(ctx, q.String(), args)
-		if err != nil {
-			return fmt.Errorf("append %d audit events: %w", len(es), err)
-		}
-		return nil
 	}
 	wc, done, err := db.writeTurn(ctx) // a writer like any transaction (SQLite)
 	if err != nil {
@@ -88,6 +98,37 @@ func (db *DB) AppendAudits(ctx context.Context, es []*AuditEvent, durable bool) 
 		return fmt.Errorf("append %d audit events: %w", len(es), err)
 	}
 	return nil
+}
+
+// pgAuditInsertQuery inserts a batch of audit rows on PostgreSQL from one
+// array per column, in the arrays' order: the same short statement for
+// every batch, where a VALUES list of up to 256 rows (2,560 parameters)
+// was a new statement for PostgreSQL to parse and plan each time (with
+// PostgreSQL sharing a saturated core, up to 1.7 s logged for one parse).
+const pgAuditInsertQuery = `INSERT INTO audit_events
+	(at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason)
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+		$6::text[], $7::text[], $8::text[], $9::text[], $10::text[])`
+
+// pgAuditInsert returns pgAuditInsertQuery and its ten arrays for es.
+func pgAuditInsert(es []*AuditEvent) (string, []any) {
+	n := len(es)
+	at := make(pq.Int64Array, n)
+	text := make([]string, 9*n) // the nine text columns, one after another
+	for i, e := range es {
+		at[i] = e.At.UnixMilli()
+		for c, v := range [9]string{e.Type, e.Actor, e.Subject, e.ClientID, e.IP, e.UserAgent, e.RequestID, e.Outcome, e.Reason} {
+			text[c*n+i] = v
+		}
+	}
+	var cols [9]pq.StringArray
+	args := make([]any, 10)
+	args[0] = &at
+	for c := range cols {
+		cols[c] = text[c*n : (c+1)*n]
+		args[c+1] = &cols[c]
+	}
+	return pgAuditInsertQuery, args
 }
 
 // appendLazily runs an audit INSERT on PostgreSQL on the connection kept

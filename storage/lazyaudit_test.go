@@ -83,7 +83,8 @@ func TestAppendAuditsColumns(t *testing.T) {
 			for _, durable := range []bool{true, false} {
 				var batch []*storage.AuditEvent
 				for i := range 3 {
-					f := func(col string) string { return fmt.Sprintf("%s-%v-%d", col, durable, i) }
+					// Each value also holds what an array literal must quote.
+					f := func(col string) string { return fmt.Sprintf(`%s-%v-%d "q" \b, {NULL} é`, col, durable, i) }
 					batch = append(batch, &storage.AuditEvent{
 						At:   storage.At(time.UnixMilli(1_700_000_000_000 + int64(len(want)+i))),
 						Type: f("type"), Actor: f("actor"), Subject: f("subject"), ClientID: f("client"), IP: f("ip"),
