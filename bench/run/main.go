@@ -51,6 +51,7 @@ type options struct {
 	markdown, jsonOut    string
 	quick                bool
 	variants             []string // the server setups to run; all when empty
+	keepAutogroup        bool     // leave the kernel's autogroup scheduling on (sched.go)
 }
 
 func main() {
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&o.markdown, "markdown", "", "also write the table as markdown to this file")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
 	flag.StringVar(&only, "variants", "", "run only these server setups, comma-separated: default, go, openssl, es256, eddsa (the limits are still measured)")
+	flag.BoolVar(&o.keepAutogroup, "keep-autogroup", false, "leave the kernel's autogroup scheduling on (it is turned off for the run, as root, when on: each PostgreSQL backend would weigh as much as keyward)")
 	flag.StringVar(&render, "render", "", "measure nothing: print the report of an earlier -json file (and write -markdown)")
 	flag.Parse()
 	if o.quick {
@@ -207,6 +209,11 @@ func run(ctx context.Context, o options) (*load.Report, error) {
 	defer func() {
 		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("load average (1 min) %s at the start, %s at the end: above 0 means other work shared the cores", loadBefore, loadAverage()))
 	}()
+	restoreAutogroup, note := withoutAutogroup(autogroupSwitch, o.keepAutogroup)
+	defer restoreAutogroup()
+	if note != "" {
+		b.rep.Notes = append(b.rep.Notes, note)
+	}
 	if !hasSigner || !hasKeyAlg {
 		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("this keyward's serve has --signer: %v, --key-algorithm: %v; rows needing a missing flag are n/a", hasSigner, hasKeyAlg))
 	}

@@ -98,7 +98,7 @@ func TestPrivateCluster(t *testing.T) {
 func TestRunQuickSQLite(t *testing.T) {
 	needs(t, false)
 	o := options{duration: 500 * time.Millisecond, limitTime: 300 * time.Millisecond, conns: []int{8}, backends: []string{"sqlite"},
-		serverCore: 0, loadCore: 1}
+		serverCore: 0, loadCore: 1, keepAutogroup: true} // a test leaves the machine's scheduling alone
 	rep, err := run(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -142,5 +142,44 @@ func TestRunQuickSQLite(t *testing.T) {
 	rep.WriteMarkdown(&md)
 	if n := strings.Count(md.String(), "\n| "); n != len(rep.Rows)+1 {
 		t.Errorf("%d markdown rows for %d rows", n, len(rep.Rows))
+	}
+}
+
+// TestWithoutAutogroup: the run turns autogroup scheduling off when it is
+// on and back on after, leaves it alone when it is off or kept, and says
+// so in the report.
+func TestWithoutAutogroup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sched_autogroup_enabled")
+	read := func() string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	os.WriteFile(path, []byte("1\n"), 0o644)
+	restore, note := withoutAutogroup(path, false)
+	if got := read(); got != "0" || !strings.Contains(note, "turned off") {
+		t.Fatalf("on: switch %q, note %q; want it off and said", got, note)
+	}
+	restore()
+	if got := read(); got != "1" {
+		t.Fatalf("after the run the switch is %q, want 1", got)
+	}
+
+	restore, note = withoutAutogroup(path, true)
+	restore()
+	if got := read(); got != "1" || !strings.Contains(note, "not comparable") {
+		t.Fatalf("kept: switch %q, note %q; want it on and the rows flagged", got, note)
+	}
+
+	os.WriteFile(path, []byte("0\n"), 0o644)
+	restore, note = withoutAutogroup(path, false)
+	restore()
+	if got := read(); got != "0" || note != "" {
+		t.Fatalf("off already: switch %q, note %q; want it untouched and nothing said", got, note)
+	}
+	if _, note := withoutAutogroup(filepath.Join(t.TempDir(), "missing"), false); note != "" {
+		t.Fatalf("no switch: note %q", note)
 	}
 }
