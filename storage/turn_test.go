@@ -29,26 +29,9 @@ import (
 // turn, which passes through the writers one at a time: the ids
 // PostgreSQL gives their rows must rise in the order they queued.
 func TestPoolTurnsFirstComeFirstServed(t *testing.T) {
-	dsn := storagetest.PostgresDSN(t)
-	db := storagetest.Open(t, dsn)
+	db, raw := openBeside(t)
 	ctx := t.Context()
-
-	raw, err := sqlx.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	lock := func(table string) *sqlx.Tx {
-		tx, err := raw.BeginTxx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.ExecContext(ctx, `LOCK TABLE `+table+` IN ACCESS EXCLUSIVE MODE`); err != nil {
-			t.Fatal(err)
-		}
-		return tx
-	}
-	counters, clients := lock("throttle_counters"), lock("clients")
+	counters, clients := raw.lock("throttle_counters"), raw.lock("clients")
 	defer counters.Rollback()
 	defer clients.Rollback()
 
@@ -66,10 +49,7 @@ func TestPoolTurnsFirstComeFirstServed(t *testing.T) {
 		}
 	})
 	testsupport.Eventually(t, "every turn's read to wait for its lock", 30*time.Second, func() bool {
-		var n int
-		err := raw.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`)
-		return err == nil && n == storage.PGTurns
+		return raw.lockWaiters() == storage.PGTurns
 	})
 
 	const writers, cancelled = 8, 3
@@ -149,30 +129,11 @@ func parkedInTurn() int {
 // discarding the connection and dialling a cancel request, and opening
 // connections again under load stalled requests for seconds.
 func TestHangUpKeepsConnection(t *testing.T) {
-	dsn := storagetest.PostgresDSN(t)
-	db := storagetest.Open(t, dsn)
+	db, raw := openBeside(t)
 	ctx := t.Context()
-	raw, err := sqlx.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	waiting := func() int {
-		var n int
-		if err := raw.GetContext(ctx, &n, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	lock, err := raw.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	waiting := raw.lockWaiters
+	lock := raw.lock("throttle_counters")
 	defer lock.Rollback()
-	if _, err := lock.ExecContext(ctx, `LOCK TABLE throttle_counters IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
 
 	// A read and a transaction, each under a request's deadline, block on
 	// the lock; then their callers hang up.
@@ -218,14 +179,8 @@ func TestHangUpKeepsConnection(t *testing.T) {
 	}
 
 	// The deadline still ends a statement.
-	lock, err = raw.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lock = raw.lock("throttle_counters")
 	defer lock.Rollback()
-	if _, err := lock.ExecContext(ctx, `LOCK TABLE throttle_counters IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	if _, err := db.Counter(dctx, "hang-up-read"); !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(fmt.Sprint(err), "canceling statement") {
@@ -238,15 +193,9 @@ func TestHangUpKeepsConnection(t *testing.T) {
 // callers hang up: none is closed and none opened after Open.
 func TestFixedPool(t *testing.T) {
 	const size = 5
-	dsn := storagetest.PostgresDSN(t)
-	db := storagetest.Open(t, dsn, storage.WithPool(size))
+	db, raw := openBeside(t, storage.WithPool(size))
+	raw.SetMaxOpenConns(1) // its own connection is the one it leaves out
 	ctx := t.Context()
-	raw, err := sqlx.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.SetMaxOpenConns(1)
 	backends := func() []int {
 		var pids []int
 		if err := raw.SelectContext(ctx, &pids, `SELECT pid FROM pg_stat_activity
@@ -287,7 +236,51 @@ func TestFixedPool(t *testing.T) {
 		t.Errorf("%d connections open after the burst, want %d", n, size)
 	}
 
-	if _, err := storage.Open(ctx, dsn, storage.WithPool(storage.MinPool-1)); err == nil {
+	if _, err := storage.Open(ctx, raw.dsn, storage.WithPool(storage.MinPool-1)); err == nil {
 		t.Errorf("a pool of %d opened", storage.MinPool-1)
 	}
+}
+
+// beside is a second handle on a test's PostgreSQL database, outside the
+// DB's pool and turns, one connection at a time: it locks tables and
+// watches PostgreSQL.
+type beside struct {
+	*sqlx.DB
+	t   *testing.T
+	dsn string
+}
+
+// openBeside opens a fresh migrated PostgreSQL database with opts and a
+// handle beside it.
+func openBeside(t *testing.T, opts ...storage.Option) (*storage.DB, beside) {
+	dsn := storagetest.PostgresDSN(t)
+	db := storagetest.Open(t, dsn, opts...)
+	raw, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return db, beside{DB: raw, t: t, dsn: dsn}
+}
+
+// lock begins a transaction holding table in ACCESS EXCLUSIVE mode.
+func (b beside) lock(table string) *sqlx.Tx {
+	tx, err := b.BeginTxx(b.t.Context(), nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(b.t.Context(), `LOCK TABLE `+table+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+		b.t.Fatal(err)
+	}
+	return tx
+}
+
+// lockWaiters is how many of the database's connections wait for a lock.
+func (b beside) lockWaiters() int {
+	var n int
+	if err := b.GetContext(b.t.Context(), &n, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+		b.t.Fatal(err)
+	}
+	return n
 }
