@@ -131,6 +131,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.pool != 0 && o.pool < MinPool {
+		return nil, fmt.Errorf("a pool of %d PostgreSQL connections is too small: it needs %d or more", o.pool, MinPool)
+	}
+	pool := cmp.Or(o.pool, DefaultPool)
 	if path, ok := SQLitePath(dsn); ok {
 		if err := createPrivate(path); err != nil {
 			return nil, err
@@ -159,7 +163,6 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	} else {
 		// As many idle as open: a connection closed on release under load
 		// is a new server process forked for the next query.
-		pool := cmp.Or(o.pool, DefaultPool)
 		x.SetMaxOpenConns(pool)
 		x.SetMaxIdleConns(pool)
 		if o.pool == 0 {
@@ -171,7 +174,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		db.writer = make(chan *sqlx.Conn, 1)
 		db.writer <- nil // opened by the first writeTurn
 	} else {
-		turns := cmp.Or(o.pool, DefaultPool) - 2
+		turns := pool - 2
 		db.turns = make(chan struct{}, turns)
 		// At most half the turns wait on a counter's row lock (counterTurn).
 		db.counterWriters = make(chan struct{}, min(maxCounterWriters, max(1, turns/2)))
@@ -181,7 +184,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		return nil, err
 	}
 	if o.pool > 0 && dialect == Postgres {
-		if err := db.openPool(ctx, o.pool); err != nil {
+		if err := db.openPool(ctx, pool); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -194,9 +197,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 // (--database-pool). Small, as PostgreSQL's own sizing advice has it
 // (about twice its cores): the statements past what its cores run at once
 // only queue inside it. Measured with PostgreSQL sharing the server's one
-// core (docs/performance.md), 8 served every scenario as fast as 32 or
-// faster, and where 32 let requests stall for 1-6 s, 8 kept them mostly
-// under 0.2 s.
+// core (docs/performance.md, the kernel's autogroup scheduling on), 8
+// served every scenario as fast as 32 or faster, and where 32 let
+// requests stall for 1-6 s, 8 kept them mostly under 0.2 s.
 const DefaultPool = 8
 
 // MinPool is the smallest pool WithPool takes: the turns (see turn) get
@@ -218,9 +221,6 @@ func WithPool(n int) Option {
 // openPool opens the lazy audit writer's connection and n-1 pooled ones,
 // all held at once so that each is a new one, and gives them back.
 func (db *DB) openPool(ctx context.Context, n int) error {
-	if n < MinPool {
-		return fmt.Errorf("a pool of %d PostgreSQL connections is too small: it needs %d or more", n, MinPool)
-	}
 	db.lazyMu.Lock()
 	err := db.openLazyAudit(ctx)
 	db.lazyMu.Unlock()
@@ -314,10 +314,10 @@ func (db *DB) inTxPrepared(ctx context.Context, tx *sqlx.Tx, query string) (*sql
 }
 
 // turn waits, on PostgreSQL, until fewer than the pool's size less two
-// (the connection the lazy audit writer keeps, appendLazily, and one for
-// what takes a connection outside the turns: preparing a statement, Ping,
-// migrations) uses of a pooled
-// connection run, first come, first served, and takes a turn. It returns
+// uses of a pooled connection run (the two: the connection the lazy audit
+// writer keeps, appendLazily, and one for what takes a connection outside
+// the turns: preparing a statement, Ping, migrations), first come, first
+// served, and takes a turn. It returns
 // the context the turn's statements run under (statementContext) and end,
 // which gives the turn back. Every statement and transaction of DB takes
 // one, and takes no second one before ending it. database/sql hands a

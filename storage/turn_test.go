@@ -236,8 +236,10 @@ func TestFixedPool(t *testing.T) {
 		t.Errorf("%d connections open after the burst, want %d", n, size)
 	}
 
-	if _, err := storage.Open(ctx, raw.dsn, storage.WithPool(storage.MinPool-1)); err == nil {
-		t.Errorf("a pool of %d opened", storage.MinPool-1)
+	for _, n := range []int{storage.MinPool - 1, 1, -1} {
+		if _, err := storage.Open(ctx, raw.dsn, storage.WithPool(n)); err == nil {
+			t.Errorf("a pool of %d opened", n)
+		}
 	}
 }
 
