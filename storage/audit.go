@@ -103,8 +103,8 @@ func (db *DB) AppendAudits(ctx context.Context, es []*AuditEvent, durable bool) 
 // pgAuditInsertQuery inserts a batch of audit rows on PostgreSQL from one
 // array per column, in the arrays' order: the same short statement for
 // every batch, where a VALUES list of up to 256 rows (2,560 parameters)
-// was a new statement for PostgreSQL to parse and plan each time (with
-// PostgreSQL sharing a saturated core, up to 1.7 s logged for one parse).
+// was a new statement for PostgreSQL to parse and plan each time
+// (docs/performance.md measures the difference).
 const pgAuditInsertQuery = `INSERT INTO audit_events
 	(at, type, actor, subject, client_id, ip, user_agent, request_id, outcome, reason)
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
